@@ -1,0 +1,524 @@
+//go:build e2e
+
+// Package e2e boots a real octo (as root) on a temporary data dir and
+// non-default ports and drives it like a user: pods from an image pushed to
+// the embedded registry, Services, in-cluster API access, S3, down/up,
+// kill -9 recovery and purge, checking that the host is clean after `down`.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/daemon"
+	"github.com/octohq/octo/internal/embed/containerd"
+	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/teardown"
+)
+
+var octoBin = flag.String("octo", "../bin/octo", "path of the octo binary under test")
+
+// Ports that differ from the defaults, so a developer's own octo is not hit.
+var ports = []string{
+	"--edge-port=18787", "--registry-port=15050", "--s3-port=19000",
+	"--apiserver-port=16443", "--kubelet-port=11250",
+}
+
+const (
+	ns        = "e2e"
+	appName   = "hello"
+	bucket    = "e2e-bucket"
+	objectKey = "greeting.txt"
+	objectVal = "hello from S3"
+)
+
+// sysctls octo may change; each must be back to its value after `down`.
+var sysctls = []string{
+	"net/ipv4/ip_forward", "net/ipv4/conf/all/route_localnet", "vm/overcommit_memory",
+	"kernel/panic", "kernel/panic_on_oops",
+}
+
+type env struct {
+	t       *testing.T
+	bin     string
+	cfg     config.Config
+	baseSys map[string]string
+}
+
+func (e *env) octo(args ...string) (string, error) {
+	e.t.Helper()
+	full := append([]string{}, args...)
+	full = append(full, "--data-dir", e.cfg.DataDir)
+	cmd := exec.Command(e.bin, full...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+e.userKubeconfig())
+	err := cmd.Run()
+	e.t.Logf("$ octo %s\n%s", strings.Join(args, " "), out.String())
+	return out.String(), err
+}
+
+// userKubeconfig stands in for ~/.kube/config, so the test never touches the
+// real one.
+func (e *env) userKubeconfig() string {
+	return filepath.Join(filepath.Dir(e.cfg.DataDir), "user-kubeconfig")
+}
+
+func (e *env) mustOcto(args ...string) string {
+	e.t.Helper()
+	out, err := e.octo(args...)
+	if err != nil {
+		e.t.Fatalf("octo %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func (e *env) client() *kubernetes.Clientset {
+	e.t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", e.cfg.KubeconfigPath())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cs
+}
+
+func TestLifecycle(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the e2e test boots a real cluster and must run as root (make e2e under sudo)")
+	}
+	bin, err := filepath.Abs(*octoBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("octo binary: %v (run make build)", err)
+	}
+	base := t.TempDir()
+	dataDir := filepath.Join(base, "data")
+	e := &env{t: t, bin: bin, cfg: config.Default(dataDir), baseSys: readSysctls(t)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, part := range []string{"octo", "containerd", "kubelet", "kube-apiserver"} {
+				if b, err := os.ReadFile(e.cfg.ComponentLogPath(part)); err == nil {
+					t.Logf("---- tail of %s log ----\n%s", part, tail(string(b), 40))
+				}
+			}
+		}
+		_, _ = e.octo("down", "--purge", "--yes")
+	})
+
+	// Up on an empty data dir.
+	e.mustOcto(append([]string{"up"}, ports...)...)
+	cfg, err := config.Load(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+	if out, err := e.octo("up"); err == nil || !strings.Contains(out, "already running") {
+		t.Fatalf("second up while running: err=%v out=%q, want 'already running'", err, out)
+	}
+	status := e.mustOcto("status", "-o", "json")
+	for _, part := range []string{"kine", "kube-apiserver", "kubelet", "containerd", "s3", "registry"} {
+		if !strings.Contains(status, `"name": "`+part+`"`) {
+			t.Errorf("status lacks %s", part)
+		}
+	}
+	if out := e.mustOcto("kubectl", "get", "nodes"); !strings.Contains(out, " Ready") {
+		t.Fatalf("node not Ready:\n%s", out)
+	}
+	if kc, err := os.ReadFile(e.userKubeconfig()); err != nil || !strings.Contains(string(kc), "current-context: octo") {
+		t.Errorf("kubeconfig not merged into $KUBECONFIG: %v\n%s", err, kc)
+	}
+	if out := e.mustOcto("env"); !strings.Contains(out, "AWS_ACCESS_KEY_ID=") || !strings.Contains(out, "KUBECONFIG=") {
+		t.Fatalf("octo env:\n%s", out)
+	}
+	if out := e.mustOcto("logs", "--tail", "5", "kubelet"); out == "" {
+		t.Error("octo logs kubelet printed nothing")
+	}
+
+	image := pushHelloImage(t, cfg)
+	cs := e.client()
+	ctx := context.Background()
+	deployHello(t, cs, image)
+	svcIP := waitServing(t, cs, 2)
+	checkPodToPod(t, e, cs)
+	checkInClusterAPI(t, e, cs)
+	putS3Object(t, cfg)
+
+	// Down: host clean, data kept.
+	e.mustOcto("down")
+	e.assertHostClean()
+	if _, err := os.Stat(dataDir); err != nil {
+		t.Fatalf("data dir removed by down: %v", err)
+	}
+
+	// Up again: same objects serve, S3 object and image still there.
+	e.mustOcto("up")
+	cs = e.client()
+	if got := waitServing(t, cs, 2); got != svcIP {
+		t.Logf("service IP changed %s -> %s", svcIP, got)
+	}
+	getS3Object(t, cfg)
+	if _, err := remote.Head(mustRef(t, image)); err != nil {
+		t.Fatalf("registry image gone after down/up: %v", err)
+	}
+
+	// kill -9 of the daemon: the next up recovers.
+	pid, alive := daemon.RunningPID(cfg)
+	if !alive {
+		t.Fatal("daemon not running before kill -9")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	out := e.mustOcto("up")
+	if !strings.Contains(out, "did not stop cleanly") {
+		t.Errorf("up after kill -9 did not report the recovery:\n%s", out)
+	}
+	waitServing(t, e.client(), 2)
+	_ = ctx
+
+	// Purge.
+	e.mustOcto("down", "--purge", "--yes")
+	e.assertHostClean()
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Fatalf("data dir still there after purge: %v", err)
+	}
+	if kc, _ := os.ReadFile(e.userKubeconfig()); strings.Contains(string(kc), "octo") {
+		t.Errorf("purge left the octo context in the kubeconfig:\n%s", kc)
+	}
+}
+
+// pushHelloImage compiles the hello workload and pushes it to the embedded
+// registry as a one-layer image built in-process.
+func pushHelloImage(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "hello")
+	build := exec.Command("go", "build", "-o", out, "./testdata/hello")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build hello: %v\n%s", err, b)
+	}
+	bin, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := containerd.SingleBinaryImage("/hello", bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := cfg.RegistryAddr() + "/e2e/hello:1"
+	if err := remote.Write(mustRef(t, ref), img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	return ref
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func deployHello(t *testing.T, cs *kubernetes.Clientset, image string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": appName}
+	replicas := int32(2)
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: appName, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: appName, Image: image, Args: []string{"serve"},
+					Ports:          []corev1.ContainerPort{{ContainerPort: 8080}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
+				}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: appName, Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	if _, err := cs.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The pods may list namespaces through the kubernetes Service.
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-list-namespaces"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list"}}},
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-list-namespaces"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: ns}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitServing waits for want ready pods and a 200 from the Service's
+// ClusterIP on the host, and returns that IP.
+func waitServing(t *testing.T, cs *kubernetes.Clientset, want int) string {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(3 * time.Minute)
+	var last string
+	for time.Now().Before(deadline) {
+		svc, err := cs.CoreV1().Services(ns).Get(ctx, appName, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			time.Sleep(time.Second)
+			continue
+		}
+		pods, err := readyPods(ctx, cs)
+		if err != nil || len(pods) < want {
+			last = fmt.Sprintf("%d ready pods (err %v)", len(pods), err)
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		body, err := httpGet("http://" + svc.Spec.ClusterIP + "/")
+		if err == nil && strings.HasPrefix(body, "hello from ") {
+			return svc.Spec.ClusterIP
+		}
+		last = fmt.Sprintf("service: %v %q", err, body)
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("hello not serving: %s", last)
+	return ""
+}
+
+func readyPods(ctx context.Context, cs *kubernetes.Clientset) ([]corev1.Pod, error) {
+	list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + appName})
+	if err != nil {
+		return nil, err
+	}
+	var ready []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = append(ready, p)
+			}
+		}
+	}
+	return ready, nil
+}
+
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), nil
+}
+
+func checkPodToPod(t *testing.T, e *env, cs *kubernetes.Clientset) {
+	t.Helper()
+	pods, err := readyPods(context.Background(), cs)
+	if err != nil || len(pods) < 2 {
+		t.Fatalf("need 2 ready pods: %v %d", err, len(pods))
+	}
+	out := e.mustOcto("kubectl", "exec", "-n", ns, pods[0].Name, "--", "/hello", "get", "http://"+pods[1].Status.PodIP+":8080/")
+	if !strings.Contains(out, "hello from "+pods[1].Name) {
+		t.Fatalf("pod %s -> pod %s answered %q", pods[0].Name, pods[1].Name, out)
+	}
+}
+
+func checkInClusterAPI(t *testing.T, e *env, cs *kubernetes.Clientset) {
+	t.Helper()
+	pods, _ := readyPods(context.Background(), cs)
+	out := e.mustOcto("kubectl", "exec", "-n", ns, pods[0].Name, "--", "/hello", "namespaces")
+	for _, want := range []string{"default", "kube-system", ns} {
+		if !strings.Contains(out, want+"\n") {
+			t.Fatalf("namespaces listed from a pod lack %q:\n%s", want, out)
+		}
+	}
+}
+
+func s3Client(t *testing.T, cfg config.Config) *minio.Client {
+	t.Helper()
+	creds, err := s3.LoadCredentials(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := minio.New(config.Addr(cfg.S3Port), &minio.Options{
+		Creds: credentials.NewStaticV4(creds.AccessKey, creds.SecretKey, ""), Region: creds.Region,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func putS3Object(t *testing.T, cfg config.Config) {
+	t.Helper()
+	ctx := context.Background()
+	c := s3Client(t, cfg)
+	if err := c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("make bucket: %v", err)
+	}
+	if _, err := c.PutObject(ctx, bucket, objectKey, strings.NewReader(objectVal), int64(len(objectVal)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("put object: %v", err)
+	}
+	getS3Object(t, cfg)
+}
+
+func getS3Object(t *testing.T, cfg config.Config) {
+	t.Helper()
+	obj, err := s3Client(t, cfg).GetObject(context.Background(), bucket, objectKey, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatalf("get object: %v", err)
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(obj)
+	if err != nil || string(b) != objectVal {
+		t.Fatalf("object = %q, %v; want %q", b, err, objectVal)
+	}
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if err := syscall.Kill(pid, 0); err != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("pid %d still alive", pid)
+}
+
+// assertHostClean checks, independently of octo's own teardown code and then
+// with it, that nothing of the cluster is left on the host.
+func (e *env) assertHostClean() {
+	t := e.t
+	t.Helper()
+	var problems []string
+	for _, p := range processesUnder(e.cfg.DataDir) {
+		problems = append(problems, "process "+p)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (strings.HasPrefix(f[4], e.cfg.DataDir) || strings.HasPrefix(f[4], e.cfg.RunDir()) || strings.HasPrefix(f[4], "/run/netns/cni-")) {
+			problems = append(problems, "mount "+f[4])
+		}
+	}
+	if err := exec.Command("ip", "link", "show", config.BridgeName).Run(); err == nil {
+		problems = append(problems, "link cni0")
+	}
+	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
+		out, _ := exec.Command(tool).Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "KUBE-") || strings.Contains(line, "CNI-") {
+				problems = append(problems, tool+": "+line)
+				break
+			}
+		}
+	}
+	now := readSysctls(t)
+	for k, v := range e.baseSys {
+		if now[k] != v {
+			problems = append(problems, fmt.Sprintf("sysctl %s = %s, was %s", k, now[k], v))
+		}
+	}
+	if left, err := teardown.Leftovers(e.cfg); err != nil || len(left) > 0 {
+		problems = append(problems, fmt.Sprintf("teardown.Leftovers: %v %v", left, err))
+	}
+	if len(problems) > 0 {
+		t.Fatalf("host not clean after down:\n  %s", strings.Join(problems, "\n  "))
+	}
+}
+
+// processesUnder lists processes whose executable or argv[0] is inside dir.
+func processesUnder(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		exe, _ := os.Readlink("/proc/" + pid + "/exe")
+		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+		if strings.HasPrefix(exe, dir+"/") || strings.HasPrefix(argv0, dir+"/") {
+			out = append(out, pid+" "+argv0)
+		}
+	}
+	return out
+}
+
+func readSysctls(t *testing.T) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, k := range sysctls {
+		b, err := os.ReadFile("/proc/sys/" + k)
+		if err == nil {
+			m[k] = strings.TrimSpace(string(b))
+		}
+	}
+	return m
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

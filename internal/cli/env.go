@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/s3"
+)
+
+func newEnvCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "env",
+		Short: "Print shell export lines for kubectl, S3 clients and the registry",
+		Long: `Print export lines that point kubectl, AWS/S3 clients and image tools at
+this octo. Use it with eval.`,
+		Example: `  eval "$(octo env)"
+  aws s3 ls --endpoint-url "$AWS_ENDPOINT_URL_S3"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			creds, err := s3.LoadCredentials(cfg)
+			if err != nil {
+				return exitf(ExitNotRunning, "no S3 credentials in %s yet: start octo once with 'sudo octo up'", cfg.DataDir)
+			}
+			writeEnv(g.out, cfg, creds)
+			return nil
+		},
+	}
+}
+
+// writeEnv prints the export lines.
+func writeEnv(w io.Writer, cfg config.Config, creds s3.Credentials) {
+	lines := [][2]string{
+		{"KUBECONFIG", cfg.KubeconfigPath()},
+		{"AWS_ACCESS_KEY_ID", creds.AccessKey},
+		{"AWS_SECRET_ACCESS_KEY", creds.SecretKey},
+		{"AWS_REGION", creds.Region},
+		{"AWS_ENDPOINT_URL_S3", "http://" + config.Addr(cfg.S3Port)},
+		{"OCTO_S3_ENDPOINT", "http://" + config.Addr(cfg.S3Port)},
+		{"OCTO_REGISTRY", cfg.RegistryAddr()},
+		{"OCTO_HOME", cfg.DataDir},
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "export %s=%s\n", l[0], shellQuote(l[1]))
+	}
+}
+
+// shellQuote quotes s for POSIX shells.
+func shellQuote(s string) string {
+	out := "'"
+	for _, r := range s {
+		if r == '\'' {
+			out += `'\''`
+			continue
+		}
+		out += string(r)
+	}
+	return out + "'"
+}

@@ -1,0 +1,234 @@
+// Package daemon runs every embedded part of octo in one process: it starts
+// the components phase by phase, publishes their state for `octo up` and
+// `octo status`, and on SIGTERM stops them in reverse order and cleans the host.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"k8s.io/klog/v2"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed"
+	"github.com/octohq/octo/internal/embed/apiserver"
+	"github.com/octohq/octo/internal/embed/containerd"
+	"github.com/octohq/octo/internal/embed/controllermanager"
+	"github.com/octohq/octo/internal/embed/kine"
+	"github.com/octohq/octo/internal/embed/kubelet"
+	"github.com/octohq/octo/internal/embed/kubeproxy"
+	"github.com/octohq/octo/internal/embed/podnet"
+	"github.com/octohq/octo/internal/embed/registry"
+	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/embed/scheduler"
+	"github.com/octohq/octo/internal/logs"
+	"github.com/octohq/octo/internal/pki"
+	"github.com/octohq/octo/internal/teardown"
+	"github.com/octohq/octo/internal/version"
+)
+
+// DaemonCommand is the hidden argv[1] under which `octo up` starts the daemon.
+const DaemonCommand = "daemon"
+
+// StartTimeout bounds how long all components may take to become ready.
+const StartTimeout = 3 * time.Minute
+
+// Daemon is one running octo instance.
+type Daemon struct {
+	cfg    config.Config
+	log    *slog.Logger
+	phases [][]embed.Component
+
+	mu     sync.Mutex
+	status Status
+}
+
+// New assembles the components of cfg in start order. Components in one phase
+// start concurrently; a phase starts when the previous one is ready.
+func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	p := pki.New(cfg)
+	// The controller-manager's options must be built before the API server's
+	// (process-wide feature gate defaults; see controllermanager.New).
+	cm, err := controllermanager.New(cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	k := kine.New(cfg)
+	d := &Daemon{cfg: cfg, log: log, phases: [][]embed.Component{
+		{podnet.New(cfg, log), containerd.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
+		{apiserver.New(cfg, p, k.Endpoint())},
+		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p)},
+	}}
+	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: time.Now(), State: Starting}
+	for _, phase := range d.phases {
+		for _, c := range phase {
+			cs := ComponentStatus{Name: c.Name(), State: Pending}
+			if e, ok := c.(embed.Endpointer); ok {
+				cs.Endpoint = e.Endpoint()
+			}
+			d.status.Components = append(d.status.Components, cs)
+		}
+	}
+	return d, nil
+}
+
+// Run starts everything, serves until ctx is done, then stops everything and
+// tears down what the cluster left on the host. It returns the start error,
+// if any, after cleaning up.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.cfg
+	if err := config.WriteFileAtomic(cfg.PIDPath(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(cfg.PIDPath())
+	defer os.Remove(cfg.StatusPath())
+	d.publish()
+
+	router, err := logs.NewRouter(cfg.Path("logs"))
+	if err != nil {
+		return err
+	}
+	defer router.Close()
+	klog.LogToStderr(false)
+	klog.SetOutput(router)
+	if f, err := os.OpenFile(cfg.ComponentLogPath("kine"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		logrus.SetOutput(f)
+		defer f.Close()
+	}
+
+	startErr := d.start(ctx)
+	if startErr == nil {
+		d.setState(Ready, "")
+		d.log.Info("octo is ready", "startup", time.Since(d.status.StartedAt).Round(time.Millisecond))
+		<-ctx.Done()
+	} else {
+		d.setState(Failed, startErr.Error())
+		d.log.Error("start failed", "err", startErr)
+	}
+	d.setState(Stopping, "")
+	d.stop()
+	d.log.Info("cleaning up the host")
+	if err := teardown.Clean(context.Background(), cfg, d.log); err != nil {
+		d.log.Warn("teardown incomplete", "err", err)
+	}
+	return startErr
+}
+
+// start brings the phases up in order.
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	if err := teardown.SaveSysctls(cfg); err != nil {
+		return fmt.Errorf("save sysctls: %w", err)
+	}
+	p := pki.New(cfg)
+	if _, err := p.Ensure(); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := p.WriteAdminKubeconfig(cfg.KubeconfigPath()); err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	for _, phase := range d.phases {
+		var wg sync.WaitGroup
+		errs := make([]error, len(phase))
+		for i, c := range phase {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = d.startOne(ctx, readyCtx, c)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) startOne(runCtx, readyCtx context.Context, c embed.Component) error {
+	t0 := time.Now()
+	d.setComponent(c.Name(), Starting, "", 0)
+	d.log.Info("starting", "component", c.Name())
+	if err := c.Start(runCtx); err != nil {
+		err = &embed.Error{Component: c.Name(), Op: "start", Err: err}
+		d.setComponent(c.Name(), Failed, err.Error(), 0)
+		return err
+	}
+	if err := c.Ready(readyCtx); err != nil {
+		err = &embed.Error{Component: c.Name(), Op: "ready", Err: err}
+		d.setComponent(c.Name(), Failed, err.Error(), 0)
+		return err
+	}
+	d.setComponent(c.Name(), Ready, "", time.Since(t0))
+	d.log.Info("ready", "component", c.Name(), "after", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// stop stops every component that started, in reverse order.
+func (d *Daemon) stop() {
+	for i := len(d.phases) - 1; i >= 0; i-- {
+		for j := len(d.phases[i]) - 1; j >= 0; j-- {
+			c := d.phases[i][j]
+			if s, _ := d.componentState(c.Name()); s == Pending {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			if err := c.Stop(ctx); err != nil {
+				d.log.Warn("stop", "component", c.Name(), "err", err)
+			}
+			cancel()
+			d.setComponent(c.Name(), Stopped, "", 0)
+		}
+	}
+}
+
+func (d *Daemon) componentState(name string) (State, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.status.Component(name)
+	return c.State, ok
+}
+
+func (d *Daemon) setComponent(name string, s State, errMsg string, after time.Duration) {
+	d.mu.Lock()
+	for i := range d.status.Components {
+		if d.status.Components[i].Name == name {
+			d.status.Components[i].State = s
+			d.status.Components[i].Error = errMsg
+			if after > 0 {
+				d.status.Components[i].ReadyAfter = Duration(after)
+			}
+		}
+	}
+	d.mu.Unlock()
+	d.publish()
+}
+
+func (d *Daemon) setState(s State, errMsg string) {
+	d.mu.Lock()
+	d.status.State = s
+	if errMsg != "" {
+		d.status.Error = errMsg
+	}
+	d.mu.Unlock()
+	d.publish()
+}
+
+func (d *Daemon) publish() {
+	d.mu.Lock()
+	s := d.status
+	s.Components = append([]ComponentStatus(nil), d.status.Components...)
+	d.mu.Unlock()
+	if err := writeStatus(d.cfg, s); err != nil {
+		d.log.Warn("publish status", "err", err)
+	}
+}

@@ -1,0 +1,144 @@
+// Package apiserver runs the upstream kube-apiserver inside the octo daemon.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/kubeflags"
+	"github.com/octohq/octo/internal/pki"
+)
+
+// APIServer is the kube-apiserver component.
+type APIServer struct {
+	cfg    config.Config
+	pki    *pki.PKI
+	etcd   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// New returns the API server of cfg, storing its state in the etcd endpoint
+// etcdURL (kine's socket).
+func New(cfg config.Config, p *pki.PKI, etcdURL string) *APIServer {
+	return &APIServer{cfg: cfg, pki: p, etcd: etcdURL}
+}
+
+// Name implements embed.Component.
+func (a *APIServer) Name() string { return "kube-apiserver" }
+
+// Endpoint implements embed.Endpointer.
+func (a *APIServer) Endpoint() string { return "https://" + config.Addr(a.cfg.APIServerPort) }
+
+// Args are the kube-apiserver flags octo uses. The server binds loopback only
+// and is advertised on the pod bridge address, where the pod network forwards
+// to it, so pods reach it through the kubernetes Service.
+func (a *APIServer) Args() []string {
+	p := a.pki.Path
+	issuer := "https://kubernetes.default.svc.cluster.local"
+	return []string{
+		"--etcd-servers=" + a.etcd,
+		"--storage-backend=etcd3",
+		"--bind-address=" + config.Host,
+		"--advertise-address=" + config.BridgeIP,
+		"--secure-port=" + strconv.Itoa(a.cfg.APIServerPort),
+		"--service-cluster-ip-range=" + config.ServiceCIDR,
+		"--client-ca-file=" + p("ca.crt"),
+		"--tls-cert-file=" + p("apiserver.crt"),
+		"--tls-private-key-file=" + p("apiserver.key"),
+		"--kubelet-client-certificate=" + p("apiserver-kubelet-client.crt"),
+		"--kubelet-client-key=" + p("apiserver-kubelet-client.key"),
+		"--kubelet-preferred-address-types=Hostname,InternalIP",
+		"--kubelet-port=" + strconv.Itoa(a.cfg.KubeletPort),
+		"--service-account-key-file=" + p("sa.pub"),
+		"--service-account-signing-key-file=" + p("sa.key"),
+		"--service-account-issuer=" + issuer,
+		"--api-audiences=" + issuer,
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--allow-privileged=true",
+		"--anonymous-auth=false",
+		"--profiling=false",
+		"--requestheader-client-ca-file=" + p("ca.crt"),
+		"--requestheader-allowed-names=system:auth-proxy",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--event-ttl=1h",
+	}
+}
+
+// Start parses the flags and runs the server in a goroutine.
+func (a *APIServer) Start(ctx context.Context) error {
+	s := options.NewServerRunOptions()
+	if _, err := kubeflags.Parse("kube-apiserver", s.Flags(), a.Args()); err != nil {
+		return err
+	}
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("feature gates: %w", err)
+	}
+	ctx, a.cancel = context.WithCancel(ctx)
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return fmt.Errorf("complete options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) > 0 {
+		return fmt.Errorf("validate options: %w", errors.Join(errs...))
+	}
+	a.done = make(chan error, 1)
+	go func() { a.done <- app.Run(ctx, completed) }()
+	return nil
+}
+
+// Ready waits for /readyz.
+func (a *APIServer) Ready(ctx context.Context) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", a.pki.KubeconfigPath("admin"))
+	if err != nil {
+		return fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	rc.Timeout = 2 * time.Second
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	var last error
+	for {
+		select {
+		case err := <-a.done:
+			a.done <- err
+			return fmt.Errorf("exited before ready: %w", err)
+		default:
+		}
+		_, last = cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w", last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop cancels the server and waits for it to drain.
+func (a *APIServer) Stop(ctx context.Context) error {
+	if a.cancel == nil {
+		return nil
+	}
+	a.cancel()
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+// Package kine runs kine, the etcd API on top of SQLite, inside the octo
+// daemon. The API server talks to it over a unix socket in the run dir.
+package kine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/k3s-io/kine/pkg/endpoint"
+	// The SQLite driver registers itself with kine's driver registry.
+	_ "github.com/k3s-io/kine/pkg/drivers/sqlite"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/octohq/octo/internal/config"
+)
+
+// Kine is the datastore component.
+type Kine struct {
+	dbPath string
+	socket string
+	cancel context.CancelFunc
+	etcd   endpoint.ETCDConfig
+}
+
+// New returns the kine component for cfg: database in <data-dir>/db/state.db,
+// socket at cfg.KineSocket().
+func New(cfg config.Config) *Kine {
+	return &Kine{dbPath: cfg.Path("db", "state.db"), socket: cfg.KineSocket()}
+}
+
+// Name implements embed.Component.
+func (k *Kine) Name() string { return "kine" }
+
+// Endpoint is the etcd URL the API server uses.
+func (k *Kine) Endpoint() string { return "unix://" + k.socket }
+
+// Start opens the database and serves the etcd API on the socket.
+func (k *Kine) Start(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(k.dbPath), 0o700); err != nil {
+		return fmt.Errorf("create db dir: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(k.socket), 0o700); err != nil {
+		return fmt.Errorf("create run dir: %w", err)
+	}
+	_ = os.Remove(k.socket) // a stale socket from a killed daemon blocks the listener
+	ctx, k.cancel = context.WithCancel(ctx)
+	// kine's library defaults are zero; these are the defaults of kine's CLI.
+	etcd, err := endpoint.Listen(ctx, endpoint.Config{
+		Listener:            "unix://" + k.socket,
+		Endpoint:            "sqlite://" + k.dbPath + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared",
+		NotifyInterval:      5 * time.Second,
+		EmulatedETCDVersion: "3.6.11",
+		CompactInterval:     5 * time.Minute,
+		CompactTimeout:      5 * time.Second,
+		CompactMinRetain:    1000,
+		CompactBatchSize:    1000,
+		PollBatchSize:       500,
+	})
+	if err != nil {
+		k.cancel()
+		return fmt.Errorf("listen: %w", err)
+	}
+	k.etcd = etcd
+	return nil
+}
+
+// Ready waits until the etcd API answers a health check.
+func (k *Kine) Ready(ctx context.Context) error {
+	conn, err := grpc.NewClient("unix://"+k.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial kine: %w", err)
+	}
+	defer conn.Close()
+	for {
+		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kine not healthy: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop closes the gRPC server and the database.
+func (k *Kine) Stop(context.Context) error {
+	if k.cancel != nil {
+		k.cancel()
+	}
+	return nil
+}

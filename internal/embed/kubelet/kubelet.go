@@ -1,0 +1,173 @@
+// Package kubelet runs the upstream kubelet inside the octo daemon and waits
+// for the node to report Ready.
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
+	kubeletoptions "k8s.io/kubernetes/cmd/kubelet/app/options"
+	"k8s.io/kubernetes/pkg/kubelet/kubeletconfig/configfiles"
+	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
+	utilfs "k8s.io/kubernetes/pkg/util/filesystem"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/pki"
+)
+
+// HealthzPort is the kubelet's loopback healthz port.
+const HealthzPort = 10248
+
+// Kubelet is the kubelet component.
+type Kubelet struct {
+	cfg     config.Config
+	pki     *pki.PKI
+	started time.Time
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// New returns the kubelet of cfg.
+func New(cfg config.Config, p *pki.PKI) *Kubelet { return &Kubelet{cfg: cfg, pki: p} }
+
+// Name implements embed.Component.
+func (k *Kubelet) Name() string { return "kubelet" }
+
+// ConfigPath is where the KubeletConfiguration is written.
+func (k *Kubelet) ConfigPath() string { return k.cfg.Path("kubelet.yaml") }
+
+// Configuration renders the KubeletConfiguration: loopback listeners,
+// cgroupfs (cgroup v1 hosts), containerd in the run dir, eviction thresholds
+// low enough for a laptop disk, and image GC off.
+func (k *Kubelet) Configuration() string {
+	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: %[1]s
+port: %[2]d
+readOnlyPort: 0
+healthzBindAddress: %[1]s
+healthzPort: %[3]d
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %[4]q}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://%[5]s
+failSwapOn: false
+resolvConf: /etc/resolv.conf
+podLogsDir: %[6]q
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {nodefs.available: "1%%", imagefs.available: "1%%", memory.available: "100Mi"}
+podCIDR: %[7]s
+protectKernelDefaults: false
+nodeStatusReportFrequency: 1m0s
+`, config.Host, k.cfg.KubeletPort, HealthzPort, k.pki.Path("ca.crt"), k.cfg.ContainerdSocket(),
+		k.cfg.Path("pod-logs"), config.NodePodCIDR)
+}
+
+// Start writes the configuration and runs the kubelet in a goroutine. It does
+// not use the kubelet's cobra command, which would take over SIGTERM.
+func (k *Kubelet) Start(ctx context.Context) error {
+	k.started = time.Now().Add(-time.Second)
+	if err := config.WriteFileAtomic(k.ConfigPath(), []byte(k.Configuration()), 0o600); err != nil {
+		return err
+	}
+	for _, d := range []string{k.cfg.Path("kubelet"), k.cfg.Path("pod-logs")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	loader, err := configfiles.NewFsLoader(&utilfs.DefaultFs{}, k.ConfigPath())
+	if err != nil {
+		return fmt.Errorf("config loader: %w", err)
+	}
+	kc, err := loader.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", k.ConfigPath(), err)
+	}
+	if err := utilfeature.DefaultMutableFeatureGate.SetFromMap(kc.FeatureGates); err != nil {
+		return fmt.Errorf("feature gates: %w", err)
+	}
+	if err := kubeletvalidation.ValidateKubeletConfiguration(kc, utilfeature.DefaultFeatureGate); err != nil {
+		return fmt.Errorf("validate configuration: %w", err)
+	}
+	flags := kubeletoptions.NewKubeletFlags()
+	flags.KubeConfig = k.pki.KubeconfigPath("kubelet")
+	flags.RootDirectory = k.cfg.Path("kubelet")
+	flags.CertDirectory = k.cfg.Path("kubelet", "pki")
+	flags.HostnameOverride = k.cfg.NodeName
+	flags.NodeIP = k.cfg.NodeIP
+	flags.KubeletConfigFile = k.ConfigPath()
+	if err := kubeletoptions.ValidateKubeletFlags(flags); err != nil {
+		return fmt.Errorf("validate flags: %w", err)
+	}
+	server := &kubeletoptions.KubeletServer{KubeletFlags: *flags, KubeletConfiguration: *kc}
+	deps, err := kubeletapp.UnsecuredDependencies(ctx, server, utilfeature.DefaultFeatureGate)
+	if err != nil {
+		return fmt.Errorf("dependencies: %w", err)
+	}
+	ctx, k.cancel = context.WithCancel(ctx)
+	k.done = make(chan error, 1)
+	go func() { k.done <- kubeletapp.Run(ctx, server, deps, utilfeature.DefaultFeatureGate) }()
+	return nil
+}
+
+// Ready waits until the node reports Ready with a heartbeat newer than this
+// start: the Ready condition stored by a previous run is stale.
+func (k *Kubelet) Ready(ctx context.Context) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", k.pki.KubeconfigPath("admin"))
+	if err != nil {
+		return fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	for {
+		select {
+		case err := <-k.done:
+			k.done <- err
+			return fmt.Errorf("exited before the node was Ready: %v", err)
+		default:
+		}
+		node, err := cs.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		if err == nil && NodeReadySince(node, k.started) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not Ready: %w", k.cfg.NodeName, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// NodeReadySince reports whether node is Ready with a heartbeat at or after t.
+func NodeReadySince(node *corev1.Node, t time.Time) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(t.Truncate(time.Second))
+		}
+	}
+	return false
+}
+
+// Stop cancels the kubelet's context. Running containers are left to the
+// teardown that follows the daemon's exit.
+func (k *Kubelet) Stop(context.Context) error {
+	if k.cancel != nil {
+		k.cancel()
+	}
+	return nil
+}
