@@ -4,6 +4,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 )
 
@@ -27,7 +29,13 @@ func newKubectlCommand(g *globals) *cobra.Command {
 			if os.Getenv("KUBECONFIG") == "" {
 				os.Setenv("KUBECONFIG", cfg.KubeconfigPath())
 			}
-			k := kubectlcmd.NewDefaultKubectlCommand()
+			streams := genericiooptions.IOStreams{In: os.Stdin, Out: g.out, ErrOut: g.errOut}
+			k := kubectlcmd.NewKubectlCommand(kubectlcmd.KubectlOptions{
+				Arguments: append([]string{"kubectl"}, args...),
+				ConfigFlags: genericclioptions.NewConfigFlags(true).WithDeprecatedPasswordFlag().
+					WithDiscoveryBurst(300).WithDiscoveryQPS(50.0).WithWarningPrinter(streams),
+				IOStreams: streams,
+			})
 			k.SetArgs(args)
 			if err := k.ExecuteContext(cmd.Context()); err != nil {
 				return &ExitError{Code: ExitFailure, Err: err}

@@ -52,9 +52,12 @@ func (g *globals) config() (config.Config, error) {
 	return config.LoadOrDefault(dir)
 }
 
-// NewRoot returns the `octo` command with every subcommand.
-func NewRoot() *cobra.Command {
-	g := &globals{out: os.Stdout, errOut: os.Stderr}
+// NewRoot returns the `octo` command with every subcommand, writing to
+// stdout and stderr.
+func NewRoot() *cobra.Command { return newRoot(os.Stdout, os.Stderr) }
+
+func newRoot(out, errOut io.Writer) *cobra.Command {
+	g := &globals{out: out, errOut: errOut}
 	root := &cobra.Command{
 		Use:   "octo",
 		Short: "A self-hosted Cloudflare Workers platform on your machine",

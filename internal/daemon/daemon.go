@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -96,8 +97,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer router.Close()
-	klog.LogToStderr(false)
-	klog.SetOutput(router)
+	if err := routeKlog(router); err != nil {
+		return err
+	}
 	if f, err := os.OpenFile(cfg.ComponentLogPath("kine"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
 		logrus.SetOutput(f)
 		defer f.Close()
@@ -119,6 +121,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("teardown incomplete", "err", err)
 	}
 	return startErr
+}
+
+// routeKlog sends every klog line, once, to router instead of stderr.
+func routeKlog(router *logs.Router) error {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "one_output": "true"} {
+		if err := fs.Set(name, value); err != nil {
+			return fmt.Errorf("klog flag %s: %w", name, err)
+		}
+	}
+	klog.SetOutput(router)
+	return nil
 }
 
 // start brings the phases up in order.
@@ -181,11 +196,13 @@ func (d *Daemon) stop() {
 			if s, _ := d.componentState(c.Name()); s == Pending {
 				continue
 			}
+			t0 := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			if err := c.Stop(ctx); err != nil {
 				d.log.Warn("stop", "component", c.Name(), "err", err)
 			}
 			cancel()
+			d.log.Info("stopped", "component", c.Name(), "after", time.Since(t0).Round(time.Millisecond))
 			d.setComponent(c.Name(), Stopped, "", 0)
 		}
 	}

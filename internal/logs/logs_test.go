@@ -9,12 +9,12 @@ import (
 
 func TestOwner(t *testing.T) {
 	cases := map[string]string{
-		"k8s.io/kubernetes/pkg/kubelet.(*Kubelet).syncLoop":                    "kubelet",
-		"k8s.io/kubernetes/pkg/proxy/iptables.(*Proxier).syncProxyRules":       "kube-proxy",
-		"k8s.io/kubernetes/pkg/scheduler.(*Scheduler).scheduleOne":             "kube-scheduler",
+		"k8s.io/kubernetes/pkg/kubelet.(*Kubelet).syncLoop":                     "kubelet",
+		"k8s.io/kubernetes/pkg/proxy/iptables.(*Proxier).syncProxyRules":        "kube-proxy",
+		"k8s.io/kubernetes/pkg/scheduler.(*Scheduler).scheduleOne":              "kube-scheduler",
 		"k8s.io/kubernetes/pkg/controller/deployment.(*DeploymentController).x": "kube-controller-manager",
-		"k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run":                  "kube-apiserver",
-		"k8s.io/client-go/tools/cache.(*Reflector).ListAndWatch":               "",
+		"k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run":                   "kube-apiserver",
+		"k8s.io/client-go/tools/cache.(*Reflector).ListAndWatch":                "",
 	}
 	for fn, want := range cases {
 		if got := Owner(fn); got != want {

@@ -130,7 +130,12 @@ func (a *APIServer) Ready(ctx context.Context) error {
 	}
 }
 
-// Stop cancels the server and waits for it to drain.
+// drainTimeout bounds the wait for the server's graceful shutdown: the
+// in-process clients' watches keep it from returning promptly, and every
+// client is about to stop anyway.
+const drainTimeout = 3 * time.Second
+
+// Stop cancels the server and waits briefly for it to drain.
 func (a *APIServer) Stop(ctx context.Context) error {
 	if a.cancel == nil {
 		return nil
@@ -138,6 +143,7 @@ func (a *APIServer) Stop(ctx context.Context) error {
 	a.cancel()
 	select {
 	case <-a.done:
+	case <-time.After(drainTimeout):
 	case <-ctx.Done():
 	}
 	return nil

@@ -139,6 +139,16 @@ func ensureBridge() error {
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("bring %s up: %w", config.BridgeName, err)
 	}
+	// Service addresses are routed to the bridge: kube-proxy rewrites them to
+	// pod addresses, and before its first sync they must not leak to the
+	// host's default gateway.
+	_, services, err := net.ParseCIDR(config.ServiceCIDR)
+	if err != nil {
+		return err
+	}
+	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: services, Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("route %s to %s: %w", config.ServiceCIDR, config.BridgeName, err)
+	}
 	return nil
 }
 
