@@ -5,13 +5,12 @@ package kubeproxy
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/spf13/pflag"
 	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/healthz"
 	"github.com/octohq/octo/internal/pki"
 )
 
@@ -88,31 +87,7 @@ func (k *KubeProxy) Start(ctx context.Context) error {
 
 // Ready waits until kube-proxy's healthz answers 200 (its first sync is done).
 func (k *KubeProxy) Ready(ctx context.Context) error {
-	url := "http://" + config.Addr(HealthzPort) + "/healthz"
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	var last error = fmt.Errorf("no answer from %s", url)
-	for {
-		select {
-		case err := <-k.done:
-			k.done <- err
-			return fmt.Errorf("exited before healthy: %v", err)
-		default:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not healthy: %w", last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return healthz.Poll(ctx, healthz.Client(nil), "http://"+config.Addr(HealthzPort)+"/healthz", healthz.Exited(k.done))
 }
 
 // Stop cancels the proxy. Its iptables rules stay until the teardown.

@@ -27,6 +27,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the "filesystem" storage driver
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/healthz"
 )
 
 // shutdownGrace is how long Stop lets requests in flight finish before it
@@ -157,41 +158,21 @@ func (s *Server) Ready(ctx context.Context) error {
 	if s.done == nil {
 		return errors.New("OCI registry: not started")
 	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: time.Second}
-	url := s.Endpoint() + "/v2/"
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ok(ctx, client, url) {
-			return nil
-		}
+	exited := func() error {
 		select {
 		case <-s.done:
 			if s.serveErr != nil {
 				return s.serveErr
 			}
 			return errors.New("OCI registry: server exited before it was ready")
-		case <-ctx.Done():
-			return fmt.Errorf("OCI registry: wait for %s: %w", url, ctx.Err())
-		case <-tick.C:
+		default:
+			return nil
 		}
 	}
-}
-
-// ok reports whether GET url answers 200.
-func ok(ctx context.Context, client *http.Client, url string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
+	if err := healthz.Poll(ctx, healthz.Client(nil), s.Endpoint()+"/v2/", exited); err != nil {
+		return fmt.Errorf("OCI registry: %w", err)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return nil
 }
 
 // Stop lets requests in flight finish for a short grace period (bounded by

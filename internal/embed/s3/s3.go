@@ -23,18 +23,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/versity/versitygw/backend/meta"
 	"github.com/versity/versitygw/backend/posix"
 	"github.com/versity/versitygw/embedgw"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/healthz"
 )
 
 // HealthPath is the unauthenticated path that answers 200 while the gateway
@@ -183,27 +182,21 @@ func (s *Server) Ready(ctx context.Context) error {
 	if s.done == nil {
 		return errors.New("S3 store: not started")
 	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: time.Second}
-	url := s.Endpoint() + HealthPath
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if healthy(ctx, client, url) {
-			return nil
-		}
+	exited := func() error {
 		select {
 		case <-s.done:
 			if s.runErr != nil {
 				return s.runErr
 			}
 			return errors.New("S3 store: gateway exited before it was ready")
-		case <-ctx.Done():
-			return fmt.Errorf("S3 store: wait for %s: %w", url, ctx.Err())
-		case <-tick.C:
+		default:
+			return nil
 		}
 	}
+	if err := healthz.Poll(ctx, healthz.Client(nil), s.Endpoint()+HealthPath, exited); err != nil {
+		return fmt.Errorf("S3 store: %w", err)
+	}
+	return nil
 }
 
 // mkdirAll creates dir and its parents, private to the user.
@@ -212,20 +205,6 @@ func mkdirAll(dir string) error {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	return nil
-}
-
-// healthy reports whether GET url answers 200.
-func healthy(ctx context.Context, client *http.Client, url string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // Stop cancels the gateway and waits until it has shut down or ctx is done.
