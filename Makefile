@@ -50,7 +50,7 @@ check: test e2e
 
 ## bench: measure build, up times, memory; prints figures for docs/benchmarks.md
 bench: build
-	scripts/bench
+	$(GO) run ./scripts/bench -octo $(BIN)
 
 ## deps: install the host packages octo needs (Debian/Ubuntu, as root)
 deps:

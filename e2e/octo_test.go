@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,17 +24,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/octohq/octo/e2e/workload"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
-	"github.com/octohq/octo/internal/embed/containerd"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/teardown"
 )
@@ -164,7 +161,10 @@ func TestLifecycle(t *testing.T) {
 		t.Error("octo logs kubelet printed nothing")
 	}
 
-	image := pushHelloImage(t, cfg)
+	image, err := workload.PushHello(cfg.RegistryAddr(), "e2e/hello:1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cs := e.client()
 	ctx := context.Background()
 	deployHello(t, cs, image)
@@ -218,31 +218,6 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
-// pushHelloImage compiles the hello workload and pushes it to the embedded
-// registry as a one-layer image built in-process.
-func pushHelloImage(t *testing.T, cfg config.Config) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "hello")
-	build := exec.Command("go", "build", "-o", out, "./testdata/hello")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build hello: %v\n%s", err, b)
-	}
-	bin, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := containerd.SingleBinaryImage("/hello", bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := cfg.RegistryAddr() + "/e2e/hello:1"
-	if err := remote.Write(mustRef(t, ref), img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return ref
-}
-
 func mustRef(t *testing.T, s string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(s, name.Insecure)
@@ -252,40 +227,17 @@ func mustRef(t *testing.T, s string) name.Reference {
 	return r
 }
 
+// deployHello creates the namespace, the hello Deployment and Service, and
+// lets the namespace's default service account list namespaces.
 func deployHello(t *testing.T, cs *kubernetes.Clientset, image string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	labels := map[string]string{"app": appName}
-	replicas := int32(2)
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: appName, Namespace: ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: appName, Image: image, Args: []string{"serve"},
-					Ports:          []corev1.ContainerPort{{ContainerPort: 8080}},
-					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
-				}}},
-			},
-		},
-	}
-	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+	if err := workload.Deploy(ctx, cs, ns, appName, image, 2); err != nil {
 		t.Fatal(err)
 	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: appName, Namespace: ns},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
-	}
-	if _, err := cs.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// The pods may list namespaces through the kubernetes Service.
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-list-namespaces"},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list"}}},
@@ -303,70 +255,20 @@ func deployHello(t *testing.T, cs *kubernetes.Clientset, image string) {
 	}
 }
 
-// waitServing waits for want ready pods and a 200 from the Service's
-// ClusterIP on the host, and returns that IP.
+// waitServing waits for want ready pods and a 200 from the Service on the host.
 func waitServing(t *testing.T, cs *kubernetes.Clientset, want int) string {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(3 * time.Minute)
-	var last string
-	for time.Now().Before(deadline) {
-		svc, err := cs.CoreV1().Services(ns).Get(ctx, appName, metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			time.Sleep(time.Second)
-			continue
-		}
-		pods, err := readyPods(ctx, cs)
-		if err != nil || len(pods) < want {
-			last = fmt.Sprintf("%d ready pods (err %v)", len(pods), err)
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
-		body, err := httpGet("http://" + svc.Spec.ClusterIP + "/")
-		if err == nil && strings.HasPrefix(body, "hello from ") {
-			return svc.Spec.ClusterIP
-		}
-		last = fmt.Sprintf("service: %v %q", err, body)
-		time.Sleep(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ip, err := workload.WaitServing(ctx, cs, ns, appName, want)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("hello not serving: %s", last)
-	return ""
+	return ip
 }
 
 func readyPods(ctx context.Context, cs *kubernetes.Clientset) ([]corev1.Pod, error) {
-	list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + appName})
-	if err != nil {
-		return nil, err
-	}
-	var ready []corev1.Pod
-	for _, p := range list.Items {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				ready = append(ready, p)
-			}
-		}
-	}
-	return ready, nil
-}
-
-// httpGet opens a new connection each time: a pooled one may predate a
-// restart of the cluster.
-func httpGet(url string) (string, error) {
-	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(b), nil
+	return workload.ReadyPods(ctx, cs, ns, appName)
 }
 
 func checkPodToPod(t *testing.T, e *env, cs *kubernetes.Clientset) {
