@@ -9,6 +9,7 @@ import (
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
 	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/fakecf"
 )
 
 func TestRenderStatus(t *testing.T) {
@@ -54,13 +55,17 @@ func TestStatusJSONOutput(t *testing.T) {
 func TestWriteEnvQuotes(t *testing.T) {
 	var buf bytes.Buffer
 	cfg := config.Default("/tmp/it's")
-	writeEnv(&buf, cfg, s3.Credentials{AccessKey: "AK", SecretKey: "S'K", Region: "us-east-1"})
+	writeEnv(&buf, cfg, s3.Credentials{AccessKey: "AK", SecretKey: "S'K", Region: "us-east-1"},
+		fakecf.Identity{Token: "tok", AccountID: "0123456789abcdef0123456789abcdef"})
 	out := buf.String()
 	for _, want := range []string{
 		`export AWS_SECRET_ACCESS_KEY='S'\''K'`,
 		`export KUBECONFIG='/tmp/it'\''s/kubeconfig.yaml'`,
 		`export AWS_ENDPOINT_URL_S3='http://127.0.0.1:9000'`,
 		`export OCTO_REGISTRY='127.0.0.1:5050'`,
+		`export CLOUDFLARE_API_BASE_URL='http://127.0.0.1:8787/client/v4'`,
+		`export CLOUDFLARE_API_TOKEN='tok'`,
+		`export CLOUDFLARE_ACCOUNT_ID='0123456789abcdef0123456789abcdef'`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("env output lacks %s:\n%s", want, out)

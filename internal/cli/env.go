@@ -8,14 +8,16 @@ import (
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/fakecf"
 )
 
 func newEnvCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "env",
-		Short: "Print shell export lines for kubectl, S3 clients and the registry",
-		Long: `Print export lines that point kubectl, AWS/S3 clients and image tools at
-this octo. Use it with eval.`,
+		Short: "Print shell export lines for wrangler, kubectl, S3 clients and the registry",
+		Long: `Print export lines that point wrangler (CLOUDFLARE_API_BASE_URL,
+CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID), kubectl, AWS/S3 clients and image
+tools at this octo. Use it with eval.`,
 		Example: `  eval "$(octo env)"
   aws s3 ls --endpoint-url "$AWS_ENDPOINT_URL_S3"`,
 		Args: cobra.NoArgs,
@@ -28,15 +30,22 @@ this octo. Use it with eval.`,
 			if err != nil {
 				return exitf(ExitNotRunning, "no S3 credentials in %s yet: start octo once with 'sudo octo up'", cfg.DataDir)
 			}
-			writeEnv(g.out, cfg, creds)
+			id, err := fakecf.LoadIdentity(cfg)
+			if err != nil {
+				return exitf(ExitNotRunning, "no API token in %s yet: start octo once with 'sudo octo up'", cfg.DataDir)
+			}
+			writeEnv(g.out, cfg, creds, id)
 			return nil
 		},
 	}
 }
 
 // writeEnv prints the export lines.
-func writeEnv(w io.Writer, cfg config.Config, creds s3.Credentials) {
+func writeEnv(w io.Writer, cfg config.Config, creds s3.Credentials, id fakecf.Identity) {
 	lines := [][2]string{
+		{"CLOUDFLARE_API_BASE_URL", "http://" + config.Addr(cfg.EdgePort) + fakecf.BasePath},
+		{"CLOUDFLARE_API_TOKEN", id.Token},
+		{"CLOUDFLARE_ACCOUNT_ID", id.AccountID},
 		{"KUBECONFIG", cfg.KubeconfigPath()},
 		{"AWS_ACCESS_KEY_ID", creds.AccessKey},
 		{"AWS_SECRET_ACCESS_KEY", creds.SecretKey},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
+	"github.com/octohq/octo/internal/fakecf"
 )
 
 func newStatusCommand(g *globals) *cobra.Command {
@@ -92,6 +93,9 @@ func renderEndpoints(w io.Writer, cfg config.Config, st daemon.Status) {
 		if c, ok := st.Component(name); ok {
 			fmt.Fprintf(tw, "  %s\t%s\n", name, c.Endpoint)
 		}
+	}
+	if c, ok := st.Component("edge"); ok {
+		fmt.Fprintf(tw, "  cloudflare api\t%s%s\n", c.Endpoint, fakecf.BasePath)
 	}
 	fmt.Fprintf(tw, "  kubeconfig\t%s\n", cfg.KubeconfigPath())
 	fmt.Fprintf(tw, "  data dir\t%s\n", cfg.DataDir)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/edge"
 	"github.com/octohq/octo/internal/embed"
 	"github.com/octohq/octo/internal/embed/apiserver"
 	"github.com/octohq/octo/internal/embed/containerd"
@@ -29,6 +30,7 @@ import (
 	"github.com/octohq/octo/internal/embed/registry"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/embed/scheduler"
+	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/internal/logs"
 	"github.com/octohq/octo/internal/pki"
 	"github.com/octohq/octo/internal/teardown"
@@ -66,6 +68,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		{podnet.New(cfg, log), containerd.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		{apiserver.New(cfg, p, k.Endpoint())},
 		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p)},
+		{edge.New(cfg.EdgePort, log, func(ctx context.Context) ([]edge.Registrar, error) { return apiParts(ctx, cfg, log) })},
 	}}
 	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: time.Now(), State: Starting}
 	for _, phase := range d.phases {
@@ -121,6 +124,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("teardown incomplete", "err", err)
 	}
 	return startErr
+}
+
+// apiParts builds what the edge server mounts: the Cloudflare API.
+func apiParts(ctx context.Context, cfg config.Config, log *slog.Logger) ([]edge.Registrar, error) {
+	id, err := fakecf.EnsureIdentity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := s3.LoadCredentials(cfg)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := fakecf.NewBlobStore(ctx, config.Addr(cfg.S3Port), creds.AccessKey, creds.SecretKey, creds.Region, fakecf.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	api := fakecf.New(fakecf.Options{
+		Identity: id,
+		Accounts: fakecf.StaticAccounts{id.DefaultAccount()},
+		Blobs:    blobs,
+		Log:      log.With("component", "api"),
+	})
+	return []edge.Registrar{api}, nil
 }
 
 // routeKlog sends every klog line, once, to router instead of stderr.

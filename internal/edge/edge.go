@@ -1,0 +1,114 @@
+// Package edge is octo's one loopback HTTP port for humans and tools: the
+// Cloudflare API under /client/v4 (wrangler), and, in later parts, the
+// dashboard and the Workers gateway selected by Host.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/healthz"
+)
+
+// Registrar adds routes to the edge server.
+type Registrar interface {
+	Register(e *echo.Echo)
+}
+
+// ErrorRenderer is implemented by registrars that render errors of the
+// routes under their path prefix themselves (the API's JSON envelope).
+type ErrorRenderer interface {
+	ErrorPrefix() string
+	RenderError(err error, c echo.Context)
+}
+
+// Server is the edge component.
+type Server struct {
+	addr  string
+	log   *slog.Logger
+	parts func(ctx context.Context) ([]Registrar, error)
+	srv   *http.Server
+	done  chan error
+}
+
+// New returns the edge server on 127.0.0.1:port. parts is called at Start,
+// once the cluster is up, to build what the server mounts.
+func New(port int, log *slog.Logger, parts func(ctx context.Context) ([]Registrar, error)) *Server {
+	return &Server{addr: config.Addr(port), log: log, parts: parts}
+}
+
+// Name implements embed.Component.
+func (s *Server) Name() string { return "edge" }
+
+// Endpoint implements embed.Endpointer.
+func (s *Server) Endpoint() string { return "http://" + s.addr }
+
+// Start builds the routes and listens.
+func (s *Server) Start(ctx context.Context) error {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.Recover())
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	parts, err := s.parts(ctx)
+	if err != nil {
+		return err
+	}
+	var renderers []ErrorRenderer
+	for _, p := range parts {
+		p.Register(e)
+		if r, ok := p.(ErrorRenderer); ok {
+			renderers = append(renderers, r)
+		}
+	}
+	e.HTTPErrorHandler = errorHandler(e, renderers)
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return nil
+}
+
+// errorHandler lets each renderer answer errors under its prefix (the API's
+// envelope) and echo's default handler everything else.
+func errorHandler(e *echo.Echo, renderers []ErrorRenderer) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		for _, r := range renderers {
+			if strings.HasPrefix(c.Request().URL.Path, r.ErrorPrefix()) {
+				r.RenderError(err, c)
+				return
+			}
+		}
+		e.DefaultHTTPErrorHandler(err, c)
+	}
+}
+
+// Ready waits for /healthz.
+func (s *Server) Ready(ctx context.Context) error {
+	return healthz.Poll(ctx, healthz.Client(nil), s.Endpoint()+"/healthz", healthz.Exited(s.done))
+}
+
+// Stop shuts the server down.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return s.srv.Close()
+}
