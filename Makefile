@@ -58,3 +58,11 @@ deps:
 
 clean:
 	rm -rf bin $(SHIM) $(PAUSE)
+
+## generate: deepcopy code and CRD manifests of internal/operators/api (controller-gen, built
+## from the Go module proxy at the version that matches k8s 0.34; its own go.mod, not ours)
+CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.19.0
+.PHONY: generate
+generate:
+	rm -f internal/operators/crds/api.cf-worker_*.yaml
+	$(CONTROLLER_GEN) object crd paths=./internal/operators/api/... output:crd:dir=./internal/operators/crds

@@ -44,6 +44,9 @@ const (
 	CodeKVNotFound       = 10013 // KV namespace not found
 	CodeKVKeyNotFound    = 10009 // KV key not found
 	CodeInternal         = 10002 // unexpected server failure
+	CodeVersionNotFound  = 10217 // version not found
+	CodeBadDeployment    = 10218 // invalid deployment request
+	CodeSecretNotFound   = 10056 // secret not found
 )
 
 // APIError is an error with the HTTP status and Cloudflare code to answer.

@@ -14,8 +14,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // BasePath is where the API is mounted; CLOUDFLARE_API_BASE_URL ends with it.
@@ -40,7 +42,11 @@ type Options struct {
 	Identity Identity
 	Accounts AccountSource
 	Blobs    *BlobStore
-	Log      *slog.Logger
+	// Client reads and writes the api.cf-worker/v1 objects and Secrets.
+	Client client.Client
+	Log    *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Server serves the API.
@@ -48,7 +54,10 @@ type Server struct {
 	id       Identity
 	accounts AccountSource
 	blobs    *BlobStore
+	k8s      client.Client
 	log      *slog.Logger
+	now      func() time.Time
+	locks    scriptLocks
 }
 
 // New returns a Server.
@@ -57,7 +66,11 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{id: opts.Identity, accounts: opts.Accounts, blobs: opts.Blobs, log: log}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Server{id: opts.Identity, accounts: opts.Accounts, blobs: opts.Blobs, k8s: opts.Client, log: log, now: now}
 }
 
 // Register mounts the API on e under BasePath.
@@ -71,6 +84,8 @@ func (s *Server) Register(e *echo.Echo) {
 	a := g.Group("/accounts/:account_id", s.resolveAccount)
 	a.GET("", s.getAccount)
 	a.GET("/workers/subdomain", s.accountSubdomain)
+	s.registerKV(a)
+	s.registerScripts(a)
 
 	// Anything else under the API answers a JSON 404, not an empty body.
 	g.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
