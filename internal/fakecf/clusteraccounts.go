@@ -37,6 +37,9 @@ func (c ClusterAccounts) Accounts(ctx context.Context) ([]Account, error) {
 		if a.Subdomain == "" {
 			a.Subdomain = wa.Name
 		}
+		if sel := wa.Spec.WorkerReleaseSelector; sel != nil {
+			a.ReleaseLabels = sel.MatchLabels
+		}
 		out = append(out, a)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -808,7 +808,8 @@ func kvParseInt(c echo.Context, name string) (*int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
 		return nil, Errorf(http.StatusBadRequest, codeKVInvalidExpiration,
-			"Invalid %s of %q. Please specify an integer number of seconds.", name, v)
+			"Invalid %s of %q. Please specify an integer number of seconds; expirations must be at least %d seconds in the future.",
+			name, v, kvMinTTL)
 	}
 	return &n, nil
 }

@@ -41,7 +41,13 @@ func VersionObjectName(script string, number int64) string {
 func SecretName(script string) string { return ObjectName(script) + "-secrets" }
 
 func scriptLabels(a Account, script string) map[string]string {
-	return map[string]string{LabelAccount: a.ID, LabelScript: ObjectName(script)}
+	l := map[string]string{}
+	for k, v := range a.ReleaseLabels {
+		l[k] = v
+	}
+	l[LabelAccount] = a.ID
+	l[LabelScript] = ObjectName(script)
+	return l
 }
 
 // getRelease returns the script's WorkerRelease, or nil when the script does

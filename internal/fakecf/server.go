@@ -30,6 +30,9 @@ type Account struct {
 	Subdomain string
 	// Namespace is the Kubernetes namespace holding the account's objects.
 	Namespace string
+	// ReleaseLabels are added to the account's objects so that the
+	// WorkerAccount's workerReleaseSelector selects them.
+	ReleaseLabels map[string]string
 }
 
 // AccountSource lists the accounts: the default one and every WorkerAccount.
