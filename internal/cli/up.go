@@ -220,6 +220,7 @@ func runForeground(ctx context.Context, g *globals, cfg config.Config, o *upOpti
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(g.errOut, nil))
+	daemon.TuneMemory()
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err
@@ -245,6 +246,7 @@ func newDaemonCommand(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			daemon.TuneMemory()
 			d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 			if err != nil {
 				return err

@@ -104,6 +104,7 @@ func main() {
 	fmt.Printf("| Deployment created → pod serving through its Service | %s |\n", summary(apply))
 	fmt.Printf("| idle RSS after %s, %d pods: daemon / containerd / %d shims / total | %.0f / %.0f / %.0f / **%.0f MB** |\n",
 		*idle, 2+*runs, mem.shims, mem.daemon, mem.containerd, mem.shimRSS, mem.daemon+mem.containerd+mem.shimRSS)
+	fmt.Printf("| idle PSS of the same processes (shared binary pages counted once) | **%.0f MB** |\n", mem.pss)
 }
 
 type bench struct{ bin, dataDir string }
@@ -135,6 +136,7 @@ func waitServing(cs kubernetes.Interface, app string, n int) (string, error) {
 
 type rss struct {
 	daemon, containerd, shimRSS float64
+	pss                         float64
 	shims                       int
 }
 
@@ -144,6 +146,7 @@ func memory(cfg config.Config) rss {
 	var r rss
 	pid, _ := daemon.RunningPID(cfg)
 	r.daemon = vmRSS(pid)
+	r.pss = pss(pid)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
@@ -155,18 +158,27 @@ func memory(cfg config.Config) rss {
 		switch {
 		case len(args) > 1 && args[1] == "__containerd" && ppid(p) == pid:
 			r.containerd += vmRSS(p)
+			r.pss += pss(p)
 		case strings.HasPrefix(args[0], cfg.BinDir()+"/"):
 			r.shims++
 			r.shimRSS += vmRSS(p)
+			r.pss += pss(p)
 		}
 	}
 	return r
 }
 
-func vmRSS(pid int) float64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+func vmRSS(pid int) float64 { return procKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") }
+
+// pss is the proportional set size: shared pages (the daemon and its
+// containerd child map the same binary) are divided among their users.
+func pss(pid int) float64 { return procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:") }
+
+// procKB reads a "<field> <n> kB" line of a /proc file, in MB.
+func procKB(path, field string) float64 {
+	b, _ := os.ReadFile(path)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
 			return float64(kb) / 1024
 		}
