@@ -16,11 +16,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/edge"
@@ -37,8 +34,6 @@ import (
 	"github.com/octohq/octo/internal/embed/scheduler"
 	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/internal/logs"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
-	"github.com/octohq/octo/internal/operators/crds"
 	"github.com/octohq/octo/internal/pki"
 	"github.com/octohq/octo/internal/teardown"
 	"github.com/octohq/octo/internal/version"
@@ -152,38 +147,16 @@ func apiParts(ctx context.Context, cfg config.Config, log *slog.Logger) ([]edge.
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := fakecf.NewBlobStore(ctx, config.Addr(cfg.S3Port), creds.AccessKey, creds.SecretKey, creds.Region, fakecf.Bucket)
-	if err != nil {
-		return nil, err
-	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath())
 	if err != nil {
 		return nil, fmt.Errorf("admin kubeconfig: %w", err)
 	}
-	if err := crds.Install(ctx, rc); err != nil {
-		return nil, err
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := apiv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	c, err := client.New(rc, client.Options{Scheme: scheme})
+	api, _, err := fakecf.Assemble(ctx, rc,
+		fakecf.S3Config{Endpoint: config.Addr(cfg.S3Port), AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, Region: creds.Region, Bucket: fakecf.Bucket},
+		fakecf.Options{Identity: id, Log: log.With("component", "api")})
 	if err != nil {
-		return nil, fmt.Errorf("cluster client: %w", err)
-	}
-	if err := fakecf.EnsureDefaultAccount(ctx, c, id); err != nil {
 		return nil, err
 	}
-	api := fakecf.New(fakecf.Options{
-		Identity: id,
-		Accounts: fakecf.ClusterAccounts{Client: c},
-		Blobs:    blobs,
-		Client:   c,
-		Log:      log.With("component", "api"),
-	})
 	return []edge.Registrar{api}, nil
 }
 
