@@ -1,0 +1,99 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/octohq/octo/internal/config"
+)
+
+// bootOcto starts a fresh octo the way TestLifecycle does: as root, on its
+// own temporary data dir and the suite's non-default ports. The cleanup tails
+// the component logs when the test failed, then runs `octo down --purge --yes`.
+func bootOcto(t *testing.T) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the e2e test boots a real cluster and must run as root (make e2e under sudo)")
+	}
+	bin, err := filepath.Abs(*octoBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("octo binary: %v (run make build)", err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	e := &env{t: t, bin: bin, cfg: config.Default(dataDir)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, part := range []string{"octo", "kube-apiserver"} {
+				if b, err := os.ReadFile(e.cfg.ComponentLogPath(part)); err == nil {
+					t.Logf("---- tail of %s log ----\n%s", part, tail(string(b), 80))
+				}
+			}
+		}
+		_, _ = e.octo("down", "--purge", "--yes")
+	})
+	e.mustOcto(append([]string{"up"}, ports...)...)
+	cfg, err := config.Load(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+	return e
+}
+
+// with returns a copy of e that reports to t, for use inside subtests (a
+// parent's t must not fail from a subtest).
+func (e *env) with(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// parseEnv reads the `export NAME='value'` lines that `octo env` prints.
+func parseEnv(t *testing.T, out string) map[string]string {
+	t.Helper()
+	vars := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "export ")
+		if !ok {
+			continue
+		}
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok {
+			t.Fatalf("octo env: bad line %q", line)
+		}
+		vars[k] = shellUnquote(v)
+	}
+	for _, k := range []string{"CLOUDFLARE_API_BASE_URL", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID",
+		"KUBECONFIG", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_S3"} {
+		if vars[k] == "" {
+			t.Fatalf("octo env lacks %s:\n%s", k, out)
+		}
+	}
+	return vars
+}
+
+// shellUnquote undoes the POSIX single quoting of `octo env`, which writes a
+// quote inside a value as quote, backslash, quote, quote.
+func shellUnquote(s string) string {
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\'':
+			quoted = !quoted
+		case c == '\\' && !quoted && i+1 < len(s):
+			i++
+			b.WriteByte(s[i])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,7 @@
+import banner from "./banner.txt";
+
+export default {
+  fetch() {
+    return new Response(`text:${banner.trim()}`);
+  },
+};

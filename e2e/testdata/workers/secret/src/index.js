@@ -1,0 +1,5 @@
+export default {
+  fetch(request, env) {
+    return new Response(env.API_KEY ?? "API_KEY unset");
+  },
+};
