@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -25,12 +27,14 @@ import (
 	"github.com/octohq/octo/e2e/workload"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
+	"github.com/octohq/octo/internal/fakecf"
 )
 
 func main() {
 	bin := flag.String("octo", "bin/octo", "octo binary")
 	runs := flag.Int("runs", 3, "repetitions of each timed step")
 	idle := flag.Duration("idle", 30*time.Second, "settle time before measuring idle memory")
+	wranglerRuns := flag.Int("wrangler-runs", 10, "wrangler deploy repetitions (0 = skip; needs npm ci --prefix e2e)")
 	flag.Parse()
 	b := &bench{bin: mustAbs(*bin)}
 	dir, err := os.MkdirTemp("", "octo-bench")
@@ -60,6 +64,10 @@ func main() {
 	cfg, err := config.Load(b.dataDir)
 	if err != nil {
 		log.Fatal(err)
+	}
+	var deploy, dry []time.Duration
+	if *wranglerRuns > 0 {
+		deploy, dry = benchWrangler(cfg, *wranglerRuns)
 	}
 	image, err := workload.PushHello(cfg.RegistryAddr(), "bench/hello:1")
 	if err != nil {
@@ -100,6 +108,10 @@ func main() {
 	mem := memory(cfg)
 
 	fmt.Printf("| cold `octo up` (empty data dir) → ready | %s |\n", summary(cold))
+	if len(deploy) > 0 {
+		fmt.Printf("| `wrangler deploy` of a hello-world ES module against octo (wall) | %s |\n", summary(deploy))
+		fmt.Printf("| the same `wrangler deploy --dry-run` (wrangler's own overhead) | %s |\n", summary(dry))
+	}
 	fmt.Printf("| warm `octo up` → ready with the previous pods serving | %s |\n", summary(warm))
 	fmt.Printf("| Deployment created → pod serving through its Service | %s |\n", summary(apply))
 	fmt.Printf("| idle RSS after %s, %d pods: daemon / containerd / %d shims / total | %.0f / %.0f / %.0f / **%.0f MB** |\n",
@@ -108,6 +120,50 @@ func main() {
 }
 
 type bench struct{ bin, dataDir string }
+
+// benchWrangler times the real wrangler deploying the e2e esm project, and
+// the same command with --dry-run (no API calls).
+func benchWrangler(cfg config.Config, runs int) (deploy, dry []time.Duration) {
+	id, err := fakecf.LoadIdentity(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	wrangler := mustAbs("e2e/node_modules/.bin/wrangler")
+	tmp, err := os.MkdirTemp("", "bench-wrangler")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	project := filepath.Join(tmp, "esm")
+	if out, err := exec.Command("cp", "-r", mustAbs("e2e/testdata/workers/esm"), project).CombinedOutput(); err != nil {
+		log.Fatalf("copy project: %v %s", err, out)
+	}
+	// wrangler's update check asks the npm registry; answer it on loopback.
+	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"dist-tags":{"latest":"4.86.0"}}`)
+	}))
+	defer registry.Close()
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp, "NO_COLOR=1",
+		"CLOUDFLARE_API_BASE_URL=http://" + config.Addr(cfg.EdgePort) + fakecf.BasePath,
+		"CLOUDFLARE_API_TOKEN=" + id.Token, "CLOUDFLARE_ACCOUNT_ID=" + id.AccountID,
+		"WRANGLER_SEND_METRICS=false", "WRANGLER_SEND_ERROR_REPORTS=false", "npm_registry=" + registry.URL + "/",
+	}
+	run := func(args ...string) time.Duration {
+		cmd := exec.Command(wrangler, args...)
+		cmd.Dir, cmd.Env = project, env
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			log.Fatalf("wrangler %v: %v\n%s", args, err, out)
+		}
+		return time.Since(t0)
+	}
+	for i := 0; i < runs; i++ {
+		deploy = append(deploy, run("deploy"))
+		dry = append(dry, run("deploy", "--dry-run", "--outdir", filepath.Join(tmp, "dist")))
+	}
+	return deploy, dry
+}
 
 func (b *bench) octo(args ...string) ([]byte, error) {
 	cmd := exec.Command(b.bin, append(args, "--data-dir", b.dataDir)...)
