@@ -94,17 +94,35 @@ func stopDaemon(g *globals, cfg config.Config) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal daemon: %w", err)
 	}
+	// Wait for the process itself, not its pid file: the daemon removes the
+	// file just before it exits, and its listeners close only at exit.
 	deadline := time.Now().Add(stopTimeout)
 	for time.Now().Before(deadline) {
-		if _, alive := daemon.RunningPID(cfg); !alive {
+		if !processAlive(pid) {
 			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	fmt.Fprintf(g.errOut, "warning: octo did not stop within %s; killing it\n", stopTimeout)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	time.Sleep(200 * time.Millisecond)
 	return nil
+}
+
+// processAlive reports whether pid still runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return errors.Is(err, syscall.EPERM)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
 }
 
 // confirm asks a yes/no question on the terminal.
