@@ -33,12 +33,28 @@ build: assets
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/octo
 
 ## assets: the binaries octo embeds (built separately, CGO off)
-assets:
+assets: workerd
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(SHIM) github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(PAUSE) ./cmd/octo-pause
 
-## test: unit tests (no root needed)
-test:
+## workerd: the workerd runtime octo embeds: npm @cloudflare/workerd-linux-64, pinned and
+## integrity-checked by tools/workerd/package-lock.json (npm ci), stripped, zstd-compressed.
+## Runs only when the output is missing or older than the lockfile.
+WORKERD_OUT := internal/workerd/bin
+WORKERD_NPM := tools/workerd/node_modules/@cloudflare/workerd-linux-64/bin/workerd
+STRIP       ?= strip
+.PHONY: workerd
+workerd: $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256
+
+$(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 &: tools/workerd/package.json tools/workerd/package-lock.json internal/workerd/compress/main.go
+	npm ci --prefix tools/workerd --no-audit --no-fund
+	$(STRIP) -o tools/workerd/node_modules/workerd.stripped $(WORKERD_NPM)
+	$(GO) run ./internal/workerd/compress -in tools/workerd/node_modules/workerd.stripped \
+		-out $(WORKERD_OUT)/workerd.zst -sha256 $(WORKERD_OUT)/workerd.sha256
+	rm -f tools/workerd/node_modules/workerd.stripped
+
+## test: unit tests (no root needed; the workerd tests run the embedded runtime)
+test: workerd
 	$(GO) test ./...
 
 ## e2e: real `octo up` as root on a temp data dir and non-default ports
@@ -57,7 +73,7 @@ deps:
 	apt-get update && apt-get install -y runc iptables containernetworking-plugins iproute2 curl
 
 clean:
-	rm -rf bin $(SHIM) $(PAUSE)
+	rm -rf bin $(SHIM) $(PAUSE) $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 tools/workerd/node_modules
 
 ## generate: deepcopy code and CRD manifests of internal/operators/api (controller-gen, built
 ## from the Go module proxy at the version that matches k8s 0.34; its own go.mod, not ours)

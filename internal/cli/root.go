@@ -75,7 +75,7 @@ Start it with 'sudo octo up', look at it with 'octo status', stop it with
 	root.AddCommand(
 		newUpCommand(g), newDaemonCommand(g), newDownCommand(g), newStatusCommand(g),
 		newLogsCommand(g), newEnvCommand(g), newKubectlCommand(g), newVersionCommand(g),
-		newAPICommand(g),
+		newAPICommand(g), newURLCommand(g),
 	)
 	return root
 }

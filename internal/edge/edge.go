@@ -32,6 +32,14 @@ type ErrorRenderer interface {
 	RenderError(err error, c echo.Context)
 }
 
+// HostHandler is implemented by registrars that serve whole hosts (the
+// Workers gateway): the edge sends requests whose Host they handle to them
+// before echo sees them.
+type HostHandler interface {
+	Handles(host string) bool
+	http.Handler
+}
+
 // Server is the edge component.
 type Server struct {
 	addr  string
@@ -64,10 +72,14 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	var renderers []ErrorRenderer
+	var hosts []HostHandler
 	for _, p := range parts {
 		p.Register(e)
 		if r, ok := p.(ErrorRenderer); ok {
 			renderers = append(renderers, r)
+		}
+		if h, ok := p.(HostHandler); ok {
+			hosts = append(hosts, h)
 		}
 	}
 	e.HTTPErrorHandler = errorHandler(e, renderers)
@@ -75,10 +87,26 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	s.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: byHost(e, hosts), ReadHeaderTimeout: 10 * time.Second}
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Serve(ln) }()
 	return nil
+}
+
+// byHost sends the hosts a HostHandler handles to it, everything else to e.
+func byHost(e http.Handler, hosts []HostHandler) http.Handler {
+	if len(hosts) == 0 {
+		return e
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range hosts {
+			if h.Handles(r.Host) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		e.ServeHTTP(w, r)
+	})
 }
 
 // errorHandler lets each renderer answer errors under its prefix (the API's

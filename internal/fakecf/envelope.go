@@ -47,6 +47,10 @@ const (
 	CodeVersionNotFound  = 10217 // version not found
 	CodeBadDeployment    = 10218 // invalid deployment request
 	CodeSecretNotFound   = 10056 // secret not found
+	// A secret or settings change while the latest version is not the one
+	// fully deployed (after `versions upload`, a split or a rollback).
+	CodeSettingsEditNotDeployed = 10214
+	CodeSecretEditNotDeployed   = 10215
 )
 
 // APIError is an error with the HTTP status and Cloudflare code to answer.

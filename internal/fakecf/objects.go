@@ -21,15 +21,22 @@ const (
 	LabelScript  = "api.cf-worker/script"
 )
 
-// ObjectName is the Kubernetes name of a script's objects. Script names may
-// hold '_' which object names may not; such names get a short hash suffix so
-// that "a_b" and "a-b" never collide.
+// ObjectName is the Kubernetes name of a script's objects, also used as a
+// label value, so it must be a DNS label: at most 63 characters, starting and
+// ending with a letter or digit. Script names are one unless they hold '_'
+// (which object names may not) or end in '-'; those get '_' replaced, are cut
+// to fit, and get a short hash suffix so that "a_b", "a-b" and "a-b-" never
+// collide.
 func ObjectName(script string) string {
-	if !strings.Contains(script, "_") {
+	if !strings.Contains(script, "_") && !strings.HasSuffix(script, "-") {
 		return script
 	}
 	sum := sha256.Sum256([]byte(script))
-	return strings.ReplaceAll(script, "_", "-") + "-" + hex.EncodeToString(sum[:3])
+	base := strings.ReplaceAll(script, "_", "-")
+	if maxBase := 63 - len("-123456"); len(base) > maxBase {
+		base = base[:maxBase]
+	}
+	return base + "-" + hex.EncodeToString(sum[:3])
 }
 
 // VersionObjectName is the name of the WorkerVersion of a script's version number.
@@ -87,7 +94,10 @@ func workerNotFound(script string) *APIError {
 // listVersions returns the script's versions, oldest first.
 func (s *Server) listVersions(ctx context.Context, a Account, script string) ([]apiv1.WorkerVersion, error) {
 	var list apiv1.WorkerVersionList
-	if err := s.k8s.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingLabels(scriptLabels(a, script))); err != nil {
+	// Only the identifying labels: the account's release labels may have
+	// changed since older versions were made.
+	sel := client.MatchingLabels{LabelAccount: a.ID, LabelScript: ObjectName(script)}
+	if err := s.k8s.List(ctx, &list, client.InNamespace(a.Namespace), sel); err != nil {
 		return nil, fmt.Errorf("list versions of %s: %w", script, err)
 	}
 	out := list.Items[:0]

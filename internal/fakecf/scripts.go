@@ -221,20 +221,34 @@ func (s *Server) patchSettings(c echo.Context) error {
 	if err := decodeStrict(raw, &body); err != nil {
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "settings is not valid JSON: %v", err)
 	}
+	unlock := s.locks.lock(a, script)
+	defer unlock()
 	prev, err := s.latestVersion(ctx, a, script)
 	if err != nil {
 		return err
 	}
 	var bindings []Binding
+	names := map[string]bool{}
 	for _, b := range body.Bindings {
 		if !bindingRE.MatchString(b.Name) {
 			return Errorf(http.StatusBadRequest, CodeBadRequest, "invalid binding name %q", b.Name)
 		}
+		if names[b.Name] {
+			return Errorf(http.StatusBadRequest, CodeBadRequest, "binding %q is listed twice", b.Name)
+		}
+		names[b.Name] = true
 		if b.Type == apiv1.BindingSecretText && b.Text != nil {
+			if err := validSecretName(b.Name); err != nil {
+				return err
+			}
 			bindings = append(bindings, b)
 			continue
 		}
 		bindings = append(bindings, Binding{Name: b.Name, Type: bindingInherit})
+	}
+	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSettingsEditNotDeployed,
+		"Script edit failed. You attempted to deploy the latest version with modified settings, but the latest version isn't currently deployed."); err != nil {
+		return err
 	}
 	v, err := s.deriveVersion(ctx, a, script, prev, bindings, nil)
 	if err != nil {
@@ -250,7 +264,7 @@ func settingsPart(r *http.Request) ([]byte, error) {
 	if mt == "application/json" {
 		return io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	}
-	mr, err := multipartReader(r)
+	mr, _, err := multipartReader(r)
 	if err != nil {
 		return nil, err
 	}
@@ -276,8 +290,31 @@ func readPart(p *multipart.Part) ([]byte, error) {
 	return b, nil
 }
 
+const secretEditNotDeployed = "Secret edit failed. You attempted to modify a secret, but the latest version of your Worker isn't currently deployed. " +
+	"Please ensure that the latest version of your Worker is fully deployed (wrangler versions deploy) before modifying secrets."
+
+// requireLatestDeployed refuses a secret change unless the newest deployment
+// sends all traffic to the latest version, as Cloudflare does: the change is
+// made to the latest version and deployed at 100%, which after a `versions
+// upload`, a split or a rollback would silently deploy other code.
+func (s *Server) requireLatestDeployed(ctx context.Context, a Account, script string, latest *apiv1.WorkerVersion, code int, msg string) error {
+	rel, err := s.mustRelease(ctx, a, script)
+	if err != nil {
+		return err
+	}
+	if len(rel.Spec.Deployments) > 0 {
+		for _, t := range rel.Spec.Deployments[0].Versions {
+			if t.VersionID == latest.Spec.VersionID && t.Percentage == 100 {
+				return nil
+			}
+		}
+	}
+	return Errorf(http.StatusBadRequest, code, "%s", msg)
+}
+
 // deriveVersion makes and deploys a new version from prev with other
-// bindings (a secret change).
+// bindings (a secret change). The caller holds the script's lock from before
+// it read prev, so that no upload lands in between and is reverted.
 func (s *Server) deriveVersion(ctx context.Context, a Account, script string, prev *apiv1.WorkerVersion, bindings []Binding, secretWrites map[string]*string) (*apiv1.WorkerVersion, error) {
 	parts, err := s.loadParts(ctx, prev)
 	if err != nil {
@@ -287,7 +324,7 @@ func (s *Server) deriveVersion(ctx context.Context, a Account, script string, pr
 		MainModule: prev.Spec.MainModule, BodyPart: prev.Spec.BodyPart, Bindings: bindings,
 		CompatibilityDate: prev.Spec.CompatibilityDate, CompatibilityFlags: prev.Spec.CompatibilityFlags,
 	}
-	v, _, err := s.createVersion(ctx, a, script, versionInput{parts: parts, meta: meta, triggeredBy: TriggerSecret, deploy: true, secretWrites: secretWrites})
+	v, _, err := s.createVersionLocked(ctx, a, script, versionInput{parts: parts, meta: meta, triggeredBy: TriggerSecret, deploy: true, secretWrites: secretWrites})
 	return v, err
 }
 
@@ -466,14 +503,19 @@ func (s *Server) putSecret(c echo.Context) error {
 	if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&body); err != nil {
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "invalid JSON body: %v", err)
 	}
-	if !bindingRE.MatchString(body.Name) {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "invalid secret name %q", body.Name)
+	if err := validSecretName(body.Name); err != nil {
+		return err
 	}
 	if body.Type != apiv1.BindingSecretText || body.Text == nil {
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "a secret needs \"type\":\"secret_text\" and a \"text\" value (secret_key is not supported by octo yet)")
 	}
+	unlock := s.locks.lock(a, script)
+	defer unlock()
 	prev, err := s.latestVersion(ctx, a, script)
 	if err != nil {
+		return err
+	}
+	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSecretEditNotDeployed, secretEditNotDeployed); err != nil {
 		return err
 	}
 	bindings := []Binding{{Name: body.Name, Type: apiv1.BindingSecretText, Text: body.Text}}
@@ -492,6 +534,8 @@ func (s *Server) putSecret(c echo.Context) error {
 func (s *Server) deleteSecret(c echo.Context) error {
 	ctx, a, script := c.Request().Context(), account(c), c.Param("script")
 	name, _ := url.PathUnescape(c.Param("secret"))
+	unlock := s.locks.lock(a, script)
+	defer unlock()
 	prev, err := s.latestVersion(ctx, a, script)
 	if err != nil {
 		return err
@@ -507,6 +551,9 @@ func (s *Server) deleteSecret(c echo.Context) error {
 	}
 	if !found {
 		return Errorf(http.StatusNotFound, CodeSecretNotFound, "secret %q not found on script %q", name, script)
+	}
+	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSecretEditNotDeployed, secretEditNotDeployed); err != nil {
+		return err
 	}
 	if _, err := s.deriveVersion(ctx, a, script, prev, bindings, map[string]*string{name: nil}); err != nil {
 		return err

@@ -18,6 +18,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/tail"
 )
 
 // BasePath is where the API is mounted; CLOUDFLARE_API_BASE_URL ends with it.
@@ -50,6 +53,16 @@ type Options struct {
 	Log    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Tails holds the `wrangler tail` sessions; nil disables the tails API.
+	Tails *tail.Hub
+	// EdgeURL is the edge's base URL (http://127.0.0.1:<port>), from which
+	// tail WebSocket URLs are made; empty means the request's Host.
+	EdgeURL string
+	// Validate, when set, starts every new version once before anything of it
+	// is stored (WorkerdValidator does it in workerd). A *workerd.StartupError
+	// refuses the upload with 400/10021 and workerd's message; the duration
+	// becomes the version's startup_time_ms. nil accepts every version.
+	Validate func(ctx context.Context, v *apiv1.WorkerVersion, parts []Part) (time.Duration, error)
 }
 
 // Server serves the API.
@@ -61,6 +74,9 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	locks    scriptLocks
+	tails    *tail.Hub
+	edgeURL  string
+	validate func(ctx context.Context, v *apiv1.WorkerVersion, parts []Part) (time.Duration, error)
 }
 
 // New returns a Server.
@@ -73,7 +89,8 @@ func New(opts Options) *Server {
 	if now == nil {
 		now = time.Now
 	}
-	return &Server{id: opts.Identity, accounts: opts.Accounts, blobs: opts.Blobs, k8s: opts.Client, log: log, now: now}
+	return &Server{id: opts.Identity, accounts: opts.Accounts, blobs: opts.Blobs, k8s: opts.Client, log: log, now: now,
+		tails: opts.Tails, edgeURL: opts.EdgeURL, validate: opts.Validate}
 }
 
 // Register mounts the API on e under BasePath.
@@ -89,6 +106,7 @@ func (s *Server) Register(e *echo.Echo) {
 	a.GET("/workers/subdomain", s.accountSubdomain)
 	s.registerKV(a)
 	s.registerScripts(a)
+	s.registerTails(a)
 
 	// Anything else under the API answers a JSON 404, not an empty body.
 	g.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 // Upload limits. Cloudflare allows 10 MB (compressed) per Worker on the paid
@@ -29,11 +30,17 @@ const (
 	maxRequestSize = MaxScriptSize + 1<<20
 	maxModules     = 1000
 	maxBindings    = 256
+	// The CRD limits (WorkerVersion): compatibility flags, the text of a
+	// plain_text binding, a KV namespace ID, a module's content type.
+	maxFlags       = 128
+	maxTextBinding = 64 << 10
+	maxNamespaceID = 64
+	maxContentType = 256
 )
 
 // MaxCompatibilityDate is the newest compatibility date the runtime octo
 // ships supports (workerd 2026-04-26 accepts dates up to 2026-05-03).
-const MaxCompatibilityDate = "2026-05-03"
+const MaxCompatibilityDate = workerd.MaxCompatibilityDate
 
 // Metadata is the "metadata" part of a script upload.
 type Metadata struct {
@@ -133,7 +140,19 @@ var (
 	dateRE       = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	flagRE       = regexp.MustCompile(`^[a-z0-9_]{1,128}$`)
 	bindingRE    = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]{0,255}$`)
+	// secretNameRE: a secret's name is also its key in the Kubernetes
+	// Secret, which allows no '$' and at most 253 characters.
+	secretNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,252}$`)
 )
+
+// validSecretName refuses secret names the Kubernetes Secret cannot hold.
+func validSecretName(name string) error {
+	if !secretNameRE.MatchString(name) {
+		return Errorf(http.StatusBadRequest, CodeBadRequest,
+			"invalid secret name %q: use at most 253 letters, digits and '_', not starting with a digit", name)
+	}
+	return nil
+}
 
 // ValidScriptName checks a script name as Cloudflare does: lowercase letters,
 // digits, '-' and '_', at most 63 characters, starting with a letter or digit.
@@ -153,7 +172,7 @@ func badUpload(format string, args ...any) *APIError {
 // ParseUpload reads a multipart script upload (PUT script, POST versions)
 // and validates it fully. Nothing is stored.
 func ParseUpload(r *http.Request) (*Upload, error) {
-	mr, err := multipartReader(r)
+	mr, complete, err := multipartReader(r)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +183,10 @@ func ParseUpload(r *http.Request) (*Upload, error) {
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
+			if !complete() {
+				return nil, Errorf(http.StatusBadRequest, CodeBadRequest,
+					"malformed multipart body: it ends before the closing boundary (truncated upload, or a boundary other than the Content-Type's)")
+			}
 			break
 		}
 		if err != nil {
@@ -180,6 +203,9 @@ func ParseUpload(r *http.Request) (*Upload, error) {
 				"script upload is larger than octo's limit of %d MiB (Cloudflare allows 10 MB compressed on paid plans)", MaxScriptSize>>20)
 		}
 		if name == "metadata" {
+			if meta != nil {
+				return nil, badUpload("the upload has two \"metadata\" parts")
+			}
 			meta = data
 			continue
 		}
@@ -193,7 +219,7 @@ func ParseUpload(r *http.Request) (*Upload, error) {
 		ct := p.Header.Get("Content-Type")
 		mt, _, _ := mime.ParseMediaType(ct)
 		typ, ok := moduleTypes[mt]
-		if !ok {
+		if !ok || len(ct) > maxContentType {
 			return nil, badUpload("module %q has unsupported content type %q", name, ct)
 		}
 		u.Parts = append(u.Parts, Part{Name: name, ContentType: ct, Type: typ, Data: data})
@@ -210,14 +236,49 @@ func ParseUpload(r *http.Request) (*Upload, error) {
 	return u, nil
 }
 
-// multipartReader checks the content type and bounds the body.
-func multipartReader(r *http.Request) (*multipart.Reader, error) {
+// multipartReader checks the content type and bounds the body. complete
+// tells, once NextPart has answered io.EOF, whether the body really ended
+// with the closing boundary: mime/multipart also answers io.EOF (or an error
+// wrapping it) for a body cut short after any line, which would otherwise
+// pass as an upload without its remaining parts.
+func multipartReader(r *http.Request) (mr *multipart.Reader, complete func() bool, err error) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mt, "multipart/") || params["boundary"] == "" {
-		return nil, Errorf(http.StatusBadRequest, CodeBadRequest,
+		return nil, nil, Errorf(http.StatusBadRequest, CodeBadRequest,
 			"expected a multipart/form-data body with a boundary, got Content-Type %q", r.Header.Get("Content-Type"))
 	}
-	return multipart.NewReader(http.MaxBytesReader(nil, r.Body, maxRequestSize), params["boundary"]), nil
+	tr := &tailReader{r: http.MaxBytesReader(nil, r.Body, maxRequestSize)}
+	closing := []byte("--" + params["boundary"] + "--")
+	complete = func() bool {
+		i := bytes.LastIndex(tr.tail, closing)
+		return i == 0 && tr.total == int64(len(tr.tail)) || i > 0 && tr.tail[i-1] == '\n'
+	}
+	return multipart.NewReader(tr, params["boundary"]), complete, nil
+}
+
+// tailReader remembers the last bytes read: enough to hold the closing
+// boundary line plus what mime/multipart's 4 KiB buffer reads past it.
+type tailReader struct {
+	r     io.Reader
+	tail  []byte
+	total int64
+}
+
+const tailSize = 8 << 10
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.total += int64(n)
+	b := p[:n]
+	if len(b) >= tailSize {
+		t.tail = append(t.tail[:0], b[len(b)-tailSize:]...)
+		return n, err
+	}
+	if keep := tailSize - len(b); len(t.tail) > keep {
+		t.tail = t.tail[:copy(t.tail, t.tail[len(t.tail)-keep:])]
+	}
+	t.tail = append(t.tail, b...)
+	return n, err
 }
 
 // decodeStrict decodes JSON, allowing unknown fields (wrangler sends many).
@@ -239,7 +300,7 @@ func validModuleName(name string) error {
 		return badUpload("invalid module name %q", name)
 	}
 	clean := strings.TrimPrefix(name, "./")
-	if strings.HasPrefix(clean, "/") || path.Clean(clean) != clean || clean == ".." || strings.HasPrefix(clean, "../") {
+	if strings.HasPrefix(clean, "/") || path.Clean(clean) != clean || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
 		return badUpload("invalid module name %q: module names must be relative paths without '..'", name)
 	}
 	return nil
@@ -307,6 +368,9 @@ func (u *Upload) validateCompatibility() error {
 			m.CompatibilityDate = MaxCompatibilityDate
 		}
 	}
+	if len(m.CompatibilityFlags) > maxFlags {
+		return badUpload("too many compatibility flags (%d, at most %d)", len(m.CompatibilityFlags), maxFlags)
+	}
 	for _, f := range m.CompatibilityFlags {
 		if !flagRE.MatchString(f) {
 			return badUpload("invalid compatibility flag %q", f)
@@ -334,17 +398,27 @@ func (u *Upload) validateBindings() error {
 				"binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
 		}
 		switch b.Type {
-		case apiv1.BindingPlainText, apiv1.BindingSecretText:
-			if b.Text == nil && b.Type == apiv1.BindingPlainText {
+		case apiv1.BindingPlainText:
+			if b.Text == nil {
 				return badUpload("plain_text binding %q has no text", b.Name)
 			}
+			if len(*b.Text) > maxTextBinding {
+				return badUpload("plain_text binding %q is too long (%d bytes, at most %d)", b.Name, len(*b.Text), maxTextBinding)
+			}
+		case apiv1.BindingSecretText:
+			if b.Text != nil { // without text it inherits the existing secret
+				if err := validSecretName(b.Name); err != nil {
+					return badUpload("%s", err.(*APIError).Msg)
+				}
+			}
 		case apiv1.BindingJSON:
-			if len(b.JSON) == 0 || !json.Valid(b.JSON) {
+			// null cannot be stored: the object would drop it.
+			if len(b.JSON) == 0 || !json.Valid(b.JSON) || string(bytes.TrimSpace(b.JSON)) == "null" {
 				return badUpload("json binding %q has no valid json value", b.Name)
 			}
 		case apiv1.BindingKV:
-			if b.NamespaceID == "" {
-				return badUpload("kv_namespace binding %q has no namespace_id", b.Name)
+			if b.NamespaceID == "" || len(b.NamespaceID) > maxNamespaceID {
+				return badUpload("kv_namespace binding %q has no namespace_id (or one over %d characters)", b.Name, maxNamespaceID)
 			}
 		case apiv1.BindingWasmModule, apiv1.BindingTextBlob, apiv1.BindingDataBlob:
 			if u.part(b.Part) == nil {

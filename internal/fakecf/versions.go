@@ -2,6 +2,8 @@ package fakecf
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 // Triggers of a version (annotation workers/triggered_by).
@@ -47,6 +50,17 @@ func (l *scriptLocks) lock(a Account, script string) func() {
 	return mu.(*sync.Mutex).Unlock
 }
 
+// moduleKey is the last part of a module's S3 key: the escaped module name
+// (escaping '/' keeps "a" and "a/b" apart), or its digest when that is too
+// long for a file name in the S3 store's file system.
+func moduleKey(name string) string {
+	if esc := url.PathEscape(name); len(esc) <= 200 {
+		return esc
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "sha256-" + hex.EncodeToString(sum[:])
+}
+
 // versionPrefix is where a version's files are in S3.
 func versionPrefix(a Account, script, versionID string) string {
 	return fmt.Sprintf("accounts/%s/workers/%s/versions/%s/", a.ID, script, versionID)
@@ -63,7 +77,11 @@ func scriptPrefix(a Account, script string) string {
 func (s *Server) createVersion(ctx context.Context, a Account, script string, in versionInput) (*apiv1.WorkerVersion, *apiv1.ReleaseDeployment, error) {
 	unlock := s.locks.lock(a, script)
 	defer unlock()
+	return s.createVersionLocked(ctx, a, script, in)
+}
 
+// createVersionLocked is createVersion for a caller holding the script's lock.
+func (s *Server) createVersionLocked(ctx context.Context, a Account, script string, in versionInput) (*apiv1.WorkerVersion, *apiv1.ReleaseDeployment, error) {
 	versions, err := s.listVersions(ctx, a, script)
 	if err != nil {
 		return nil, nil, err
@@ -83,6 +101,9 @@ func (s *Server) createVersion(ctx context.Context, a Account, script string, in
 		if v == nil { // a removed secret is not carried over
 			bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
 		}
+	}
+	if len(bindings) > maxBindings { // kept secrets come on top of the upload's bindings
+		return nil, nil, badUpload("too many bindings (%d with the kept ones, at most %d)", len(bindings), maxBindings)
 	}
 	id := uuid.NewString()
 	prefix := versionPrefix(a, script, id)
@@ -105,9 +126,21 @@ func (s *Server) createVersion(ctx context.Context, a Account, script string, in
 	}
 	for _, p := range in.parts {
 		v.Spec.Modules = append(v.Spec.Modules, apiv1.WorkerModule{
-			Name: p.Name, Type: p.Type, ContentType: p.ContentType, Key: prefix + "modules/" + url.PathEscape(p.Name),
+			Name: p.Name, Type: p.Type, ContentType: p.ContentType, Key: prefix + "modules/" + moduleKey(p.Name),
 			Size: int64(len(p.Data)), SHA256: p.SHA256(),
 		})
+	}
+	// 0. Start it once in workerd, before anything is written.
+	if s.validate != nil {
+		d, err := s.validate(ctx, v, in.parts)
+		var se *workerd.StartupError
+		if errors.As(err, &se) {
+			return nil, nil, badUpload("%s", se.Message)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("validate version: %w", err)
+		}
+		v.Spec.StartupTimeMs = max(d.Milliseconds(), 0)
 	}
 
 	// 1. S3: modules and metadata, immutable.

@@ -1,0 +1,568 @@
+// Package gateway routes requests for Workers by Host to the pods that serve
+// them.
+//
+// Host <script>.<subdomain>.workers.localhost[:port] (or …workers.dev, for
+// curl --connect-to) names an account by its workers subdomain and a script
+// of it. The script's WorkerRelease gives the active deployment; each
+// request picks one of its versions by percentage, then a ready pod of the
+// account whose api.cf-worker/sockets annotation maps that version to a
+// port, and is proxied to podIP:port. Pods are watched by the gateway
+// itself (not reached through the Service: kube-proxy would add ~1.45 s to
+// every deploy). The preview host <first 8 hex of a version id>-<script>…
+// reaches that version whatever the deployment.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	randv2 "math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/octohq/octo/internal/fakecf"
+	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+)
+
+// SocketsAnnotation is the pod annotation that maps each version ID the pod
+// serves to its workerd socket port: {"<versionID>": port}.
+const SocketsAnnotation = "api.cf-worker/sockets"
+
+// Host suffixes the gateway serves.
+var hostSuffixes = []string{".workers.localhost", ".workers.dev"}
+
+// URL is where a script is served on the edge port.
+func URL(script, subdomain string, edgePort int) string {
+	host := script + "." + subdomain + ".workers.localhost"
+	if edgePort > 0 {
+		host += ":" + strconv.Itoa(edgePort)
+	}
+	return "http://" + host + "/"
+}
+
+// PodLister returns the pods of an account's bundles (label
+// api.cf-worker/account=<id>). The gateway never modifies them.
+type PodLister interface {
+	AccountPods(ctx context.Context, account string) ([]corev1.Pod, error)
+}
+
+// ReaderPods lists pods from a client.Reader, typically the cache built by
+// ClusterOptions.
+type ReaderPods struct{ Reader client.Reader }
+
+// AccountPods implements PodLister.
+func (p ReaderPods) AccountPods(ctx context.Context, account string) ([]corev1.Pod, error) {
+	var list corev1.PodList
+	if err := p.Reader.List(ctx, &list, client.MatchingLabels{fakecf.LabelAccount: account}); err != nil {
+		return nil, fmt.Errorf("list pods of account %s: %w", account, err)
+	}
+	return list.Items, nil
+}
+
+// Options configure a Gateway.
+type Options struct {
+	// Accounts resolves workers subdomains to accounts.
+	Accounts fakecf.AccountSource
+	// Reader reads WorkerReleases (and WorkerVersions, for preview hosts).
+	Reader client.Reader
+	// Pods lists the account pods.
+	Pods PodLister
+	// EdgePort is printed in the URLs of the 404 page when the request's
+	// Host has no port.
+	EdgePort int
+	// Rand returns a number in [0,n); nil means math/rand/v2 (fast, not
+	// cryptographic). Used for the percentage split and the pod choice.
+	Rand func(n int) int
+	// Transport reaches the pods; nil means NewTransport().
+	Transport http.RoundTripper
+	// AccountTTL is how long the subdomain → account table is reused; 0
+	// means 2 s. An unknown subdomain refreshes it at once.
+	AccountTTL time.Duration
+	Log        *slog.Logger
+}
+
+// Gateway is the Workers gateway: an http.Handler for the hosts Handles
+// accepts.
+type Gateway struct {
+	accounts   fakecf.AccountSource
+	reader     client.Reader
+	pods       PodLister
+	edgePort   int
+	rand       func(n int) int
+	log        *slog.Logger
+	proxy      *httputil.ReverseProxy
+	accountTTL time.Duration
+
+	snap      atomic.Pointer[accountSnapshot]
+	refreshMu sync.Mutex
+
+	socketsMu sync.RWMutex
+	sockets   map[string]map[string]int // annotation value → parsed
+}
+
+type accountSnapshot struct {
+	at    time.Time
+	bySub map[string]fakecf.Account
+	all   []fakecf.Account
+}
+
+// NewTransport returns the shared keep-alive transport to the pods. It
+// never uses a proxy from the environment.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// New returns a Gateway.
+func New(opts Options) *Gateway {
+	g := &Gateway{
+		accounts: opts.Accounts, reader: opts.Reader, pods: opts.Pods, edgePort: opts.EdgePort,
+		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL,
+		sockets: map[string]map[string]int{},
+	}
+	if g.rand == nil {
+		g.rand = randv2.IntN
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.accountTTL <= 0 {
+		g.accountTTL = 2 * time.Second
+	}
+	base := opts.Transport
+	if base == nil {
+		base = NewTransport()
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    &retryTransport{base: base, log: g.log},
+		ErrorHandler: g.proxyError,
+		BufferPool:   bufferPool{},
+		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	return g
+}
+
+// Register implements edge.Registrar; the gateway adds no echo route, the
+// edge dispatches its hosts to it before echo (HostHandler).
+func (g *Gateway) Register(*echo.Echo) {}
+
+// Handles reports whether host (with or without port) is a Workers host:
+// *.workers.localhost or *.workers.dev.
+func (g *Gateway) Handles(host string) bool {
+	_, ok := splitHost(host)
+	return ok
+}
+
+// splitHost returns the labels before the workers suffix, lower-cased.
+func splitHost(host string) ([]string, bool) {
+	h := host
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	for _, suf := range hostSuffixes {
+		if rest, ok := strings.CutSuffix(h, suf); ok && rest != "" {
+			return strings.Split(rest, "."), true
+		}
+	}
+	return nil, false
+}
+
+// hostPort returns the port of a Host header, or fallback.
+func hostPort(host string, fallback int) int {
+	if _, p, err := net.SplitHostPort(host); err == nil {
+		if n, err := strconv.Atoi(p); err == nil {
+			return n
+		}
+	}
+	return fallback
+}
+
+// target is what a request was routed to; the proxy's Rewrite and the
+// retrying transport read it from the request context.
+type target struct {
+	script  string
+	primary backend
+	// alts are other pods that serve the deployment, for one retry.
+	alts []backend
+	ray  string
+}
+
+type backend struct {
+	pod     string // namespace/name
+	addr    string // podIP:port
+	version string
+}
+
+type targetKey struct{}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	labels, ok := splitHost(r.Host)
+	if !ok || len(labels) != 2 || labels[0] == "" || labels[1] == "" {
+		g.notFound(w, r, nil, "Workers hosts look like <script>.<subdomain>.workers.localhost.")
+		return
+	}
+	first, sub := labels[0], labels[1]
+	acct, found, err := g.account(ctx, sub)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if !found {
+		g.notFound(w, r, nil, fmt.Sprintf("No account has the workers subdomain %q.", sub))
+		return
+	}
+	script, versions, preview, err := g.resolve(ctx, acct, first)
+	if err != nil {
+		var nf notFoundError
+		if errors.As(err, &nf) {
+			g.notFound(w, r, &acct, string(nf))
+			return
+		}
+		g.fail(w, err)
+		return
+	}
+	t, err := g.pick(ctx, acct, script, versions, preview)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if t == nil {
+		w.Header().Set("Retry-After", "1")
+		msg := "worker " + script + " is starting; retry in a moment"
+		if preview {
+			msg = "worker " + script + " version " + versions[0].VersionID + " is not running yet; retry in a moment"
+		}
+		text(w, http.StatusServiceUnavailable, msg)
+		return
+	}
+	t.ray = ray()
+	w.Header().Set("Cf-Ray", t.ray)
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
+}
+
+// notFoundError is a 404 with its explanation.
+type notFoundError string
+
+func (e notFoundError) Error() string { return string(e) }
+
+// resolve finds what a host's first label names: a script's active
+// deployment, or a preview of one version.
+func (g *Gateway) resolve(ctx context.Context, a fakecf.Account, first string) (script string, versions []apiv1.VersionTraffic, preview bool, err error) {
+	rel, err := g.release(ctx, a, first)
+	if err != nil {
+		return "", nil, false, err
+	}
+	if rel != nil {
+		d := rel.ActiveDeployment()
+		if d == nil || len(d.Versions) == 0 {
+			return "", nil, false, notFoundError(fmt.Sprintf("Worker %q has no active deployment; deploy a version with `wrangler deploy` or `wrangler versions deploy`.", first))
+		}
+		return first, d.Versions, false, nil
+	}
+	prefix, name, ok := previewLabel(first)
+	if !ok {
+		return "", nil, false, notFoundError(fmt.Sprintf("There is no Worker %q in account %s.", first, a.Name))
+	}
+	rel, err = g.release(ctx, a, name)
+	if err != nil {
+		return "", nil, false, err
+	}
+	if rel == nil {
+		return "", nil, false, notFoundError(fmt.Sprintf("There is no Worker %q (nor %q) in account %s.", first, name, a.Name))
+	}
+	id, err := g.findVersion(ctx, a, rel, prefix)
+	if err != nil {
+		return "", nil, false, err
+	}
+	if id == "" {
+		return "", nil, false, notFoundError(fmt.Sprintf("Worker %q has no version starting with %s.", name, prefix))
+	}
+	return name, []apiv1.VersionTraffic{{VersionID: id, Percentage: 100}}, true, nil
+}
+
+// previewLabel splits "<8 hex>-<script>".
+func previewLabel(label string) (prefix, script string, ok bool) {
+	if len(label) < 10 || label[8] != '-' {
+		return "", "", false
+	}
+	for _, c := range label[:8] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "", "", false
+		}
+	}
+	return label[:8], label[9:], true
+}
+
+// release returns the script's WorkerRelease, nil when there is none.
+func (g *Gateway) release(ctx context.Context, a fakecf.Account, script string) (*apiv1.WorkerRelease, error) {
+	var rel apiv1.WorkerRelease
+	err := g.reader.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: fakecf.ObjectName(script)}, &rel)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get release %s: %w", script, err)
+	}
+	if rel.Spec.AccountID != a.ID || rel.Spec.ScriptName != script || rel.DeletionTimestamp != nil {
+		return nil, nil
+	}
+	return &rel, nil
+}
+
+// findVersion returns the ID of the script's version starting with prefix:
+// from the deployments first, then from the WorkerVersions.
+func (g *Gateway) findVersion(ctx context.Context, a fakecf.Account, rel *apiv1.WorkerRelease, prefix string) (string, error) {
+	for _, d := range rel.Spec.Deployments {
+		for _, v := range d.Versions {
+			if strings.HasPrefix(v.VersionID, prefix) {
+				return v.VersionID, nil
+			}
+		}
+	}
+	var list apiv1.WorkerVersionList
+	err := g.reader.List(ctx, &list, client.InNamespace(a.Namespace),
+		client.MatchingLabels{fakecf.LabelAccount: a.ID, fakecf.LabelScript: fakecf.ObjectName(rel.Spec.ScriptName)})
+	if err != nil {
+		return "", fmt.Errorf("list versions of %s: %w", rel.Spec.ScriptName, err)
+	}
+	for _, v := range list.Items {
+		if v.Spec.ScriptName == rel.Spec.ScriptName && v.DeletionTimestamp == nil && strings.HasPrefix(v.Spec.VersionID, prefix) {
+			return v.Spec.VersionID, nil
+		}
+	}
+	return "", nil
+}
+
+// account returns the account of a workers subdomain.
+func (g *Gateway) account(ctx context.Context, sub string) (fakecf.Account, bool, error) {
+	if s := g.snap.Load(); s != nil && time.Since(s.at) < g.accountTTL {
+		if a, ok := s.bySub[sub]; ok {
+			return a, true, nil
+		}
+	}
+	s, err := g.refreshAccounts(ctx)
+	if err != nil {
+		return fakecf.Account{}, false, err
+	}
+	a, ok := s.bySub[sub]
+	return a, ok, nil
+}
+
+// refreshAccounts reloads the subdomain table, once for concurrent callers.
+func (g *Gateway) refreshAccounts(ctx context.Context) (*accountSnapshot, error) {
+	start := time.Now()
+	g.refreshMu.Lock()
+	defer g.refreshMu.Unlock()
+	if s := g.snap.Load(); s != nil && s.at.After(start) {
+		return s, nil // refreshed while we waited
+	}
+	all, err := g.accounts.Accounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	s := &accountSnapshot{at: time.Now(), bySub: map[string]fakecf.Account{}, all: all}
+	for _, a := range all {
+		k := strings.ToLower(a.Subdomain)
+		if _, dup := s.bySub[k]; !dup && k != "" {
+			s.bySub[k] = a
+		}
+	}
+	g.snap.Store(s)
+	return s, nil
+}
+
+// pod is a ready pod with its sockets.
+type pod struct {
+	name    string
+	ip      string
+	sockets map[string]int
+}
+
+// readyPods returns the account's ready, not terminating pods.
+func (g *Gateway) readyPods(ctx context.Context, account string) ([]pod, error) {
+	pods, err := g.pods.AccountPods(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pod, 0, len(pods))
+	for i := range pods {
+		p := &pods[i]
+		if !podReady(p) {
+			continue
+		}
+		s := g.parseSockets(p.Annotations[SocketsAnnotation])
+		if len(s) == 0 {
+			continue
+		}
+		out = append(out, pod{name: p.Namespace + "/" + p.Name, ip: p.Status.PodIP, sockets: s})
+	}
+	return out, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.PodIP == "" || p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// parseSockets decodes the sockets annotation, memoised by value.
+func (g *Gateway) parseSockets(v string) map[string]int {
+	if v == "" {
+		return nil
+	}
+	g.socketsMu.RLock()
+	s, ok := g.sockets[v]
+	g.socketsMu.RUnlock()
+	if ok {
+		return s
+	}
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		g.log.Warn("bad sockets annotation", "value", v, "err", err)
+		s = nil
+	}
+	g.socketsMu.Lock()
+	if len(g.sockets) > 1024 {
+		g.sockets = map[string]map[string]int{}
+	}
+	g.sockets[v] = s
+	g.socketsMu.Unlock()
+	return s
+}
+
+// pick chooses the version (by percentage) and a pod serving it. When no
+// ready pod serves the chosen version, another version of the deployment is
+// used; nil means nothing serves the script yet.
+func (g *Gateway) pick(ctx context.Context, a fakecf.Account, script string, versions []apiv1.VersionTraffic, preview bool) (*target, error) {
+	pods, err := g.readyPods(ctx, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	chosen := g.pickVersion(versions)
+	order := []string{chosen}
+	if !preview {
+		for _, v := range versions {
+			if v.VersionID != chosen {
+				order = append(order, v.VersionID)
+			}
+		}
+	}
+	// cands serve the first version in order that any pod serves; rest
+	// serve the deployment's other versions (retry targets only).
+	var cands, rest []backend
+	for _, id := range order {
+		for _, p := range pods {
+			if port, ok := p.sockets[id]; ok && port > 0 && port < 65536 {
+				b := backend{pod: p.name, addr: net.JoinHostPort(p.ip, strconv.Itoa(port)), version: id}
+				if len(cands) == 0 || cands[0].version == id {
+					cands = append(cands, b)
+				} else {
+					rest = append(rest, b)
+				}
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	i := 0
+	if len(cands) > 1 {
+		i = g.rand(len(cands))
+	}
+	t := &target{script: script, primary: cands[i]}
+	for j, b := range cands {
+		if j != i && b.pod != t.primary.pod {
+			t.alts = append(t.alts, b)
+		}
+	}
+	for _, b := range rest {
+		if b.pod != t.primary.pod {
+			t.alts = append(t.alts, b)
+		}
+	}
+	return t, nil
+}
+
+// pickVersion picks a version by percentage.
+func (g *Gateway) pickVersion(vs []apiv1.VersionTraffic) string {
+	total := 0
+	for _, v := range vs {
+		total += max(int(v.Percentage), 0)
+	}
+	if total <= 0 {
+		return vs[0].VersionID
+	}
+	n := g.rand(total)
+	for _, v := range vs {
+		p := max(int(v.Percentage), 0)
+		if n < p {
+			return v.VersionID
+		}
+		n -= p
+	}
+	return vs[len(vs)-1].VersionID
+}
+
+// deployed returns the URLs of an account's scripts that have an active
+// deployment, sorted.
+func (g *Gateway) deployed(ctx context.Context, a fakecf.Account, port int) []string {
+	var list apiv1.WorkerReleaseList
+	if err := g.reader.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingLabels{fakecf.LabelAccount: a.ID}); err != nil {
+		g.log.Warn("list releases", "account", a.ID, "err", err)
+		return nil
+	}
+	var out []string
+	for i := range list.Items {
+		rel := &list.Items[i]
+		if rel.Spec.AccountID == a.ID && rel.DeletionTimestamp == nil && rel.ActiveDeployment() != nil {
+			out = append(out, URL(rel.Spec.ScriptName, a.Subdomain, port))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, err error) {
+	g.log.Error("gateway", "err", err)
+	text(w, http.StatusInternalServerError, "octo gateway error: "+err.Error())
+}
+
+func text(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintln(w, msg)
+}
+
+// ray returns a cf-ray value: 16 hex digits and a location.
+func ray() string {
+	return fmt.Sprintf("%016x-OCTO", randv2.Uint64())
+}

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"html"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+
+	"github.com/octohq/octo/internal/fakecf"
+)
+
+// rewrite sends the request to the chosen pod, unchanged but for the
+// headers Cloudflare adds. The Host header is kept: workerd builds
+// request.url from it.
+func rewrite(pr *httputil.ProxyRequest) {
+	t := pr.In.Context().Value(targetKey{}).(*target)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = t.primary.addr
+	pr.Out.Host = pr.In.Host
+
+	ip := pr.In.RemoteAddr
+	if h, _, err := net.SplitHostPort(ip); err == nil {
+		ip = h
+	}
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	h := pr.Out.Header
+	xff := ip
+	if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + ip
+	}
+	h.Set("X-Forwarded-For", xff)
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("Cf-Connecting-Ip", ip)
+	h.Set("Cf-Ipcountry", "XX")
+	h.Set("Cf-Ray", t.ray)
+	h.Set("Cf-Visitor", `{"scheme":"`+proto+`"}`)
+	h.Set("Cf-Worker", t.script)
+}
+
+// retryTransport retries once, on another pod, a request whose connection
+// could not be opened (a pod that just terminated), when the method is
+// idempotent and the body can be replayed. Nothing reached the pod, so the
+// retry is safe.
+type retryTransport struct {
+	base http.RoundTripper
+	log  *slog.Logger
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil {
+		return resp, nil
+	}
+	tg, _ := req.Context().Value(targetKey{}).(*target)
+	if tg == nil || len(tg.alts) == 0 || !idempotent(req.Method) || !dialError(err) || req.Context().Err() != nil {
+		return nil, err
+	}
+	alt := tg.alts[0]
+	retry := req.Clone(req.Context())
+	retry.URL.Host = alt.addr
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return nil, err
+		}
+		body, gerr := req.GetBody()
+		if gerr != nil {
+			return nil, err
+		}
+		retry.Body = body
+	}
+	t.log.Debug("retrying on another pod", "script", tg.script, "failed", tg.primary.pod, "retry", alt.pod, "err", err)
+	return t.base.RoundTrip(retry)
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// dialError reports whether err happened while connecting.
+func dialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// proxyError answers a request the pod did not answer.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	t, _ := r.Context().Value(targetKey{}).(*target)
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		w.WriteHeader(http.StatusBadGateway) // the client is gone
+		return
+	}
+	script, pod := "", ""
+	if t != nil {
+		script, pod = t.script, t.primary.pod
+	}
+	g.log.Warn("worker did not answer", "script", script, "pod", pod, "err", err)
+	text(w, http.StatusBadGateway, "worker "+script+" did not answer: "+err.Error())
+}
+
+// bufferPool recycles the proxy's copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// notFound answers the 404 page: what is not there and what is deployed.
+func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request, a *fakecf.Account, reason string) {
+	ctx := r.Context()
+	port := hostPort(r.Host, g.edgePort)
+	var urls []string
+	if a != nil {
+		urls = g.deployed(ctx, *a, port)
+	} else if s := g.snap.Load(); s != nil {
+		for _, acct := range s.all {
+			urls = append(urls, g.deployed(ctx, acct, port)...)
+		}
+	}
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		var b strings.Builder
+		b.WriteString(`<!doctype html><html><head><meta charset="utf-8"><title>No Worker here · octo</title>`)
+		b.WriteString(`<style>body{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem}code{background:#eee;padding:0 .2em}</style></head><body>`)
+		b.WriteString("<h1>No Worker is deployed at " + html.EscapeString(r.Host) + "</h1>")
+		if reason != "" {
+			b.WriteString("<p>" + html.EscapeString(reason) + "</p>")
+		}
+		if len(urls) == 0 {
+			b.WriteString("<p>Deployed: none yet. Deploy one with <code>wrangler deploy</code>.</p>")
+		} else {
+			b.WriteString("<p>Deployed:</p><ul>")
+			for _, u := range urls {
+				e := html.EscapeString(u)
+				b.WriteString(`<li><a href="` + e + `">` + e + "</a></li>")
+			}
+			b.WriteString("</ul>")
+		}
+		b.WriteString("<p>See <code>octo url &lt;script&gt;</code> for a Worker's address.</p></body></html>\n")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(b.String()))
+		return
+	}
+	msg := "No Worker is deployed at " + r.Host + "."
+	if reason != "" {
+		msg += " " + reason
+	}
+	if len(urls) == 0 {
+		msg += "\nDeployed: none yet — deploy one with `wrangler deploy`, then see `octo url <script>`."
+	} else {
+		msg += "\nDeployed: " + strings.Join(urls, " ") + " — see `octo url <script>`."
+	}
+	text(w, http.StatusNotFound, msg)
+}

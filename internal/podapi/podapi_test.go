@@ -1,0 +1,71 @@
+package podapi
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRoutesAndLifecycle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	kv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "kv "+r.Method+" "+r.URL.Path+" "+r.Header.Get(KVHeader))
+	})
+	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, "tail "+r.URL.Path+" "+string(b))
+	})
+	s := New(Options{Host: "127.0.0.1", Port: port, KV: kv, Tail: collector})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	if err := s.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Name() != "pod-api" || !strings.HasSuffix(s.Endpoint(), ":"+strconv.Itoa(port)) {
+		t.Fatal(s.Name(), s.Endpoint())
+	}
+
+	do := func(method, path, body string, hdr map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.Endpoint()+path, strings.NewReader(body))
+		req.Host = "fake-host"
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := do(http.MethodGet, "/k1?urlencoded=true", "", map[string]string{KVHeader: "a/n"}); code != 200 || body != "kv GET /k1 a/n" {
+		t.Fatalf("kv: %d %q", code, body)
+	}
+	// A KV key named like the collector path is still KV.
+	if code, body := do(http.MethodPut, "/tail/x", "v", map[string]string{KVHeader: "a/n"}); code != 200 || body != "kv PUT /tail/x a/n" {
+		t.Fatalf("kv tail-like key: %d %q", code, body)
+	}
+	if code, body := do(http.MethodPost, "/tail/octo-hello-v1", "[]", nil); code != 200 || body != "tail /tail/octo-hello-v1 []" {
+		t.Fatalf("tail: %d %q", code, body)
+	}
+	if code, _ := do(http.MethodGet, "/elsewhere", "", nil); code != http.StatusNotFound {
+		t.Fatalf("unknown: %d", code)
+	}
+}

@@ -1,0 +1,203 @@
+package tail
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Path is the prefix of both the WebSocket (GET /tail/<id>, edge port) and
+// the collector (POST /tail/<service>, pod-facing listener).
+const Path = "/tail/"
+
+// ScriptHeader is the header with which the tail worker names the script.
+const ScriptHeader = "x-octo-script"
+
+// maxCollectBody bounds one POST of the tail worker.
+const maxCollectBody = 16 << 20
+
+// closeWait is how long a server-initiated close waits for the client's
+// close frame before dropping the connection.
+const closeWait = 2 * time.Second
+
+// Register mounts the WebSocket endpoint, GET /tail/:id, on the edge.
+func (h *Hub) Register(e *echo.Echo) {
+	e.GET(Path+":id", echo.WrapHandler(h.Handler()))
+}
+
+// Handler serves GET /tail/<id>: it upgrades to a WebSocket (subprotocol
+// trace-v1) and streams the session's events as JSON text messages until
+// the client leaves or the session ends.
+func (h *Hub) Handler() http.Handler { return http.HandlerFunc(h.serveWS) }
+
+func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
+	id := strings.Trim(strings.TrimPrefix(r.URL.Path, Path), "/")
+	if _, ok := h.Get(id); !ok {
+		http.Error(w, "tail "+id+" does not exist or has expired; start a new one with `wrangler tail`", http.StatusNotFound)
+		return
+	}
+	proto, err := checkUpgrade(r)
+	if err != nil {
+		var he *handshakeError
+		if errors.As(err, &he) {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+			http.Error(w, he.msg, he.status)
+			return
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	sub, sess, err := h.attach(id)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	defer h.detach(id, sub)
+	conn, err := upgrade(w, r, proto)
+	if err != nil {
+		h.log.Warn("tail upgrade failed", "id", id, "err", err)
+		return
+	}
+	defer conn.close()
+	h.log.Debug("tail connected", "id", id, "script", sess.Script, "remote", r.RemoteAddr)
+
+	readDone := make(chan error, 1)
+	go func() {
+		// wrangler's first message is {"debug":false}; nothing to act on.
+		readDone <- conn.readLoop(func(byte, []byte) {})
+	}()
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case ev := <-sub.ch:
+			b, err := json.Marshal(ev)
+			if err != nil {
+				h.log.Warn("tail event", "err", err)
+				continue
+			}
+			if conn.write(opText, b) != nil {
+				return
+			}
+		case <-ping.C:
+			if conn.write(opPing, []byte("octo")) != nil {
+				return
+			}
+		case <-readDone:
+			return
+		case <-sub.done:
+			code := closeNormal
+			if sub.reason == reasonShutdown {
+				code = closeGoingAway
+			}
+			if conn.sendClose(code, sub.reason) == nil {
+				select {
+				case <-readDone:
+				case <-time.After(closeWait):
+				}
+			}
+			return
+		}
+	}
+}
+
+// Collector serves POST /tail/<service name>: the tail worker's JSON array
+// of trace items for the workerd service it is attached to.
+func (h *Hub) Collector() http.Handler { return http.HandlerFunc(h.collect) }
+
+func (h *Hub) collect(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST the trace items", http.StatusMethodNotAllowed)
+		return
+	}
+	service, _ := url.PathUnescape(strings.Trim(strings.TrimPrefix(r.URL.EscapedPath(), Path), "/"))
+	if !h.listening() {
+		// Every invocation of every worker posts here: when nobody tails,
+		// answer at once.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxCollectBody))
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCollectBody+1))
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(body) > maxCollectBody {
+		http.Error(w, "trace batch too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	items, err := ParseTraceItems(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var account, script, version string
+	ok := false
+	if h.resolve != nil && service != "" {
+		account, script, version, ok = h.resolve(service)
+	}
+	if !ok {
+		// Unresolved: the script named by the service ("<script>-<version
+		// prefix>"), in whichever account tails a script of that name.
+		account, script, version = "", ScriptOfService(cmp.Or(service, r.Header.Get(ScriptHeader))), ""
+	}
+	for _, it := range items {
+		ev, err := FromTraceItem(it, account, script, version)
+		if err != nil {
+			h.log.Debug("tail item skipped", "service", service, "err", err)
+			continue
+		}
+		if ev.ScriptName == "" {
+			continue
+		}
+		h.Publish(ev)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ScriptOfService guesses the script of a workerd service name as the
+// builder makes them, "<script>-<first 8 hex of the version id>" (or the
+// whole id without hyphens): the name without its version suffix. Script
+// names with '_' come back with '-'.
+func ScriptOfService(service string) string {
+	i := strings.LastIndexByte(service, '-')
+	if i <= 0 {
+		return service
+	}
+	if suffix := service[i+1:]; (len(suffix) == 8 || len(suffix) == 32) && isHex(suffix) {
+		return service[:i]
+	}
+	return service
+}
+
+// VersionPrefixOfService returns the version suffix of a service name
+// ("" when it has none): 8 hex digits, or 32 for the builder's
+// disambiguated names.
+func VersionPrefixOfService(service string) string {
+	i := strings.LastIndexByte(service, '-')
+	if i <= 0 {
+		return ""
+	}
+	if suffix := service[i+1:]; (len(suffix) == 8 || len(suffix) == 32) && isHex(suffix) {
+		return suffix
+	}
+	return ""
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

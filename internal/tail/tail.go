@@ -1,0 +1,396 @@
+// Package tail streams a Worker's trace events to `wrangler tail` and the
+// dashboard.
+//
+// A tail session is created through the API (POST …/scripts/:name/tails),
+// then wrangler opens a WebSocket (subprotocol trace-v1) on GET /tail/<id>
+// of the edge port. Each worker's workerd tail handler (the "octo-tail"
+// worker) POSTs the JSON array of its trace items to the collector,
+// POST /tail/<service name>, on the pod-facing listener; the Hub maps them to
+// wrangler's event shape and fans them out to the live sessions of the
+// script. Sessions expire on their own: wrangler does not delete its tail
+// when interrupted.
+package tail
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	randv2 "math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultTTL is how long a session lives unless deleted.
+const DefaultTTL = time.Hour
+
+// subscriberBuffer is how many events may wait for a slow listener before
+// newer ones are dropped (the collector never blocks on a listener).
+const subscriberBuffer = 256
+
+// Session is one tail, as the API returns it.
+type Session struct {
+	ID        string
+	Account   string
+	Script    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// Filters is the filter JSON the session was created with.
+	Filters json.RawMessage
+}
+
+// ResolveFunc maps the name of a workerd service (chosen by the builder) to
+// the account, script and version it runs.
+type ResolveFunc func(service string) (account, script, versionID string, ok bool)
+
+// Options configure a Hub.
+type Options struct {
+	// Resolve maps the collector's service name to a script. When nil or
+	// when it fails, the collector takes the script from the service name
+	// (ScriptOfService) and delivers to sessions of that script name in
+	// every account, without a version.
+	Resolve ResolveFunc
+	// TTL is the lifetime of a session; 0 means DefaultTTL.
+	TTL time.Duration
+	// Sweep is how often expired sessions are removed; 0 means a minute.
+	// Expired sessions are invisible at once regardless.
+	Sweep time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Sample returns a number in [0,1) for sampling_rate; nil means
+	// math/rand/v2.
+	Sample func() float64
+	Log    *slog.Logger
+}
+
+// Hub holds the tail sessions and their listeners.
+type Hub struct {
+	ctx     context.Context
+	resolve ResolveFunc
+	ttl     time.Duration
+	now     func() time.Time
+	sample  func() float64
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	// subs are the listeners by account/script key.
+	subs map[string]map[*subscriber]struct{}
+}
+
+type session struct {
+	Session
+	filters filters
+	// conns are the WebSocket listeners attached to the session.
+	conns map[*subscriber]struct{}
+}
+
+// subscriber is one listener: a WebSocket of a session, or a Subscribe
+// caller.
+type subscriber struct {
+	key     string
+	filters *filters
+	ch      chan Event
+	done    chan struct{} // closed when the session ends
+	reason  string        // why, for the close frame
+	once    sync.Once
+}
+
+// Reasons a listener ends, sent in the close frame.
+const (
+	reasonDeleted  = "tail deleted"
+	reasonExpired  = "tail expired"
+	reasonShutdown = "server shutting down"
+)
+
+func (s *subscriber) end(reason string) {
+	s.once.Do(func() {
+		s.reason = reason
+		close(s.done)
+	})
+}
+
+// New returns a Hub whose sweeper and connections end with ctx.
+func New(ctx context.Context, opts Options) *Hub {
+	h := &Hub{
+		ctx:      ctx,
+		resolve:  opts.Resolve,
+		ttl:      opts.TTL,
+		now:      opts.Now,
+		sample:   opts.Sample,
+		log:      opts.Log,
+		sessions: map[string]*session{},
+		subs:     map[string]map[*subscriber]struct{}{},
+	}
+	if h.ttl <= 0 {
+		h.ttl = DefaultTTL
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.sample == nil {
+		h.sample = randv2.Float64
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	sweep := opts.Sweep
+	if sweep <= 0 {
+		sweep = time.Minute
+	}
+	go h.sweepLoop(sweep)
+	return h
+}
+
+func key(account, script string) string { return account + "/" + script }
+
+// Create starts a session for a script; filters is the body wrangler sent
+// ({"filters":[...]}) or the bare array, parsed leniently.
+func (h *Hub) Create(account, script string, rawFilters json.RawMessage) (Session, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return Session{}, err
+	}
+	now := h.now()
+	s := &session{
+		Session: Session{
+			ID: hex.EncodeToString(b[:]), Account: account, Script: script,
+			CreatedAt: now, ExpiresAt: now.Add(h.ttl), Filters: append(json.RawMessage(nil), rawFilters...),
+		},
+		filters: parseFilters(rawFilters),
+		conns:   map[*subscriber]struct{}{},
+	}
+	h.mu.Lock()
+	h.sessions[s.ID] = s
+	h.mu.Unlock()
+	h.log.Debug("tail created", "id", s.ID, "script", script)
+	return s.Session, nil
+}
+
+// Get returns a live session.
+func (h *Hub) Get(id string) (Session, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.live(id)
+	if !ok {
+		return Session{}, false
+	}
+	return s.Session, true
+}
+
+// live returns a session that has not expired; h.mu is held.
+func (h *Hub) live(id string) (*session, bool) {
+	s, ok := h.sessions[id]
+	if !ok || !h.now().Before(s.ExpiresAt) {
+		return nil, false
+	}
+	return s, true
+}
+
+// List returns the live sessions of a script, oldest first.
+func (h *Hub) List(account, script string) []Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := []Session{}
+	for id, s := range h.sessions {
+		if _, ok := h.live(id); ok && s.Account == account && s.Script == script {
+			out = append(out, s.Session)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// Delete ends a session and closes its WebSockets; false if it did not
+// exist.
+func (h *Hub) Delete(id string) bool {
+	h.mu.Lock()
+	s, ok := h.sessions[id]
+	if ok {
+		h.removeLocked(s, reasonDeleted)
+	}
+	h.mu.Unlock()
+	return ok
+}
+
+// removeLocked drops a session and ends its listeners; h.mu is held.
+func (h *Hub) removeLocked(s *session, reason string) {
+	delete(h.sessions, s.ID)
+	for sub := range s.conns {
+		h.unsubscribeLocked(sub)
+		sub.end(reason)
+	}
+}
+
+func (h *Hub) sweepLoop(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			h.mu.Lock()
+			for _, s := range h.sessions {
+				h.removeLocked(s, reasonShutdown)
+			}
+			for k, set := range h.subs {
+				for sub := range set {
+					sub.end(reasonShutdown)
+				}
+				delete(h.subs, k)
+			}
+			h.mu.Unlock()
+			return
+		case <-t.C:
+			h.Sweep()
+		}
+	}
+}
+
+// Sweep removes the expired sessions and closes their WebSockets.
+func (h *Hub) Sweep() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	for _, s := range h.sessions {
+		if !now.Before(s.ExpiresAt) {
+			h.log.Debug("tail expired", "id", s.ID, "script", s.Script)
+			h.removeLocked(s, reasonExpired)
+		}
+	}
+}
+
+// Subscribe returns every event of a script (no filters) until cancel is
+// called or the hub stops; the channel is closed then. Events are dropped
+// when the reader falls behind.
+func (h *Hub) Subscribe(account, script string) (<-chan Event, func()) {
+	sub := h.addSubscriber(account, script, nil)
+	out := make(chan Event)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case ev := <-sub.ch:
+				select {
+				case out <- ev:
+				case <-sub.done:
+					return
+				}
+			case <-sub.done:
+				return
+			}
+		}
+	}()
+	return out, func() {
+		h.mu.Lock()
+		h.unsubscribeLocked(sub)
+		h.mu.Unlock()
+		sub.end("unsubscribed")
+	}
+}
+
+func (h *Hub) addSubscriber(account, script string, f *filters) *subscriber {
+	sub := &subscriber{key: key(account, script), filters: f, ch: make(chan Event, subscriberBuffer), done: make(chan struct{})}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ctx.Err() != nil {
+		sub.end(reasonShutdown)
+		return sub
+	}
+	set := h.subs[sub.key]
+	if set == nil {
+		set = map[*subscriber]struct{}{}
+		h.subs[sub.key] = set
+	}
+	set[sub] = struct{}{}
+	return sub
+}
+
+func (h *Hub) unsubscribeLocked(sub *subscriber) {
+	if set := h.subs[sub.key]; set != nil {
+		delete(set, sub)
+		if len(set) == 0 {
+			delete(h.subs, sub.key)
+		}
+	}
+}
+
+// attach adds a WebSocket listener to a live session.
+func (h *Hub) attach(id string) (*subscriber, Session, error) {
+	h.mu.Lock()
+	s, ok := h.live(id)
+	h.mu.Unlock()
+	if !ok {
+		return nil, Session{}, errNoSession
+	}
+	sub := h.addSubscriber(s.Account, s.Script, &s.filters)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.live(id); !ok {
+		h.unsubscribeLocked(sub)
+		return nil, Session{}, errNoSession
+	}
+	s.conns[sub] = struct{}{}
+	return sub, s.Session, nil
+}
+
+// detach removes a WebSocket listener.
+func (h *Hub) detach(id string, sub *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unsubscribeLocked(sub)
+	if s, ok := h.sessions[id]; ok {
+		delete(s.conns, sub)
+	}
+}
+
+var errNoSession = errors.New("no such tail session (expired or deleted)")
+
+// listening reports whether anyone listens to any script.
+func (h *Hub) listening() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
+}
+
+// Publish delivers an event of account's script to its listeners; an empty
+// account reaches the script's listeners in every account. It returns how
+// many listeners took it.
+func (h *Hub) Publish(ev Event) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var sets []map[*subscriber]struct{}
+	if ev.Account != "" {
+		sets = append(sets, h.subs[key(ev.Account, ev.ScriptName)])
+	} else {
+		// Account IDs hold no "/": the suffix names exactly the script.
+		for k, set := range h.subs {
+			if strings.HasSuffix(k, "/"+ev.ScriptName) {
+				sets = append(sets, set)
+			}
+		}
+	}
+	n := 0
+	for _, set := range sets {
+		for sub := range set {
+			if sub.filters != nil {
+				if !sub.filters.match(&ev) {
+					continue
+				}
+				if sub.filters.sampling < 1 && h.sample() >= sub.filters.sampling {
+					continue
+				}
+			}
+			select {
+			case sub.ch <- ev:
+				n++
+			default:
+				// the listener is behind: drop rather than block the worker
+			}
+		}
+	}
+	return n
+}

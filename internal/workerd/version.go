@@ -1,0 +1,132 @@
+package workerd
+
+import (
+	"fmt"
+	"strings"
+
+	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+)
+
+// ServiceName is the workerd service (and socket) name FromVersion gives a
+// version: the script name with '_' turned into '-', then the first 8 hex
+// digits of the version ID, e.g. "hello-world-83a49508".
+func ServiceName(script, versionID string) string {
+	id := strings.ReplaceAll(versionID, "-", "")
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	name := strings.Trim(strings.ReplaceAll(strings.ToLower(script), "_", "-"), "-")
+	if name == "" {
+		return "w-" + id
+	}
+	return name + "-" + id
+}
+
+// ClampCompatibilityDate returns the date workerd runs a version with: an
+// empty date becomes DefaultCompatibilityDate, one newer than the runtime
+// supports becomes MaxCompatibilityDate.
+func ClampCompatibilityDate(date string) string {
+	switch {
+	case date == "":
+		return DefaultCompatibilityDate
+	case date > MaxCompatibilityDate:
+		return MaxCompatibilityDate
+	}
+	return date
+}
+
+// FromVersion maps a WorkerVersion to a Worker (wrangler-api.md §8.6):
+//
+//   - the main module (main_module or body_part) first, then the others in
+//     upload order; source maps are left out. A body_part makes a
+//     service-worker script.
+//   - plain_text → Text; json → JSON; secret_text → FromEnv(secretEnv(name));
+//     kv_namespace → KV(kvService(namespace ID)); wasm_module → Wasm,
+//     text_blob → Text read from the module, data_blob → Data.
+//   - the compatibility date is clamped (ClampCompatibilityDate).
+//
+// files maps each module name to its path relative to the config file.
+// Name is ServiceName(script, version ID); Address and Tail are left for the
+// caller. Binding types octo does not run yet are an error.
+func FromVersion(v *apiv1.WorkerVersion, files map[string]string, kvService func(namespaceID string) string, secretEnv func(binding string) string) (Worker, error) {
+	s := &v.Spec
+	w := Worker{
+		Name:               ServiceName(s.ScriptName, s.VersionID),
+		ServiceWorker:      s.BodyPart != "",
+		CompatibilityDate:  ClampCompatibilityDate(s.CompatibilityDate),
+		CompatibilityFlags: append([]string(nil), s.CompatibilityFlags...),
+	}
+	main := s.MainModule
+	if w.ServiceWorker {
+		main = s.BodyPart
+	}
+	if main == "" {
+		return Worker{}, fmt.Errorf("version %s has neither a main module nor a body part", s.VersionID)
+	}
+	module := func(m apiv1.WorkerModule) (Module, error) {
+		p, ok := files[m.Name]
+		if !ok {
+			return Module{}, fmt.Errorf("version %s: no file for module %q", s.VersionID, m.Name)
+		}
+		typ := m.Type
+		if m.Name == main && w.ServiceWorker {
+			typ = apiv1.ModuleServiceWorker
+		}
+		return Module{Name: m.Name, Type: typ, Path: p}, nil
+	}
+	found := false
+	for _, m := range s.Modules {
+		if m.Name == main {
+			mm, err := module(m)
+			if err != nil {
+				return Worker{}, err
+			}
+			w.Modules = append([]Module{mm}, w.Modules...)
+			found = true
+			continue
+		}
+		if m.Type == apiv1.ModuleSourceMap {
+			continue
+		}
+		mm, err := module(m)
+		if err != nil {
+			return Worker{}, err
+		}
+		w.Modules = append(w.Modules, mm)
+	}
+	if !found {
+		return Worker{}, fmt.Errorf("version %s: main module %q is not among its modules", s.VersionID, main)
+	}
+	for _, b := range s.Bindings {
+		wb := Binding{Name: b.Name}
+		switch b.Type {
+		case apiv1.BindingPlainText:
+			wb.Kind, wb.Text = Text, b.Text
+		case apiv1.BindingJSON:
+			if b.JSON == nil || len(b.JSON.Raw) == 0 {
+				return Worker{}, fmt.Errorf("version %s: json binding %s has no value", s.VersionID, b.Name)
+			}
+			wb.Kind, wb.JSON = JSON, string(b.JSON.Raw)
+		case apiv1.BindingSecretText:
+			if secretEnv == nil {
+				return Worker{}, fmt.Errorf("version %s: secret binding %s needs an environment variable", s.VersionID, b.Name)
+			}
+			wb.Kind, wb.Env = FromEnv, secretEnv(b.Name)
+		case apiv1.BindingKV:
+			if kvService == nil {
+				return Worker{}, fmt.Errorf("version %s: KV binding %s needs a KV service", s.VersionID, b.Name)
+			}
+			wb.Kind, wb.Service = KV, kvService(b.NamespaceID)
+		case apiv1.BindingWasmModule:
+			wb.Kind, wb.Module = Wasm, b.Part
+		case apiv1.BindingTextBlob:
+			wb.Kind, wb.Module = Text, b.Part
+		case apiv1.BindingDataBlob:
+			wb.Kind, wb.Module = Data, b.Part
+		default:
+			return Worker{}, fmt.Errorf("version %s: binding %s has type %q, which octo cannot run yet", s.VersionID, b.Name, b.Type)
+		}
+		w.Bindings = append(w.Bindings, wb)
+	}
+	return w, nil
+}
