@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/octohq/octo/internal/config"
@@ -32,8 +31,8 @@ import (
 	"github.com/octohq/octo/internal/embed/registry"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/embed/scheduler"
-	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/internal/logs"
+	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/pki"
 	"github.com/octohq/octo/internal/teardown"
 	"github.com/octohq/octo/internal/version"
@@ -66,11 +65,13 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	k := kine.New(cfg)
+	svc := &services{cfg: cfg, log: log}
 	d := &Daemon{cfg: cfg, log: log, phases: [][]embed.Component{
 		{podnet.New(cfg, log), containerd.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		{apiserver.New(cfg, p, k.Endpoint())},
 		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p)},
-		{edge.New(cfg.EdgePort, log, func(ctx context.Context) ([]edge.Registrar, error) { return apiParts(ctx, cfg, log) })},
+		{edge.New(cfg.EdgePort, log, svc.edgeParts)},
+		{podapi.New(podapi.Options{Port: cfg.EdgePort, KV: svc.kvProtocol(), Tail: svc.tailCollector(), Log: log.With("component", "pod-api")})},
 	}}
 	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: time.Now(), State: Starting}
 	for _, phase := range d.phases {
@@ -135,29 +136,6 @@ func TuneMemory() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-}
-
-// apiParts builds what the edge server mounts: the Cloudflare API.
-func apiParts(ctx context.Context, cfg config.Config, log *slog.Logger) ([]edge.Registrar, error) {
-	id, err := fakecf.EnsureIdentity(cfg)
-	if err != nil {
-		return nil, err
-	}
-	creds, err := s3.LoadCredentials(cfg)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath())
-	if err != nil {
-		return nil, fmt.Errorf("admin kubeconfig: %w", err)
-	}
-	api, _, err := fakecf.Assemble(ctx, rc,
-		fakecf.S3Config{Endpoint: config.Addr(cfg.S3Port), AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, Region: creds.Region, Bucket: fakecf.Bucket},
-		fakecf.Options{Identity: id, Log: log.With("component", "api")})
-	if err != nil {
-		return nil, err
-	}
-	return []edge.Registrar{api}, nil
 }
 
 // routeKlog sends every klog line, once, to router instead of stderr.
