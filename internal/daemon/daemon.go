@@ -32,8 +32,8 @@ import (
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/embed/scheduler"
 	"github.com/octohq/octo/internal/logs"
-	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/pki"
+	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/teardown"
 	"github.com/octohq/octo/internal/version"
 )
