@@ -71,7 +71,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		{apiserver.New(cfg, p, k.Endpoint())},
 		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p)},
 		{edge.New(cfg.EdgePort, log, svc.edgeParts)},
-		{podapi.New(podapi.Options{Port: cfg.EdgePort, KV: svc.kvProtocol(), Tail: svc.tailCollector(), Log: log.With("component", "pod-api")})},
+		{podapi.New(podapi.Options{Port: cfg.EdgePort, KV: svc.kvProtocol(), Tail: svc.tailCollector(), Log: log.With("component", "pod-api")}), &operators{svc: svc}},
 	}}
 	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: time.Now(), State: Starting}
 	for _, phase := range d.phases {

@@ -58,16 +58,13 @@ func (s *services) assemble(ctx context.Context) error {
 	if s.workerd, err = workerd.Extract(cfg.BinDir()); err != nil {
 		return err
 	}
-	scheme, err := fakecf.Scheme()
-	if err != nil {
-		return err
-	}
-	gwOpts, err := gateway.ClusterOptions(ctx, s.rc, scheme, log.With("component", "gateway"))
-	if err != nil {
-		return err
-	}
-	gwOpts.EdgePort = cfg.EdgePort
-	s.hub = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(gwOpts.Reader), Log: log.With("component", "tail")})
+	// The API installs the CRDs, which the gateway's cache needs; the tail
+	// hub resolves workerd service names through that cache, set up after.
+	var resolve tail.ResolveFunc
+	s.hub = tail.New(ctx, tail.Options{
+		Resolve: func(service string) (string, string, string, bool) { return resolve(service) },
+		Log:     log.With("component", "tail"),
+	})
 	s.api, s.apiOpts, err = fakecf.Assemble(ctx, s.rc,
 		fakecf.S3Config{Endpoint: config.Addr(cfg.S3Port), AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, Region: creds.Region, Bucket: fakecf.Bucket},
 		fakecf.Options{
@@ -80,6 +77,16 @@ func (s *services) assemble(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	scheme, err := fakecf.Scheme()
+	if err != nil {
+		return err
+	}
+	gwOpts, err := gateway.ClusterOptions(ctx, s.rc, scheme, log.With("component", "gateway"))
+	if err != nil {
+		return err
+	}
+	gwOpts.EdgePort = cfg.EdgePort
+	resolve = gateway.TailResolver(gwOpts.Reader)
 	s.gw = gateway.New(gwOpts)
 	return nil
 }

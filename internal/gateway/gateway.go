@@ -234,7 +234,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.notFound(w, r, nil, fmt.Sprintf("No account has the workers subdomain %q.", sub))
 		return
 	}
-	script, versions, preview, err := g.resolve(ctx, acct, first)
+	script, deployments, preview, err := g.resolve(ctx, acct, first)
 	if err != nil {
 		var nf notFoundError
 		if errors.As(err, &nf) {
@@ -244,7 +244,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, err)
 		return
 	}
-	t, err := g.pick(ctx, acct, script, versions, preview)
+	t, err := g.pick(ctx, acct, script, deployments, preview)
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -253,7 +253,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		msg := "worker " + script + " is starting; retry in a moment"
 		if preview {
-			msg = "worker " + script + " version " + versions[0].VersionID + " is not running yet; retry in a moment"
+			msg = "worker " + script + " version " + deployments[0][0].VersionID + " is not running yet; retry in a moment"
 		}
 		text(w, http.StatusServiceUnavailable, msg)
 		return
@@ -268,9 +268,10 @@ type notFoundError string
 
 func (e notFoundError) Error() string { return string(e) }
 
-// resolve finds what a host's first label names: a script's active
-// deployment, or a preview of one version.
-func (g *Gateway) resolve(ctx context.Context, a fakecf.Account, first string) (script string, versions []apiv1.VersionTraffic, preview bool, err error) {
+// resolve finds what a host's first label names: a script's deployments,
+// newest first (the active one, then the ones it replaced, which serve while
+// the new one rolls out), or a preview of one version.
+func (g *Gateway) resolve(ctx context.Context, a fakecf.Account, first string) (script string, deployments [][]apiv1.VersionTraffic, preview bool, err error) {
 	rel, err := g.release(ctx, a, first)
 	if err != nil {
 		return "", nil, false, err
@@ -280,7 +281,12 @@ func (g *Gateway) resolve(ctx context.Context, a fakecf.Account, first string) (
 		if d == nil || len(d.Versions) == 0 {
 			return "", nil, false, notFoundError(fmt.Sprintf("Worker %q has no active deployment; deploy a version with `wrangler deploy` or `wrangler versions deploy`.", first))
 		}
-		return first, d.Versions, false, nil
+		for _, dep := range rel.Spec.Deployments {
+			if len(dep.Versions) > 0 {
+				deployments = append(deployments, dep.Versions)
+			}
+		}
+		return first, deployments, false, nil
 	}
 	prefix, name, ok := previewLabel(first)
 	if !ok {
@@ -300,7 +306,7 @@ func (g *Gateway) resolve(ctx context.Context, a fakecf.Account, first string) (
 	if id == "" {
 		return "", nil, false, notFoundError(fmt.Sprintf("Worker %q has no version starting with %s.", name, prefix))
 	}
-	return name, []apiv1.VersionTraffic{{VersionID: id, Percentage: 100}}, true, nil
+	return name, [][]apiv1.VersionTraffic{{{VersionID: id, Percentage: 100}}}, true, nil
 }
 
 // previewLabel splits "<8 hex>-<script>".
@@ -458,14 +464,25 @@ func (g *Gateway) parseSockets(v string) map[string]int {
 	return s
 }
 
-// pick chooses the version (by percentage) and a pod serving it. When no
-// ready pod serves the chosen version, another version of the deployment is
-// used; nil means nothing serves the script yet.
-func (g *Gateway) pick(ctx context.Context, a fakecf.Account, script string, versions []apiv1.VersionTraffic, preview bool) (*target, error) {
+// pick chooses, in the newest deployment that a ready pod serves, the
+// version (by percentage) and a pod serving it: until a new deployment's pods
+// are ready, the deployment it replaced keeps answering, so a redeploy drops
+// no request. nil means nothing serves the script yet.
+func (g *Gateway) pick(ctx context.Context, a fakecf.Account, script string, deployments [][]apiv1.VersionTraffic, preview bool) (*target, error) {
 	pods, err := g.readyPods(ctx, a.ID)
 	if err != nil {
 		return nil, err
 	}
+	for _, versions := range deployments {
+		if t := g.pickIn(pods, script, versions, preview); t != nil {
+			return t, nil
+		}
+	}
+	return nil, nil
+}
+
+// pickIn is pick within one deployment.
+func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraffic, preview bool) *target {
 	chosen := g.pickVersion(versions)
 	order := []string{chosen}
 	if !preview {
@@ -491,7 +508,7 @@ func (g *Gateway) pick(ctx context.Context, a fakecf.Account, script string, ver
 		}
 	}
 	if len(cands) == 0 {
-		return nil, nil
+		return nil
 	}
 	i := 0
 	if len(cands) > 1 {
@@ -508,7 +525,7 @@ func (g *Gateway) pick(ctx context.Context, a fakecf.Account, script string, ver
 			t.alts = append(t.alts, b)
 		}
 	}
-	return t, nil
+	return t
 }
 
 // pickVersion picks a version by percentage.

@@ -267,6 +267,29 @@ func TestFallbackToAnotherVersionOfTheDeployment(t *testing.T) {
 	}
 }
 
+// A new deployment whose pods are not ready yet: the deployment it replaced
+// keeps answering, so a redeploy drops no request.
+func TestPreviousDeploymentServesDuringRollout(t *testing.T) {
+	b1, b2 := newBackend(t, "v1"), newBackend(t, "v2")
+	rel := release("hello", apiv1.VersionTraffic{VersionID: v2ID, Percentage: 100})
+	rel.Spec.Deployments = append(rel.Spec.Deployments, apiv1.ReleaseDeployment{ID: "d-old", Versions: []apiv1.VersionTraffic{{VersionID: v1ID, Percentage: 100}}})
+	e := newEnv(t, nil, rel)
+	e.pods.set(readyPod("old", map[string]int{v1ID: b1.port()}))
+	for range 10 {
+		resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+		if got := e.echoed(resp, body); got.Backend != "v1" {
+			t.Fatalf("before the new pod is ready: backend %q, want the previous deployment's v1", got.Backend)
+		}
+	}
+	e.pods.set(readyPod("old", map[string]int{v1ID: b1.port()}), readyPod("new", map[string]int{v2ID: b2.port()}))
+	for range 10 {
+		resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+		if got := e.echoed(resp, body); got.Backend != "v2" {
+			t.Fatalf("after the new pod is ready: backend %q, want v2", got.Backend)
+		}
+	}
+}
+
 func TestPreviewHost(t *testing.T) {
 	b1, b2, b3 := newBackend(t, "v1"), newBackend(t, "v2"), newBackend(t, "v3")
 	uploaded := &apiv1.WorkerVersion{

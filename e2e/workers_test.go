@@ -1,0 +1,354 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serveTimeout bounds how long a deploy may take to answer: image build,
+// pull and pod start.
+const serveTimeout = 3 * time.Minute
+
+// gatewayClient talks to Workers through octo's edge port with the Host of
+// the URL wrangler printed, mapped to localhost.
+type gatewayClient struct {
+	edge      string // host:port of the edge server
+	subdomain string
+	http      *http.Client
+}
+
+func newGatewayClient(t *testing.T, vars map[string]string) *gatewayClient {
+	t.Helper()
+	u, err := url.Parse(vars["CLOUDFLARE_API_BASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &gatewayClient{edge: u.Host, subdomain: "octo", http: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// host is the Worker's local host name, as `octo url` prints it.
+func (g *gatewayClient) host(script string) string {
+	_, port, _ := strings.Cut(g.edge, ":")
+	return script + "." + g.subdomain + ".workers.localhost:" + port
+}
+
+// get requests path of script and returns status and body.
+func (g *gatewayClient) get(script, path string) (int, string, error) {
+	return g.do(http.MethodGet, g.host(script), path)
+}
+
+func (g *gatewayClient) do(method, host, path string) (int, string, error) {
+	req, err := http.NewRequest(method, "http://"+g.edge+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// waitBody polls until script answers 200 with want at path.
+func (g *gatewayClient) waitBody(t *testing.T, script, path, want string) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	var last string
+	for time.Since(t0) < serveTimeout {
+		code, body, err := g.get(script, path)
+		if err == nil && code == http.StatusOK && body == want {
+			return time.Since(t0)
+		}
+		last = fmt.Sprintf("%d %q %v", code, body, err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s%s did not answer %q within %s; last answer: %s", g.host(script), path, want, serveTimeout, last)
+	return 0
+}
+
+func expected(t *testing.T, project string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "workers", project, "expect.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestWorkers deploys the corpus with the real wrangler and checks that every
+// Worker answers through the gateway, that gradual deployments, rollbacks,
+// redeploys, secrets, KV and tail behave, that a broken Worker is refused
+// without hurting the others, and that everything serves again after
+// `octo down` + `octo up`.
+func TestWorkers(t *testing.T) {
+	e := bootOcto(t)
+	vars := parseEnv(t, e.mustOcto("env"))
+	w := newWrangler(t, vars)
+	g := newGatewayClient(t, vars)
+	work := t.TempDir()
+	dirs := map[string]string{}
+	deploy := func(t *testing.T, project string) string {
+		t.Helper()
+		dir, ok := dirs[project]
+		if !ok {
+			dir = copyProject(t, project, filepath.Join(work, project))
+			dirs[project] = dir
+		}
+		return versionID(t, w.must(t, dir, "", "deploy"), "Current Version ID:")
+	}
+
+	var mykv string
+	t.Run("deploy-and-serve", func(t *testing.T) {
+		mykv = w.createNamespace(t, work, "e2e-workers-mykv")
+		for _, p := range []string{"esm", "service-worker", "bundled-text", "no-bundle", "wasm", "nodejs-compat", "vars", "secret", "kv", "hono"} {
+			dir := copyProject(t, p, filepath.Join(work, p))
+			dirs[p] = dir
+			switch p {
+			case "kv":
+				cfg := filepath.Join(dir, "wrangler.toml")
+				b, _ := os.ReadFile(cfg)
+				if err := os.WriteFile(cfg, bytes.ReplaceAll(b, []byte("__MYKV_ID__"), []byte(mykv)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "hono": // esbuild resolves hono from the e2e package's node_modules
+				nm, _ := filepath.Abs("node_modules")
+				if err := os.Symlink(nm, filepath.Join(dir, "node_modules")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deploy(t, p)
+			if p == "secret" {
+				w.must(t, dir, "s3cr3t-e2e-value", "secret", "put", "API_KEY")
+			}
+		}
+		for _, p := range []string{"esm", "service-worker", "bundled-text", "no-bundle", "wasm", "nodejs-compat", "vars", "secret", "kv", "hono"} {
+			took := g.waitBody(t, "e2e-"+p, "/", expected(t, p))
+			t.Logf("e2e-%s answers after %s", p, took.Round(time.Millisecond))
+		}
+		if code, body, err := g.get("e2e-hono", "/hello/octo"); err != nil || code != 200 || body != `{"hello":"octo"}` {
+			t.Errorf("hono route /hello/octo = %d %q %v", code, body, err)
+		}
+		// The workers.dev name wrangler printed works too (curl --connect-to style).
+		_, port, _ := strings.Cut(g.edge, ":")
+		if code, body, err := g.do(http.MethodGet, "e2e-esm.octo.workers.dev:"+port, "/"); err != nil || code != 200 || body != "hello from esm" {
+			t.Errorf("workers.dev host = %d %q %v", code, body, err)
+		}
+		if code, body, _ := g.do(http.MethodGet, "nope.octo.workers.localhost:"+port, "/"); code != http.StatusNotFound || !strings.Contains(body, "nope") {
+			t.Errorf("unknown worker = %d %q, want a 404 page naming it", code, body)
+		}
+		if out := e.mustOcto("url", "e2e-esm"); !strings.Contains(out, g.host("e2e-esm")) {
+			t.Errorf("octo url e2e-esm printed %q, want %s", out, g.host("e2e-esm"))
+		}
+	})
+
+	t.Run("gradual-and-rollback", func(t *testing.T) {
+		dir := dirs["esm"]
+		a := deployedVersion(t, w, dir)
+		src := filepath.Join(dir, "src", "index.js")
+		b0, _ := os.ReadFile(src)
+		if err := os.WriteFile(src, bytes.ReplaceAll(b0, []byte(`"hello from esm"`), []byte(`"hello from esm v2"`)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b := versionID(t, w.must(t, dir, "", "versions", "upload", "--message", "v2"), "Worker Version ID:")
+		w.must(t, dir, "", "versions", "deploy", a+"@30%", b+"@70%", "--yes")
+		// Wait until the new version serves, then count.
+		deadline := time.Now().Add(serveTimeout)
+		for {
+			if _, body, _ := g.get("e2e-esm", "/"); body == "hello from esm v2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("version B never answered after versions deploy")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		counts := map[string]int{}
+		for i := 0; i < 200; i++ {
+			code, body, err := g.get("e2e-esm", "/")
+			if err != nil || code != 200 {
+				t.Fatalf("request %d: %d %v", i, code, err)
+			}
+			counts[body]++
+		}
+		t.Logf("30/70 split over 200 requests: %v", counts)
+		if pa := counts["hello from esm"] * 100 / 200; pa < 20 || pa > 40 {
+			t.Errorf("version A answered %d%% of requests, want 30%% ± 10", pa)
+		}
+		if pb := counts["hello from esm v2"] * 100 / 200; pb < 60 || pb > 80 {
+			t.Errorf("version B answered %d%% of requests, want 70%% ± 10", pb)
+		}
+		w.must(t, dir, "", "rollback", a, "--message", "back", "--yes")
+		waitStable(t, g, "e2e-esm", "hello from esm", 20)
+	})
+
+	t.Run("redeploy-drops-nothing", func(t *testing.T) {
+		dir := dirs["esm"]
+		src := filepath.Join(dir, "src", "index.js")
+		b0, _ := os.ReadFile(src)
+		body := strings.NewReplacer(`"hello from esm v2"`, `"hello from esm v3"`, `"hello from esm"`, `"hello from esm v3"`).Replace(string(b0))
+		if err := os.WriteFile(src, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		var total, bad atomic.Int64
+		var firstBad atomic.Value
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				code, body, err := g.get("e2e-esm", "/")
+				total.Add(1)
+				if err != nil || code != 200 {
+					bad.Add(1)
+					firstBad.CompareAndSwap(nil, fmt.Sprintf("%d %q %v", code, body, err))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		deploy(t, "esm")
+		waitStable(t, g, "e2e-esm", "hello from esm v3", 20)
+		time.Sleep(3 * time.Second) // the old pod's termination
+		stop.Store(true)
+		wg.Wait()
+		t.Logf("requests during redeploy: %d, failed: %d", total.Load(), bad.Load())
+		if bad.Load() != 0 {
+			t.Errorf("%d of %d requests failed during the redeploy; first: %v", bad.Load(), total.Load(), firstBad.Load())
+		}
+	})
+
+	t.Run("broken-worker-is-refused", func(t *testing.T) {
+		dir := copyProject(t, "broken", filepath.Join(work, "broken"))
+		stdout, stderr, code := w.wrangler(t, dir, "", "deploy")
+		if code == 0 {
+			t.Fatalf("deploying a worker that throws at startup succeeded:\n%s", stdout)
+		}
+		if !strings.Contains(stdout+stderr, "broken on purpose") {
+			t.Errorf("wrangler did not print the runtime's message:\n%s\n%s", stdout, stderr)
+		}
+		if code, body, _ := g.get("e2e-vars", "/"); code != 200 || body != expected(t, "vars") {
+			t.Errorf("another worker stopped serving after the broken upload: %d %q", code, body)
+		}
+	})
+
+	t.Run("secret-reaches-worker", func(t *testing.T) {
+		w.must(t, dirs["secret"], "rotated-value", "secret", "put", "API_KEY")
+		g.waitBody(t, "e2e-secret", "/", "rotated-value")
+	})
+
+	t.Run("kv-both-directions", func(t *testing.T) {
+		dir := dirs["kv"]
+		w.must(t, dir, "", "kv", "key", "put", "--namespace-id="+mykv, "fromapi", "api-value", "--remote")
+		g.waitBody(t, "e2e-kv", "/?key=fromapi", "api-value")
+		// GET / makes the worker write "greeting"; the API must read it.
+		g.waitBody(t, "e2e-kv", "/", expected(t, "kv"))
+		if out := w.must(t, dir, "", "kv", "key", "get", "--namespace-id="+mykv, "greeting", "--remote"); strings.TrimSpace(out) != "hello-kv" {
+			t.Errorf("kv key get greeting = %q, want the value the worker wrote", out)
+		}
+	})
+
+	t.Run("tail", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, w.bin, "tail", "e2e-esm", "--format", "json")
+		cmd.Dir, cmd.Env = dirs["esm"], w.env
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		// wrangler's launcher runs node as a child: stop the whole group.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 5 * time.Second
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
+		for ctx.Err() == nil {
+			_, _, _ = g.get("e2e-esm", "/tailed")
+			if s := out.String(); strings.Contains(s, "esm handled /tailed") {
+				if !strings.Contains(s, `"outcome"`) {
+					t.Errorf("tail event lacks an outcome:\n%s", s)
+				}
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Fatalf("wrangler tail printed no event with the console.log line:\n%s", out.String())
+	})
+
+	t.Run("down-up-serves-again", func(t *testing.T) {
+		e.with(t).mustOcto("down")
+		e.with(t).mustOcto("up")
+		for _, p := range []string{"service-worker", "vars", "kv", "hono"} {
+			g.waitBody(t, "e2e-"+p, "/", expected(t, p))
+		}
+		g.waitBody(t, "e2e-esm", "/", "hello from esm v3")
+		g.waitBody(t, "e2e-secret", "/", "rotated-value")
+	})
+}
+
+// deployedVersion is the version at 100% in `deployments status --json`.
+func deployedVersion(t *testing.T, w *wranglerCLI, dir string) string {
+	t.Helper()
+	for id, pct := range w.deploymentStatus(t, dir).traffic() {
+		if pct == 100 {
+			return id
+		}
+	}
+	t.Fatal("no version at 100%")
+	return ""
+}
+
+// waitStable waits until n consecutive requests answer want.
+func waitStable(t *testing.T, g *gatewayClient, script, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(serveTimeout)
+	streak := 0
+	for time.Now().Before(deadline) {
+		if code, body, err := g.get(script, "/"); err == nil && code == 200 && body == want {
+			streak++
+			if streak >= n {
+				return
+			}
+			continue
+		}
+		streak = 0
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not settle on %q", script, want)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,229 @@
+package builder
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// Paths inside the image.
+const (
+	// WorkerdBin is the workerd binary.
+	WorkerdBin = "/bin/workerd"
+	// ConfigDir holds the workerd config and the modules of every worker.
+	ConfigDir = "/etc/worker"
+	// ConfigPath is the workerd config.
+	ConfigPath = ConfigDir + "/config.capnp"
+	// libDir is where the glibc files go.
+	libDir = "/lib/x86_64-linux-gnu"
+	// loader is the ELF interpreter workerd names.
+	loader = "ld-linux-x86-64.so.2"
+	// caBundle is the CA bundle workerd loads at startup (it exits without one).
+	caBundle = "/etc/ssl/certs/ca-certificates.crt"
+)
+
+// BaseRepository is the repository of the base image, under the registry.
+const BaseRepository = "octo/workerd"
+
+// Command is how the bundle's container starts workerd.
+var Command = []string{WorkerdBin, "serve", ConfigPath}
+
+// glibcFiles are the shared objects workerd needs (its NEEDED entries and
+// the loader).
+var glibcFiles = []string{"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0", loader}
+
+// DefaultLibDirs are searched, in order, for the glibc files.
+var DefaultLibDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"}
+
+// DefaultCACerts is the host CA bundle copied into the base layer.
+const DefaultCACerts = "/etc/ssl/certs/ca-certificates.crt"
+
+// baseKey says which inputs a cached base was built from.
+type baseKey struct {
+	files   string // the host files and their size and mtime
+	version string
+}
+
+// baseEntries lists the base layer: workerd, glibc, the loader symlink, the
+// CA bundle, /tmp and /etc/worker. It also returns a stamp of the host
+// files, to notice when they change.
+func (b *Builder) baseEntries() ([]entry, string, error) {
+	if b.WorkerdPath == "" {
+		return nil, "", errors.New("base image: no workerd binary (Builder.WorkerdPath is empty)")
+	}
+	libDirs := b.LibDirs
+	if len(libDirs) == 0 {
+		libDirs = DefaultLibDirs
+	}
+	ca := b.CACerts
+	if ca == "" {
+		ca = DefaultCACerts
+	}
+	entries := []entry{
+		dir("bin", 0o755),
+		{name: "bin/workerd", mode: 0o755, path: b.WorkerdPath},
+		dir("etc", 0o755), dir("etc/ssl", 0o755), dir("etc/ssl/certs", 0o755),
+		{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, path: ca},
+		dir("etc/worker", 0o755),
+		dir("lib", 0o755), dir("lib/x86_64-linux-gnu", 0o755),
+		dir("lib64", 0o755),
+		{name: "lib64/" + loader, mode: 0o777, link: libDir + "/" + loader},
+		dir("tmp", 0o1777),
+	}
+	for _, lib := range glibcFiles {
+		found := ""
+		for _, d := range libDirs {
+			p := filepath.Join(d, lib)
+			// Stat follows symlinks (libc.so.6 -> libc-2.31.so on older hosts).
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				found = p
+				break
+			}
+		}
+		if found == "" {
+			return nil, "", fmt.Errorf("base image: %s not found in %v (workerd needs glibc)", lib, libDirs)
+		}
+		entries = append(entries, entry{name: "lib/x86_64-linux-gnu/" + lib, mode: 0o755, path: found})
+	}
+	stamp := ""
+	for _, e := range entries {
+		if e.path == "" {
+			continue
+		}
+		st, err := os.Stat(e.path)
+		if err != nil {
+			return nil, "", fmt.Errorf("base image: %w", err)
+		}
+		stamp += fmt.Sprintf("%s:%d:%d;", e.path, st.Size(), st.ModTime().UnixNano())
+	}
+	return entries, stamp, nil
+}
+
+// BaseTag is the tag of the base image for workerd.Version, the layer's
+// uncompressed digest and its compression.
+func BaseTag(diffID v1.Hash, compression string) string {
+	return workerd.Version + "-" + shortHash(diffID.String()+" "+cmp.Or(compression, Zstd), 12)
+}
+
+// EnsureBase makes sure the base image is in the registry and returns its
+// reference by digest, <registry>/octo/workerd@sha256:…. The image is one
+// layer built from the host files (deterministic: the same files give the
+// same digest) and tagged <workerd.Version>-<12 hex of its content hash>;
+// when that tag already exists nothing is pushed. The result is cached: later
+// calls only check that the tag is still there.
+func (b *Builder) EnsureBase(ctx context.Context) (string, error) {
+	b.baseMu.Lock()
+	defer b.baseMu.Unlock()
+	entries, stamp, err := b.baseEntries()
+	if err != nil {
+		return "", err
+	}
+	key := baseKey{files: stamp, version: workerd.Version}
+	if b.base != "" && b.baseKey == key {
+		if _, err := remote.Head(b.baseTag, b.remoteOptions(ctx)...); err == nil {
+			return b.base, nil
+		}
+	}
+	t0 := time.Now()
+	id, err := diffID(entries)
+	if err != nil {
+		return "", fmt.Errorf("base image: %w", err)
+	}
+	tag, err := name.NewTag(b.Registry+"/"+BaseRepository+":"+BaseTag(id, b.Compression), name.Insecure)
+	if err != nil {
+		return "", fmt.Errorf("base image: %w", err)
+	}
+	desc, err := remote.Head(tag, b.remoteOptions(ctx)...)
+	var terr *transport.Error
+	switch {
+	case err == nil:
+		b.log().Debug("workerd base image already in the registry", "image", tag.String(), "digest", desc.Digest.String())
+	case errors.As(err, &terr) && terr.StatusCode == 404:
+		desc, err = b.pushBase(ctx, tag, entries)
+		if err != nil {
+			return "", err
+		}
+		b.log().Info("workerd base image pushed", "image", tag.String(), "digest", desc.Digest.String(),
+			"size", desc.Size, "duration", time.Since(t0).Round(time.Millisecond))
+	default:
+		return "", fmt.Errorf("base image: check %s: %w", tag, err)
+	}
+	b.base = tag.Context().Digest(desc.Digest.String()).String()
+	b.baseTag, b.baseKey = tag, key
+	return b.base, nil
+}
+
+// pushBase builds the base layer into a temporary file and pushes the image.
+func (b *Builder) pushBase(ctx context.Context, tag name.Tag, entries []entry) (*v1.Descriptor, error) {
+	l, err := fileLayer(b.TempDir, entries, b.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("base image: %w", err)
+	}
+	defer l.remove()
+	img, err := baseImage(l)
+	if err != nil {
+		return nil, fmt.Errorf("base image: %w", err)
+	}
+	if err := remote.Write(tag, img, b.remoteOptions(ctx)...); err != nil {
+		return nil, fmt.Errorf("base image: push %s: %w", tag, err)
+	}
+	return descriptor(img)
+}
+
+// baseImage is the OCI image of the base layer l.
+func baseImage(l v1.Layer) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.Append(img, mutate.Addendum{
+		Layer:   l,
+		History: v1.History{CreatedBy: "octo: workerd " + workerd.Version + " and the glibc files it needs", Created: v1.Time{Time: epoch}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Created = v1.Time{Time: epoch}
+	cf.Config.Entrypoint = Command
+	cf.Config.Cmd = nil
+	cf.Config.User = "65534:65534"
+	cf.Config.WorkingDir = ConfigDir
+	// The loader finds glibc there whatever its compiled-in search path.
+	cf.Config.Env = []string{"LD_LIBRARY_PATH=" + libDir}
+	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": workerd.Version, "dev.octo.workerd": workerd.Version}
+	return mutate.ConfigFile(img, cf)
+}
+
+func descriptor(img v1.Image) (*v1.Descriptor, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	size, err := img.Size()
+	if err != nil {
+		return nil, err
+	}
+	return &v1.Descriptor{Digest: d, MediaType: mt, Size: size}, nil
+}

@@ -1,0 +1,533 @@
+package builder
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/registry"
+	"github.com/octohq/octo/internal/fakecf"
+	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// startRegistry runs octo's registry on a free loopback port in a temp dir.
+func startRegistry(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := config.Default(t.TempDir())
+	cfg.RegistryPort = port
+	s := registry.New(cfg, nil)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defaultTransport.CloseIdleConnections()
+		_ = s.Stop(context.Background())
+	})
+	return cfg.RegistryAddr()
+}
+
+// fakeBlobs is an in-memory S3.
+type fakeBlobs struct {
+	mu   sync.Mutex
+	m    map[string][]byte
+	gets int
+}
+
+func (f *fakeBlobs) Get(_ context.Context, key string) ([]byte, map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	b, ok := f.m[key]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: %w", key, fakecf.ErrBlobNotFound)
+	}
+	return b, nil, nil
+}
+
+// hostFiles writes a fake workerd, glibc and CA bundle.
+func hostFiles(t *testing.T) (bin, libDir, ca string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "workerd")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho fake workerd\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	libDir = filepath.Join(dir, "lib")
+	if err := os.Mkdir(libDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range glibcFiles {
+		if err := os.WriteFile(filepath.Join(libDir, l), []byte("fake "+l), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca = filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin, libDir, ca
+}
+
+// validator is a ValidateFunc that refuses workers whose main module says
+// "throw", and counts its calls.
+type validator struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (v *validator) validate(_ context.Context, w workerd.Worker, files map[string][]byte) (time.Duration, error) {
+	v.mu.Lock()
+	v.calls[w.Name]++
+	v.mu.Unlock()
+	for _, m := range w.Modules {
+		if _, ok := files[m.Path]; !ok {
+			return 0, fmt.Errorf("no file for %s", m.Path)
+		}
+	}
+	if strings.Contains(string(files[w.Modules[0].Path]), "throw") {
+		return 0, &workerd.StartupError{Message: "Uncaught Error: boom at index.js:1:7"}
+	}
+	return 3 * time.Millisecond, nil
+}
+
+func newBuilder(t *testing.T, reg string, blobs Blobs, compression string) (*Builder, *validator) {
+	bin, lib, ca := hostFiles(t)
+	val := &validator{calls: map[string]int{}}
+	return &Builder{Registry: reg, WorkerdPath: bin, Blobs: blobs, LibDirs: []string{lib}, CACerts: ca,
+		Validate: val.validate, Compression: compression, TempDir: t.TempDir()}, val
+}
+
+const account = "0123456789abcdef0123456789abcdef"
+
+// version returns a WorkerVersion of script with one ES module holding code,
+// stored in blobs.
+func version(blobs *fakeBlobs, script, id string, number int64, code string, bindings ...apiv1.WorkerBinding) *apiv1.WorkerVersion {
+	prefix := fmt.Sprintf("accounts/%s/workers/%s/versions/%s/", account, script, id)
+	key := prefix + "modules/index.js"
+	blobs.mu.Lock()
+	blobs.m[key] = []byte(code)
+	blobs.m[prefix+"modules/index.js.map"] = []byte("{}")
+	blobs.mu.Unlock()
+	return &apiv1.WorkerVersion{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-v%d", script, number), Namespace: "octo"},
+		Spec: apiv1.WorkerVersionSpec{
+			AccountID: account, ScriptName: script, VersionID: id, Number: number,
+			Storage:           apiv1.WorkerVersionStorage{Bucket: "octo", Prefix: prefix},
+			MainModule:        "index.js",
+			Modules:           []apiv1.WorkerModule{{Name: "index.js", Type: apiv1.ModuleESModule, Key: key}, {Name: "index.js.map", Type: apiv1.ModuleSourceMap, Key: prefix + "modules/index.js.map"}},
+			Bindings:          bindings,
+			CompatibilityDate: "2025-01-01",
+		},
+	}
+}
+
+// layerFiles reads a layer's tar: name -> header and content.
+func layerFiles(t *testing.T, l v1.Layer) ([]*tar.Header, map[string][]byte) {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var hdrs []*tar.Header
+	files := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdrs = append(hdrs, h)
+		files[h.Name] = b
+	}
+	return hdrs, files
+}
+
+func pull(t *testing.T, ref string) v1.Image {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r, remote.WithTransport(defaultTransport))
+	if err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	return img
+}
+
+func TestEnsureBase(t *testing.T) {
+	reg := startRegistry(t)
+	for _, compression := range []string{Zstd, Gzip} {
+		t.Run(compression, func(t *testing.T) {
+			b, _ := newBuilder(t, reg, &fakeBlobs{m: map[string][]byte{}}, compression)
+			ref, err := b.EnsureBase(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !regexp.MustCompile(`^` + regexp.QuoteMeta(reg+"/octo/workerd@sha256:") + `[0-9a-f]{64}$`).MatchString(ref) {
+				t.Fatalf("EnsureBase = %q, want <registry>/octo/workerd@sha256:…", ref)
+			}
+			// Tagged <workerd.Version>-<12 hex>.
+			tag := b.baseTag.TagStr()
+			if !regexp.MustCompile(`^` + regexp.QuoteMeta(workerd.Version) + `-[0-9a-f]{12}$`).MatchString(tag) {
+				t.Errorf("base tag %q, want %s-<12 hex>", tag, workerd.Version)
+			}
+			img := pull(t, ref)
+			m, err := img.Manifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMT := types.OCILayerZStd
+			if compression == Gzip {
+				wantMT = types.OCILayer
+			}
+			if m.MediaType != types.OCIManifestSchema1 || len(m.Layers) != 1 || m.Layers[0].MediaType != wantMT {
+				t.Fatalf("manifest %s with layers %+v, want one %s layer in an OCI manifest", m.MediaType, m.Layers, wantMT)
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(cf.Config.Entrypoint, " ") != "/bin/workerd serve /etc/worker/config.capnp" || cf.OS != "linux" || cf.Architecture != "amd64" {
+				t.Errorf("config: entrypoint %q, platform %s/%s", cf.Config.Entrypoint, cf.OS, cf.Architecture)
+			}
+			layers, _ := img.Layers()
+			hdrs, files := layerFiles(t, layers[0])
+			var names []string
+			for i, h := range hdrs {
+				names = append(names, h.Name)
+				if i > 0 && hdrs[i-1].Name >= h.Name {
+					t.Errorf("entries not sorted: %s before %s", hdrs[i-1].Name, h.Name)
+				}
+				if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" || !h.ModTime.Equal(time.Unix(0, 0)) {
+					t.Errorf("%s: owner %d:%d (%q:%q), mtime %v; want 0:0 at the epoch", h.Name, h.Uid, h.Gid, h.Uname, h.Gname, h.ModTime)
+				}
+			}
+			want := []string{"bin/", "bin/workerd", "etc/", "etc/ssl/", "etc/ssl/certs/", "etc/ssl/certs/ca-certificates.crt", "etc/worker/",
+				"lib/", "lib/x86_64-linux-gnu/", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6",
+				"lib/x86_64-linux-gnu/libdl.so.2", "lib/x86_64-linux-gnu/libm.so.6", "lib/x86_64-linux-gnu/libpthread.so.0",
+				"lib/x86_64-linux-gnu/librt.so.1", "lib64/", "lib64/ld-linux-x86-64.so.2", "tmp/"}
+			if strings.Join(names, " ") != strings.Join(want, " ") {
+				t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(want, "\n"))
+			}
+			for _, h := range hdrs {
+				switch h.Name {
+				case "tmp/":
+					if h.Mode != 0o1777 {
+						t.Errorf("/tmp mode %o, want 1777", h.Mode)
+					}
+				case "lib64/ld-linux-x86-64.so.2":
+					if h.Typeflag != tar.TypeSymlink || h.Linkname != "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" {
+						t.Errorf("loader: type %c -> %q", h.Typeflag, h.Linkname)
+					}
+				case "bin/workerd":
+					if h.Mode != 0o755 || !strings.Contains(string(files[h.Name]), "fake workerd") {
+						t.Errorf("workerd mode %o content %q", h.Mode, files[h.Name])
+					}
+				}
+			}
+
+			// Cached: the same reference without rebuilding.
+			again, err := b.EnsureBase(context.Background())
+			if err != nil || again != ref {
+				t.Errorf("second EnsureBase = %q, %v; want %q", again, err, ref)
+			}
+			// Deterministic: a fresh builder on the same files finds the same
+			// image (and pushes nothing), and building it again locally gives
+			// the same digest.
+			b2 := &Builder{Registry: reg, WorkerdPath: b.WorkerdPath, LibDirs: b.LibDirs, CACerts: b.CACerts, Compression: compression, TempDir: t.TempDir()}
+			if ref2, err := b2.EnsureBase(context.Background()); err != nil || ref2 != ref {
+				t.Errorf("fresh builder EnsureBase = %q, %v; want %q", ref2, err, ref)
+			}
+			entries, _, err := b.baseEntries()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var digests []string
+			for range 2 {
+				l, err := memoryLayer(entries, compression)
+				if err != nil {
+					t.Fatal(err)
+				}
+				img, err := baseImage(l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, _ := img.Digest()
+				digests = append(digests, d.String())
+			}
+			if digests[0] != digests[1] || !strings.HasSuffix(ref, digests[0]) {
+				t.Errorf("rebuilt base digests %v, pushed %s", digests, ref)
+			}
+
+			// Another workerd is another base.
+			if err := os.WriteFile(b.WorkerdPath, []byte("#!/bin/sh\necho other workerd\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			other, err := b.EnsureBase(context.Background())
+			if err != nil || other == ref {
+				t.Errorf("EnsureBase after workerd changed = %q, %v; want a new image", other, err)
+			}
+		})
+	}
+}
+
+func TestEnsureBaseMissingLib(t *testing.T) {
+	bin, lib, ca := hostFiles(t)
+	os.Remove(filepath.Join(lib, "librt.so.1"))
+	b := &Builder{Registry: "127.0.0.1:1", WorkerdPath: bin, LibDirs: []string{lib}, CACerts: ca}
+	_, err := b.EnsureBase(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "librt.so.1 not found") {
+		t.Errorf("EnsureBase = %v, want librt.so.1 not found", err)
+	}
+}
+
+func TestBuild(t *testing.T) {
+	reg := startRegistry(t)
+	blobs := &fakeBlobs{m: map[string][]byte{}}
+	b, val := newBuilder(t, reg, blobs, "")
+	ctx := context.Background()
+
+	const (
+		idA1 = "aaaaaaaa-0000-4000-8000-000000000001"
+		idA2 = "aaaaaaaa-0000-4000-8000-000000000002"
+		idB  = "bbbbbbbb-0000-4000-8000-000000000001"
+	)
+	a1 := version(blobs, "hello", idA1, 1, `export default { fetch() { return new Response("v1") } }`,
+		apiv1.WorkerBinding{Name: "GREETING", Type: apiv1.BindingPlainText, Text: "hi"},
+		apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: "hello-secrets", Key: "API_KEY"}},
+		apiv1.WorkerBinding{Name: "CACHE", Type: apiv1.BindingKV, NamespaceID: "0123456789abcdef0123456789abcdef"})
+	a2 := version(blobs, "hello", idA2, 2, `export default { fetch() { return new Response("v2") } }`)
+	bad := version(blobs, "broken_one", idB, 1, `throw new Error("boom")`)
+	req := BuildRequest{
+		AccountID: account, BundleName: "octo",
+		Workers:   []BuildWorker{{Version: bad, Port: 8083}, {Version: a2, Port: 8082}, {Version: a1, Port: 8081}},
+		KVAddress: "10.42.0.1:8787", TailAddress: "10.42.0.1:8787",
+	}
+	res, err := b.Build(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %s in %v", res.Image, res.Duration)
+	wantImage := reg + "/octo/accounts/" + account + "@" + res.Digest
+	if res.Image != wantImage || !strings.HasPrefix(res.Digest, "sha256:") {
+		t.Errorf("Image %q Digest %q, want %q", res.Image, res.Digest, wantImage)
+	}
+	if res.Tag != "sha256-"+strings.TrimPrefix(res.Digest, "sha256:") {
+		t.Errorf("tag %q not derived from the digest %s", res.Tag, res.Digest)
+	}
+	if len(res.Ports) != 2 || res.Ports[idA1] != 8081 || res.Ports[idA2] != 8082 {
+		t.Errorf("Ports = %v, want the requested ports of the two good versions", res.Ports)
+	}
+	if len(res.Failed) != 1 || res.Failed[0].ScriptName != "broken_one" || res.Failed[0].VersionID != idB ||
+		res.Failed[0].Message != "Uncaught Error: boom at index.js:1:7" {
+		t.Errorf("Failed = %+v, want broken_one with workerd's message", res.Failed)
+	}
+
+	img := pull(t, res.Image)
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 2 {
+		t.Fatalf("layers %d, %v; want base + code", len(layers), err)
+	}
+	base := pull(t, b.base)
+	baseLayers, _ := base.Layers()
+	bd, _ := baseLayers[0].Digest()
+	if d, _ := layers[0].Digest(); d != bd {
+		t.Errorf("first layer %s, want the base layer %s", d, bd)
+	}
+	_, files := layerFiles(t, layers[1])
+	capnp := string(files["etc/worker/config.capnp"])
+	t.Logf("config.capnp:\n%s", capnp)
+	for _, want := range []string{
+		`address = "*:8080", http = (), service = "octo-health"`,
+		`(name = "hello-aaaaaaaa", address = "*:8081"`, `address = "*:8082"`,
+		`embed "hello-aaaaaaaa/000-index.js"`,
+		`fromEnvironment = "` + SecretEnv("hello", "API_KEY") + `"`,
+		`external = (address = "10.42.0.1:8787", http = (injectRequestHeaders = [(name = "x-octo-kv", value = "` + account + `/0123456789abcdef0123456789abcdef")]`,
+		`tails = [(name = "octo-tail"`,
+	} {
+		if !strings.Contains(capnp, want) {
+			t.Errorf("config.capnp lacks %s", want)
+		}
+	}
+	if strings.Contains(capnp, "8083") || strings.Contains(capnp, "broken") {
+		t.Errorf("config.capnp still has the failed worker")
+	}
+	if _, ok := files["etc/worker/octo-health/health.js"]; !ok {
+		t.Errorf("no health worker in the code layer")
+	}
+	for name := range files {
+		if strings.HasSuffix(name, ".map") {
+			t.Errorf("source map %s in the image", name)
+		}
+	}
+	var haveModule bool
+	for name, data := range files {
+		if strings.HasPrefix(name, "etc/worker/hello-aaaaaaaa/") && strings.Contains(string(data), `"v1"`) {
+			haveModule = true
+		}
+	}
+	if !haveModule {
+		t.Errorf("module of hello v1 not in the code layer: %v", keys(files))
+	}
+
+	// Same inputs, same digest; validation results are cached by version.
+	res2, err := b.Build(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Digest != res.Digest {
+		t.Errorf("rebuild digest %s, want %s", res2.Digest, res.Digest)
+	}
+	for name, n := range val.calls {
+		if n != 1 {
+			t.Errorf("%s validated %d times, want once", name, n)
+		}
+	}
+	// A fresh builder (no cache) with the request in another order also
+	// gives the same digest.
+	b2, _ := newBuilder(t, reg, blobs, "")
+	b2.WorkerdPath, b2.LibDirs, b2.CACerts = b.WorkerdPath, b.LibDirs, b.CACerts
+	req.Workers = []BuildWorker{req.Workers[2], req.Workers[0], req.Workers[1]}
+	res3, err := b2.Build(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res3.Digest != res.Digest {
+		t.Errorf("fresh builder digest %s, want %s", res3.Digest, res.Digest)
+	}
+
+	// Ports come from the request and stay: adding a worker changes the
+	// image but not the others' sockets.
+	idC := "cccccccc-0000-4000-8000-000000000001"
+	c := version(blobs, "other", idC, 1, `export default { fetch() { return new Response("c") } }`)
+	req.Workers = append(req.Workers, BuildWorker{Version: c, Port: 8084})
+	res4, err := b.Build(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res4.Digest == res.Digest || res4.Ports[idA1] != 8081 || res4.Ports[idA2] != 8082 || res4.Ports[idC] != 8084 {
+		t.Errorf("after adding a worker: digest %s (was %s), ports %v", res4.Digest, res.Digest, res4.Ports)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	reg := startRegistry(t)
+	blobs := &fakeBlobs{m: map[string][]byte{}}
+	b, _ := newBuilder(t, reg, blobs, "")
+	ctx := context.Background()
+	good := version(blobs, "good", "11111111-0000-4000-8000-000000000001", 1, `export default {}`)
+	gone := version(blobs, "gone", "22222222-0000-4000-8000-000000000001", 1, `export default {}`)
+	delete(blobs.m, gone.Spec.Modules[0].Key)
+	unsupported := version(blobs, "r2", "33333333-0000-4000-8000-000000000001", 1, `export default {}`,
+		apiv1.WorkerBinding{Name: "BUCKET", Type: "r2_bucket"})
+
+	// A missing module or an unsupported binding fails that worker only.
+	res, err := b.Build(ctx, BuildRequest{AccountID: account, BundleName: "x", Workers: []BuildWorker{
+		{Version: good, Port: 8081}, {Version: gone, Port: 8082}, {Version: unsupported, Port: 8083},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Ports) != 1 || len(res.Failed) != 2 || !strings.Contains(res.Failed[0].Message, "missing from storage") ||
+		!strings.Contains(res.Failed[1].Message, "r2_bucket") {
+		t.Errorf("ports %v failed %+v", res.Ports, res.Failed)
+	}
+
+	// Every worker failing still gives an image with the health worker.
+	res, err = b.Build(ctx, BuildRequest{AccountID: account, BundleName: "x", Workers: []BuildWorker{{Version: gone, Port: 8081}}})
+	if err != nil || len(res.Ports) != 0 || len(res.Failed) != 1 || res.Image == "" {
+		t.Errorf("all failing: %+v, %v", res, err)
+	}
+
+	// Bad requests.
+	for _, ws := range [][]BuildWorker{
+		{{Version: good, Port: 8080}},
+		{{Version: good, Port: 8081}, {Version: unsupported, Port: 8081}},
+		{{Version: good, Port: 8081}, {Version: good, Port: 8082}},
+	} {
+		if _, err := b.Build(ctx, BuildRequest{AccountID: account, Workers: ws}); err == nil {
+			t.Errorf("Build(%v) succeeded", ws)
+		}
+	}
+
+	// A validator that cannot run workerd fails the build, and that outcome
+	// is not cached.
+	fresh := version(blobs, "fresh", "44444444-0000-4000-8000-000000000001", 1, `export default {}`)
+	saved := b.Validate
+	b.Validate = func(context.Context, workerd.Worker, map[string][]byte) (time.Duration, error) {
+		return 0, errors.New("workerd cannot run on this host: GLIBC_2.27 not found")
+	}
+	freshReq := BuildRequest{AccountID: account, BundleName: "x", Workers: []BuildWorker{{Version: fresh, Port: 8081}}}
+	if _, err := b.Build(ctx, freshReq); err == nil || !strings.Contains(err.Error(), "cannot run on this host") {
+		t.Errorf("Build with a broken workerd = %v, want the host error", err)
+	}
+	b.Validate = saved
+	if res, err := b.Build(ctx, freshReq); err != nil || len(res.Ports) != 1 {
+		t.Errorf("Build after the host recovered = %+v, %v", res, err)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestSecretEnv(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,255}$`)
+	seen := map[string]string{}
+	for _, c := range [][2]string{{"hello", "API_KEY"}, {"hello", "api-key"}, {"hello_world", "KEY"}, {"hello-world", "KEY"},
+		{"a", strings.Repeat("x", 256)}, {strings.Repeat("s", 63), "é$weird name"}} {
+		e := SecretEnv(c[0], c[1])
+		if !re.MatchString(e) {
+			t.Errorf("SecretEnv(%q, %q) = %q: not a valid variable name", c[0], c[1], e)
+		}
+		if e != SecretEnv(c[0], c[1]) {
+			t.Errorf("SecretEnv not deterministic")
+		}
+		if prev, dup := seen[e]; dup {
+			t.Errorf("SecretEnv(%q, %q) = %q, same as for %s", c[0], c[1], e, prev)
+		}
+		seen[e] = c[0] + "/" + c[1]
+	}
+}

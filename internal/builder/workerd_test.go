@@ -1,0 +1,156 @@
+package builder
+
+// A test with the embedded workerd: the real base layer, real validation,
+// and the built config served by workerd. Skipped without `make workerd`.
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+func TestBuildWithWorkerd(t *testing.T) {
+	if !workerd.Embedded() {
+		t.Skip("built without workerd: run `make workerd` first")
+	}
+	if testing.Short() {
+		t.Skip("short")
+	}
+	bin, err := workerd.Extract(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := startRegistry(t)
+	blobs := &fakeBlobs{m: map[string][]byte{}}
+	b := &Builder{Registry: reg, WorkerdPath: bin, Blobs: blobs, TempDir: t.TempDir()}
+	ctx := context.Background()
+
+	t0 := time.Now()
+	base, err := b.EnsureBase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("base %s in %v", base, time.Since(t0))
+	img := pull(t, base)
+	layers, _ := img.Layers()
+	size, _ := layers[0].Size()
+	t.Logf("base layer: %d bytes compressed", size)
+	_, files := layerFiles(t, layers[0])
+	for _, f := range []string{"bin/workerd", "lib/x86_64-linux-gnu/libc.so.6", "etc/ssl/certs/ca-certificates.crt"} {
+		if len(files[f]) == 0 {
+			t.Errorf("base layer lacks %s", f)
+		}
+	}
+
+	good := version(blobs, "hello", "0f0f0f0f-0000-4000-8000-000000000001", 1,
+		`export default { fetch(req, env) { return new Response("hello " + env.WHO + " " + env.TOKEN) } }`,
+		apiv1.WorkerBinding{Name: "WHO", Type: apiv1.BindingPlainText, Text: "world"},
+		apiv1.WorkerBinding{Name: "TOKEN", Type: apiv1.BindingSecretText})
+	broken := version(blobs, "broken", "0e0e0e0e-0000-4000-8000-000000000001", 1, `export default { fetch( { }`)
+	res, err := b.Build(ctx, BuildRequest{AccountID: account, BundleName: "octo",
+		Workers: []BuildWorker{{Version: good, Port: 8081}, {Version: broken, Port: 8082}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %s in %v; failed %+v", res.Image, res.Duration, res.Failed)
+	if len(res.Failed) != 1 || res.Failed[0].ScriptName != "broken" || !strings.Contains(res.Failed[0].Message, "SyntaxError") {
+		t.Fatalf("Failed = %+v, want broken with workerd's SyntaxError", res.Failed)
+	}
+
+	// Unpack the code layer and serve it with the host's workerd.
+	layers, _ = pull(t, res.Image).Layers()
+	dir := t.TempDir()
+	rc, err := layers[len(layers)-1].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, h.Name)
+		if h.Typeflag == tar.TypeDir {
+			os.MkdirAll(p, 0o755)
+			continue
+		}
+		data, _ := io.ReadAll(tr)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc.Close()
+
+	service := workerd.ServiceName("hello", good.Spec.VersionID)
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctlR.Close()
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "etc/worker/config.capnp"), "--control-fd=3",
+		"--socket-addr", service+"=127.0.0.1:0", "--socket-addr", HealthWorkerName+"=127.0.0.1:0")
+	cmd.Env = []string{SecretEnv("hello", "TOKEN") + "=s3cr3t"}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.ExtraFiles = []*os.File{ctlW}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctlW.Close()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	ports := make(chan map[string]int, 1)
+	go func() {
+		got := map[string]int{}
+		sc := bufio.NewScanner(ctlR)
+		for sc.Scan() {
+			var ev struct {
+				Event, Socket string
+				Port          int
+			}
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" {
+				got[ev.Socket] = ev.Port
+				if len(got) == 2 {
+					ports <- got
+					return
+				}
+			}
+		}
+		close(ports)
+	}()
+	var got map[string]int
+	select {
+	case got = <-ports:
+	case <-time.After(20 * time.Second):
+	}
+	if got == nil {
+		t.Fatalf("workerd did not listen; stderr:\n%s", stderr.String())
+	}
+	for socket, want := range map[string]string{HealthWorkerName: "ok\n", service: "hello world s3cr3t"} {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", got[socket]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Errorf("%s: %s %q, want 200 %q (stderr %s)", socket, resp.Status, body, want, stderr.String())
+		}
+	}
+}
