@@ -24,7 +24,7 @@ LDFLAGS := -s -w \
 	-X github.com/octohq/octo/internal/version.Kubernetes=$(K8S_VERSION) \
 	-X github.com/octohq/octo/internal/version.Containerd=$(CTRD_VERSION)
 
-.PHONY: all build assets test e2e check bench deps clean
+.PHONY: all build assets test e2e check bench bench-workers deps clean
 
 all: build
 
@@ -67,6 +67,10 @@ check: test e2e
 ## bench: measure build, up times, memory; prints figures for docs/benchmarks.md
 bench: build
 	$(GO) run ./scripts/bench -octo $(BIN)
+
+## bench-workers: upload → serving latency, gateway vs direct workerd, density
+bench-workers: build
+	$(GO) run ./scripts/bench-workers -octo $(BIN)
 
 ## deps: install the host packages octo needs (Debian/Ubuntu, as root)
 deps:
