@@ -109,7 +109,9 @@ func stopDaemon(g *globals, cfg config.Config) error {
 	return nil
 }
 
-// processAlive reports whether pid still runs (a zombie counts as gone).
+// processAlive reports whether pid still runs. A zombie whose threads have
+// all exited counts as gone (its parent may never reap it), but while any
+// thread of it still runs, its files and sockets may still be open.
 func processAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return errors.Is(err, syscall.EPERM)
@@ -119,10 +121,11 @@ func processAlive(pid int) bool {
 		return false
 	}
 	s := string(stat)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] != 'Z' {
+		return true
 	}
-	return true
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err == nil && len(tasks) > 1
 }
 
 // confirm asks a yes/no question on the terminal.
