@@ -8,6 +8,7 @@ import (
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/envvars"
 	"github.com/octohq/octo/internal/fakecf"
 )
 
@@ -42,33 +43,7 @@ tools at this octo. Use it with eval.`,
 
 // writeEnv prints the export lines.
 func writeEnv(w io.Writer, cfg config.Config, creds s3.Credentials, id fakecf.Identity) {
-	lines := [][2]string{
-		{"CLOUDFLARE_API_BASE_URL", "http://" + config.Addr(cfg.EdgePort) + fakecf.BasePath},
-		{"CLOUDFLARE_API_TOKEN", id.Token},
-		{"CLOUDFLARE_ACCOUNT_ID", id.AccountID},
-		{"KUBECONFIG", cfg.KubeconfigPath()},
-		{"AWS_ACCESS_KEY_ID", creds.AccessKey},
-		{"AWS_SECRET_ACCESS_KEY", creds.SecretKey},
-		{"AWS_REGION", creds.Region},
-		{"AWS_ENDPOINT_URL_S3", "http://" + config.Addr(cfg.S3Port)},
-		{"OCTO_S3_ENDPOINT", "http://" + config.Addr(cfg.S3Port)},
-		{"OCTO_REGISTRY", cfg.RegistryAddr()},
-		{"OCTO_HOME", cfg.DataDir},
+	for _, l := range envvars.Lines(cfg, creds, id) {
+		fmt.Fprintln(w, l)
 	}
-	for _, l := range lines {
-		fmt.Fprintf(w, "export %s=%s\n", l[0], shellQuote(l[1]))
-	}
-}
-
-// shellQuote quotes s for POSIX shells.
-func shellQuote(s string) string {
-	out := "'"
-	for _, r := range s {
-		if r == '\'' {
-			out += `'\''`
-			continue
-		}
-		out += string(r)
-	}
-	return out + "'"
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
 	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/web"
 )
 
 func newStatusCommand(g *globals) *cobra.Command {
@@ -96,6 +97,7 @@ func renderEndpoints(w io.Writer, cfg config.Config, st daemon.Status) {
 	}
 	if c, ok := st.Component("edge"); ok {
 		fmt.Fprintf(tw, "  cloudflare api\t%s%s\n", c.Endpoint, fakecf.BasePath)
+		fmt.Fprintf(tw, "  dashboard\t%s\n", web.URL(cfg.EdgePort))
 	}
 	fmt.Fprintf(tw, "  kubeconfig\t%s\n", cfg.KubeconfigPath())
 	fmt.Fprintf(tw, "  data dir\t%s\n", cfg.DataDir)

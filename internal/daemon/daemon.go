@@ -31,11 +31,13 @@ import (
 	"github.com/octohq/octo/internal/embed/registry"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/embed/scheduler"
+	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/internal/logs"
 	"github.com/octohq/octo/internal/pki"
 	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/teardown"
 	"github.com/octohq/octo/internal/version"
+	"github.com/octohq/octo/web"
 )
 
 // DaemonCommand is the hidden argv[1] under which `octo up` starts the daemon.
@@ -73,6 +75,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		{edge.New(cfg.EdgePort, log, svc.edgeParts)},
 		{podapi.New(podapi.Options{Port: cfg.EdgePort, KV: svc.kvProtocol(), Tail: svc.tailCollector(), Log: log.With("component", "pod-api")}), &operators{svc: svc}},
 	}}
+	svc.status = d.webStatus
 	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: time.Now(), State: Starting}
 	for _, phase := range d.phases {
 		for _, c := range phase {
@@ -136,6 +139,24 @@ func TuneMemory() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+}
+
+// webStatus is the daemon's status as the dashboard shows it: the API and
+// the gateway are served by the edge.
+func (d *Daemon) webStatus() web.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := web.Status{State: string(d.status.State), Version: d.status.Version, StartedAt: d.status.StartedAt}
+	for _, c := range d.status.Components {
+		s.Parts = append(s.Parts, web.Part{Name: c.Name, State: string(c.State), Endpoint: c.Endpoint, Error: c.Error})
+		if c.Name == "edge" {
+			s.Parts = append(s.Parts,
+				web.Part{Name: "api", State: string(c.State), Endpoint: c.Endpoint + fakecf.BasePath, Error: c.Error},
+				web.Part{Name: "gateway", State: string(c.State), Endpoint: "http://*.workers.localhost:" + strconv.Itoa(d.cfg.EdgePort), Error: c.Error},
+				web.Part{Name: "dashboard", State: string(c.State), Endpoint: web.URL(d.cfg.EdgePort), Error: c.Error})
+		}
+	}
+	return s
 }
 
 // routeKlog sends every klog line, once, to router instead of stderr.

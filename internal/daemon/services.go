@@ -13,10 +13,12 @@ import (
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/edge"
 	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/envvars"
 	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/internal/gateway"
 	"github.com/octohq/octo/internal/tail"
 	"github.com/octohq/octo/internal/workerd"
+	"github.com/octohq/octo/web"
 )
 
 // services are the platform's own parts built on the running cluster: the
@@ -34,6 +36,9 @@ type services struct {
 	apiOpts fakecf.Options
 	hub     *tail.Hub
 	gw      *gateway.Gateway
+	dash    *web.Dashboard
+	// status reports the daemon's parts to the dashboard (set by New).
+	status func() web.Status
 }
 
 // build assembles the services once; ctx must live as long as the daemon.
@@ -88,7 +93,16 @@ func (s *services) assemble(ctx context.Context) error {
 	gwOpts.EdgePort = cfg.EdgePort
 	resolve = gateway.TailResolver(gwOpts.Reader)
 	s.gw = gateway.New(gwOpts)
-	return nil
+	s.dash, err = web.New(web.Options{
+		Status:   func() web.Status { return s.status() },
+		Reader:   s.apiOpts.Client,
+		API:      web.API{Token: id.Token, AccountID: id.AccountID, Subdomain: id.Subdomain},
+		Tail:     s.hub,
+		EdgePort: cfg.EdgePort,
+		Env:      func() []string { return envvars.Lines(cfg, creds, id) },
+		Log:      log.With("component", "dashboard"),
+	})
+	return err
 }
 
 // edgeParts is what the edge server mounts: the API, the tail websocket and
@@ -97,7 +111,7 @@ func (s *services) edgeParts(ctx context.Context) ([]edge.Registrar, error) {
 	if err := s.build(ctx); err != nil {
 		return nil, err
 	}
-	return []edge.Registrar{s.api, s.hub, s.gw}, nil
+	return []edge.Registrar{s.api, s.hub, s.gw, s.dash}, nil
 }
 
 // kvProtocol and tailCollector serve pods through the pod-facing server;

@@ -1,0 +1,40 @@
+// Package envvars makes the export lines of `octo env`: what points
+// wrangler, kubectl, S3 clients and image tools at an octo. The CLI prints
+// them and the dashboard shows them.
+package envvars
+
+import (
+	"strings"
+
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/fakecf"
+)
+
+// Lines returns the `export NAME='value'` lines, without newlines.
+func Lines(cfg config.Config, creds s3.Credentials, id fakecf.Identity) []string {
+	vars := [][2]string{
+		{"CLOUDFLARE_API_BASE_URL", "http://" + config.Addr(cfg.EdgePort) + fakecf.BasePath},
+		{"CLOUDFLARE_API_TOKEN", id.Token},
+		{"CLOUDFLARE_ACCOUNT_ID", id.AccountID},
+		{"KUBECONFIG", cfg.KubeconfigPath()},
+		{"AWS_ACCESS_KEY_ID", creds.AccessKey},
+		{"AWS_SECRET_ACCESS_KEY", creds.SecretKey},
+		{"AWS_REGION", creds.Region},
+		{"AWS_ENDPOINT_URL_S3", "http://" + config.Addr(cfg.S3Port)},
+		{"OCTO_S3_ENDPOINT", "http://" + config.Addr(cfg.S3Port)},
+		{"OCTO_REGISTRY", cfg.RegistryAddr()},
+		{"OCTO_HOME", cfg.DataDir},
+	}
+	out := make([]string, len(vars))
+	for i, v := range vars {
+		out[i] = "export " + v[0] + "=" + Quote(v[1])
+	}
+	return out
+}
+
+// Quote quotes s for POSIX shells: in single quotes, a quote written as
+// quote, backslash, quote, quote.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,786 @@
+package web
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/gateway"
+	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+)
+
+// LabelBundle is the label the operators put on a bundle's JobBuilders,
+// Deployment, Service and pods.
+const LabelBundle = "api.cf-worker/bundle"
+
+// account is one account as the dashboard shows it.
+type account struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Subdomain string `json:"subdomain"`
+	Namespace string `json:"namespace"`
+	Default   bool   `json:"default,omitempty"`
+}
+
+// accounts lists the WorkerAccounts the way the API does (fakecf.ClusterAccounts).
+func (d *Dashboard) accounts(ctx context.Context) ([]account, error) {
+	var list apiv1.WorkerAccountList
+	if err := d.opts.Reader.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list WorkerAccounts: %w", err)
+	}
+	out := make([]account, 0, len(list.Items))
+	for _, wa := range list.Items {
+		if wa.DeletionTimestamp != nil {
+			continue
+		}
+		a := account{ID: wa.Name, Name: cmp.Or(wa.Spec.DisplayName, wa.Name), Subdomain: cmp.Or(wa.Spec.Subdomain, wa.Name),
+			Namespace: wa.Namespace, Default: wa.Name == d.opts.API.AccountID}
+		out = append(out, a)
+	}
+	// The default account first, then by name.
+	slices.SortFunc(out, func(a, b account) int {
+		if a.Default != b.Default {
+			if a.Default {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// findAccount returns the account with id, or a 404.
+func (d *Dashboard) findAccount(ctx context.Context, id string) (account, error) {
+	all, err := d.accounts(ctx)
+	if err != nil {
+		return account{}, err
+	}
+	for _, a := range all {
+		if a.ID == id {
+			return a, nil
+		}
+	}
+	return account{}, fail(http.StatusNotFound, "no account %q", id)
+}
+
+// releases returns an account's scripts, by name.
+func (d *Dashboard) releases(ctx context.Context, a account) ([]apiv1.WorkerRelease, error) {
+	var list apiv1.WorkerReleaseList
+	if err := d.opts.Reader.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingLabels{fakecf.LabelAccount: a.ID}); err != nil {
+		return nil, fmt.Errorf("list WorkerReleases: %w", err)
+	}
+	out := list.Items[:0]
+	for _, r := range list.Items {
+		if r.Spec.AccountID == a.ID && r.DeletionTimestamp == nil {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.ScriptName < out[j].Spec.ScriptName })
+	return out, nil
+}
+
+// release returns one script's release, or a 404.
+func (d *Dashboard) release(ctx context.Context, a account, script string) (*apiv1.WorkerRelease, error) {
+	if fakecf.ValidScriptName(script) != nil {
+		return nil, fail(http.StatusBadRequest, "invalid script name %q", script)
+	}
+	var rel apiv1.WorkerRelease
+	err := d.opts.Reader.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: fakecf.ObjectName(script)}, &rel)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, fmt.Errorf("get WorkerRelease: %w", err)
+	}
+	if err != nil || rel.Spec.AccountID != a.ID || rel.Spec.ScriptName != script || rel.DeletionTimestamp != nil {
+		return nil, fail(http.StatusNotFound, "no worker %q in account %s", script, a.Name)
+	}
+	return &rel, nil
+}
+
+// versions returns the versions of an account's scripts, by script, oldest
+// first; script "" means every script.
+func (d *Dashboard) versions(ctx context.Context, a account, script string) (map[string][]apiv1.WorkerVersion, error) {
+	sel := client.MatchingLabels{fakecf.LabelAccount: a.ID}
+	if script != "" {
+		sel[fakecf.LabelScript] = fakecf.ObjectName(script)
+	}
+	var list apiv1.WorkerVersionList
+	if err := d.opts.Reader.List(ctx, &list, client.InNamespace(a.Namespace), sel); err != nil {
+		return nil, fmt.Errorf("list WorkerVersions: %w", err)
+	}
+	out := map[string][]apiv1.WorkerVersion{}
+	for _, v := range list.Items {
+		if v.Spec.AccountID == a.ID && v.DeletionTimestamp == nil && (script == "" || v.Spec.ScriptName == script) {
+			out[v.Spec.ScriptName] = append(out[v.Spec.ScriptName], v)
+		}
+	}
+	for _, vs := range out {
+		sort.Slice(vs, func(i, j int) bool { return vs[i].Spec.Number < vs[j].Spec.Number })
+	}
+	return out, nil
+}
+
+// jobBuilders returns the JobBuilders of a namespace (all namespaces for
+// ""), newest first.
+func (d *Dashboard) jobBuilders(ctx context.Context, namespace string) ([]apiv1.JobBuilder, error) {
+	var list apiv1.JobBuilderList
+	var opts []client.ListOption
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := d.opts.Reader.List(ctx, &list, opts...); err != nil {
+		return nil, fmt.Errorf("list JobBuilders: %w", err)
+	}
+	slices.SortFunc(list.Items, func(a, b apiv1.JobBuilder) int {
+		return cmp.Or(b.CreationTimestamp.Compare(a.CreationTimestamp.Time), cmp.Compare(b.Name, a.Name))
+	})
+	return list.Items, nil
+}
+
+// bundles returns the WorkerBundles of a namespace ("" = all), by name.
+func (d *Dashboard) bundles(ctx context.Context, namespace string) ([]apiv1.WorkerBundle, error) {
+	var list apiv1.WorkerBundleList
+	var opts []client.ListOption
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := d.opts.Reader.List(ctx, &list, opts...); err != nil {
+		return nil, fmt.Errorf("list WorkerBundles: %w", err)
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	return list.Items, nil
+}
+
+// ---------------------------------------------------------------------------
+// Overview
+
+type counts struct {
+	Accounts int `json:"accounts"`
+	Workers  int `json:"workers"`
+	Versions int `json:"versions"`
+	Builds   int `json:"builds"`
+}
+
+type overviewJSON struct {
+	Status
+	Healthy      bool     `json:"healthy"`
+	Counts       counts   `json:"counts"`
+	Env          []string `json:"env"`
+	DashboardURL string   `json:"dashboardURL"`
+	APIURL       string   `json:"apiURL"`
+	// Subdomain and Account are the default account's.
+	Account   string `json:"account"`
+	Subdomain string `json:"subdomain"`
+}
+
+func (d *Dashboard) overview(c echo.Context) error {
+	ctx := c.Request().Context()
+	out := overviewJSON{
+		Status: Status{State: "unknown", Parts: []Part{}}, Env: []string{},
+		DashboardURL: d.URL(), APIURL: "http://127.0.0.1:" + fmt.Sprint(d.opts.EdgePort) + fakecf.BasePath,
+		Account: d.opts.API.AccountID, Subdomain: d.opts.API.Subdomain,
+	}
+	if d.opts.Status != nil {
+		out.Status = d.opts.Status()
+		if out.Parts == nil {
+			out.Parts = []Part{}
+		}
+	}
+	out.Healthy = len(out.Parts) > 0
+	for _, p := range out.Parts {
+		if p.State != ReadyState {
+			out.Healthy = false
+		}
+	}
+	if d.opts.Env != nil {
+		out.Env = append(out.Env, d.opts.Env()...)
+	}
+	accts, err := d.accounts(ctx)
+	if err != nil {
+		return err
+	}
+	out.Counts.Accounts = len(accts)
+	for _, a := range accts {
+		rels, err := d.releases(ctx, a)
+		if err != nil {
+			return err
+		}
+		out.Counts.Workers += len(rels)
+		vs, err := d.versions(ctx, a, "")
+		if err != nil {
+			return err
+		}
+		for _, l := range vs {
+			out.Counts.Versions += len(l)
+		}
+	}
+	jbs, err := d.jobBuilders(ctx, "")
+	if err != nil {
+		return err
+	}
+	out.Counts.Builds = len(jbs)
+	return c.JSON(http.StatusOK, out)
+}
+
+// ---------------------------------------------------------------------------
+// Workers
+
+type trafficJSON struct {
+	VersionID  string `json:"versionID"`
+	Number     int64  `json:"number,omitempty"`
+	Percentage int32  `json:"percentage"`
+}
+
+type deploymentJSON struct {
+	ID          string        `json:"id"`
+	CreatedOn   time.Time     `json:"createdOn"`
+	Source      string        `json:"source,omitempty"`
+	Author      string        `json:"author,omitempty"`
+	Message     string        `json:"message,omitempty"`
+	TriggeredBy string        `json:"triggeredBy,omitempty"`
+	Versions    []trafficJSON `json:"versions"`
+	Active      bool          `json:"active"`
+}
+
+type buildStateJSON struct {
+	// Phase is the JobBuilder's phase, "Failed" when the active version was
+	// left out of the bundle, or "Waiting" when no build includes it yet.
+	Phase      string `json:"phase"`
+	JobBuilder string `json:"jobBuilder,omitempty"`
+	Message    string `json:"message,omitempty"`
+}
+
+type workerJSON struct {
+	Script     string          `json:"script"`
+	URL        string          `json:"url"`
+	Deployment *deploymentJSON `json:"deployment"`
+	LastDeploy *time.Time      `json:"lastDeploy"`
+	Versions   int             `json:"versions"`
+	Build      buildStateJSON  `json:"build"`
+	// Ready is the WorkerRelease's Ready condition: the active deployment
+	// is served.
+	Ready   bool   `json:"ready"`
+	Message string `json:"message,omitempty"`
+}
+
+type accountWorkersJSON struct {
+	account
+	Workers []workerJSON `json:"workers"`
+}
+
+func numbers(vs []apiv1.WorkerVersion) map[string]int64 {
+	m := make(map[string]int64, len(vs))
+	for _, v := range vs {
+		m[v.Spec.VersionID] = v.Spec.Number
+	}
+	return m
+}
+
+func toDeployment(dep apiv1.ReleaseDeployment, nums map[string]int64, active bool) deploymentJSON {
+	out := deploymentJSON{
+		ID: dep.ID, CreatedOn: dep.CreatedOn.Time, Source: dep.Source, Author: dep.AuthorEmail,
+		Message: dep.Annotations[apiv1.AnnotationMessage], TriggeredBy: dep.Annotations[apiv1.AnnotationTriggeredBy],
+		Versions: []trafficJSON{}, Active: active,
+	}
+	for _, v := range dep.Versions {
+		out.Versions = append(out.Versions, trafficJSON{VersionID: v.VersionID, Number: nums[v.VersionID], Percentage: v.Percentage})
+	}
+	return out
+}
+
+func condition(conds []metav1.Condition, typ string) (metav1.Condition, bool) {
+	for _, c := range conds {
+		if c.Type == typ {
+			return c, true
+		}
+	}
+	return metav1.Condition{}, false
+}
+
+// buildState says how far the images of a script's active deployment are.
+func buildState(rel *apiv1.WorkerRelease, jbs []apiv1.JobBuilder, bundles []apiv1.WorkerBundle) buildStateJSON {
+	dep := rel.ActiveDeployment()
+	if dep == nil {
+		return buildStateJSON{Phase: "Waiting", Message: "not deployed"}
+	}
+	for _, b := range bundles {
+		if b.Spec.AccountID != rel.Spec.AccountID {
+			continue
+		}
+		for _, f := range b.Status.FailedWorkers {
+			for _, v := range dep.Versions {
+				if f.ScriptName == rel.Spec.ScriptName && f.VersionID == v.VersionID {
+					return buildStateJSON{Phase: string(apiv1.JobBuilderFailed), JobBuilder: b.Status.JobBuilderName, Message: f.Message}
+				}
+			}
+		}
+	}
+	for _, jb := range jbs { // newest first
+		if jb.Spec.AccountID != "" && jb.Spec.AccountID != rel.Spec.AccountID {
+			continue
+		}
+		all := true
+		for _, v := range dep.Versions {
+			if !slices.ContainsFunc(jb.Spec.Inputs, func(in apiv1.BuildInput) bool { return in.VersionID == v.VersionID }) {
+				all = false
+			}
+		}
+		if all {
+			return buildStateJSON{Phase: cmp.Or(string(jb.Status.Phase), string(apiv1.JobBuilderPending)), JobBuilder: jb.Name, Message: jb.Status.Message}
+		}
+	}
+	return buildStateJSON{Phase: "Waiting", Message: "no build includes the active deployment yet"}
+}
+
+func (d *Dashboard) toWorker(a account, rel *apiv1.WorkerRelease, vs []apiv1.WorkerVersion, jbs []apiv1.JobBuilder, bundles []apiv1.WorkerBundle) workerJSON {
+	w := workerJSON{
+		Script: rel.Spec.ScriptName, URL: gateway.URL(rel.Spec.ScriptName, a.Subdomain, d.opts.EdgePort),
+		Versions: len(vs), Build: buildState(rel, jbs, bundles),
+	}
+	if dep := rel.ActiveDeployment(); dep != nil {
+		dj := toDeployment(*dep, numbers(vs), true)
+		w.Deployment = &dj
+		t := dep.CreatedOn.Time
+		w.LastDeploy = &t
+	}
+	if c, ok := condition(rel.Status.Conditions, apiv1.ConditionReady); ok {
+		w.Ready = c.Status == "True"
+		w.Message = c.Message
+	}
+	return w
+}
+
+func (d *Dashboard) workers(c echo.Context) error {
+	ctx := c.Request().Context()
+	accts, err := d.accounts(ctx)
+	if err != nil {
+		return err
+	}
+	jbs, err := d.jobBuilders(ctx, "")
+	if err != nil {
+		return err
+	}
+	bundles, err := d.bundles(ctx, "")
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Accounts []accountWorkersJSON `json:"accounts"`
+	}{Accounts: []accountWorkersJSON{}}
+	for _, a := range accts {
+		rels, err := d.releases(ctx, a)
+		if err != nil {
+			return err
+		}
+		vs, err := d.versions(ctx, a, "")
+		if err != nil {
+			return err
+		}
+		aw := accountWorkersJSON{account: a, Workers: []workerJSON{}}
+		for i := range rels {
+			aw.Workers = append(aw.Workers, d.toWorker(a, &rels[i], vs[rels[i].Spec.ScriptName], jbs, bundles))
+		}
+		out.Accounts = append(out.Accounts, aw)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// ---------------------------------------------------------------------------
+// Worker page
+
+type moduleJSON struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Size int64  `json:"size"`
+}
+
+// bindingJSON is a binding without any secret: a secret binding says
+// Secret and has no Value (the dashboard never reads Secrets).
+type bindingJSON struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Value  string `json:"value,omitempty"`
+	Secret bool   `json:"secret,omitempty"`
+}
+
+type versionJSON struct {
+	ID                 string        `json:"id"`
+	Number             int64         `json:"number"`
+	CreatedAt          time.Time     `json:"createdAt"`
+	Message            string        `json:"message,omitempty"`
+	Tag                string        `json:"tag,omitempty"`
+	TriggeredBy        string        `json:"triggeredBy,omitempty"`
+	Source             string        `json:"source,omitempty"`
+	Phase              string        `json:"phase,omitempty"`
+	StatusMessage      string        `json:"statusMessage,omitempty"`
+	CompatibilityDate  string        `json:"compatibilityDate,omitempty"`
+	CompatibilityFlags []string      `json:"compatibilityFlags"`
+	StartupTimeMs      int64         `json:"startupTimeMs,omitempty"`
+	Modules            []moduleJSON  `json:"modules"`
+	Bindings           []bindingJSON `json:"bindings"`
+	// Percentage is the version's share of the active deployment (0 when
+	// it is not deployed).
+	Percentage int32 `json:"percentage"`
+}
+
+type workerPageJSON struct {
+	Account     account          `json:"account"`
+	Worker      workerJSON       `json:"worker"`
+	Versions    []versionJSON    `json:"versions"`
+	Deployments []deploymentJSON `json:"deployments"`
+}
+
+func bindingValue(b apiv1.WorkerBinding) string {
+	switch {
+	case b.Type == apiv1.BindingPlainText:
+		return b.Text
+	case b.JSON != nil:
+		return string(b.JSON.Raw)
+	case b.NamespaceID != "":
+		return b.NamespaceID
+	case b.Service != "":
+		if b.Entrypoint != "" {
+			return b.Service + "#" + b.Entrypoint
+		}
+		return b.Service
+	case b.Part != "":
+		return b.Part
+	case b.Extra != nil:
+		return string(b.Extra.Raw)
+	}
+	return ""
+}
+
+func toBindings(bs []apiv1.WorkerBinding) []bindingJSON {
+	out := []bindingJSON{}
+	for _, b := range bs {
+		if b.SecretRef != nil || b.Type == apiv1.BindingSecretText || b.Type == apiv1.BindingSecretKey {
+			out = append(out, bindingJSON{Name: b.Name, Type: b.Type, Secret: true})
+			continue
+		}
+		out = append(out, bindingJSON{Name: b.Name, Type: b.Type, Value: bindingValue(b)})
+	}
+	return out
+}
+
+func (d *Dashboard) worker(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := d.findAccount(ctx, c.Param("account"))
+	if err != nil {
+		return err
+	}
+	rel, err := d.release(ctx, a, c.Param("script"))
+	if err != nil {
+		return err
+	}
+	script := rel.Spec.ScriptName
+	byScript, err := d.versions(ctx, a, script)
+	if err != nil {
+		return err
+	}
+	vs := byScript[script]
+	jbs, err := d.jobBuilders(ctx, a.Namespace)
+	if err != nil {
+		return err
+	}
+	bundles, err := d.bundles(ctx, a.Namespace)
+	if err != nil {
+		return err
+	}
+	out := workerPageJSON{Account: a, Worker: d.toWorker(a, rel, vs, jbs, bundles), Versions: []versionJSON{}, Deployments: []deploymentJSON{}}
+	share := map[string]int32{}
+	if dep := rel.ActiveDeployment(); dep != nil {
+		for _, v := range dep.Versions {
+			share[v.VersionID] = v.Percentage
+		}
+	}
+	for i := len(vs) - 1; i >= 0; i-- { // newest first
+		v := vs[i]
+		vj := versionJSON{
+			ID: v.Spec.VersionID, Number: v.Spec.Number, CreatedAt: v.Spec.CreatedAt.Time,
+			Message: v.Spec.Annotations[apiv1.AnnotationMessage], Tag: v.Spec.Annotations[apiv1.AnnotationTag],
+			TriggeredBy: v.Spec.Annotations[apiv1.AnnotationTriggeredBy], Source: v.Spec.Source,
+			Phase: string(v.Status.Phase), StatusMessage: v.Status.Message,
+			CompatibilityDate: v.Spec.CompatibilityDate, CompatibilityFlags: append([]string{}, v.Spec.CompatibilityFlags...),
+			StartupTimeMs: v.Spec.StartupTimeMs, Modules: []moduleJSON{}, Bindings: toBindings(v.Spec.Bindings),
+			Percentage: share[v.Spec.VersionID],
+		}
+		for _, m := range v.Spec.Modules {
+			vj.Modules = append(vj.Modules, moduleJSON{Name: m.Name, Type: string(m.Type), Size: m.Size})
+		}
+		out.Versions = append(out.Versions, vj)
+	}
+	nums := numbers(vs)
+	for i, dep := range rel.Spec.Deployments {
+		out.Deployments = append(out.Deployments, toDeployment(dep, nums, i == 0))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// ---------------------------------------------------------------------------
+// Builds
+
+type buildJSON struct {
+	Name       string     `json:"name"`
+	Namespace  string     `json:"namespace"`
+	Account    string     `json:"account"`
+	Bundle     string     `json:"bundle"`
+	Phase      string     `json:"phase"`
+	Digest     string     `json:"digest,omitempty"`
+	Image      string     `json:"image,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// DurationMs is finishedAt - startedAt, or the time so far while it
+	// runs; 0 before it starts.
+	DurationMs int64        `json:"durationMs"`
+	Message    string       `json:"message,omitempty"`
+	Inputs     []inputJSON  `json:"inputs"`
+	Failed     []failedJSON `json:"failed"`
+	// Current is true for the latest build of its bundle.
+	Current bool `json:"current"`
+}
+
+type inputJSON struct {
+	Script    string `json:"script"`
+	VersionID string `json:"versionID"`
+}
+
+type failedJSON struct {
+	Script    string `json:"script"`
+	VersionID string `json:"versionID"`
+	Message   string `json:"message,omitempty"`
+}
+
+func (d *Dashboard) builds(c echo.Context) error {
+	ctx := c.Request().Context()
+	jbs, err := d.jobBuilders(ctx, "")
+	if err != nil {
+		return err
+	}
+	bundles, err := d.bundles(ctx, "")
+	if err != nil {
+		return err
+	}
+	current := map[string]bool{}
+	for _, b := range bundles {
+		if b.Status.JobBuilderName != "" {
+			current[b.Namespace+"/"+b.Status.JobBuilderName] = true
+		}
+	}
+	out := struct {
+		Builds []buildJSON `json:"builds"`
+	}{Builds: []buildJSON{}}
+	for _, jb := range jbs {
+		bj := buildJSON{
+			Name: jb.Name, Namespace: jb.Namespace, Account: cmp.Or(jb.Spec.AccountID, jb.Labels[fakecf.LabelAccount]),
+			Bundle: jb.Spec.BundleName, Phase: cmp.Or(string(jb.Status.Phase), string(apiv1.JobBuilderPending)),
+			Digest: jb.Status.Digest, Image: jb.Status.Image, CreatedAt: jb.CreationTimestamp.Time, Message: jb.Status.Message,
+			Inputs: []inputJSON{}, Failed: []failedJSON{}, Current: current[jb.Namespace+"/"+jb.Name],
+		}
+		if s := jb.Status.StartedAt; s != nil {
+			t := s.Time
+			bj.StartedAt = &t
+			end := d.now()
+			if f := jb.Status.FinishedAt; f != nil {
+				ft := f.Time
+				bj.FinishedAt, end = &ft, ft
+			}
+			bj.DurationMs = max(end.Sub(t).Milliseconds(), 0)
+		}
+		for _, in := range jb.Spec.Inputs {
+			bj.Inputs = append(bj.Inputs, inputJSON{Script: in.ScriptName, VersionID: in.VersionID})
+		}
+		for _, b := range bundles {
+			if b.Namespace == jb.Namespace && b.Status.JobBuilderName == jb.Name {
+				for _, f := range b.Status.FailedWorkers {
+					bj.Failed = append(bj.Failed, failedJSON{Script: f.ScriptName, VersionID: f.VersionID, Message: f.Message})
+				}
+			}
+		}
+		out.Builds = append(out.Builds, bj)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// ---------------------------------------------------------------------------
+// Cluster
+
+type conditionJSON struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+type bundleJSON struct {
+	Name          string          `json:"name"`
+	Namespace     string          `json:"namespace"`
+	Account       string          `json:"account"`
+	Workers       int             `json:"workers"`
+	ReadyReplicas int32           `json:"readyReplicas"`
+	Image         string          `json:"image,omitempty"`
+	JobBuilder    string          `json:"jobBuilder,omitempty"`
+	Conditions    []conditionJSON `json:"conditions"`
+	Failed        []failedJSON    `json:"failed"`
+}
+
+type podJSON struct {
+	Name      string     `json:"name"`
+	Namespace string     `json:"namespace"`
+	Account   string     `json:"account,omitempty"`
+	Bundle    string     `json:"bundle,omitempty"`
+	Phase     string     `json:"phase"`
+	Ready     string     `json:"ready"` // "1/1"
+	Restarts  int32      `json:"restarts"`
+	Reason    string     `json:"reason,omitempty"`
+	IP        string     `json:"ip,omitempty"`
+	Node      string     `json:"node,omitempty"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	Deleting  bool       `json:"deleting,omitempty"`
+}
+
+type eventJSON struct {
+	Namespace string    `json:"namespace"`
+	Object    string    `json:"object"` // Kind/name
+	Type      string    `json:"type"`
+	Reason    string    `json:"reason"`
+	Message   string    `json:"message"`
+	Count     int32     `json:"count"`
+	LastSeen  time.Time `json:"lastSeen"`
+}
+
+// maxEvents is how many recent events the cluster view shows.
+const maxEvents = 40
+
+func (d *Dashboard) cluster(c echo.Context) error {
+	ctx := c.Request().Context()
+	bundles, err := d.bundles(ctx, "")
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Bundles []bundleJSON `json:"bundles"`
+		Pods    []podJSON    `json:"pods"`
+		Events  []eventJSON  `json:"events"`
+	}{Bundles: []bundleJSON{}, Pods: []podJSON{}, Events: []eventJSON{}}
+	namespaces := map[string]bool{}
+	for _, b := range bundles {
+		namespaces[b.Namespace] = true
+		bj := bundleJSON{
+			Name: b.Name, Namespace: b.Namespace, Account: b.Spec.AccountID, Workers: len(b.Spec.Workers),
+			ReadyReplicas: b.Status.ReadyReplicas, Image: b.Status.Image, JobBuilder: b.Status.JobBuilderName,
+			Conditions: []conditionJSON{}, Failed: []failedJSON{},
+		}
+		for _, c := range b.Status.Conditions {
+			bj.Conditions = append(bj.Conditions, conditionJSON{Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message})
+		}
+		for _, f := range b.Status.FailedWorkers {
+			bj.Failed = append(bj.Failed, failedJSON{Script: f.ScriptName, VersionID: f.VersionID, Message: f.Message})
+		}
+		out.Bundles = append(out.Bundles, bj)
+	}
+	var pods corev1.PodList
+	if err := d.opts.Reader.List(ctx, &pods, client.HasLabels{LabelBundle}); err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	podNames := map[string]bool{}
+	for _, p := range pods.Items {
+		namespaces[p.Namespace] = true
+		podNames[p.Namespace+"/"+p.Name] = true
+		out.Pods = append(out.Pods, toPod(&p))
+	}
+	slices.SortFunc(out.Pods, func(a, b podJSON) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	accts, err := d.accounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		namespaces[a.Namespace] = true
+	}
+	for ns := range namespaces {
+		var evs corev1.EventList
+		if err := d.opts.Reader.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return fmt.Errorf("list events: %w", err)
+		}
+		for _, ev := range evs.Items {
+			o := ev.InvolvedObject
+			if !relevantKind(o.Kind) || (o.Kind == "Pod" && !podNames[ev.Namespace+"/"+o.Name]) {
+				continue
+			}
+			out.Events = append(out.Events, eventJSON{
+				Namespace: ev.Namespace, Object: o.Kind + "/" + o.Name, Type: ev.Type, Reason: ev.Reason,
+				Message: ev.Message, Count: max(ev.Count, 1), LastSeen: lastSeen(&ev),
+			})
+		}
+	}
+	slices.SortFunc(out.Events, func(a, b eventJSON) int {
+		return cmp.Or(b.LastSeen.Compare(a.LastSeen), cmp.Compare(a.Object, b.Object))
+	})
+	if len(out.Events) > maxEvents {
+		out.Events = out.Events[:maxEvents]
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// relevantKind: the events of octo's objects and of the bundles' workloads.
+func relevantKind(kind string) bool {
+	switch kind {
+	case "Pod", "Deployment", "ReplicaSet", "Service", "WorkerAccount", "WorkerBundle", "JobBuilder", "WorkerRelease", "WorkerVersion":
+		return true
+	}
+	return false
+}
+
+func lastSeen(ev *corev1.Event) time.Time {
+	switch {
+	case !ev.LastTimestamp.IsZero():
+		return ev.LastTimestamp.Time
+	case !ev.EventTime.IsZero():
+		return ev.EventTime.Time
+	case !ev.FirstTimestamp.IsZero():
+		return ev.FirstTimestamp.Time
+	}
+	return ev.CreationTimestamp.Time
+}
+
+func toPod(p *corev1.Pod) podJSON {
+	out := podJSON{
+		Name: p.Name, Namespace: p.Namespace, Account: p.Labels[fakecf.LabelAccount], Bundle: p.Labels[LabelBundle],
+		Phase: string(p.Status.Phase), IP: p.Status.PodIP, Node: p.Spec.NodeName, Reason: p.Status.Reason,
+		Deleting: p.DeletionTimestamp != nil,
+	}
+	if p.Status.StartTime != nil {
+		t := p.Status.StartTime.Time
+		out.StartedAt = &t
+	}
+	ready := 0
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Ready {
+			ready++
+		}
+		out.Restarts += cs.RestartCount
+		if out.Reason == "" {
+			switch {
+			case cs.State.Waiting != nil:
+				out.Reason = cs.State.Waiting.Reason
+			case cs.State.Terminated != nil:
+				out.Reason = cs.State.Terminated.Reason
+			}
+		}
+	}
+	total := max(len(p.Spec.Containers), len(p.Status.ContainerStatuses))
+	out.Ready = fmt.Sprintf("%d/%d", ready, total)
+	return out
+}

@@ -1,0 +1,728 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/tail"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+const host = "127.0.0.1:8787"
+
+// do sends a request as the page would: loopback Host and, for changes,
+// same Origin and the dashboard token. hdr overrides headers ("" removes).
+func (w *world) do(t *testing.T, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Host = host
+	if method != http.MethodGet {
+		r.Header.Set("Origin", "http://"+host)
+		r.Header.Set(TokenHeader, testDashTok)
+		r.Header.Set("Content-Type", "application/json")
+	}
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	for k, v := range hdr {
+		if k == "Host" {
+			r.Host = v
+			continue
+		}
+		if v == "" {
+			r.Header.Del(k)
+		} else {
+			r.Header.Set(k, v)
+		}
+	}
+	rec := httptest.NewRecorder()
+	w.e.ServeHTTP(rec, r)
+	return rec
+}
+
+// getJSON GETs path, wants 200 and decodes the answer into out.
+func (w *world) getJSON(t *testing.T, path string, out any) string {
+	t.Helper()
+	rec := w.do(t, http.MethodGet, path, "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", path, rec.Code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("GET %s: Content-Type %q", path, ct)
+	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("GET %s: Cache-Control %q, want no-store", path, cc)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+		t.Fatalf("GET %s: %v\n%s", path, err, rec.Body)
+	}
+	return rec.Body.String()
+}
+
+func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, contains string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
+	}
+	var e struct {
+		Error string `json:"error"`
+		Code  int    `json:"code"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || !strings.Contains(e.Error, contains) {
+		t.Fatalf("error body %s, want JSON {error} containing %q", rec.Body, contains)
+	}
+}
+
+func TestOverview(t *testing.T) {
+	w := newWorld(t, testPort)
+	var o struct {
+		State     string    `json:"state"`
+		Version   string    `json:"version"`
+		StartedAt time.Time `json:"startedAt"`
+		Healthy   bool      `json:"healthy"`
+		Parts     []Part    `json:"parts"`
+		Counts    counts    `json:"counts"`
+		Env       []string  `json:"env"`
+		APIURL    string    `json:"apiURL"`
+		Dash      string    `json:"dashboardURL"`
+		Subdomain string    `json:"subdomain"`
+		Account   string    `json:"account"`
+	}
+	w.getJSON(t, "/dashboard/api/overview", &o)
+	if !o.Healthy || o.State != "ready" || o.Version != "v0.test" || !o.StartedAt.Equal(t0) {
+		t.Errorf("overview = %+v, want healthy, ready, v0.test", o)
+	}
+	if len(o.Parts) != 15 || o.Parts[12].Name != "gateway" || o.Parts[12].Endpoint != "http://*.octo.workers.localhost:8787" {
+		t.Errorf("parts = %+v", o.Parts)
+	}
+	if want := (counts{Accounts: 2, Workers: 2, Versions: 3, Builds: 2}); o.Counts != want {
+		t.Errorf("counts = %+v, want %+v", o.Counts, want)
+	}
+	if len(o.Env) != 3 || !strings.HasPrefix(o.Env[0], "export CLOUDFLARE_API_BASE_URL=") {
+		t.Errorf("env = %q", o.Env)
+	}
+	if o.APIURL != "http://127.0.0.1:8787/client/v4" || o.Dash != "http://127.0.0.1:8787/" || o.Subdomain != "octo" || o.Account != acct {
+		t.Errorf("urls = %q %q %q %q", o.APIURL, o.Dash, o.Subdomain, o.Account)
+	}
+
+	// One part failing makes the platform unhealthy; no parts neither.
+	w.stat.Parts[3] = Part{Name: "s3", State: "failed", Error: "listen: address in use"}
+	w.getJSON(t, "/dashboard/api/overview", &o)
+	if o.Healthy || o.Parts[3].Error != "listen: address in use" {
+		t.Errorf("with a failed part: healthy=%v parts[3]=%+v", o.Healthy, o.Parts[3])
+	}
+	w.stat = Status{State: "starting"}
+	w.getJSON(t, "/dashboard/api/overview", &o)
+	if o.Healthy || o.Parts == nil {
+		t.Errorf("without parts: healthy=%v parts=%v", o.Healthy, o.Parts)
+	}
+}
+
+type workersAnswer struct {
+	Accounts []struct {
+		ID        string       `json:"id"`
+		Name      string       `json:"name"`
+		Subdomain string       `json:"subdomain"`
+		Namespace string       `json:"namespace"`
+		Default   bool         `json:"default"`
+		Workers   []workerJSON `json:"workers"`
+	} `json:"accounts"`
+}
+
+func TestWorkers(t *testing.T) {
+	w := newWorld(t, testPort)
+	var out workersAnswer
+	w.getJSON(t, "/dashboard/api/workers", &out)
+	if len(out.Accounts) != 2 {
+		t.Fatalf("accounts = %+v", out.Accounts)
+	}
+	a := out.Accounts[0]
+	if a.ID != acct || !a.Default || a.Subdomain != "octo" || a.Namespace != ns || len(a.Workers) != 2 {
+		t.Fatalf("first account = %+v, want the default one with 2 workers", a)
+	}
+	if b := out.Accounts[1]; b.ID != acct2 || b.Name != acct2 || b.Subdomain != acct2 || len(b.Workers) != 0 || b.Workers == nil {
+		t.Errorf("second account = %+v (name and subdomain default to the ID; workers [])", b)
+	}
+	esm := a.Workers[0]
+	if esm.Script != "e2e-esm" || esm.URL != "http://e2e-esm.octo.workers.localhost:8787/" || esm.Versions != 2 || !esm.Ready {
+		t.Errorf("e2e-esm = %+v", esm)
+	}
+	if esm.Deployment == nil || len(esm.Deployment.Versions) != 1 || esm.Deployment.Versions[0] != (trafficJSON{VersionID: esmV2, Number: 2, Percentage: 100}) {
+		t.Errorf("e2e-esm deployment = %+v", esm.Deployment)
+	}
+	if esm.LastDeploy == nil || !esm.LastDeploy.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("e2e-esm last deploy = %v", esm.LastDeploy)
+	}
+	if esm.Build != (buildStateJSON{Phase: "Succeeded", JobBuilder: "octo-build-b"}) {
+		t.Errorf("e2e-esm build = %+v", esm.Build)
+	}
+	if v := a.Workers[1]; v.Script != "e2e-vars" || v.Build.Phase != "Succeeded" {
+		t.Errorf("e2e-vars = %+v", v)
+	}
+
+	// A worker whose active version no build includes yet is Waiting; one
+	// left out of its bundle is Failed with the reason.
+	var rel apiv1.WorkerRelease
+	ctx := context.Background()
+	if err := w.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "e2e-esm"}, &rel); err != nil {
+		t.Fatal(err)
+	}
+	rel.Spec.PushDeployment(deployment("d9999999-9999-4999-8999-999999999999", t0.Add(5*time.Minute), "",
+		apiv1.VersionTraffic{VersionID: esmV1, Percentage: 50}, apiv1.VersionTraffic{VersionID: esmV2, Percentage: 50}))
+	if err := w.c.Update(ctx, &rel); err != nil {
+		t.Fatal(err)
+	}
+	w.getJSON(t, "/dashboard/api/workers", &out)
+	if b := out.Accounts[0].Workers[0].Build; b.Phase != "Waiting" {
+		t.Errorf("split over a version no build has: build = %+v, want Waiting", b)
+	}
+	var bundle apiv1.WorkerBundle
+	if err := w.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "octo"}, &bundle); err != nil {
+		t.Fatal(err)
+	}
+	bundle.Status.FailedWorkers = []apiv1.FailedWorker{{ScriptName: "e2e-esm", VersionID: esmV1, Message: "Uncaught Error: boom"}}
+	if err := w.c.Update(ctx, &bundle); err != nil {
+		t.Fatal(err)
+	}
+	w.getJSON(t, "/dashboard/api/workers", &out)
+	if b := out.Accounts[0].Workers[0].Build; b.Phase != "Failed" || b.Message != "Uncaught Error: boom" {
+		t.Errorf("failed version: build = %+v", b)
+	}
+}
+
+func TestWorkerPage(t *testing.T) {
+	w := newWorld(t, testPort)
+	var p workerPageJSON
+	w.getJSON(t, "/dashboard/api/workers/"+acct+"/e2e-esm", &p)
+	if p.Account.ID != acct || p.Worker.Script != "e2e-esm" || len(p.Versions) != 2 || len(p.Deployments) != 2 {
+		t.Fatalf("page = %+v", p)
+	}
+	v2, v1 := p.Versions[0], p.Versions[1]
+	if v2.ID != esmV2 || v2.Number != 2 || v2.Message != "second" || v2.Tag != "v2-tag" || v2.Percentage != 100 ||
+		v2.TriggeredBy != "upload" || !v2.CreatedAt.Equal(t0.Add(2*time.Minute)) || v2.Phase != "Ready" || v2.StartupTimeMs != 12 {
+		t.Errorf("versions[0] = %+v, want v2 (newest first), active", v2)
+	}
+	if v1.ID != esmV1 || v1.Percentage != 0 || v1.Message != "first" || len(v1.Modules) != 1 || v1.Modules[0].Name != "index.js" {
+		t.Errorf("versions[1] = %+v", v1)
+	}
+	if d := p.Deployments[0]; !d.Active || d.Versions[0].VersionID != esmV2 || d.Versions[0].Number != 2 || p.Deployments[1].Active {
+		t.Errorf("deployments = %+v", p.Deployments)
+	}
+
+	w.getJSON(t, "/dashboard/api/workers/"+acct+"/e2e-vars", &p)
+	want := []bindingJSON{
+		{Name: "GREETING", Type: "plain_text", Value: "hello"},
+		{Name: "CONF", Type: "json", Value: `{"a":1}`},
+		{Name: "MYKV", Type: "kv_namespace", Value: kvNS},
+		{Name: "API_KEY", Type: "secret_text", Secret: true},
+	}
+	if got := p.Versions[0].Bindings; len(got) != len(want) {
+		t.Fatalf("bindings = %+v", got)
+	} else {
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("binding %d = %+v, want %+v", i, got[i], want[i])
+			}
+		}
+	}
+
+	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/workers/"+acct+"/nope", "", nil), http.StatusNotFound, `no worker "nope"`)
+	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/workers/"+acct2+"/e2e-esm", "", nil), http.StatusNotFound, "no worker")
+	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/workers/ffff/e2e-esm", "", nil), http.StatusNotFound, "no account")
+	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/workers/"+acct+"/Bad%20Name", "", nil), http.StatusBadRequest, "invalid script name")
+}
+
+func TestBuilds(t *testing.T) {
+	w := newWorld(t, testPort)
+	var out struct {
+		Builds []buildJSON `json:"builds"`
+	}
+	w.getJSON(t, "/dashboard/api/builds", &out)
+	if len(out.Builds) != 2 {
+		t.Fatalf("builds = %+v", out.Builds)
+	}
+	b, a := out.Builds[0], out.Builds[1]
+	if b.Name != "octo-build-b" || b.Phase != "Succeeded" || b.Digest != "sha256:"+strings.Repeat("b", 64) || b.DurationMs != 3000 ||
+		!b.Current || b.Account != acct || b.Bundle != "octo" || len(b.Inputs) != 2 || b.Inputs[0] != (inputJSON{Script: "e2e-esm", VersionID: esmV2}) {
+		t.Errorf("newest build = %+v", b)
+	}
+	// Failed, never finished: the duration runs to the dashboard's clock.
+	if a.Name != "octo-build-a" || a.Phase != "Failed" || a.Message != "push: registry unavailable" || a.Current || a.DurationMs != int64(9*time.Minute/time.Millisecond) || a.FinishedAt != nil {
+		t.Errorf("older build = %+v", a)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	w := newWorld(t, testPort)
+	var out struct {
+		Bundles []bundleJSON `json:"bundles"`
+		Pods    []podJSON    `json:"pods"`
+		Events  []eventJSON  `json:"events"`
+	}
+	w.getJSON(t, "/dashboard/api/cluster", &out)
+	if len(out.Bundles) != 1 || out.Bundles[0].Name != "octo" || out.Bundles[0].ReadyReplicas != 1 || out.Bundles[0].Workers != 2 ||
+		len(out.Bundles[0].Conditions) != 2 || out.Bundles[0].Conditions[1] != (conditionJSON{Type: "Ready", Status: "True", Reason: "Ready"}) {
+		t.Errorf("bundles = %+v", out.Bundles)
+	}
+	if len(out.Pods) != 2 {
+		t.Fatalf("pods = %+v, want the 2 bundle pods", out.Pods)
+	}
+	crash, ok := out.Pods[0], out.Pods[1]
+	if crash.Name != "octo-5c4b-fghij" || crash.Phase != "Pending" || crash.Ready != "0/1" || crash.Restarts != 5 || crash.Reason != "CrashLoopBackOff" {
+		t.Errorf("crashing pod = %+v", crash)
+	}
+	if ok.Name != "octo-7d9f-abcde" || ok.Phase != "Running" || ok.Ready != "1/1" || ok.Restarts != 2 || ok.IP != "10.88.0.7" ||
+		ok.Bundle != "octo" || ok.Account != acct || ok.StartedAt == nil {
+		t.Errorf("running pod = %+v", ok)
+	}
+	if len(out.Events) != 2 || out.Events[0].Reason != "BackOff" || out.Events[0].Object != "Pod/octo-5c4b-fghij" || out.Events[0].Count != 4 ||
+		out.Events[0].Type != "Warning" || out.Events[1].Object != "WorkerBundle/octo" {
+		t.Errorf("events = %+v, want BackOff then BuildRequested (newest first, octo's objects only)", out.Events)
+	}
+}
+
+func TestKV(t *testing.T) {
+	w := newWorld(t, testPort)
+	base := "/dashboard/api/kv/" + acct
+	var nss struct {
+		Namespaces []struct{ ID, Title string } `json:"namespaces"`
+	}
+	w.getJSON(t, base, &nss)
+	if len(nss.Namespaces) != 1 || nss.Namespaces[0].ID != kvNS || nss.Namespaces[0].Title != "e2e-kv" {
+		t.Errorf("namespaces = %+v", nss)
+	}
+	if c := w.api.lastCall(); c.Method != "GET" || c.Path != "/client/v4/accounts/"+acct+"/storage/kv/namespaces" || c.Auth != "Bearer "+testAPIToken {
+		t.Errorf("API call = %+v", c)
+	}
+	w.getJSON(t, "/dashboard/api/kv/"+acct2, &nss)
+	if nss.Namespaces == nil || len(nss.Namespaces) != 0 {
+		t.Errorf("namespaces of the other account = %#v, want []", nss.Namespaces)
+	}
+
+	var keys struct {
+		Keys   []kvKeyJSON `json:"keys"`
+		Cursor string      `json:"cursor"`
+	}
+	w.getJSON(t, base+"/"+kvNS+"/keys?prefix=config%2F", &keys)
+	if len(keys.Keys) != 2 || keys.Keys[0].Name != "config/limit" || keys.Keys[1].Name != "config/theme" {
+		t.Errorf("keys with prefix config/ = %+v", keys)
+	}
+	if c := w.api.lastCall(); !strings.Contains(c.Query, "prefix=config%2F") || !strings.Contains(c.Query, "limit=1000") {
+		t.Errorf("keys query = %q", c.Query)
+	}
+
+	var v kvValueJSON
+	w.getJSON(t, base+"/"+kvNS+"/value?key=config%2Ftheme", &v)
+	if v != (kvValueJSON{Key: "config/theme", Size: 4, Preview: "dark"}) {
+		t.Errorf("value = %+v", v)
+	}
+	if c := w.api.lastCall(); c.RawPath != "/client/v4/accounts/"+acct+"/storage/kv/namespaces/"+kvNS+"/values/config%2Ftheme" {
+		t.Errorf("value path = %q, want the key escaped as one segment", c.RawPath)
+	}
+	w.getJSON(t, base+"/"+kvNS+"/value?key=big", &v)
+	if v.Size != 10240 || !v.Truncated || len(v.Preview) != MaxPreview || v.Binary {
+		t.Errorf("big value: size %d truncated %v preview %d bytes binary %v, want a 4 KiB preview of 10 KiB", v.Size, v.Truncated, len(v.Preview), v.Binary)
+	}
+	w.getJSON(t, base+"/"+kvNS+"/value?key=blob", &v)
+	if !v.Binary || v.Preview != "00 01 fe ff" || v.Size != 4 {
+		t.Errorf("binary value = %+v", v)
+	}
+	wantError(t, w.do(t, http.MethodGet, base+"/"+kvNS+"/value?key=missing", "", nil), http.StatusNotFound, "key not found")
+	wantError(t, w.do(t, http.MethodGet, base+"/"+kvNS+"/value", "", nil), http.StatusBadRequest, "no key")
+
+	// Put and delete go through the API with the token.
+	rec := w.do(t, http.MethodPut, base+"/"+kvNS+"/value?key=new%2Fkey%20x", "fresh value", map[string]string{"Content-Type": "application/octet-stream"})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ok":true`) {
+		t.Fatalf("put = %d %s", rec.Code, rec.Body)
+	}
+	if c := w.api.lastCall(); c.Method != "PUT" || c.Body != "fresh value" || c.Auth != "Bearer "+testAPIToken ||
+		c.RawPath != "/client/v4/accounts/"+acct+"/storage/kv/namespaces/"+kvNS+"/values/new%2Fkey%20x" {
+		t.Errorf("put API call = %+v", c)
+	}
+	w.getJSON(t, base+"/"+kvNS+"/value?key=new%2Fkey%20x", &v)
+	if v.Preview != "fresh value" {
+		t.Errorf("after put: %+v", v)
+	}
+	if rec := w.do(t, http.MethodDelete, base+"/"+kvNS+"/value?key=greeting", "", nil); rec.Code != http.StatusOK {
+		t.Fatalf("delete = %d %s", rec.Code, rec.Body)
+	}
+	if c := w.api.lastCall(); c.Method != "DELETE" || !strings.HasSuffix(c.Path, "/values/greeting") {
+		t.Errorf("delete API call = %+v", c)
+	}
+	wantError(t, w.do(t, http.MethodGet, base+"/"+kvNS+"/value?key=greeting", "", nil), http.StatusNotFound, "key not found")
+	wantError(t, w.do(t, http.MethodGet, base+"/bbbb/keys", "", nil), http.StatusNotFound, "namespace not found")
+}
+
+func TestActions(t *testing.T) {
+	w := newWorld(t, testPort)
+	active := func() []apiv1.VersionTraffic {
+		var rel apiv1.WorkerRelease
+		if err := w.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "e2e-esm"}, &rel); err != nil {
+			t.Fatal(err)
+		}
+		return rel.ActiveDeployment().Versions
+	}
+
+	// Rollback: a 100 % deployment of the version, through the API.
+	rec := w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `{"script":"e2e-esm","version":"`+esmV1+`"}`, nil)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ok":true`) {
+		t.Fatalf("rollback = %d %s", rec.Code, rec.Body)
+	}
+	c := w.api.lastCall()
+	if c.Method != "POST" || c.Path != "/client/v4/accounts/"+acct+"/workers/scripts/e2e-esm/deployments" || c.Auth != "Bearer "+testAPIToken || c.ContentType != "application/json" {
+		t.Errorf("rollback API call = %+v", c)
+	}
+	var body deployBody
+	if err := json.Unmarshal([]byte(c.Body), &body); err != nil || body.Strategy != "percentage" || len(body.Versions) != 1 ||
+		body.Versions[0] != (deployVersion{VersionID: esmV1, Percentage: 100}) || body.Annotations["workers/message"] == "" {
+		t.Errorf("rollback body = %s (%v)", c.Body, err)
+	}
+	if a := active(); len(a) != 1 || a[0].VersionID != esmV1 {
+		t.Errorf("after rollback the active deployment is %+v", a)
+	}
+
+	// Split 30/70.
+	rec = w.do(t, http.MethodPost, "/dashboard/api/actions/split", `{"account":"`+acct+`","script":"e2e-esm","a":"`+esmV1+`","b":"`+esmV2+`","percentA":30}`, nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("split = %d %s", rec.Code, rec.Body)
+	}
+	if a := active(); len(a) != 2 || a[0] != (apiv1.VersionTraffic{VersionID: esmV1, Percentage: 30}) || a[1] != (apiv1.VersionTraffic{VersionID: esmV2, Percentage: 70}) {
+		t.Errorf("after split the active deployment is %+v", a)
+	}
+
+	// The API's refusals come back with its status, code and message.
+	rec = w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `{"script":"e2e-esm","version":"44444444-4444-4444-8444-444444444444"}`, nil)
+	wantError(t, rec, http.StatusNotFound, "not found")
+	if !strings.Contains(rec.Body.String(), `"code":10217`) {
+		t.Errorf("API error code not passed on: %s", rec.Body)
+	}
+	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/split", `{"script":"e2e-esm","a":"`+esmV1+`","b":"`+esmV2+`","percentA":130}`, nil), http.StatusBadRequest, "between 0 and 100")
+	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/split", `{"script":"e2e-esm","a":"`+esmV1+`"}`, nil), http.StatusBadRequest, "needs versions a and b")
+	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `{"script":"e2e-esm"}`, nil), http.StatusBadRequest, "no version")
+	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `{"version":"x"}`, nil), http.StatusBadRequest, "no script")
+	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `{"script":"e2e-esm","bogus":1}`, nil), http.StatusBadRequest, "invalid JSON")
+	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `not json`, nil), http.StatusBadRequest, "invalid JSON")
+
+	// Delete.
+	rec = w.do(t, http.MethodDelete, "/dashboard/api/workers/"+acct+"/e2e-vars", "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("delete = %d %s", rec.Code, rec.Body)
+	}
+	if c := w.api.lastCall(); c.Method != "DELETE" || c.Path != "/client/v4/accounts/"+acct+"/workers/scripts/e2e-vars" {
+		t.Errorf("delete API call = %+v", c)
+	}
+	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/workers/"+acct+"/e2e-vars", "", nil), http.StatusNotFound, "no worker")
+	wantError(t, w.do(t, http.MethodDelete, "/dashboard/api/workers/"+acct+"/e2e-vars", "", nil), http.StatusNotFound, "does not exist")
+}
+
+// The API's bearer token is what the dashboard authenticates with: a wrong
+// one is refused by the API, and that refusal reaches the page.
+func TestActionsUseAPIToken(t *testing.T) {
+	w := newWorld(t, testPort)
+	w.d.opts.API.Token = "wrong"
+	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `{"script":"e2e-esm","version":"`+esmV1+`"}`, nil),
+		http.StatusBadRequest, "Authentication error")
+}
+
+func TestProtection(t *testing.T) {
+	w := newWorld(t, testPort)
+	rollback := `{"script":"e2e-esm","version":"` + esmV1 + `"}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		hdr                      map[string]string
+		status                   int
+		contains                 string
+	}{
+		// DNS rebinding: a foreign name resolving to 127.0.0.1.
+		{"page, foreign Host", "GET", "/", "", map[string]string{"Host": "evil.example:8787"}, 403, "not allowed"},
+		{"static, foreign Host", "GET", "/static/app.js", "", map[string]string{"Host": "evil.example:8787"}, 403, "not allowed"},
+		{"JSON, foreign Host", "GET", "/dashboard/api/overview", "", map[string]string{"Host": "evil.example:8787"}, 403, "not allowed"},
+		{"JSON, other port", "GET", "/dashboard/api/overview", "", map[string]string{"Host": "127.0.0.1:9999"}, 403, "not allowed"},
+		{"JSON, no port", "GET", "/dashboard/api/overview", "", map[string]string{"Host": "localhost"}, 403, "not allowed"},
+		{"JSON, workers host", "GET", "/dashboard/api/overview", "", map[string]string{"Host": "x.octo.workers.localhost:8787"}, 403, "not allowed"},
+		{"POST, foreign Host", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{"Host": "evil.example:8787", "Origin": "http://evil.example:8787"}, 403, "not allowed"},
+		// Cross-origin requests.
+		{"POST, cross Origin", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{"Origin": "http://evil.example"}, 403, "cross-origin"},
+		{"POST, null Origin", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{"Origin": "null"}, 403, "cross-origin"},
+		{"POST, other loopback Origin", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{"Origin": "http://localhost:8787"}, 403, "cross-origin"},
+		{"POST, worker Origin", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{"Origin": "http://e2e-esm.octo.workers.localhost:8787"}, 403, "cross-origin"},
+		{"DELETE, cross site", "DELETE", "/dashboard/api/workers/" + acct + "/e2e-esm", "", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": ""}, 403, "cross-origin"},
+		{"GET, cross site", "GET", "/dashboard/api/workers", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, "cross-origin"},
+		{"GET, same site", "GET", "/dashboard/api/overview", "", map[string]string{"Sec-Fetch-Site": "same-site"}, 403, "cross-origin"},
+		{"GET, cross Origin", "GET", "/dashboard/api/overview", "", map[string]string{"Origin": "http://evil.example"}, 403, "cross-origin"},
+		{"tail, cross site", "GET", "/dashboard/api/tail/" + acct + "/e2e-esm", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, "cross-origin"},
+		// The CSRF token.
+		{"POST, no token", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{TokenHeader: ""}, 403, "missing X-Octo-Token"},
+		{"POST, wrong token", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{TokenHeader: "guess"}, 403, "wrong X-Octo-Token"},
+		{"split, no token", "POST", "/dashboard/api/actions/split", `{}`, map[string]string{TokenHeader: ""}, 403, "missing"},
+		{"DELETE, no token", "DELETE", "/dashboard/api/workers/" + acct + "/e2e-esm", "", map[string]string{TokenHeader: ""}, 403, "missing"},
+		{"KV put, no token", "PUT", "/dashboard/api/kv/" + acct + "/" + kvNS + "/value?key=a", "x", map[string]string{TokenHeader: ""}, 403, "missing"},
+		{"KV delete, API token instead", "DELETE", "/dashboard/api/kv/" + acct + "/" + kvNS + "/value?key=a", "", map[string]string{TokenHeader: testAPIToken}, 403, "wrong"},
+		// Unknown routes answer JSON 404s after the checks.
+		{"unknown route", "GET", "/dashboard/api/nope", "", nil, 404, "Not Found"},
+		{"unknown route, foreign Host", "GET", "/dashboard/api/nope", "", map[string]string{"Host": "evil.example"}, 403, "not allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(w.api.calls)
+			rec := w.do(t, tc.method, tc.path, tc.body, tc.hdr)
+			if !strings.HasPrefix(tc.path, APIPrefix) {
+				if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.contains) {
+					t.Errorf("%s %s = %d %q, want %d with %q", tc.method, tc.path, rec.Code, rec.Body, tc.status, tc.contains)
+				}
+			} else {
+				wantError(t, rec, tc.status, tc.contains)
+			}
+			if len(w.api.calls) != before {
+				t.Errorf("a refused request reached the API: %+v", w.api.lastCall())
+			}
+		})
+	}
+
+	// What is allowed: both loopback names, navigation without Sec-Fetch-*
+	// headers, same-origin with them, and "none" (typed in the address bar).
+	for _, hdr := range []map[string]string{
+		{"Host": "localhost:8787"},
+		{"Host": "LOCALHOST:8787"},
+		{"Sec-Fetch-Site": ""},
+		{"Sec-Fetch-Site": "none"},
+		{"Origin": "http://127.0.0.1:8787"},
+	} {
+		if rec := w.do(t, http.MethodGet, "/dashboard/api/overview", "", hdr); rec.Code != http.StatusOK {
+			t.Errorf("GET overview with %v = %d %s", hdr, rec.Code, rec.Body)
+		}
+	}
+	rec := w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", rollback,
+		map[string]string{"Host": "localhost:8787", "Origin": "http://localhost:8787"})
+	if rec.Code != http.StatusOK {
+		t.Errorf("same-origin POST on localhost = %d %s", rec.Code, rec.Body)
+	}
+	// Without Origin (older browsers on same-origin GET-like requests, curl) the token suffices.
+	if rec := w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", rollback, map[string]string{"Origin": "", "Sec-Fetch-Site": ""}); rec.Code != http.StatusOK {
+		t.Errorf("POST with token and no Origin = %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestPage(t *testing.T) {
+	w := newWorld(t, testPort)
+	rec := w.do(t, http.MethodGet, "/", "", map[string]string{"Sec-Fetch-Site": "none"})
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / = %d %s", rec.Code, rec.Header())
+	}
+	page := rec.Body.String()
+	if !strings.Contains(page, `<meta name="octo-token" content="`+testDashTok+`">`) || strings.Contains(page, tokenPlaceholder) {
+		t.Errorf("page does not carry the dashboard token:\n%s", page)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"} {
+		if rec.Header().Get(h) == "" {
+			t.Errorf("page lacks %s", h)
+		}
+	}
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("CSP = %q", csp)
+	}
+	for path, ct := range map[string]string{"/static/app.js": "javascript", "/static/app.css": "text/css", "/static/favicon.svg": "image/svg+xml"} {
+		rec := w.do(t, http.MethodGet, path, "", nil)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Header().Get("Content-Type"), ct) || rec.Body.Len() == 0 {
+			t.Errorf("GET %s = %d %q", path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+	for _, path := range []string{"/static/index.html", "/static/", "/static/nope.js"} {
+		if rec := w.do(t, http.MethodGet, path, "", nil); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404 (the page and its token only at /)", path, rec.Code)
+		}
+	}
+	// Nothing from the internet: every URL in the page and its assets is local.
+	for _, f := range []string{"static/index.html", "static/app.js", "static/app.css"} {
+		b, _ := staticFS.ReadFile(f)
+		for _, bad := range []string{"https://", "//fonts.", "cdn", "@import"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s contains %q: no asset may come from the internet", f, bad)
+			}
+		}
+	}
+}
+
+func TestNewToken(t *testing.T) {
+	w := newWorld(t, testPort)
+	a, err := New(Options{Reader: w.c, EdgePort: testPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(Options{Reader: w.c, EdgePort: testPort})
+	if len(a.Token()) != 64 || a.Token() == b.Token() {
+		t.Errorf("random tokens %q, %q", a.Token(), b.Token())
+	}
+	if a.URL() != "http://127.0.0.1:8787/" {
+		t.Errorf("URL = %q", a.URL())
+	}
+	if _, err := New(Options{Reader: w.c}); err == nil {
+		t.Error("New without an edge port succeeded")
+	}
+	if _, err := New(Options{EdgePort: 1}); err == nil {
+		t.Error("New without a Reader succeeded")
+	}
+}
+
+// Secret values never leave the server: no answer of any endpoint holds
+// the value of a Secret, while the binding's name shows as hidden.
+func TestNoSecretInAnswers(t *testing.T) {
+	w := newWorld(t, testPort)
+	paths := []string{"/", "/dashboard/api/overview", "/dashboard/api/workers", "/dashboard/api/builds", "/dashboard/api/cluster",
+		"/dashboard/api/workers/" + acct + "/e2e-vars", "/dashboard/api/workers/" + acct + "/e2e-esm",
+		"/dashboard/api/kv/" + acct, "/dashboard/api/kv/" + acct + "/" + kvNS + "/keys"}
+	for _, p := range paths {
+		rec := w.do(t, http.MethodGet, p, "", nil)
+		if rec.Code != http.StatusOK {
+			t.Errorf("GET %s = %d", p, rec.Code)
+		}
+		if strings.Contains(rec.Body.String(), secretValue) {
+			t.Errorf("GET %s shows the secret value", p)
+		}
+	}
+	body := w.do(t, http.MethodGet, "/dashboard/api/workers/"+acct+"/e2e-vars", "", nil).Body.String()
+	if !strings.Contains(body, `{"name":"API_KEY","type":"secret_text","secret":true}`) {
+		t.Errorf("secret binding not shown as hidden: %s", body)
+	}
+}
+
+func TestErrorRendering(t *testing.T) {
+	w := newWorld(t, testPort)
+	// A method the route does not have: still JSON.
+	rec := w.do(t, http.MethodPatch, "/dashboard/api/workers", "", nil)
+	if rec.Code != http.StatusMethodNotAllowed && rec.Code != http.StatusNotFound {
+		t.Errorf("PATCH /workers = %d", rec.Code)
+	}
+	if !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		t.Errorf("error Content-Type %q", rec.Header().Get("Content-Type"))
+	}
+	if w.d.ErrorPrefix() != "/dashboard/" {
+		t.Errorf("ErrorPrefix = %q", w.d.ErrorPrefix())
+	}
+}
+
+// The tail streams the hub's events of the script as SSE, from a real
+// server (the recorder cannot stream).
+func TestTailSSE(t *testing.T) {
+	w := newWorld(t, testPort)
+	heartbeat = 50 * time.Millisecond
+	t.Cleanup(func() { heartbeat = 15 * time.Second })
+	srv := httptest.NewServer(w.e)
+	t.Cleanup(srv.Close)
+
+	get := func(path string, hdr map[string]string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Host = host
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := get("/dashboard/api/tail/"+acct+"/e2e-esm", map[string]string{"Sec-Fetch-Site": "same-origin"})
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("tail = %d %s", resp.StatusCode, resp.Header)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func(want string) string {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("stream ended before %q", want)
+				}
+				if strings.HasPrefix(l, want) {
+					return l
+				}
+			case <-deadline:
+				t.Fatalf("no line %q", want)
+			}
+		}
+	}
+	next("event: ready")
+	next(": ping") // heartbeats keep the stream open
+	// Another script's and another account's events are not sent.
+	w.hub.Publish(tail.Event{Account: acct, ScriptName: "e2e-vars", Outcome: "ok", Event: json.RawMessage(`{"request":{"url":"http://x/other"}}`)})
+	w.hub.Publish(tail.Event{Account: acct2, ScriptName: "e2e-esm", Outcome: "ok", Event: json.RawMessage(`{"request":{"url":"http://x/acct2"}}`)})
+	n := w.hub.Publish(tail.Event{Account: acct, ScriptName: "e2e-esm", Outcome: "ok", EventTimestamp: 1,
+		Event: json.RawMessage(`{"request":{"url":"http://e2e-esm.octo.workers.localhost:8787/tailed","method":"GET"},"response":{"status":200}}`),
+		Logs:  []tail.Log{{Message: []json.RawMessage{json.RawMessage(`"esm handled /tailed"`)}, Level: "log"}}})
+	if n != 1 {
+		t.Fatalf("Publish reached %d listeners, want 1", n)
+	}
+	next("event: tail")
+	data := next("data: ")
+	var ev tail.Event
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(data, "data: ")), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.ScriptName != "e2e-esm" || !strings.Contains(string(ev.Event), "/tailed") || len(ev.Logs) != 1 {
+		t.Errorf("event = %+v", ev)
+	}
+
+	// Refusals before streaming.
+	r2 := get("/dashboard/api/tail/ffff/e2e-esm", nil)
+	r2.Body.Close()
+	if r2.StatusCode != 404 {
+		t.Errorf("tail of an unknown account = %d", r2.StatusCode)
+	}
+	r3 := get("/dashboard/api/tail/"+acct+"/Bad_Name!", nil)
+	r3.Body.Close()
+	if r3.StatusCode != 400 {
+		t.Errorf("tail of a bad script name = %d", r3.StatusCode)
+	}
+}
+
+// The API handler defaults to the echo server the dashboard is registered
+// on: the edge, where the API is mounted too.
+func TestAPIOnSameEcho(t *testing.T) {
+	w := newWorld(t, testPort)
+	d, err := New(Options{Reader: w.c, EdgePort: testPort, API: API{Token: testAPIToken, AccountID: acct}, Token: testDashTok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echoWithAPI(w.api)
+	d.Register(e)
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/dashboard/api/actions/rollback", strings.NewReader(`{"script":"e2e-esm","version":"`+esmV1+`"}`))
+	r.Host = host
+	r.Header.Set(TokenHeader, testDashTok)
+	e.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("rollback through the shared echo = %d %s", rec.Code, rec.Body)
+	}
+	if c := w.api.lastCall(); c.Path != "/client/v4/accounts/"+acct+"/workers/scripts/e2e-esm/deployments" {
+		t.Errorf("API call = %+v", c)
+	}
+}
+
+// freePort returns a loopback listener on a free port.
+func freePort(t testing.TB) (net.Listener, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(p)
+	return ln, port
+}
