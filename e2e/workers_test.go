@@ -167,7 +167,17 @@ func TestWorkers(t *testing.T) {
 		if err := os.WriteFile(src, bytes.ReplaceAll(b0, []byte(`"hello from esm"`), []byte(`"hello from esm v2"`)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		b := versionID(t, w.must(t, dir, "", "versions", "upload", "--message", "v2"), "Worker Version ID:")
+		up := w.must(t, dir, "", "versions", "upload", "--message", "v2")
+		b := versionID(t, up, "Worker Version ID:")
+		// The preview URL wrangler prints serves the uploaded version before any deployment.
+		preview := b[:8] + "-e2e-esm"
+		if !strings.Contains(up, preview+".octo.workers.dev") {
+			t.Errorf("versions upload printed no preview URL for %s:\n%s", preview, up)
+		}
+		g.waitBody(t, preview, "/", "hello from esm v2")
+		if _, body, _ := g.get("e2e-esm", "/"); body != "hello from esm" {
+			t.Errorf("before versions deploy the worker answers %q, want the deployed version", body)
+		}
 		w.must(t, dir, "", "versions", "deploy", a+"@30%", b+"@70%", "--yes")
 		// Wait until the new version serves, then count.
 		deadline := time.Now().Add(serveTimeout)

@@ -79,7 +79,7 @@ func versionJSON(v *apiv1.WorkerVersion) map[string]any {
 		"number": v.Spec.Number,
 		"metadata": map[string]any{
 			"author_email": v.Spec.AuthorEmail, "author_id": v.Spec.AccountID,
-			"created_on": created, "modified_on": created, "source": v.Spec.Source, "has_preview": false,
+			"created_on": created, "modified_on": created, "source": v.Spec.Source, "has_preview": true,
 		},
 		"annotations": annotations,
 		"resources": map[string]any{

@@ -345,7 +345,7 @@ func (s *Server) scriptSubdomain(c echo.Context) error {
 	if _, err := s.mustRelease(c.Request().Context(), account(c), c.Param("script")); err != nil {
 		return err
 	}
-	res := map[string]any{"enabled": true, "previews_enabled": false}
+	res := map[string]any{"enabled": true, "previews_enabled": true}
 	if c.Request().Method == http.MethodPost {
 		var body map[string]any
 		_ = json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&body)
