@@ -35,6 +35,8 @@ build: assets
 ## assets: the binaries octo embeds (built separately, CGO off)
 assets: workerd
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(SHIM) github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+	$(GO) run ./internal/workerd/compress -in $(SHIM) -out $(SHIM).zst -sha256 $(SHIM).sha256
+	rm -f $(SHIM)
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(PAUSE) ./cmd/octo-pause
 
 ## workerd: the workerd runtime octo embeds: npm @cloudflare/workerd-linux-64, pinned and
@@ -77,7 +79,7 @@ deps:
 	apt-get update && apt-get install -y runc iptables containernetworking-plugins iproute2 curl
 
 clean:
-	rm -rf bin $(SHIM) $(PAUSE) $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 tools/workerd/node_modules
+	rm -rf bin $(SHIM) $(SHIM).zst $(SHIM).sha256 $(PAUSE) $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 tools/workerd/node_modules
 
 ## generate: deepcopy code and CRD manifests of internal/operators/api (controller-gen, built
 ## from the Go module proxy at the version that matches k8s 0.34; its own go.mod, not ours)

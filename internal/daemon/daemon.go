@@ -50,6 +50,7 @@ const StartTimeout = 3 * time.Minute
 type Daemon struct {
 	cfg    config.Config
 	log    *slog.Logger
+	svc    *services
 	phases [][]embed.Component
 
 	mu     sync.Mutex
@@ -68,11 +69,11 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	k := kine.New(cfg)
 	svc := &services{cfg: cfg, log: log}
-	d := &Daemon{cfg: cfg, log: log, phases: [][]embed.Component{
+	d := &Daemon{cfg: cfg, log: log, svc: svc, phases: [][]embed.Component{
 		{podnet.New(cfg, log), containerd.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		{apiserver.New(cfg, p, k.Endpoint())},
-		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p)},
-		{edge.New(cfg.EdgePort, log, svc.edgeParts)},
+		// The edge needs only the API server and S3: it starts with the node.
+		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), edge.New(cfg.EdgePort, log, svc.edgeParts)},
 		{podapi.New(podapi.Options{Port: cfg.EdgePort, KV: svc.kvProtocol(), Tail: svc.tailCollector(), Log: log.With("component", "pod-api")}), &operators{svc: svc}},
 	}}
 	svc.status = d.webStatus
@@ -178,6 +179,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := teardown.SaveSysctls(cfg); err != nil {
 		return fmt.Errorf("save sysctls: %w", err)
 	}
+	d.svc.extractWorkerd()
 	p := pki.New(cfg)
 	if _, err := p.Ensure(); err != nil {
 		return fmt.Errorf("pki: %w", err)

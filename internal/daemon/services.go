@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -28,17 +29,33 @@ type services struct {
 	cfg config.Config
 	log *slog.Logger
 
-	once    sync.Once
-	err     error
-	rc      *rest.Config
-	workerd string // extracted workerd binary
-	api     *fakecf.Server
-	apiOpts fakecf.Options
-	hub     *tail.Hub
-	gw      *gateway.Gateway
-	dash    *web.Dashboard
+	once sync.Once
+	err  error
+	// extracted is closed once workerd is extracted (extractErr set).
+	extractOnce sync.Once
+	extracted   chan struct{}
+	extractErr  error
+	rc          *rest.Config
+	workerd     string // extracted workerd binary
+	api         *fakecf.Server
+	apiOpts     fakecf.Options
+	hub         *tail.Hub
+	gw          *gateway.Gateway
+	dash        *web.Dashboard
 	// status reports the daemon's parts to the dashboard (set by New).
 	status func() web.Status
+}
+
+// extractWorkerd writes the workerd binary to the data dir in the
+// background: it needs nothing else, so the daemon starts it first.
+func (s *services) extractWorkerd() {
+	s.extractOnce.Do(func() {
+		s.extracted = make(chan struct{})
+		go func() {
+			defer close(s.extracted)
+			s.workerd, s.extractErr = workerd.Extract(s.cfg.BinDir())
+		}()
+	})
 }
 
 // build assembles the services once; ctx must live as long as the daemon.
@@ -60,8 +77,13 @@ func (s *services) assemble(ctx context.Context) error {
 	if s.rc, err = clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath()); err != nil {
 		return fmt.Errorf("admin kubeconfig: %w", err)
 	}
-	if s.workerd, err = workerd.Extract(cfg.BinDir()); err != nil {
-		return err
+	t0 := time.Now()
+	defer func() { log.Info("services assembled", "after", time.Since(t0).Round(time.Millisecond)) }()
+	s.extractWorkerd()
+	<-s.extracted
+	log.Info("workerd extracted", "after", time.Since(t0).Round(time.Millisecond))
+	if s.extractErr != nil {
+		return s.extractErr
 	}
 	// The API installs the CRDs, which the gateway's cache needs; the tail
 	// hub resolves workerd service names through that cache, set up after.
@@ -82,6 +104,7 @@ func (s *services) assemble(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	log.Info("API assembled (CRDs, default account, S3 bucket)", "after", time.Since(t0).Round(time.Millisecond))
 	scheme, err := fakecf.Scheme()
 	if err != nil {
 		return err
@@ -92,6 +115,7 @@ func (s *services) assemble(ctx context.Context) error {
 	}
 	gwOpts.EdgePort = cfg.EdgePort
 	resolve = gateway.TailResolver(gwOpts.Reader)
+	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
 	s.gw = gateway.New(gwOpts)
 	s.dash, err = web.New(web.Options{
 		Status:   func() web.Status { return s.status() },

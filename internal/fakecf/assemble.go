@@ -39,6 +39,10 @@ func Scheme() (*runtime.Scheme, error) {
 // CRDs, creates the default account and opens the S3 bucket. The daemon and
 // the standalone `octo api` both use it. opts' Client and Blobs are filled in.
 func Assemble(ctx context.Context, rc *rest.Config, s3 S3Config, opts Options) (*Server, Options, error) {
+	// client-go's default of 5 requests/s would make bursts of uploads
+	// (each one a few requests) queue for seconds.
+	rc = rest.CopyConfig(rc)
+	rc.QPS, rc.Burst = 200, 400
 	if err := crds.Install(ctx, rc); err != nil {
 		return nil, opts, err
 	}

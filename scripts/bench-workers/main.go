@@ -38,6 +38,9 @@ import (
 	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
 )
 
+// fatal reports a failure and exits; main makes it stop octo first.
+var fatal = log.Fatalf
+
 func main() {
 	bin := flag.String("octo", "bin/octo", "octo binary")
 	redeploys := flag.Int("redeploys", 20, "redeploys timed for upload → serving")
@@ -61,9 +64,14 @@ func main() {
 	}
 	octo("up", "--no-kubeconfig-merge", "--edge-port=18787", "--registry-port=15050", "--s3-port=19000", "--apiserver-port=16443", "--kubelet-port=11250")
 	defer octo("down", "--purge", "--yes")
+	// log.Fatal skips deferred calls: stop octo on any failure too.
+	fatal = func(format string, args ...any) {
+		octo("down", "--purge", "--yes")
+		log.Fatalf(format, args...)
+	}
 	cfg, err := config.Load(dataDir)
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	b := newBench(cfg)
 
@@ -81,15 +89,8 @@ func main() {
 	fmt.Printf("| upload returned → new version answering, %d redeploys | p50 **%s**, p95 %s, max %s |\n",
 		len(lat), pct(lat, 50), pct(lat, 95), pct(lat, 100))
 
-	// 2. gateway against direct workerd on the same pod.
-	direct := b.directAddr("latency")
-	gw := runLoad(*load, *conns, "http://"+config.Addr(cfg.EdgePort)+"/", b.host(b.def, "latency"))
-	dr := runLoad(*load, *conns, "http://"+direct+"/", "")
-	fmt.Printf("| gateway: req/s, p50, p99 (%d conns, %s) | %.0f req/s, %s, %s |\n", *conns, *load, gw.rps, gw.p50, gw.p99)
-	fmt.Printf("| direct workerd on the pod IP: req/s, p50, p99 | %.0f req/s, %s, %s |\n", dr.rps, dr.p50, dr.p99)
-	fmt.Printf("| gateway / direct throughput | **%.0f %%** |\n", 100*gw.rps/dr.rps)
-
-	// 3. memory per additional worker in one bundle (one workerd process).
+	// 2. memory per additional worker in one bundle (one workerd process).
+	time.Sleep(5 * time.Second) // the last redeploy's old pod terminates
 	one := b.workerdRSS()
 	for i := 0; i < 10; i++ {
 		b.mustPut(b.def, fmt.Sprintf("mem-%d", i), "mem")
@@ -101,6 +102,15 @@ func main() {
 	eleven := b.workerdRSS()
 	fmt.Printf("| workerd RSS with 1 worker / with 11 workers / per additional worker | %.1f / %.1f / **%.2f MiB** |\n",
 		one, eleven, (eleven-one)/10)
+
+	// 3. gateway against direct workerd on the same pod.
+	time.Sleep(5 * time.Second)
+	direct := b.directAddr("latency")
+	gw := runLoad(*load, *conns, "http://"+config.Addr(cfg.EdgePort)+"/", b.host(b.def, "latency"))
+	dr := runLoad(*load, *conns, "http://"+direct+"/", "")
+	fmt.Printf("| gateway: req/s, p50, p99 (%d conns, %s) | %.0f req/s, %s, %s |\n", *conns, *load, gw.rps, gw.p50, gw.p99)
+	fmt.Printf("| direct workerd on the pod IP: req/s, p50, p99 | %.0f req/s, %s, %s |\n", dr.rps, dr.p50, dr.p99)
+	fmt.Printf("| gateway / direct throughput | **%.0f %%** |\n", 100*gw.rps/dr.rps)
 
 	// 4. 100 workers in 10 accounts.
 	accounts := []fakecf.Account{b.def}
@@ -140,19 +150,19 @@ type bench struct {
 func newBench(cfg config.Config) *bench {
 	id, err := fakecf.LoadIdentity(cfg)
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath())
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	scheme, err := fakecf.Scheme()
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	c, err := client.New(rc, client.Options{Scheme: scheme})
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	return &bench{cfg: cfg, id: id, def: id.DefaultAccount(), k8s: c, http: &http.Client{Timeout: 30 * time.Second}}
 }
@@ -179,12 +189,12 @@ func (b *bench) mustPut(a fakecf.Account, script, body string) {
 	req.Header.Set("Authorization", "Bearer "+b.id.Token)
 	resp, err := b.http.Do(req)
 	if err != nil {
-		log.Fatalf("upload %s: %v", script, err)
+		fatal("upload %s: %v", script, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(resp.Body)
-		log.Fatalf("upload %s: %s %s", script, resp.Status, msg)
+		fatal("upload %s: %s %s", script, resp.Status, msg)
 	}
 }
 
@@ -204,7 +214,7 @@ func (b *bench) waitBody(a fakecf.Account, script, body string, timeout time.Dur
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	log.Fatalf("%s did not answer %q within %s", b.host(a, script), body, timeout)
+	fatal("%s did not answer %q within %s", b.host(a, script), body, timeout)
 }
 
 // directAddr is podIP:port of the socket serving script's active version.
@@ -212,22 +222,31 @@ func (b *bench) directAddr(script string) string {
 	ctx := context.Background()
 	var rel apiv1.WorkerRelease
 	if err := b.k8s.Get(ctx, client.ObjectKey{Namespace: b.def.Namespace, Name: fakecf.ObjectName(script)}, &rel); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	version := rel.Spec.Deployments[0].Versions[0].VersionID
 	var pods corev1.PodList
 	if err := b.k8s.List(ctx, &pods, client.InNamespace(b.def.Namespace), client.HasLabels{"api.cf-worker/bundle"}); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	for _, p := range pods.Items {
 		var sockets map[string]int
 		_ = json.Unmarshal([]byte(p.Annotations["api.cf-worker/sockets"]), &sockets)
-		if port, ok := sockets[version]; ok && p.Status.PodIP != "" && p.DeletionTimestamp == nil {
+		if port, ok := sockets[version]; ok && p.Status.PodIP != "" && p.DeletionTimestamp == nil && podReady(&p) {
 			return p.Status.PodIP + ":" + strconv.Itoa(port)
 		}
 	}
-	log.Fatalf("no pod serves %s", version)
+	fatal("no pod serves %s", version)
 	return ""
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // workerdRSS is the RSS (MiB) of the default account's workerd process; it
@@ -252,7 +271,7 @@ func (b *bench) workerdRSS() float64 {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	log.Fatal("not exactly one workerd process")
+	fatal("%v", "not exactly one workerd process")
 	return 0
 }
 
@@ -274,14 +293,14 @@ func (b *bench) newAccount(i int) fakecf.Account {
 	a := fakecf.Account{ID: hex.EncodeToString(raw), Name: fmt.Sprintf("bench-%d", i), Subdomain: fmt.Sprintf("bench%d", i), Namespace: fmt.Sprintf("bench-%d", i)}
 	ctx := context.Background()
 	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}}); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	wa := &apiv1.WorkerAccount{
 		ObjectMeta: metav1.ObjectMeta{Name: a.ID, Namespace: a.Namespace},
 		Spec:       apiv1.WorkerAccountSpec{WorkerBundleName: "bundle", DisplayName: a.Name, Subdomain: a.Subdomain},
 	}
 	if err := b.k8s.Create(ctx, wa); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	return a
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/octohq/octo/internal/config"
 )
 
@@ -27,8 +29,21 @@ const (
 // the pause binary is missing.
 var ErrNotEmbedded = errors.New("this octo binary was built without its embedded containerd shim and pause binaries; build it with `make build`")
 
-// Asset returns an embedded binary.
+// Asset returns an embedded binary. A binary stored compressed (name.zst,
+// as `make assets` stores the shim) is decompressed.
 func Asset(name string) ([]byte, error) {
+	if z, err := bin.ReadFile("bin/" + name + ".zst"); err == nil {
+		dec, err := zstd.NewReader(nil)
+		if err != nil {
+			return nil, err
+		}
+		defer dec.Close()
+		b, err := dec.DecodeAll(z, nil)
+		if err != nil {
+			return nil, fmt.Errorf("decompress %s: %w", name, err)
+		}
+		return b, nil
+	}
 	b, err := bin.ReadFile("bin/" + name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotEmbedded)
