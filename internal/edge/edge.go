@@ -5,19 +5,17 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/embed/healthz"
+	"github.com/octohq/octo/internal/embed/httpserve"
 )
 
 // Registrar adds routes to the edge server.
@@ -45,8 +43,7 @@ type Server struct {
 	addr  string
 	log   *slog.Logger
 	parts func(ctx context.Context) ([]Registrar, error)
-	srv   *http.Server
-	done  chan error
+	http  httpserve.Server
 }
 
 // New returns the edge server on 127.0.0.1:port. parts is called at Start,
@@ -87,9 +84,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	s.srv = &http.Server{Handler: byHost(e, hosts), ReadHeaderTimeout: 10 * time.Second}
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.srv.Serve(ln) }()
+	s.http.Serve(ln, byHost(e, hosts))
 	return nil
 }
 
@@ -125,18 +120,8 @@ func errorHandler(e *echo.Echo, renderers []ErrorRenderer) echo.HTTPErrorHandler
 
 // Ready waits for /healthz.
 func (s *Server) Ready(ctx context.Context) error {
-	return healthz.Poll(ctx, healthz.Client(nil), s.Endpoint()+"/healthz", healthz.Exited(s.done))
+	return s.http.Ready(ctx, s.Endpoint()+"/healthz")
 }
 
 // Stop shuts the server down.
-func (s *Server) Stop(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return s.srv.Close()
-}
+func (s *Server) Stop(ctx context.Context) error { return s.http.Stop(ctx) }

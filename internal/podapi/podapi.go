@@ -10,17 +10,15 @@ package podapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/embed/healthz"
+	"github.com/octohq/octo/internal/embed/httpserve"
 )
 
 // KVHeader is the header that marks a KV protocol request (the value is
@@ -49,8 +47,7 @@ type Server struct {
 	kv   http.Handler
 	tail http.Handler
 	log  *slog.Logger
-	srv  *http.Server
-	done chan error
+	http httpserve.Server
 }
 
 // New returns the pod-facing server.
@@ -105,26 +102,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (is the pod bridge up?): %w", s.addr, err)
 	}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.srv.Serve(ln) }()
+	s.http.Serve(ln, s.Handler())
 	return nil
 }
 
 // Ready waits for /healthz.
 func (s *Server) Ready(ctx context.Context) error {
-	return healthz.Poll(ctx, healthz.Client(nil), s.Endpoint()+"/healthz", healthz.Exited(s.done))
+	return s.http.Ready(ctx, s.Endpoint()+"/healthz")
 }
 
 // Stop shuts the server down.
-func (s *Server) Stop(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return s.srv.Close()
-}
+func (s *Server) Stop(ctx context.Context) error { return s.http.Stop(ctx) }
