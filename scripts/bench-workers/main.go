@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/octohq/octo/e2e/workload"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/fakecf"
 	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
@@ -46,6 +47,8 @@ func main() {
 	redeploys := flag.Int("redeploys", 20, "redeploys timed for upload → serving")
 	load := flag.Duration("load", 10*time.Second, "duration of each throughput run")
 	conns := flag.Int("conns", 16, "concurrent connections of the throughput runs")
+	wranglerRuns := flag.Int("wrangler-redeploys", 20, "redeploys with the real wrangler (0 = skip; needs npm ci --prefix e2e)")
+	only := flag.String("only", "", "run only this step: latency")
 	flag.Parse()
 	binPath, err := filepath.Abs(*bin)
 	if err != nil {
@@ -88,6 +91,38 @@ func main() {
 	}
 	fmt.Printf("| upload returned → new version answering, %d redeploys | p50 **%s**, p95 %s, max %s |\n",
 		len(lat), pct(lat, 50), pct(lat, 95), pct(lat, 100))
+
+	// 1b. the same with the real wrangler: its return → new version answering.
+	if *wranglerRuns > 0 {
+		w, err := workload.NewWrangler(cfg, "esm")
+		if err != nil {
+			fatal("%v", err)
+		}
+		src := filepath.Join(w.Dir, "src", "index.js")
+		orig, _ := os.ReadFile(src)
+		var wl []time.Duration
+		for i := 0; i <= *wranglerRuns; i++ {
+			body := fmt.Sprintf("hello from esm %d", i)
+			if err := os.WriteFile(src, bytes.ReplaceAll(orig, []byte(`"hello from esm"`), []byte(strconv.Quote(body))), 0o644); err != nil {
+				fatal("%v", err)
+			}
+			if _, err := w.Run("deploy"); err != nil {
+				fatal("%v", err)
+			}
+			t0 := time.Now()
+			b.waitBody(b.def, "e2e-esm", body, 3*time.Minute)
+			if i > 0 { // the first deploy creates the script
+				wl = append(wl, time.Since(t0))
+			}
+		}
+		w.Close()
+		fmt.Printf("| `wrangler deploy` returned → new version answering, %d redeploys | p50 **%s**, p95 %s, max %s |\n",
+			len(wl), pct(wl, 50), pct(wl, 95), pct(wl, 100))
+	}
+
+	if *only == "latency" {
+		return
+	}
 
 	// 2. memory per additional worker in one bundle (one workerd process).
 	time.Sleep(5 * time.Second) // the last redeploy's old pod terminates

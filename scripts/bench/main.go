@@ -9,8 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +25,6 @@ import (
 	"github.com/octohq/octo/e2e/workload"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
-	"github.com/octohq/octo/internal/fakecf"
 )
 
 func main() {
@@ -124,43 +121,21 @@ type bench struct{ bin, dataDir string }
 // benchWrangler times the real wrangler deploying the e2e esm project, and
 // the same command with --dry-run (no API calls).
 func benchWrangler(cfg config.Config, runs int) (deploy, dry []time.Duration) {
-	id, err := fakecf.LoadIdentity(cfg)
+	w, err := workload.NewWrangler(cfg, "esm")
 	if err != nil {
 		log.Fatal(err)
 	}
-	wrangler := mustAbs("e2e/node_modules/.bin/wrangler")
-	tmp, err := os.MkdirTemp("", "bench-wrangler")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	project := filepath.Join(tmp, "esm")
-	if out, err := exec.Command("cp", "-r", mustAbs("e2e/testdata/workers/esm"), project).CombinedOutput(); err != nil {
-		log.Fatalf("copy project: %v %s", err, out)
-	}
-	// wrangler's update check asks the npm registry; answer it on loopback.
-	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, `{"dist-tags":{"latest":"4.86.0"}}`)
-	}))
-	defer registry.Close()
-	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp, "NO_COLOR=1",
-		"CLOUDFLARE_API_BASE_URL=http://" + config.Addr(cfg.EdgePort) + fakecf.BasePath,
-		"CLOUDFLARE_API_TOKEN=" + id.Token, "CLOUDFLARE_ACCOUNT_ID=" + id.AccountID,
-		"WRANGLER_SEND_METRICS=false", "WRANGLER_SEND_ERROR_REPORTS=false", "npm_registry=" + registry.URL + "/",
-	}
+	defer w.Close()
 	run := func(args ...string) time.Duration {
-		cmd := exec.Command(wrangler, args...)
-		cmd.Dir, cmd.Env = project, env
-		t0 := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			log.Fatalf("wrangler %v: %v\n%s", args, err, out)
+		d, err := w.Run(args...)
+		if err != nil {
+			log.Fatal(err)
 		}
-		return time.Since(t0)
+		return d
 	}
 	for i := 0; i < runs; i++ {
 		deploy = append(deploy, run("deploy"))
-		dry = append(dry, run("deploy", "--dry-run", "--outdir", filepath.Join(tmp, "dist")))
+		dry = append(dry, run("deploy", "--dry-run", "--outdir", filepath.Join(w.Dir, "dist")))
 	}
 	return deploy, dry
 }
