@@ -52,7 +52,7 @@ func (o *operators) Start(ctx context.Context) error {
 	err = controllers.Setup(o.mgr, controllers.Options{
 		Builder: b, Registry: s.cfg.RegistryAddr(),
 		PodHost:     config.BridgeIP + ":" + strconv.Itoa(s.cfg.EdgePort),
-		GatewayPort: s.cfg.EdgePort, Log: log,
+		GatewayPort: s.cfg.EdgePort, Log: log, Blobs: s.apiOpts.Blobs,
 	})
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)

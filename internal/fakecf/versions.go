@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -67,8 +68,11 @@ func versionPrefix(a Account, script, versionID string) string {
 }
 
 // scriptPrefix is where all of a script's files are in S3.
-func scriptPrefix(a Account, script string) string {
-	return fmt.Sprintf("accounts/%s/workers/%s/", a.ID, script)
+func scriptPrefix(a Account, script string) string { return ScriptPrefix(a.ID, script) }
+
+// ScriptPrefix is the S3 key prefix of every file of an account's script.
+func ScriptPrefix(accountID, script string) string {
+	return fmt.Sprintf("accounts/%s/workers/%s/", accountID, script)
 }
 
 // createVersion stores a new version: files in S3 first, then secrets, the
@@ -224,6 +228,9 @@ func (s *Server) ensureRelease(ctx context.Context, a Account, script string) (*
 		Spec:       apiv1.WorkerReleaseSpec{AccountID: a.ID, ScriptName: script},
 	}
 	if err := s.k8s.Create(ctx, rel); err != nil {
+		if apierrors.IsAlreadyExists(err) { // the previous script of that name is still being removed
+			return nil, false, Errorf(http.StatusConflict, CodeBadRequest, "Worker %q is still being deleted; retry in a moment", script)
+		}
 		return nil, false, fmt.Errorf("create WorkerRelease: %w", err)
 	}
 	return rel, true, nil

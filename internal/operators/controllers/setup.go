@@ -113,6 +113,9 @@ type Options struct {
 	MaxConcurrentBuilds int
 	// MaxBuildAttempts is how many times a failing build is tried. Default 3.
 	MaxBuildAttempts int
+	// Blobs, when set, is the S3 store of the scripts' code: a WorkerRelease
+	// then carries a finalizer that removes its script's files from it.
+	Blobs PrefixDeleter
 }
 
 func (o *Options) defaults() error {
@@ -157,6 +160,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&BundleReconciler{Client: c, Scheme: s, Recorder: rec, Options: opts}).SetupWithManager(mgr, logger); err != nil {
 		return err
+	}
+	if opts.Blobs != nil {
+		if err := (&ReleaseReconciler{Client: c, Blobs: opts.Blobs, Recorder: rec}).SetupWithManager(mgr, logger); err != nil {
+			return err
+		}
 	}
 	return (&JobBuilderReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: s, Recorder: rec, Options: opts}).SetupWithManager(mgr, logger)
 }
