@@ -76,7 +76,8 @@ func (b *BlobStore) Get(ctx context.Context, key string) ([]byte, map[string]str
 
 // Delete removes key; a missing key is not an error.
 func (b *BlobStore) Delete(ctx context.Context, key string) error {
-	if err := b.c.RemoveObject(ctx, b.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+	err := b.c.RemoveObject(ctx, b.bucket, key, minio.RemoveObjectOptions{})
+	if err != nil && minio.ToErrorResponse(err).StatusCode != http.StatusNotFound {
 		return fmt.Errorf("s3 delete %s: %w", key, err)
 	}
 	return nil

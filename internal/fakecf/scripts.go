@@ -172,11 +172,13 @@ func (s *Server) deleteScript(c echo.Context) error {
 			return fmt.Errorf("delete secrets: %w", err)
 		}
 	}
-	if err := client.IgnoreNotFound(s.k8s.Delete(ctx, rel)); err != nil {
-		return fmt.Errorf("delete release: %w", err)
-	}
+	// The files go before the release: the release's finalizer (operators)
+	// removes them too, and two removals of one prefix must not race.
 	if err := s.blobs.DeletePrefix(ctx, scriptPrefix(a, script)); err != nil {
 		return err
+	}
+	if err := client.IgnoreNotFound(s.k8s.Delete(ctx, rel)); err != nil {
+		return fmt.Errorf("delete release: %w", err)
 	}
 	return ok(c, nil)
 }
