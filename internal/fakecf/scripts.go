@@ -334,13 +334,18 @@ func (s *Server) scriptSettings(c echo.Context) error {
 	if _, err := s.mustRelease(c.Request().Context(), account(c), c.Param("script")); err != nil {
 		return err
 	}
+	return ok(c, withBody(c, map[string]any{"logpush": false, "observability": map[string]any{"enabled": false}, "tags": []string{}, "tail_consumers": nil}))
+}
+
+// withBody returns defaults overlaid with the fields of the request's JSON
+// body (settings octo accepts and echoes without acting on them).
+func withBody(c echo.Context, defaults map[string]any) map[string]any {
 	var body map[string]any
 	_ = json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&body)
-	res := map[string]any{"logpush": false, "observability": map[string]any{"enabled": false}, "tags": []string{}, "tail_consumers": nil}
 	for k, v := range body {
-		res[k] = v
+		defaults[k] = v
 	}
-	return ok(c, res)
+	return defaults
 }
 
 func (s *Server) scriptSubdomain(c echo.Context) error {
@@ -349,11 +354,7 @@ func (s *Server) scriptSubdomain(c echo.Context) error {
 	}
 	res := map[string]any{"enabled": true, "previews_enabled": true}
 	if c.Request().Method == http.MethodPost {
-		var body map[string]any
-		_ = json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&body)
-		for k, v := range body {
-			res[k] = v
-		}
+		res = withBody(c, res)
 	}
 	return ok(c, res)
 }
