@@ -81,10 +81,10 @@ deps:
 clean:
 	rm -rf bin $(SHIM) $(SHIM).zst $(SHIM).sha256 $(PAUSE) $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 tools/workerd/node_modules
 
-## generate: deepcopy code and CRD manifests of internal/operators/api (controller-gen, built
+## generate: deepcopy code and CRD manifests of api (controller-gen, built
 ## from the Go module proxy at the version that matches k8s 0.34; its own go.mod, not ours)
 CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.19.0
 .PHONY: generate
 generate:
-	rm -f internal/operators/crds/api.cf-worker_*.yaml
-	$(CONTROLLER_GEN) object crd paths=./internal/operators/api/... output:crd:dir=./internal/operators/crds
+	rm -f internal/crds/api.cf-worker_*.yaml
+	$(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=./internal/crds

@@ -49,7 +49,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 // wasmAdd is testdata/workers/wasm/src/add.wasm, written by hand: one function
@@ -309,7 +309,7 @@ func TestWrangler(t *testing.T) {
 		if !slices.Contains(w.secretNames(t, d.dir), "API_KEY") {
 			t.Fatal("secret list lacks API_KEY after secret put")
 		}
-		// A secret change is a new version deployed at 100% (wrangler-api.md §9).
+		// A secret change is a new version deployed at 100%, as on Cloudflare.
 		after := c.versions(t, d.script)
 		if len(after) != len(before)+1 {
 			t.Fatalf("%d WorkerVersions after secret put, want %d", len(after), len(before)+1)

@@ -14,14 +14,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/octohq/octo/internal/fakecf"
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/gateway"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/store"
 )
-
-// LabelBundle is the label the operators put on a bundle's JobBuilders,
-// Deployment, Service and pods.
-const LabelBundle = "api.cf-worker/bundle"
 
 // account is one account as the dashboard shows it.
 type account struct {
@@ -30,24 +26,21 @@ type account struct {
 	Subdomain string `json:"subdomain"`
 	Namespace string `json:"namespace"`
 	Default   bool   `json:"default,omitempty"`
+	// of is the store's account.
+	of store.Account
 }
 
-// accounts lists the WorkerAccounts the way the API does (fakecf.ClusterAccounts).
+// accounts lists the accounts of the store, the default one first, then by name.
 func (d *Dashboard) accounts(ctx context.Context) ([]account, error) {
-	var list apiv1.WorkerAccountList
-	if err := d.opts.Reader.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list WorkerAccounts: %w", err)
+	all, err := d.opts.Store.Accounts(ctx)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]account, 0, len(list.Items))
-	for _, wa := range list.Items {
-		if wa.DeletionTimestamp != nil {
-			continue
-		}
-		a := account{ID: wa.Name, Name: cmp.Or(wa.Spec.DisplayName, wa.Name), Subdomain: cmp.Or(wa.Spec.Subdomain, wa.Name),
-			Namespace: wa.Namespace, Default: wa.Name == d.opts.API.AccountID}
-		out = append(out, a)
+	out := make([]account, 0, len(all))
+	for _, a := range all {
+		out = append(out, account{ID: a.ID, Name: a.Name, Subdomain: a.Subdomain, Namespace: a.Namespace,
+			Default: a.ID == d.opts.DefaultAccount.ID, of: a})
 	}
-	// The default account first, then by name.
 	slices.SortFunc(out, func(a, b account) int {
 		if a.Default != b.Default {
 			if a.Default {
@@ -76,57 +69,35 @@ func (d *Dashboard) findAccount(ctx context.Context, id string) (account, error)
 
 // releases returns an account's scripts, by name.
 func (d *Dashboard) releases(ctx context.Context, a account) ([]apiv1.WorkerRelease, error) {
-	var list apiv1.WorkerReleaseList
-	if err := d.opts.Reader.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingLabels{fakecf.LabelAccount: a.ID}); err != nil {
-		return nil, fmt.Errorf("list WorkerReleases: %w", err)
-	}
-	out := list.Items[:0]
-	for _, r := range list.Items {
-		if r.Spec.AccountID == a.ID && r.DeletionTimestamp == nil {
-			out = append(out, r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Spec.ScriptName < out[j].Spec.ScriptName })
-	return out, nil
+	return d.opts.Store.Releases(ctx, a.of)
 }
 
 // release returns one script's release, or a 404.
 func (d *Dashboard) release(ctx context.Context, a account, script string) (*apiv1.WorkerRelease, error) {
-	if fakecf.ValidScriptName(script) != nil {
+	if store.ValidScriptName(script) != nil {
 		return nil, fail(http.StatusBadRequest, "invalid script name %q", script)
 	}
-	var rel apiv1.WorkerRelease
-	err := d.opts.Reader.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: fakecf.ObjectName(script)}, &rel)
-	if client.IgnoreNotFound(err) != nil {
-		return nil, fmt.Errorf("get WorkerRelease: %w", err)
+	rel, err := d.opts.Store.FindRelease(ctx, a.of, script)
+	if err != nil {
+		return nil, err
 	}
-	if err != nil || rel.Spec.AccountID != a.ID || rel.Spec.ScriptName != script || rel.DeletionTimestamp != nil {
+	if rel == nil {
 		return nil, fail(http.StatusNotFound, "no worker %q in account %s", script, a.Name)
 	}
-	return &rel, nil
+	return rel, nil
 }
 
 // versions returns the versions of an account's scripts, by script, oldest
 // first; script "" means every script.
 func (d *Dashboard) versions(ctx context.Context, a account, script string) (map[string][]apiv1.WorkerVersion, error) {
-	sel := client.MatchingLabels{fakecf.LabelAccount: a.ID}
-	if script != "" {
-		sel[fakecf.LabelScript] = fakecf.ObjectName(script)
+	if script == "" {
+		return d.opts.Store.AccountVersions(ctx, a.of)
 	}
-	var list apiv1.WorkerVersionList
-	if err := d.opts.Reader.List(ctx, &list, client.InNamespace(a.Namespace), sel); err != nil {
-		return nil, fmt.Errorf("list WorkerVersions: %w", err)
+	vs, err := d.opts.Store.Versions(ctx, a.of, script)
+	if err != nil {
+		return nil, err
 	}
-	out := map[string][]apiv1.WorkerVersion{}
-	for _, v := range list.Items {
-		if v.Spec.AccountID == a.ID && v.DeletionTimestamp == nil && (script == "" || v.Spec.ScriptName == script) {
-			out[v.Spec.ScriptName] = append(out[v.Spec.ScriptName], v)
-		}
-	}
-	for _, vs := range out {
-		sort.Slice(vs, func(i, j int) bool { return vs[i].Spec.Number < vs[j].Spec.Number })
-	}
-	return out, nil
+	return map[string][]apiv1.WorkerVersion{script: vs}, nil
 }
 
 // jobBuilders returns the JobBuilders of a namespace (all namespaces for
@@ -186,8 +157,8 @@ func (d *Dashboard) overview(c echo.Context) error {
 	ctx := c.Request().Context()
 	out := overviewJSON{
 		Status: Status{State: "unknown", Parts: []Part{}}, Env: []string{},
-		DashboardURL: d.URL(), APIURL: "http://127.0.0.1:" + fmt.Sprint(d.opts.EdgePort) + fakecf.BasePath,
-		Account: d.opts.API.AccountID, Subdomain: d.opts.API.Subdomain,
+		DashboardURL: d.URL(), APIURL: d.opts.APIURL,
+		Account: d.opts.DefaultAccount.ID, Subdomain: d.opts.DefaultAccount.Subdomain,
 	}
 	if d.opts.Status != nil {
 		out.Status = d.opts.Status()
@@ -582,7 +553,7 @@ func (d *Dashboard) builds(c echo.Context) error {
 	}{Builds: []buildJSON{}}
 	for _, jb := range jbs {
 		bj := buildJSON{
-			Name: jb.Name, Namespace: jb.Namespace, Account: cmp.Or(jb.Spec.AccountID, jb.Labels[fakecf.LabelAccount]),
+			Name: jb.Name, Namespace: jb.Namespace, Account: cmp.Or(jb.Spec.AccountID, jb.Labels[apiv1.LabelAccount]),
 			Bundle: jb.Spec.BundleName, Phase: cmp.Or(string(jb.Status.Phase), string(apiv1.JobBuilderPending)),
 			Digest: jb.Status.Digest, Image: jb.Status.Image, CreatedAt: jb.CreationTimestamp.Time, Message: jb.Status.Message,
 			Inputs: []inputJSON{}, Failed: []failedJSON{}, Current: current[jb.Namespace+"/"+jb.Name],
@@ -690,7 +661,7 @@ func (d *Dashboard) cluster(c echo.Context) error {
 		out.Bundles = append(out.Bundles, bj)
 	}
 	var pods corev1.PodList
-	if err := d.opts.Reader.List(ctx, &pods, client.HasLabels{LabelBundle}); err != nil {
+	if err := d.opts.Reader.List(ctx, &pods, client.HasLabels{apiv1.LabelBundle}); err != nil {
 		return fmt.Errorf("list pods: %w", err)
 	}
 	podNames := map[string]bool{}
@@ -757,7 +728,7 @@ func lastSeen(ev *corev1.Event) time.Time {
 
 func toPod(p *corev1.Pod) podJSON {
 	out := podJSON{
-		Name: p.Name, Namespace: p.Namespace, Account: p.Labels[fakecf.LabelAccount], Bundle: p.Labels[LabelBundle],
+		Name: p.Name, Namespace: p.Namespace, Account: p.Labels[apiv1.LabelAccount], Bundle: p.Labels[apiv1.LabelBundle],
 		Phase: string(p.Status.Phase), IP: p.Status.PodIP, Node: p.Spec.NodeName, Reason: p.Status.Reason,
 		Deleting: p.DeletionTimestamp != nil,
 	}

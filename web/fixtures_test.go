@@ -2,15 +2,10 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"slices"
-	"sort"
+	"os"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
-	"github.com/octohq/octo/internal/fakecf"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/store/storetest"
 	"github.com/octohq/octo/internal/tail"
 )
 
@@ -36,7 +33,7 @@ const (
 	testDashTok  = "dash-token-abcdef"
 	acct         = "0123456789abcdef0123456789abcdef"
 	acct2        = "fedcba9876543210fedcba9876543210"
-	ns           = fakecf.DefaultNamespace
+	ns           = store.DefaultNamespace
 	ns2          = "team"
 	esmV1        = "11111111-1111-4111-8111-111111111111"
 	esmV2        = "22222222-2222-4222-8222-222222222222"
@@ -47,11 +44,14 @@ const (
 	kvNS        = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 )
 
+// TestMain runs the package's tests with a real S3 store behind the KV views.
+func TestMain(m *testing.M) { os.Exit(storetest.RunWithS3(m, func(*store.BlobStore) {})) }
+
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func mustScheme(t testing.TB) *runtime.Scheme {
 	t.Helper()
-	s, err := fakecf.Scheme()
+	s, err := store.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +60,8 @@ func mustScheme(t testing.TB) *runtime.Scheme {
 
 func version(script, id string, number int64, created time.Time, annotations map[string]string, bindings ...apiv1.WorkerBinding) *apiv1.WorkerVersion {
 	return &apiv1.WorkerVersion{
-		ObjectMeta: metav1.ObjectMeta{Name: fakecf.VersionObjectName(script, number), Namespace: ns,
-			Labels: map[string]string{fakecf.LabelAccount: acct, fakecf.LabelScript: fakecf.ObjectName(script)}},
+		ObjectMeta: metav1.ObjectMeta{Name: store.VersionObjectName(script, number), Namespace: ns,
+			Labels: map[string]string{apiv1.LabelAccount: acct, apiv1.LabelScript: store.ObjectName(script)}},
 		Spec: apiv1.WorkerVersionSpec{
 			AccountID: acct, ScriptName: script, VersionID: id, Number: number, MainModule: "index.js",
 			Modules:           []apiv1.WorkerModule{{Name: "index.js", Type: apiv1.ModuleESModule, Size: 120, SHA256: strings.Repeat("a", 64)}},
@@ -75,8 +75,8 @@ func version(script, id string, number int64, created time.Time, annotations map
 
 func release(script string, deployments ...apiv1.ReleaseDeployment) *apiv1.WorkerRelease {
 	return &apiv1.WorkerRelease{
-		ObjectMeta: metav1.ObjectMeta{Name: fakecf.ObjectName(script), Namespace: ns,
-			Labels: map[string]string{fakecf.LabelAccount: acct, fakecf.LabelScript: fakecf.ObjectName(script)}},
+		ObjectMeta: metav1.ObjectMeta{Name: store.ObjectName(script), Namespace: ns,
+			Labels: map[string]string{apiv1.LabelAccount: acct, apiv1.LabelScript: store.ObjectName(script)}},
 		Spec: apiv1.WorkerReleaseSpec{AccountID: acct, ScriptName: script, Deployments: deployments},
 		Status: apiv1.WorkerReleaseStatus{Conditions: []metav1.Condition{{
 			Type: apiv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Served", Message: "served by 1 pod",
@@ -95,7 +95,7 @@ func deployment(id string, at time.Time, msg string, traffic ...apiv1.VersionTra
 }
 
 func fixtureObjects() []client.Object {
-	bundleLabels := map[string]string{LabelBundle: "octo", fakecf.LabelAccount: acct}
+	bundleLabels := map[string]string{apiv1.LabelBundle: "octo", apiv1.LabelAccount: acct}
 	started, finished := metav1.NewTime(t0.Add(3*time.Minute)), metav1.NewTime(t0.Add(3*time.Minute+3*time.Second))
 	failedStart := metav1.NewTime(t0.Add(time.Minute))
 	return []client.Object{
@@ -112,9 +112,9 @@ func fixtureObjects() []client.Object {
 			apiv1.WorkerBinding{Name: "GREETING", Type: apiv1.BindingPlainText, Text: "hello"},
 			apiv1.WorkerBinding{Name: "CONF", Type: apiv1.BindingJSON, JSON: &apiextensionsv1.JSON{Raw: []byte(`{"a":1}`)}},
 			apiv1.WorkerBinding{Name: "MYKV", Type: apiv1.BindingKV, NamespaceID: kvNS},
-			apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: fakecf.SecretName("e2e-vars"), Key: "API_KEY"}}),
+			apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: store.SecretName("e2e-vars"), Key: "API_KEY"}}),
 		release("e2e-vars", deployment("d3333333-3333-4333-8333-333333333333", t0.Add(time.Minute), "", apiv1.VersionTraffic{VersionID: varsV1, Percentage: 100})),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fakecf.SecretName("e2e-vars"), Namespace: ns},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: store.SecretName("e2e-vars"), Namespace: ns},
 			Data: map[string][]byte{"API_KEY": []byte(secretValue)}},
 		&apiv1.JobBuilder{
 			ObjectMeta: metav1.ObjectMeta{Name: "octo-build-b", Namespace: ns, Labels: bundleLabels, CreationTimestamp: metav1.NewTime(t0.Add(3 * time.Minute))},
@@ -172,219 +172,30 @@ func event(name, kind, obj, typ, reason, msg string, at time.Time, count int32) 
 	}
 }
 
-// apiCall is one request the stub API received.
-type apiCall struct {
-	Method, Path, RawPath, Query, Auth, ContentType, Body string
-}
-
-// stubAPI stands in for the Cloudflare API handler: it checks the bearer
-// token, records every call and implements the few routes the dashboard
-// uses on the fake client (deployments, delete) and an in-memory KV, with
-// the API's envelope and error codes.
-type stubAPI struct {
-	c client.Client
-
-	mu    sync.Mutex
-	calls []apiCall
-	kv    map[string]map[string][]byte // namespace → key → value
-}
-
-func newStubAPI(c client.Client) *stubAPI {
-	return &stubAPI{c: c, kv: map[string]map[string][]byte{kvNS: {
-		"config/theme": []byte("dark"),
-		"config/limit": []byte("42"),
-		"greeting":     []byte("hello from KV"),
-		"big":          []byte(strings.Repeat("0123456789abcdef", 640)), // 10 KiB
-		"blob":         {0x00, 0x01, 0xfe, 0xff},
-	}}}
-}
-
-func (s *stubAPI) lastCall() apiCall {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.calls) == 0 {
-		return apiCall{}
-	}
-	return s.calls[len(s.calls)-1]
-}
-
-func envelopeOK(w http.ResponseWriter, result any, info any) {
-	w.Header().Set("Content-Type", "application/json")
-	m := map[string]any{"success": true, "errors": []any{}, "messages": []any{}, "result": result}
-	if info != nil {
-		m["result_info"] = info
-	}
-	_ = json.NewEncoder(w).Encode(m)
-}
-
-func envelopeErr(w http.ResponseWriter, status, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "errors": []any{map[string]any{"code": code, "message": msg}}, "messages": []any{}, "result": nil})
-}
-
-func (s *stubAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	s.mu.Lock()
-	s.calls = append(s.calls, apiCall{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		Auth: r.Header.Get("Authorization"), ContentType: r.Header.Get("Content-Type"), Body: string(body)})
-	s.mu.Unlock()
-	if r.Header.Get("Authorization") != "Bearer "+testAPIToken {
-		envelopeErr(w, http.StatusBadRequest, fakecf.CodeAuthentication, "Authentication error")
-		return
-	}
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), fakecf.BasePath+"/accounts/")
-	if !ok {
-		envelopeErr(w, http.StatusNotFound, 7003, "No route for that URI")
-		return
-	}
-	account, rest, _ := strings.Cut(rest, "/")
-	if account != acct && account != acct2 {
-		envelopeErr(w, http.StatusNotFound, 7003, "Could not route to /accounts/"+account)
-		return
-	}
-	seg := strings.Split(rest, "/")
-	ctx := r.Context()
-	switch {
-	case len(seg) == 4 && seg[0] == "workers" && seg[1] == "scripts" && seg[3] == "deployments" && r.Method == http.MethodPost:
-		s.postDeployment(ctx, w, seg[2], body)
-	case len(seg) == 3 && seg[0] == "workers" && seg[1] == "scripts" && r.Method == http.MethodDelete:
-		s.deleteScript(ctx, w, seg[2])
-	case rest == "storage/kv/namespaces" && r.Method == http.MethodGet:
-		out := []map[string]any{}
-		if account == acct {
-			out = append(out, map[string]any{"id": kvNS, "title": "e2e-kv", "supports_url_encoding": true})
-		}
-		envelopeOK(w, out, map[string]any{"page": 1, "per_page": 1000, "count": len(out), "total_count": len(out)})
-	case len(seg) >= 5 && strings.Join(seg[:3], "/") == "storage/kv/namespaces":
-		s.kvRoute(w, r, seg[3], seg[4:], body)
-	default:
-		envelopeErr(w, http.StatusNotFound, 7003, "No route for that URI")
-	}
-}
-
-func (s *stubAPI) postDeployment(ctx context.Context, w http.ResponseWriter, script string, body []byte) {
-	var req struct {
-		Strategy string `json:"strategy"`
-		Versions []struct {
-			VersionID  string `json:"version_id"`
-			Percentage *int   `json:"percentage"`
-		} `json:"versions"`
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		envelopeErr(w, http.StatusBadRequest, fakecf.CodeBadRequest, "invalid JSON body")
-		return
-	}
-	var rel apiv1.WorkerRelease
-	if err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: fakecf.ObjectName(script)}, &rel); err != nil {
-		envelopeErr(w, http.StatusNotFound, fakecf.CodeNotFound, "This Worker does not exist on your account.")
-		return
-	}
-	var vs apiv1.WorkerVersionList
-	_ = s.c.List(ctx, &vs, client.InNamespace(ns))
-	sum := 0
-	var traffic []apiv1.VersionTraffic
-	for _, v := range req.Versions {
-		if !slices.ContainsFunc(vs.Items, func(x apiv1.WorkerVersion) bool {
-			return x.Spec.ScriptName == script && x.Spec.VersionID == v.VersionID
-		}) {
-			envelopeErr(w, http.StatusNotFound, fakecf.CodeVersionNotFound, fmt.Sprintf("version %s of script %q not found", v.VersionID, script))
-			return
-		}
-		sum += *v.Percentage
-		traffic = append(traffic, apiv1.VersionTraffic{VersionID: v.VersionID, Percentage: int32(*v.Percentage)})
-	}
-	if sum != 100 {
-		envelopeErr(w, http.StatusBadRequest, fakecf.CodeBadDeployment, fmt.Sprintf("the percentages of a deployment must add up to 100, not %d", sum))
-		return
-	}
-	d := deployment(fmt.Sprintf("dddddddd-dddd-4ddd-8ddd-%012d", len(rel.Spec.Deployments)+1), time.Now().UTC(), req.Annotations[apiv1.AnnotationMessage], traffic...)
-	rel.Spec.PushDeployment(d)
-	if err := s.c.Update(ctx, &rel); err != nil {
-		envelopeErr(w, http.StatusInternalServerError, fakecf.CodeInternal, err.Error())
-		return
-	}
-	envelopeOK(w, map[string]any{"id": d.ID, "versions": req.Versions}, nil)
-}
-
-func (s *stubAPI) deleteScript(ctx context.Context, w http.ResponseWriter, script string) {
-	var rel apiv1.WorkerRelease
-	if err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: fakecf.ObjectName(script)}, &rel); err != nil {
-		envelopeErr(w, http.StatusNotFound, fakecf.CodeNotFound, "This Worker does not exist on your account.")
-		return
-	}
-	_ = s.c.Delete(ctx, &rel)
-	var vs apiv1.WorkerVersionList
-	_ = s.c.List(ctx, &vs, client.InNamespace(ns))
-	for i := range vs.Items {
-		if vs.Items[i].Spec.ScriptName == script {
-			_ = s.c.Delete(ctx, &vs.Items[i])
-		}
-	}
-	envelopeOK(w, nil, nil)
-}
-
-func (s *stubAPI) kvRoute(w http.ResponseWriter, r *http.Request, nsID string, seg []string, body []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	store, ok := s.kv[nsID]
-	if !ok {
-		envelopeErr(w, http.StatusNotFound, fakecf.CodeKVNotFound, "namespace not found")
-		return
-	}
-	if len(seg) == 1 && seg[0] == "keys" && r.Method == http.MethodGet {
-		var names []string
-		for k := range store {
-			if strings.HasPrefix(k, r.URL.Query().Get("prefix")) {
-				names = append(names, k)
-			}
-		}
-		sort.Strings(names)
-		out := []map[string]any{}
-		for _, n := range names {
-			out = append(out, map[string]any{"name": n})
-		}
-		envelopeOK(w, out, map[string]any{"count": len(out), "cursor": ""})
-		return
-	}
-	if len(seg) != 2 || seg[0] != "values" {
-		envelopeErr(w, http.StatusNotFound, 7003, "No route for that URI")
-		return
-	}
-	key, err := url.PathUnescape(seg[1])
-	if err != nil {
-		envelopeErr(w, http.StatusBadRequest, fakecf.CodeBadRequest, "bad key")
-		return
-	}
-	switch r.Method {
-	case http.MethodGet:
-		v, ok := store[key]
-		if !ok {
-			envelopeErr(w, http.StatusNotFound, fakecf.CodeKVKeyNotFound, "key not found")
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		_, _ = w.Write(v)
-	case http.MethodPut:
-		store[key] = body
-		envelopeOK(w, nil, nil)
-	case http.MethodDelete:
-		delete(store, key)
-		envelopeOK(w, nil, nil)
-	}
+// kvFixture is the content of the e2e-kv namespace of the default account.
+var kvFixture = map[string][]byte{
+	"config/theme": []byte("dark"),
+	"config/limit": []byte("42"),
+	"greeting":     []byte("hello from KV"),
+	"big":          []byte(strings.Repeat("0123456789abcdef", 640)), // 10 KiB
+	"blob":         {0x00, 0x01, 0xfe, 0xff},
 }
 
 // world is a dashboard on the fixture, mounted on an echo server the way
 // the edge mounts it.
 type world struct {
-	c    client.Client
-	api  *stubAPI
-	hub  *tail.Hub
-	d    *Dashboard
-	e    *echo.Echo
-	env  []string
-	stat Status
+	c     client.Client
+	st    *store.Store
+	blobs *store.BlobStore
+	// kvNS is the ID of the default account's KV namespace "e2e-kv".
+	kvNS string
+	// writes counts the writes to the cluster's objects.
+	writes atomic.Int64
+	hub    *tail.Hub
+	d      *Dashboard
+	e      *echo.Echo
+	env    []string
+	stat   Status
 }
 
 func allReady() Status {
@@ -411,15 +222,41 @@ func allReady() Status {
 
 func newWorld(t testing.TB, port int) *world {
 	t.Helper()
-	c := fake.NewClientBuilder().WithScheme(mustScheme(t)).WithObjects(fixtureObjects()...).Build()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	w := &world{c: c, api: newStubAPI(c), hub: tail.New(ctx, tail.Options{}), stat: allReady(),
+	w := &world{hub: tail.New(ctx, tail.Options{}), stat: allReady(), blobs: storetest.NewBucket(t),
 		env: []string{"export CLOUDFLARE_API_BASE_URL='http://127.0.0.1:8787/client/v4'", "export CLOUDFLARE_API_TOKEN='" + testAPIToken + "'",
 			"export CLOUDFLARE_ACCOUNT_ID='" + acct + "'"}}
+	count := func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+		w.writes.Add(1)
+		return c.Create(ctx, obj, opts...)
+	}
+	w.c = fake.NewClientBuilder().WithScheme(mustScheme(t)).WithObjects(fixtureObjects()...).
+		WithInterceptorFuncs(interceptor.Funcs{
+			Create: count,
+			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+				w.writes.Add(1)
+				return c.Update(ctx, obj, opts...)
+			},
+			Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+				w.writes.Add(1)
+				return c.Delete(ctx, obj, opts...)
+			},
+		}).Build()
+	w.st = store.New(store.Options{Client: w.c, Blobs: w.blobs, AuthorEmail: "dev@octo.localhost"})
+	kvNS, err := w.st.KV().CreateNamespace(ctx, acct, "e2e-kv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.kvNS = kvNS.ID
+	for k, v := range kvFixture {
+		if err := w.st.KV().Put(ctx, acct, w.kvNS, k, store.KVEntry{Value: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d, err := New(Options{
-		Status: func() Status { return w.stat }, Reader: c,
-		API:  API{Handler: w.api, Token: testAPIToken, AccountID: acct, Subdomain: "octo"},
+		Status: func() Status { return w.stat }, Reader: w.c, Store: w.st,
+		DefaultAccount: store.Account{ID: acct, Subdomain: "octo"}, APIURL: "http://127.0.0.1:8787/client/v4",
 		Tail: w.hub, EdgePort: port, Env: func() []string { return w.env }, Token: testDashTok,
 		Now: func() time.Time { return t0.Add(10 * time.Minute) },
 	})
@@ -441,10 +278,23 @@ func newWorld(t testing.TB, port int) *world {
 	return w
 }
 
-// echoWithAPI is an echo server with the stub API mounted under /client/v4,
-// as the edge mounts the real one.
-func echoWithAPI(api http.Handler) *echo.Echo {
-	e := echo.New()
-	e.Any(fakecf.BasePath+"/*", echo.WrapHandler(api))
-	return e
+// state is what a refused request must leave unchanged: the number of writes
+// to the cluster and every object in the S3 bucket.
+func (w *world) state(t testing.TB) string {
+	t.Helper()
+	keys, err := w.blobs.List(context.Background(), "", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(w.writes.Load(), keys)
+}
+
+// kvValue reads a value of the e2e-kv namespace from the store.
+func (w *world) kvValue(t testing.TB, key string) string {
+	t.Helper()
+	e, err := w.st.KV().Get(context.Background(), acct, w.kvNS, key)
+	if err != nil {
+		t.Fatalf("KV get %q: %v", key, err)
+	}
+	return string(e.Value)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/store"
 )
 
 // heartbeat is how often an idle tail stream sends a comment, so that the
@@ -28,7 +28,7 @@ func (d *Dashboard) tail(c echo.Context) error {
 		return err
 	}
 	script := c.Param("script")
-	if fakecf.ValidScriptName(script) != nil {
+	if store.ValidScriptName(script) != nil {
 		return fail(http.StatusBadRequest, "invalid script name %q", script)
 	}
 	events, cancel := d.opts.Tail.Subscribe(a.ID, script)

@@ -31,6 +31,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
 )
 
@@ -76,28 +77,19 @@ type Tailer interface {
 	Subscribe(account, script string) (<-chan tail.Event, func())
 }
 
-// API is how the dashboard reaches the Cloudflare API in-process.
-type API struct {
-	// Handler serves the API under /client/v4. nil means the echo server
-	// the dashboard is registered on (the edge, which mounts the API).
-	Handler http.Handler
-	// Token is the API's bearer token.
-	Token string
-	// AccountID is the default account: actions that name no account act
-	// on it.
-	AccountID string
-	// Subdomain is the default account's workers subdomain.
-	Subdomain string
-}
-
 // Options configure a Dashboard.
 type Options struct {
 	// Status returns the daemon's current status; nil shows no parts.
 	Status func() Status
-	// Reader reads the api.cf-worker/v1 objects, pods and events.
+	// Reader reads the cluster's view: bundles, builds, pods and events.
 	Reader client.Reader
-	// API performs the actions.
-	API API
+	// Store is the domain layer: accounts, scripts and KV are read and
+	// changed through it, with the same rules as the Cloudflare API.
+	Store *store.Store
+	// DefaultAccount is the account actions act on when they name none.
+	DefaultAccount store.Account
+	// APIURL is the Cloudflare API's base URL the overview shows.
+	APIURL string
 	// Tail streams the live tail; nil disables it.
 	Tail Tailer
 	// EdgePort is the loopback port the dashboard is served on: the only
@@ -121,7 +113,6 @@ type Dashboard struct {
 	token  string
 	page   []byte
 	static http.Handler
-	api    http.Handler
 	log    *slog.Logger
 	now    func() time.Time
 	hosts  map[string]bool
@@ -130,13 +121,13 @@ type Dashboard struct {
 
 // New returns a Dashboard.
 func New(opts Options) (*Dashboard, error) {
-	if opts.Reader == nil {
-		return nil, fmt.Errorf("dashboard: no Reader")
+	if opts.Reader == nil || opts.Store == nil {
+		return nil, fmt.Errorf("dashboard: needs a Reader and a Store")
 	}
 	if opts.EdgePort <= 0 || opts.EdgePort > 65535 {
 		return nil, fmt.Errorf("dashboard: bad edge port %d", opts.EdgePort)
 	}
-	d := &Dashboard{opts: opts, token: opts.Token, api: opts.API.Handler, log: opts.Log, now: opts.Now}
+	d := &Dashboard{opts: opts, token: opts.Token, log: opts.Log, now: opts.Now}
 	if d.token == "" {
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
@@ -183,9 +174,6 @@ func URL(edgePort int) string { return "http://127.0.0.1:" + strconv.Itoa(edgePo
 
 // Register implements edge.Registrar.
 func (d *Dashboard) Register(e *echo.Echo) {
-	if d.api == nil {
-		d.api = e
-	}
 	e.GET("/", d.servePage, d.checkHost)
 	e.GET(StaticPrefix+"*", d.serveStatic, d.checkHost)
 
@@ -222,12 +210,15 @@ func (d *Dashboard) RenderError(err error, c echo.Context) {
 		return
 	}
 	status, body := http.StatusInternalServerError, errorBody{Error: "internal error"}
+	se := store.AsError(err)
 	switch e := err.(type) {
-	case *apiError:
-		status, body = e.status, errorBody{Error: e.msg, Code: e.code}
 	case *echo.HTTPError:
 		status, body.Error = e.Code, fmt.Sprint(e.Message)
 	default:
+		if se != nil { // refused by the store: the same status and code as the API's
+			status, body = se.Kind.HTTPStatus(), errorBody{Error: se.Msg, Code: se.Code}
+			break
+		}
 		d.log.Error("dashboard", "path", c.Request().URL.Path, "err", err)
 		body.Error = err.Error()
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/tail"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -295,11 +295,8 @@ func TestKV(t *testing.T) {
 		Namespaces []struct{ ID, Title string } `json:"namespaces"`
 	}
 	w.getJSON(t, base, &nss)
-	if len(nss.Namespaces) != 1 || nss.Namespaces[0].ID != kvNS || nss.Namespaces[0].Title != "e2e-kv" {
+	if len(nss.Namespaces) != 1 || nss.Namespaces[0].ID != w.kvNS || nss.Namespaces[0].Title != "e2e-kv" {
 		t.Errorf("namespaces = %+v", nss)
-	}
-	if c := w.api.lastCall(); c.Method != "GET" || c.Path != "/client/v4/accounts/"+acct+"/storage/kv/namespaces" || c.Auth != "Bearer "+testAPIToken {
-		t.Errorf("API call = %+v", c)
 	}
 	w.getJSON(t, "/dashboard/api/kv/"+acct2, &nss)
 	if nss.Namespaces == nil || len(nss.Namespaces) != 0 {
@@ -310,53 +307,43 @@ func TestKV(t *testing.T) {
 		Keys   []kvKeyJSON `json:"keys"`
 		Cursor string      `json:"cursor"`
 	}
-	w.getJSON(t, base+"/"+kvNS+"/keys?prefix=config%2F", &keys)
+	w.getJSON(t, base+"/"+w.kvNS+"/keys?prefix=config%2F", &keys)
 	if len(keys.Keys) != 2 || keys.Keys[0].Name != "config/limit" || keys.Keys[1].Name != "config/theme" {
 		t.Errorf("keys with prefix config/ = %+v", keys)
 	}
-	if c := w.api.lastCall(); !strings.Contains(c.Query, "prefix=config%2F") || !strings.Contains(c.Query, "limit=1000") {
-		t.Errorf("keys query = %q", c.Query)
-	}
 
 	var v kvValueJSON
-	w.getJSON(t, base+"/"+kvNS+"/value?key=config%2Ftheme", &v)
+	w.getJSON(t, base+"/"+w.kvNS+"/value?key=config%2Ftheme", &v)
 	if v != (kvValueJSON{Key: "config/theme", Size: 4, Preview: "dark"}) {
 		t.Errorf("value = %+v", v)
 	}
-	if c := w.api.lastCall(); c.RawPath != "/client/v4/accounts/"+acct+"/storage/kv/namespaces/"+kvNS+"/values/config%2Ftheme" {
-		t.Errorf("value path = %q, want the key escaped as one segment", c.RawPath)
-	}
-	w.getJSON(t, base+"/"+kvNS+"/value?key=big", &v)
+	w.getJSON(t, base+"/"+w.kvNS+"/value?key=big", &v)
 	if v.Size != 10240 || !v.Truncated || len(v.Preview) != MaxPreview || v.Binary {
 		t.Errorf("big value: size %d truncated %v preview %d bytes binary %v, want a 4 KiB preview of 10 KiB", v.Size, v.Truncated, len(v.Preview), v.Binary)
 	}
-	w.getJSON(t, base+"/"+kvNS+"/value?key=blob", &v)
+	w.getJSON(t, base+"/"+w.kvNS+"/value?key=blob", &v)
 	if !v.Binary || v.Preview != "00 01 fe ff" || v.Size != 4 {
 		t.Errorf("binary value = %+v", v)
 	}
-	wantError(t, w.do(t, http.MethodGet, base+"/"+kvNS+"/value?key=missing", "", nil), http.StatusNotFound, "key not found")
-	wantError(t, w.do(t, http.MethodGet, base+"/"+kvNS+"/value", "", nil), http.StatusBadRequest, "no key")
+	wantError(t, w.do(t, http.MethodGet, base+"/"+w.kvNS+"/value?key=missing", "", nil), http.StatusNotFound, "key not found")
+	wantError(t, w.do(t, http.MethodGet, base+"/"+w.kvNS+"/value", "", nil), http.StatusBadRequest, "no key")
 
-	// Put and delete go through the API with the token.
-	rec := w.do(t, http.MethodPut, base+"/"+kvNS+"/value?key=new%2Fkey%20x", "fresh value", map[string]string{"Content-Type": "application/octet-stream"})
+	// Put and delete change the store.
+	rec := w.do(t, http.MethodPut, base+"/"+w.kvNS+"/value?key=new%2Fkey%20x", "fresh value", map[string]string{"Content-Type": "application/octet-stream"})
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ok":true`) {
 		t.Fatalf("put = %d %s", rec.Code, rec.Body)
 	}
-	if c := w.api.lastCall(); c.Method != "PUT" || c.Body != "fresh value" || c.Auth != "Bearer "+testAPIToken ||
-		c.RawPath != "/client/v4/accounts/"+acct+"/storage/kv/namespaces/"+kvNS+"/values/new%2Fkey%20x" {
-		t.Errorf("put API call = %+v", c)
+	if got := w.kvValue(t, "new/key x"); got != "fresh value" {
+		t.Errorf("the store holds %q after the put", got)
 	}
-	w.getJSON(t, base+"/"+kvNS+"/value?key=new%2Fkey%20x", &v)
+	w.getJSON(t, base+"/"+w.kvNS+"/value?key=new%2Fkey%20x", &v)
 	if v.Preview != "fresh value" {
 		t.Errorf("after put: %+v", v)
 	}
-	if rec := w.do(t, http.MethodDelete, base+"/"+kvNS+"/value?key=greeting", "", nil); rec.Code != http.StatusOK {
+	if rec := w.do(t, http.MethodDelete, base+"/"+w.kvNS+"/value?key=greeting", "", nil); rec.Code != http.StatusOK {
 		t.Fatalf("delete = %d %s", rec.Code, rec.Body)
 	}
-	if c := w.api.lastCall(); c.Method != "DELETE" || !strings.HasSuffix(c.Path, "/values/greeting") {
-		t.Errorf("delete API call = %+v", c)
-	}
-	wantError(t, w.do(t, http.MethodGet, base+"/"+kvNS+"/value?key=greeting", "", nil), http.StatusNotFound, "key not found")
+	wantError(t, w.do(t, http.MethodGet, base+"/"+w.kvNS+"/value?key=greeting", "", nil), http.StatusNotFound, "key not found")
 	wantError(t, w.do(t, http.MethodGet, base+"/bbbb/keys", "", nil), http.StatusNotFound, "namespace not found")
 }
 
@@ -375,17 +362,14 @@ func TestActions(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ok":true`) {
 		t.Fatalf("rollback = %d %s", rec.Code, rec.Body)
 	}
-	c := w.api.lastCall()
-	if c.Method != "POST" || c.Path != "/client/v4/accounts/"+acct+"/workers/scripts/e2e-esm/deployments" || c.Auth != "Bearer "+testAPIToken || c.ContentType != "application/json" {
-		t.Errorf("rollback API call = %+v", c)
+	var rel apiv1.WorkerRelease
+	if err := w.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "e2e-esm"}, &rel); err != nil {
+		t.Fatal(err)
 	}
-	var body deployBody
-	if err := json.Unmarshal([]byte(c.Body), &body); err != nil || body.Strategy != "percentage" || len(body.Versions) != 1 ||
-		body.Versions[0] != (deployVersion{VersionID: esmV1, Percentage: 100}) || body.Annotations["workers/message"] == "" {
-		t.Errorf("rollback body = %s (%v)", c.Body, err)
-	}
-	if a := active(); len(a) != 1 || a[0].VersionID != esmV1 {
-		t.Errorf("after rollback the active deployment is %+v", a)
+	if d := rel.ActiveDeployment(); d.Strategy != apiv1.DeploymentStrategyPercentage || len(d.Versions) != 1 ||
+		d.Versions[0] != (apiv1.VersionTraffic{VersionID: esmV1, Percentage: 100}) || d.Annotations[apiv1.AnnotationMessage] == "" ||
+		d.AuthorEmail != "dev@octo.localhost" || len(rel.Spec.Deployments) != 3 {
+		t.Errorf("after rollback the active deployment is %+v (%d in the history)", d, len(rel.Spec.Deployments))
 	}
 
 	// Split 30/70.
@@ -415,20 +399,12 @@ func TestActions(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("delete = %d %s", rec.Code, rec.Body)
 	}
-	if c := w.api.lastCall(); c.Method != "DELETE" || c.Path != "/client/v4/accounts/"+acct+"/workers/scripts/e2e-vars" {
-		t.Errorf("delete API call = %+v", c)
+	var vars apiv1.WorkerRelease
+	if err := w.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "e2e-vars"}, &vars); client.IgnoreNotFound(err) != nil || err == nil {
+		t.Errorf("the release of e2e-vars after delete: %v", err)
 	}
 	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/workers/"+acct+"/e2e-vars", "", nil), http.StatusNotFound, "no worker")
 	wantError(t, w.do(t, http.MethodDelete, "/dashboard/api/workers/"+acct+"/e2e-vars", "", nil), http.StatusNotFound, "does not exist")
-}
-
-// The API's bearer token is what the dashboard authenticates with: a wrong
-// one is refused by the API, and that refusal reaches the page.
-func TestActionsUseAPIToken(t *testing.T) {
-	w := newWorld(t, testPort)
-	w.d.opts.API.Token = "wrong"
-	wantError(t, w.do(t, http.MethodPost, "/dashboard/api/actions/rollback", `{"script":"e2e-esm","version":"`+esmV1+`"}`, nil),
-		http.StatusBadRequest, "Authentication error")
 }
 
 func TestProtection(t *testing.T) {
@@ -463,14 +439,14 @@ func TestProtection(t *testing.T) {
 		{"POST, wrong token", "POST", "/dashboard/api/actions/rollback", rollback, map[string]string{TokenHeader: "guess"}, 403, "wrong X-Octo-Token"},
 		{"split, no token", "POST", "/dashboard/api/actions/split", `{}`, map[string]string{TokenHeader: ""}, 403, "missing"},
 		{"DELETE, no token", "DELETE", "/dashboard/api/workers/" + acct + "/e2e-esm", "", map[string]string{TokenHeader: ""}, 403, "missing"},
-		{"KV put, no token", "PUT", "/dashboard/api/kv/" + acct + "/" + kvNS + "/value?key=a", "x", map[string]string{TokenHeader: ""}, 403, "missing"},
-		{"KV delete, API token instead", "DELETE", "/dashboard/api/kv/" + acct + "/" + kvNS + "/value?key=a", "", map[string]string{TokenHeader: testAPIToken}, 403, "wrong"},
+		{"KV put, no token", "PUT", "/dashboard/api/kv/" + acct + "/" + w.kvNS + "/value?key=a", "x", map[string]string{TokenHeader: ""}, 403, "missing"},
+		{"KV delete, API token instead", "DELETE", "/dashboard/api/kv/" + acct + "/" + w.kvNS + "/value?key=a", "", map[string]string{TokenHeader: testAPIToken}, 403, "wrong"},
 		// Unknown routes answer JSON 404s after the checks.
 		{"unknown route", "GET", "/dashboard/api/nope", "", nil, 404, "Not Found"},
 		{"unknown route, foreign Host", "GET", "/dashboard/api/nope", "", map[string]string{"Host": "evil.example"}, 403, "not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(w.api.calls)
+			before := w.state(t)
 			rec := w.do(t, tc.method, tc.path, tc.body, tc.hdr)
 			if !strings.HasPrefix(tc.path, APIPrefix) {
 				if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.contains) {
@@ -479,8 +455,8 @@ func TestProtection(t *testing.T) {
 			} else {
 				wantError(t, rec, tc.status, tc.contains)
 			}
-			if len(w.api.calls) != before {
-				t.Errorf("a refused request reached the API: %+v", w.api.lastCall())
+			if after := w.state(t); after != before {
+				t.Errorf("a refused request changed the store:\nbefore %s\nafter  %s", before, after)
 			}
 		})
 	}
@@ -551,11 +527,11 @@ func TestPage(t *testing.T) {
 
 func TestNewToken(t *testing.T) {
 	w := newWorld(t, testPort)
-	a, err := New(Options{Reader: w.c, EdgePort: testPort})
+	a, err := New(Options{Reader: w.c, Store: w.st, EdgePort: testPort})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := New(Options{Reader: w.c, EdgePort: testPort})
+	b, _ := New(Options{Reader: w.c, Store: w.st, EdgePort: testPort})
 	if len(a.Token()) != 64 || a.Token() == b.Token() {
 		t.Errorf("random tokens %q, %q", a.Token(), b.Token())
 	}
@@ -576,7 +552,7 @@ func TestNoSecretInAnswers(t *testing.T) {
 	w := newWorld(t, testPort)
 	paths := []string{"/", "/dashboard/api/overview", "/dashboard/api/workers", "/dashboard/api/builds", "/dashboard/api/cluster",
 		"/dashboard/api/workers/" + acct + "/e2e-vars", "/dashboard/api/workers/" + acct + "/e2e-esm",
-		"/dashboard/api/kv/" + acct, "/dashboard/api/kv/" + acct + "/" + kvNS + "/keys"}
+		"/dashboard/api/kv/" + acct, "/dashboard/api/kv/" + acct + "/" + w.kvNS + "/keys"}
 	for _, p := range paths {
 		rec := w.do(t, http.MethodGet, p, "", nil)
 		if rec.Code != http.StatusOK {
@@ -689,29 +665,6 @@ func TestTailSSE(t *testing.T) {
 	r3.Body.Close()
 	if r3.StatusCode != 400 {
 		t.Errorf("tail of a bad script name = %d", r3.StatusCode)
-	}
-}
-
-// The API handler defaults to the echo server the dashboard is registered
-// on: the edge, where the API is mounted too.
-func TestAPIOnSameEcho(t *testing.T) {
-	w := newWorld(t, testPort)
-	d, err := New(Options{Reader: w.c, EdgePort: testPort, API: API{Token: testAPIToken, AccountID: acct}, Token: testDashTok})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := echoWithAPI(w.api)
-	d.Register(e)
-	rec := httptest.NewRecorder()
-	r := httptest.NewRequest(http.MethodPost, "/dashboard/api/actions/rollback", strings.NewReader(`{"script":"e2e-esm","version":"`+esmV1+`"}`))
-	r.Host = host
-	r.Header.Set(TokenHeader, testDashTok)
-	e.ServeHTTP(rec, r)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("rollback through the shared echo = %d %s", rec.Code, rec.Body)
-	}
-	if c := w.api.lastCall(); c.Path != "/client/v4/accounts/"+acct+"/workers/scripts/e2e-esm/deployments" {
-		t.Errorf("API call = %+v", c)
 	}
 }
 

@@ -10,8 +10,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/store"
 )
 
 // Wrangler runs the real wrangler (e2e/node_modules, `npm ci --prefix e2e`)
@@ -29,7 +30,7 @@ type Wrangler struct {
 // NewWrangler copies e2e/testdata/workers/<project> into a temp dir. Close
 // removes it.
 func NewWrangler(cfg config.Config, project string) (*Wrangler, error) {
-	id, err := fakecf.LoadIdentity(cfg)
+	id, err := store.LoadIdentity(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func NewWrangler(cfg config.Config, project string) (*Wrangler, error) {
 	}))
 	w.env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp, "NO_COLOR=1",
-		"CLOUDFLARE_API_BASE_URL=http://" + config.Addr(cfg.EdgePort) + fakecf.BasePath,
+		"CLOUDFLARE_API_BASE_URL=http://" + config.Addr(cfg.EdgePort) + cfapi.BasePath,
 		"CLOUDFLARE_API_TOKEN=" + id.Token, "CLOUDFLARE_ACCOUNT_ID=" + id.AccountID,
 		"WRANGLER_SEND_METRICS=false", "WRANGLER_SEND_ERROR_REPORTS=false", "npm_registry=" + w.reg.URL + "/",
 	}

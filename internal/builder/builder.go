@@ -34,8 +34,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/octohq/octo/internal/fakecf"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
 )
 
@@ -49,10 +49,6 @@ const FirstWorkerPort = 8081
 // HealthWorkerName is the workerd service of the health worker.
 const HealthWorkerName = "octo-health"
 
-// KVHeader is the request header that tells octo's KV server which
-// namespace a KV request is for: "<accountID>/<namespaceID>".
-const KVHeader = "x-octo-kv"
-
 // healthDate is the compatibility date of the health worker.
 const healthDate = "2024-09-23"
 
@@ -64,7 +60,7 @@ export default {
 };
 `
 
-// Blobs reads the modules of a version from S3 (fakecf.BlobStore).
+// Blobs reads the modules of a version from S3 (store.BlobStore).
 type Blobs interface {
 	Get(ctx context.Context, key string) ([]byte, map[string]string, error)
 }
@@ -338,7 +334,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			if bd.Type == apiv1.BindingKV {
 				svc := kvServiceName(bd.NamespaceID)
 				kv[svc] = workerd.KVService{Name: svc, Address: cmp.Or(req.KVAddress, "127.0.0.1:9"),
-					Headers: map[string]string{KVHeader: req.AccountID + "/" + bd.NamespaceID}}
+					Headers: map[string]string{workerd.KVHeader: req.AccountID + "/" + bd.NamespaceID}}
 			}
 		}
 	}
@@ -445,7 +441,7 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, r
 			key = s.Storage.Prefix + "modules/" + m.Name
 		}
 		data, _, err := b.Blobs.Get(ctx, key)
-		if errors.Is(err, fakecf.ErrBlobNotFound) {
+		if errors.Is(err, store.ErrBlobNotFound) {
 			return workerd.Worker{}, nil, fmt.Sprintf("module %q is missing from storage (%s)", m.Name, key), nil
 		}
 		if err != nil {

@@ -21,10 +21,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/registry"
-	"github.com/octohq/octo/internal/fakecf"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
 )
 
@@ -68,7 +68,7 @@ func (f *fakeBlobs) Get(_ context.Context, key string) ([]byte, map[string]strin
 	f.gets++
 	b, ok := f.m[key]
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: %w", key, fakecf.ErrBlobNotFound)
+		return nil, nil, fmt.Errorf("%s: %w", key, store.ErrBlobNotFound)
 	}
 	return b, nil, nil
 }

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/workerd"
 )
 

@@ -15,15 +15,17 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/cfapi"
+	"github.com/octohq/octo/internal/platform"
+	"github.com/octohq/octo/internal/store"
 )
 
 // apiOptions configure `octo api`.
 type apiOptions struct {
 	listen     string
 	kubeconfig string
-	s3         fakecf.S3Config
-	id         fakecf.Identity
+	s3         platform.S3
+	id         store.Identity
 }
 
 func newAPICommand(g *globals) *cobra.Command {
@@ -46,7 +48,7 @@ the environment (OCTO_API_TOKEN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).`,
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port (plain HTTP)")
 	f.StringVar(&o.s3.Region, "s3-region", "us-east-1", "S3 region")
-	f.StringVar(&o.s3.Bucket, "s3-bucket", fakecf.Bucket, "S3 bucket for code and KV data (created if missing)")
+	f.StringVar(&o.s3.Bucket, "s3-bucket", store.Bucket, "S3 bucket for code and KV data (created if missing)")
 	f.StringVar(&o.id.AccountID, "account-id", "", "ID of the default account (32 hex)")
 	f.StringVar(&o.id.AccountName, "account-name", "octo", "name of the default account")
 	f.StringVar(&o.id.Subdomain, "subdomain", "octo", "workers subdomain of the default account")
@@ -74,18 +76,19 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(g.errOut, nil))
-	api, _, err := fakecf.Assemble(ctx, rc, o.s3, fakecf.Options{Identity: o.id, Log: log})
+	core, err := platform.Connect(ctx, rc, o.s3, o.id, nil)
 	if err != nil {
 		return err
 	}
+	api := cfapi.New(cfapi.Options{Identity: o.id, Store: core.Store, Log: log})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = fakecf.ErrorHandler
+	e.HTTPErrorHandler = cfapi.ErrorHandler
 	api.Register(e)
 	srv := &http.Server{Addr: o.listen, Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("serving the Cloudflare API", "url", "http://"+o.listen+fakecf.BasePath)
+	log.Info("serving the Cloudflare API", "url", "http://"+o.listen+cfapi.BasePath)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

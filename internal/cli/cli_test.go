@@ -9,7 +9,7 @@ import (
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
 	"github.com/octohq/octo/internal/embed/s3"
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/store"
 )
 
 func TestRenderStatus(t *testing.T) {
@@ -56,7 +56,7 @@ func TestWriteEnvQuotes(t *testing.T) {
 	var buf bytes.Buffer
 	cfg := config.Default("/tmp/it's")
 	writeEnv(&buf, cfg, s3.Credentials{AccessKey: "AK", SecretKey: "S'K", Region: "us-east-1"},
-		fakecf.Identity{Token: "tok", AccountID: "0123456789abcdef0123456789abcdef"})
+		store.Identity{Token: "tok", AccountID: "0123456789abcdef0123456789abcdef"})
 	out := buf.String()
 	for _, want := range []string{
 		`export AWS_SECRET_ACCESS_KEY='S'\''K'`,

@@ -9,7 +9,7 @@ import (
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/envvars"
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/store"
 )
 
 func newEnvCommand(g *globals) *cobra.Command {
@@ -31,7 +31,7 @@ tools at this octo. Use it with eval.`,
 			if err != nil {
 				return exitf(ExitNotRunning, "no S3 credentials in %s yet: start octo once with 'sudo octo up'", cfg.DataDir)
 			}
-			id, err := fakecf.LoadIdentity(cfg)
+			id, err := store.LoadIdentity(cfg)
 			if err != nil {
 				return exitf(ExitNotRunning, "no API token in %s yet: start octo once with 'sudo octo up'", cfg.DataDir)
 			}
@@ -42,7 +42,7 @@ tools at this octo. Use it with eval.`,
 }
 
 // writeEnv prints the export lines.
-func writeEnv(w io.Writer, cfg config.Config, creds s3.Credentials, id fakecf.Identity) {
+func writeEnv(w io.Writer, cfg config.Config, creds s3.Credentials, id store.Identity) {
 	for _, l := range envvars.Lines(cfg, creds, id) {
 		fmt.Fprintln(w, l)
 	}

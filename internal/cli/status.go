@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
-	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/web"
 )
 
@@ -96,7 +96,7 @@ func renderEndpoints(w io.Writer, cfg config.Config, st daemon.Status) {
 		}
 	}
 	if c, ok := st.Component("edge"); ok {
-		fmt.Fprintf(tw, "  cloudflare api\t%s%s\n", c.Endpoint, fakecf.BasePath)
+		fmt.Fprintf(tw, "  cloudflare api\t%s%s\n", c.Endpoint, cfapi.BasePath)
 		fmt.Fprintf(tw, "  dashboard\t%s\n", web.URL(cfg.EdgePort))
 	}
 	fmt.Fprintf(tw, "  kubeconfig\t%s\n", cfg.KubeconfigPath())

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/internal/gateway"
+	"github.com/octohq/octo/internal/store"
 )
 
 func newURLCommand(g *globals) *cobra.Command {
@@ -26,7 +26,7 @@ send the Host header themselves (curl --connect-to also works with
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			script := args[0]
-			if err := fakecf.ValidScriptName(script); err != nil {
+			if err := store.ValidScriptName(script); err != nil {
 				return fmt.Errorf("%q is not a Worker script name: lowercase letters, digits, '-' and '_', at most 63", script)
 			}
 			cfg, err := g.config()
@@ -34,7 +34,7 @@ send the Host header themselves (curl --connect-to also works with
 				return err
 			}
 			if subdomain == "" {
-				id, err := fakecf.LoadIdentity(cfg)
+				id, err := store.LoadIdentity(cfg)
 				if err != nil {
 					return exitf(ExitNotRunning, "no account in %s yet: start octo once with 'sudo octo up', or pass --account-subdomain", cfg.DataDir)
 				}

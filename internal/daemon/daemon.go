@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"k8s.io/klog/v2"
 
+	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/edge"
 	"github.com/octohq/octo/internal/embed"
@@ -31,7 +32,6 @@ import (
 	"github.com/octohq/octo/internal/embed/registry"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/embed/scheduler"
-	"github.com/octohq/octo/internal/fakecf"
 	"github.com/octohq/octo/internal/logs"
 	"github.com/octohq/octo/internal/pki"
 	"github.com/octohq/octo/internal/podapi"
@@ -68,13 +68,37 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	k := kine.New(cfg)
-	svc := &services{cfg: cfg, log: log}
+	svc := newServices(cfg, log)
+	podAPI := podapi.New(podapi.Options{Port: cfg.EdgePort})
 	d := &Daemon{cfg: cfg, log: log, svc: svc, phases: [][]embed.Component{
 		{podnet.New(cfg, log), containerd.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		{apiserver.New(cfg, p, k.Endpoint())},
-		// The edge needs only the API server and S3: it starts with the node.
-		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), edge.New(cfg.EdgePort, log, svc.edgeParts)},
-		{podapi.New(podapi.Options{Port: cfg.EdgePort, KV: svc.kvProtocol(), Tail: svc.tailCollector(), Log: log.With("component", "pod-api")}), &operators{svc: svc}},
+		// The services need only the API server and S3: they build with the node.
+		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), svc},
+		// Made from the services when this phase starts.
+		{
+			&deferred{name: "edge", endpoint: "http://" + config.Addr(cfg.EdgePort), make: func() (embed.Component, error) {
+				pf, err := svc.built()
+				if err != nil {
+					return nil, err
+				}
+				return edge.New(cfg.EdgePort, log, pf.EdgeParts()...), nil
+			}},
+			&deferred{name: podAPI.Name(), endpoint: podAPI.Endpoint(), make: func() (embed.Component, error) {
+				pf, err := svc.built()
+				if err != nil {
+					return nil, err
+				}
+				return podapi.New(podapi.Options{Port: cfg.EdgePort, KV: pf.Store.KV(), Tail: pf.Tails, Log: log.With("component", "pod-api")}), nil
+			}},
+			&deferred{name: "operators", make: func() (embed.Component, error) {
+				pf, err := svc.built()
+				if err != nil {
+					return nil, err
+				}
+				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath}, nil
+			}},
+		},
 	}}
 	svc.status = d.webStatus
 	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: time.Now(), State: Starting}
@@ -152,7 +176,7 @@ func (d *Daemon) webStatus() web.Status {
 		s.Parts = append(s.Parts, web.Part{Name: c.Name, State: string(c.State), Endpoint: c.Endpoint, Error: c.Error})
 		if c.Name == "edge" {
 			s.Parts = append(s.Parts,
-				web.Part{Name: "api", State: string(c.State), Endpoint: c.Endpoint + fakecf.BasePath, Error: c.Error},
+				web.Part{Name: "api", State: string(c.State), Endpoint: c.Endpoint + cfapi.BasePath, Error: c.Error},
 				web.Part{Name: "gateway", State: string(c.State), Endpoint: "http://*.workers.localhost:" + strconv.Itoa(d.cfg.EdgePort), Error: c.Error},
 				web.Part{Name: "dashboard", State: string(c.State), Endpoint: web.URL(d.cfg.EdgePort), Error: c.Error})
 		}

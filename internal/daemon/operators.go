@@ -4,22 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/octohq/octo/internal/builder"
 	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/operators/controllers"
+	"github.com/octohq/octo/internal/controller"
+	"github.com/octohq/octo/internal/store"
 )
 
 // operators runs the controllers (accounts → bundles → builds → workloads)
-// in a controller-runtime manager, on the services the edge built.
+// in a controller-runtime manager.
 type operators struct {
-	svc    *services
+	cfg config.Config
+	log *slog.Logger
+	// rc reaches the cluster; blobs holds the versions' code; workerdPath
+	// is the extracted runtime the builder puts in the base image.
+	rc          *rest.Config
+	blobs       *store.BlobStore
+	workerdPath string
+
 	mgr    manager.Manager
 	cancel context.CancelFunc
 	done   chan error
@@ -29,30 +39,27 @@ func (o *operators) Name() string { return "operators" }
 
 // Start builds the manager and runs it.
 func (o *operators) Start(ctx context.Context) error {
-	s := o.svc
-	if err := s.build(ctx); err != nil {
-		return err
-	}
+	s := o
 	log := s.log.With("component", "operators")
 	if err := os.MkdirAll(s.cfg.Path("tmp"), 0o700); err != nil {
 		return fmt.Errorf("create build dir: %w", err)
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	b := &builder.Builder{
-		Registry: s.cfg.RegistryAddr(), WorkerdPath: s.workerd, Blobs: s.apiOpts.Blobs,
+		Registry: s.cfg.RegistryAddr(), WorkerdPath: s.workerdPath, Blobs: s.blobs,
 		Log: s.log.With("component", "builder"), TempDir: s.cfg.Path("tmp"),
 	}
-	opts, err := controllers.ManagerOptions(log)
+	opts, err := controller.ManagerOptions(log)
 	if err != nil {
 		return err
 	}
 	if o.mgr, err = ctrl.NewManager(s.rc, opts); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	err = controllers.Setup(o.mgr, controllers.Options{
+	err = controller.Setup(o.mgr, controller.Options{
 		Builder: b, Registry: s.cfg.RegistryAddr(),
 		PodHost:     config.BridgeIP + ":" + strconv.Itoa(s.cfg.EdgePort),
-		GatewayPort: s.cfg.EdgePort, Log: log, Blobs: s.apiOpts.Blobs,
+		GatewayPort: s.cfg.EdgePort, Log: log, Blobs: s.blobs,
 	})
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)

@@ -2,148 +2,165 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"sync"
 	"time"
 
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/edge"
+	"github.com/octohq/octo/internal/embed"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/envvars"
-	"github.com/octohq/octo/internal/fakecf"
-	"github.com/octohq/octo/internal/gateway"
-	"github.com/octohq/octo/internal/tail"
+	"github.com/octohq/octo/internal/platform"
+	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
 	"github.com/octohq/octo/web"
 )
 
-// services are the platform's own parts built on the running cluster: the
-// Cloudflare API, the tail hub and the gateway. The edge server builds them
-// when it starts; the pod-facing server and the operators use them after.
+// services is the component that builds the platform (platform.Build: the
+// store, tail hub, Cloudflare API, gateway and dashboard) once the API server
+// and S3 are up. The edge, the pod-facing server and the operators of the
+// next phase are made from what it built (see deferred).
 type services struct {
 	cfg config.Config
 	log *slog.Logger
-
-	once sync.Once
-	err  error
-	// extracted is closed once workerd is extracted (extractErr set).
-	extractOnce sync.Once
-	extracted   chan struct{}
-	extractErr  error
-	rc          *rest.Config
-	workerd     string // extracted workerd binary
-	api         *fakecf.Server
-	apiOpts     fakecf.Options
-	hub         *tail.Hub
-	gw          *gateway.Gateway
-	dash        *web.Dashboard
-	// status reports the daemon's parts to the dashboard (set by New).
+	// status reports the daemon's parts to the dashboard.
 	status func() web.Status
+
+	// extracted is closed once workerd is extracted to the data dir
+	// (workerdPath or extractErr set); the daemon starts it first.
+	extracted   chan struct{}
+	workerdPath string
+	extractErr  error
+
+	done     chan struct{} // closed when Start's build has ended
+	platform *platform.Platform
+	err      error
+}
+
+func newServices(cfg config.Config, log *slog.Logger) *services {
+	return &services{cfg: cfg, log: log, extracted: make(chan struct{}), done: make(chan struct{})}
 }
 
 // extractWorkerd writes the workerd binary to the data dir in the
-// background: it needs nothing else, so the daemon starts it first.
+// background: it needs nothing else, so the daemon calls it first.
 func (s *services) extractWorkerd() {
-	s.extractOnce.Do(func() {
-		s.extracted = make(chan struct{})
-		go func() {
-			defer close(s.extracted)
-			s.workerd, s.extractErr = workerd.Extract(s.cfg.BinDir())
-		}()
-	})
+	go func() {
+		defer close(s.extracted)
+		s.workerdPath, s.extractErr = workerd.Extract(s.cfg.BinDir())
+	}()
 }
 
-// build assembles the services once; ctx must live as long as the daemon.
-func (s *services) build(ctx context.Context) error {
-	s.once.Do(func() { s.err = s.assemble(ctx) })
-	return s.err
+// Name implements embed.Component.
+func (s *services) Name() string { return "services" }
+
+// Start builds the platform in the background; ctx bounds its services.
+func (s *services) Start(ctx context.Context) error {
+	go func() {
+		defer close(s.done)
+		s.platform, s.err = s.build(ctx)
+	}()
+	return nil
 }
 
-func (s *services) assemble(ctx context.Context) error {
+// Ready waits for the build.
+func (s *services) Ready(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Stop has nothing to release: the services end with the daemon's context.
+func (s *services) Stop(context.Context) error { return nil }
+
+func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 	cfg, log := s.cfg, s.log
-	id, err := fakecf.EnsureIdentity(cfg)
+	id, err := store.EnsureIdentity(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	creds, err := s3.LoadCredentials(cfg)
 	if err != nil {
-		return err
-	}
-	if s.rc, err = clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath()); err != nil {
-		return fmt.Errorf("admin kubeconfig: %w", err)
-	}
-	t0 := time.Now()
-	defer func() { log.Info("services assembled", "after", time.Since(t0).Round(time.Millisecond)) }()
-	s.extractWorkerd()
-	<-s.extracted
-	log.Info("workerd extracted", "after", time.Since(t0).Round(time.Millisecond))
-	if s.extractErr != nil {
-		return s.extractErr
-	}
-	// The API installs the CRDs, which the gateway's cache needs; the tail
-	// hub resolves workerd service names through that cache, set up after.
-	var resolve tail.ResolveFunc
-	s.hub = tail.New(ctx, tail.Options{
-		Resolve: func(service string) (string, string, string, bool) { return resolve(service) },
-		Log:     log.With("component", "tail"),
-	})
-	s.api, s.apiOpts, err = fakecf.Assemble(ctx, s.rc,
-		fakecf.S3Config{Endpoint: config.Addr(cfg.S3Port), AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, Region: creds.Region, Bucket: fakecf.Bucket},
-		fakecf.Options{
-			Identity: id,
-			Log:      log.With("component", "api"),
-			Validate: fakecf.WorkerdValidator(s.workerd),
-			Tails:    s.hub,
-			EdgeURL:  "http://" + config.Addr(cfg.EdgePort),
-		})
-	if err != nil {
-		return err
-	}
-	log.Info("API assembled (CRDs, default account, S3 bucket)", "after", time.Since(t0).Round(time.Millisecond))
-	scheme, err := fakecf.Scheme()
-	if err != nil {
-		return err
-	}
-	gwOpts, err := gateway.ClusterOptions(ctx, s.rc, scheme, log.With("component", "gateway"))
-	if err != nil {
-		return err
-	}
-	gwOpts.EdgePort = cfg.EdgePort
-	resolve = gateway.TailResolver(gwOpts.Reader)
-	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
-	s.gw = gateway.New(gwOpts)
-	s.dash, err = web.New(web.Options{
-		Status:   func() web.Status { return s.status() },
-		Reader:   s.apiOpts.Client,
-		API:      web.API{Token: id.Token, AccountID: id.AccountID, Subdomain: id.Subdomain},
-		Tail:     s.hub,
-		EdgePort: cfg.EdgePort,
-		Env:      func() []string { return envvars.Lines(cfg, creds, id) },
-		Log:      log.With("component", "dashboard"),
-	})
-	return err
-}
-
-// edgeParts is what the edge server mounts: the API, the tail websocket and
-// the gateway.
-func (s *services) edgeParts(ctx context.Context) ([]edge.Registrar, error) {
-	if err := s.build(ctx); err != nil {
 		return nil, err
 	}
-	return []edge.Registrar{s.api, s.hub, s.gw, s.dash}, nil
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath())
+	if err != nil {
+		return nil, fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	t0 := time.Now()
+	<-s.extracted
+	if s.extractErr != nil {
+		return nil, s.extractErr
+	}
+	p, err := platform.Build(ctx, platform.Config{
+		RestConfig: rc,
+		S3: platform.S3{Endpoint: config.Addr(cfg.S3Port), AccessKey: creds.AccessKey, SecretKey: creds.SecretKey,
+			Region: creds.Region, Bucket: store.Bucket},
+		Identity: id,
+		Validate: store.WorkerdValidator(s.workerdPath),
+		EdgePort: cfg.EdgePort,
+		Status:   func() web.Status { return s.status() },
+		Env:      func() []string { return envvars.Lines(cfg, creds, id) },
+		Log:      log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("services built", "after", time.Since(t0).Round(time.Millisecond))
+	return p, nil
 }
 
-// kvProtocol and tailCollector serve pods through the pod-facing server;
-// they are valid once the edge has started.
-func (s *services) kvProtocol() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.api.KVProtocolHandler().ServeHTTP(w, r) })
+// built returns the platform once Ready has succeeded.
+func (s *services) built() (*platform.Platform, error) {
+	select {
+	case <-s.done:
+	default:
+		return nil, errors.New("the services are not built yet")
+	}
+	if s.err != nil {
+		return nil, fmt.Errorf("services: %w", s.err)
+	}
+	return s.platform, nil
 }
 
-func (s *services) tailCollector() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.hub.Collector().ServeHTTP(w, r) })
+// deferred is a component made, when its phase starts, from what earlier
+// phases built (the platform): the daemon lists it with its name from the
+// beginning, and make runs once, right before Start.
+type deferred struct {
+	name     string
+	endpoint string
+	make     func() (embed.Component, error)
+	c        embed.Component
+}
+
+// Name implements embed.Component.
+func (d *deferred) Name() string { return d.name }
+
+// Endpoint implements embed.Endpointer.
+func (d *deferred) Endpoint() string { return d.endpoint }
+
+// Start makes the component and starts it.
+func (d *deferred) Start(ctx context.Context) error {
+	c, err := d.make()
+	if err != nil {
+		return err
+	}
+	d.c = c
+	return c.Start(ctx)
+}
+
+// Ready waits for the component.
+func (d *deferred) Ready(ctx context.Context) error { return d.c.Ready(ctx) }
+
+// Stop stops the component if it was made.
+func (d *deferred) Stop(ctx context.Context) error {
+	if d.c == nil {
+		return nil
+	}
+	return d.c.Stop(ctx)
 }

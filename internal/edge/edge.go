@@ -1,6 +1,6 @@
 // Package edge is octo's one loopback HTTP port for humans and tools: the
-// Cloudflare API under /client/v4 (wrangler), and, in later parts, the
-// dashboard and the Workers gateway selected by Host.
+// Cloudflare API under /client/v4 (wrangler), the dashboard, and the Workers
+// gateway selected by Host. It mounts whatever Registrars it is given.
 package edge
 
 import (
@@ -42,13 +42,12 @@ type HostHandler interface {
 type Server struct {
 	addr  string
 	log   *slog.Logger
-	parts func(ctx context.Context) ([]Registrar, error)
+	parts []Registrar
 	http  httpserve.Server
 }
 
-// New returns the edge server on 127.0.0.1:port. parts is called at Start,
-// once the cluster is up, to build what the server mounts.
-func New(port int, log *slog.Logger, parts func(ctx context.Context) ([]Registrar, error)) *Server {
+// New returns the edge server on 127.0.0.1:port, serving parts.
+func New(port int, log *slog.Logger, parts ...Registrar) *Server {
 	return &Server{addr: config.Addr(port), log: log, parts: parts}
 }
 
@@ -64,13 +63,9 @@ func (s *Server) Start(ctx context.Context) error {
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-	parts, err := s.parts(ctx)
-	if err != nil {
-		return err
-	}
 	var renderers []ErrorRenderer
 	var hosts []HostHandler
-	for _, p := range parts {
+	for _, p := range s.parts {
 		p.Register(e)
 		if r, ok := p.(ErrorRenderer); ok {
 			renderers = append(renderers, r)

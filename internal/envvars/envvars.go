@@ -6,15 +6,16 @@ package envvars
 import (
 	"strings"
 
+	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/s3"
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/store"
 )
 
 // Lines returns the `export NAME='value'` lines, without newlines.
-func Lines(cfg config.Config, creds s3.Credentials, id fakecf.Identity) []string {
+func Lines(cfg config.Config, creds s3.Credentials, id store.Identity) []string {
 	vars := [][2]string{
-		{"CLOUDFLARE_API_BASE_URL", "http://" + config.Addr(cfg.EdgePort) + fakecf.BasePath},
+		{"CLOUDFLARE_API_BASE_URL", "http://" + config.Addr(cfg.EdgePort) + cfapi.BasePath},
 		{"CLOUDFLARE_API_TOKEN", id.Token},
 		{"CLOUDFLARE_ACCOUNT_ID", id.AccountID},
 		{"KUBECONFIG", cfg.KubeconfigPath()},

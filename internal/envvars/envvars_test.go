@@ -6,13 +6,13 @@ import (
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/s3"
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/store"
 )
 
 func TestLines(t *testing.T) {
 	cfg := config.Default("/var/lib/octo")
 	got := strings.Join(Lines(cfg, s3.Credentials{AccessKey: "AK", SecretKey: "S'K", Region: "us-east-1"},
-		fakecf.Identity{Token: "tok", AccountID: "acct"}), "\n")
+		store.Identity{Token: "tok", AccountID: "acct"}), "\n")
 	for _, want := range []string{
 		"export CLOUDFLARE_API_BASE_URL='http://" + config.Addr(cfg.EdgePort) + "/client/v4'",
 		"export CLOUDFLARE_API_TOKEN='tok'",
@@ -25,7 +25,7 @@ func TestLines(t *testing.T) {
 			t.Errorf("lines lack %q:\n%s", want, got)
 		}
 	}
-	if n := len(Lines(cfg, s3.Credentials{}, fakecf.Identity{})); n != 11 {
+	if n := len(Lines(cfg, s3.Credentials{}, store.Identity{})); n != 11 {
 		t.Errorf("%d lines, want 11", n)
 	}
 }

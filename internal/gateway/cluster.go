@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/octohq/octo/internal/fakecf"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
 )
 
@@ -31,7 +31,7 @@ func ClusterOptions(ctx context.Context, rc *rest.Config, scheme *runtime.Scheme
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	req, err := labels.NewRequirement(fakecf.LabelAccount, selection.Exists, nil)
+	req, err := labels.NewRequirement(apiv1.LabelAccount, selection.Exists, nil)
 	if err != nil {
 		return Options{}, err
 	}
@@ -63,12 +63,7 @@ func ClusterOptions(ctx context.Context, rc *rest.Config, scheme *runtime.Scheme
 	if !c.WaitForCacheSync(ctx) {
 		return Options{}, fmt.Errorf("gateway cache did not sync: %w", context.Cause(ctx))
 	}
-	// ClusterAccounts wants a client.Client; this one reads from the cache.
-	cl, err := client.New(rc, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: c}})
-	if err != nil {
-		return Options{}, fmt.Errorf("gateway client: %w", err)
-	}
-	return Options{Accounts: fakecf.ClusterAccounts{Client: cl}, Reader: c, Pods: ReaderPods{Reader: c}, Log: log}, nil
+	return Options{Accounts: store.ClusterAccounts{Reader: c}, Reader: c, Pods: ReaderPods{Reader: c}, Log: log}, nil
 }
 
 // TailResolver maps the workerd service names the builder gives workers,

@@ -31,16 +31,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/octohq/octo/internal/fakecf"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
 )
-
-// SocketsAnnotation is the pod annotation that maps each version ID the pod
-// serves to its workerd socket port: {"<versionID>": port}.
-const SocketsAnnotation = "api.cf-worker/sockets"
 
 // Host suffixes the gateway serves.
 var hostSuffixes = []string{".workers.localhost", ".workers.dev"}
@@ -67,7 +62,7 @@ type ReaderPods struct{ Reader client.Reader }
 // AccountPods implements PodLister.
 func (p ReaderPods) AccountPods(ctx context.Context, account string) ([]corev1.Pod, error) {
 	var list corev1.PodList
-	if err := p.Reader.List(ctx, &list, client.MatchingLabels{fakecf.LabelAccount: account}); err != nil {
+	if err := p.Reader.List(ctx, &list, client.MatchingLabels{apiv1.LabelAccount: account}); err != nil {
 		return nil, fmt.Errorf("list pods of account %s: %w", account, err)
 	}
 	return list.Items, nil
@@ -76,7 +71,7 @@ func (p ReaderPods) AccountPods(ctx context.Context, account string) ([]corev1.P
 // Options configure a Gateway.
 type Options struct {
 	// Accounts resolves workers subdomains to accounts.
-	Accounts fakecf.AccountSource
+	Accounts store.AccountSource
 	// Reader reads WorkerReleases (and WorkerVersions, for preview hosts).
 	Reader client.Reader
 	// Pods lists the account pods.
@@ -98,7 +93,7 @@ type Options struct {
 // Gateway is the Workers gateway: an http.Handler for the hosts Handles
 // accepts.
 type Gateway struct {
-	accounts   fakecf.AccountSource
+	accounts   store.AccountSource
 	reader     client.Reader
 	pods       PodLister
 	edgePort   int
@@ -116,8 +111,8 @@ type Gateway struct {
 
 type accountSnapshot struct {
 	at    time.Time
-	bySub map[string]fakecf.Account
-	all   []fakecf.Account
+	bySub map[string]store.Account
+	all   []store.Account
 }
 
 // NewTransport returns the shared keep-alive transport to the pods. It
@@ -271,8 +266,8 @@ func (e notFoundError) Error() string { return string(e) }
 // resolve finds what a host's first label names: a script's deployments,
 // newest first (the active one, then the ones it replaced, which serve while
 // the new one rolls out), or a preview of one version.
-func (g *Gateway) resolve(ctx context.Context, a fakecf.Account, first string) (script string, deployments [][]apiv1.VersionTraffic, preview bool, err error) {
-	rel, err := g.release(ctx, a, first)
+func (g *Gateway) resolve(ctx context.Context, a store.Account, first string) (script string, deployments [][]apiv1.VersionTraffic, preview bool, err error) {
+	rel, err := store.ReadRelease(ctx, g.reader, a, first)
 	if err != nil {
 		return "", nil, false, err
 	}
@@ -292,7 +287,7 @@ func (g *Gateway) resolve(ctx context.Context, a fakecf.Account, first string) (
 	if !ok {
 		return "", nil, false, notFoundError(fmt.Sprintf("There is no Worker %q in account %s.", first, a.Name))
 	}
-	rel, err = g.release(ctx, a, name)
+	rel, err = store.ReadRelease(ctx, g.reader, a, name)
 	if err != nil {
 		return "", nil, false, err
 	}
@@ -322,25 +317,9 @@ func previewLabel(label string) (prefix, script string, ok bool) {
 	return label[:8], label[9:], true
 }
 
-// release returns the script's WorkerRelease, nil when there is none.
-func (g *Gateway) release(ctx context.Context, a fakecf.Account, script string) (*apiv1.WorkerRelease, error) {
-	var rel apiv1.WorkerRelease
-	err := g.reader.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: fakecf.ObjectName(script)}, &rel)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get release %s: %w", script, err)
-	}
-	if rel.Spec.AccountID != a.ID || rel.Spec.ScriptName != script || rel.DeletionTimestamp != nil {
-		return nil, nil
-	}
-	return &rel, nil
-}
-
 // findVersion returns the ID of the script's version starting with prefix:
 // from the deployments first, then from the WorkerVersions.
-func (g *Gateway) findVersion(ctx context.Context, a fakecf.Account, rel *apiv1.WorkerRelease, prefix string) (string, error) {
+func (g *Gateway) findVersion(ctx context.Context, a store.Account, rel *apiv1.WorkerRelease, prefix string) (string, error) {
 	for _, d := range rel.Spec.Deployments {
 		for _, v := range d.Versions {
 			if strings.HasPrefix(v.VersionID, prefix) {
@@ -348,14 +327,12 @@ func (g *Gateway) findVersion(ctx context.Context, a fakecf.Account, rel *apiv1.
 			}
 		}
 	}
-	var list apiv1.WorkerVersionList
-	err := g.reader.List(ctx, &list, client.InNamespace(a.Namespace),
-		client.MatchingLabels{fakecf.LabelAccount: a.ID, fakecf.LabelScript: fakecf.ObjectName(rel.Spec.ScriptName)})
+	versions, err := store.ReadVersions(ctx, g.reader, a, rel.Spec.ScriptName)
 	if err != nil {
-		return "", fmt.Errorf("list versions of %s: %w", rel.Spec.ScriptName, err)
+		return "", err
 	}
-	for _, v := range list.Items {
-		if v.Spec.ScriptName == rel.Spec.ScriptName && v.DeletionTimestamp == nil && strings.HasPrefix(v.Spec.VersionID, prefix) {
+	for _, v := range versions {
+		if strings.HasPrefix(v.Spec.VersionID, prefix) {
 			return v.Spec.VersionID, nil
 		}
 	}
@@ -363,7 +340,7 @@ func (g *Gateway) findVersion(ctx context.Context, a fakecf.Account, rel *apiv1.
 }
 
 // account returns the account of a workers subdomain.
-func (g *Gateway) account(ctx context.Context, sub string) (fakecf.Account, bool, error) {
+func (g *Gateway) account(ctx context.Context, sub string) (store.Account, bool, error) {
 	if s := g.snap.Load(); s != nil && time.Since(s.at) < g.accountTTL {
 		if a, ok := s.bySub[sub]; ok {
 			return a, true, nil
@@ -371,7 +348,7 @@ func (g *Gateway) account(ctx context.Context, sub string) (fakecf.Account, bool
 	}
 	s, err := g.refreshAccounts(ctx)
 	if err != nil {
-		return fakecf.Account{}, false, err
+		return store.Account{}, false, err
 	}
 	a, ok := s.bySub[sub]
 	return a, ok, nil
@@ -389,7 +366,7 @@ func (g *Gateway) refreshAccounts(ctx context.Context) (*accountSnapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
-	s := &accountSnapshot{at: time.Now(), bySub: map[string]fakecf.Account{}, all: all}
+	s := &accountSnapshot{at: time.Now(), bySub: map[string]store.Account{}, all: all}
 	for _, a := range all {
 		k := strings.ToLower(a.Subdomain)
 		if _, dup := s.bySub[k]; !dup && k != "" {
@@ -419,7 +396,7 @@ func (g *Gateway) readyPods(ctx context.Context, account string) ([]pod, error) 
 		if !podReady(p) {
 			continue
 		}
-		s := g.parseSockets(p.Annotations[SocketsAnnotation])
+		s := g.parseSockets(p.Annotations[apiv1.AnnotationSockets])
 		if len(s) == 0 {
 			continue
 		}
@@ -468,7 +445,7 @@ func (g *Gateway) parseSockets(v string) map[string]int {
 // version (by percentage) and a pod serving it: until a new deployment's pods
 // are ready, the deployment it replaced keeps answering, so a redeploy drops
 // no request. nil means nothing serves the script yet.
-func (g *Gateway) pick(ctx context.Context, a fakecf.Account, script string, deployments [][]apiv1.VersionTraffic, preview bool) (*target, error) {
+func (g *Gateway) pick(ctx context.Context, a store.Account, script string, deployments [][]apiv1.VersionTraffic, preview bool) (*target, error) {
 	pods, err := g.readyPods(ctx, a.ID)
 	if err != nil {
 		return nil, err
@@ -550,9 +527,9 @@ func (g *Gateway) pickVersion(vs []apiv1.VersionTraffic) string {
 
 // deployed returns the URLs of an account's scripts that have an active
 // deployment, sorted.
-func (g *Gateway) deployed(ctx context.Context, a fakecf.Account, port int) []string {
+func (g *Gateway) deployed(ctx context.Context, a store.Account, port int) []string {
 	var list apiv1.WorkerReleaseList
-	if err := g.reader.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingLabels{fakecf.LabelAccount: a.ID}); err != nil {
+	if err := g.reader.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingLabels{apiv1.LabelAccount: a.ID}); err != nil {
 		g.log.Warn("list releases", "account", a.ID, "err", err)
 		return nil
 	}

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	"github.com/octohq/octo/internal/fakecf"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
 )
 
 const (
@@ -31,7 +31,7 @@ const (
 	v3ID   = "33333333-3333-4333-8333-333333333333"
 )
 
-var account = fakecf.Account{ID: acctID, Name: "octo", Subdomain: "octo", Namespace: "octo"}
+var account = store.Account{ID: acctID, Name: "octo", Subdomain: "octo", Namespace: "octo"}
 
 // fakePods is a settable PodLister.
 type fakePods struct {
@@ -44,7 +44,7 @@ func (f *fakePods) AccountPods(_ context.Context, a string) ([]corev1.Pod, error
 	defer f.mu.Unlock()
 	var out []corev1.Pod
 	for _, p := range f.pods {
-		if p.Labels[fakecf.LabelAccount] == a {
+		if p.Labels[apiv1.LabelAccount] == a {
 			out = append(out, p)
 		}
 	}
@@ -93,8 +93,8 @@ func readyPod(name string, sockets map[string]int) corev1.Pod {
 	return corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: "octo",
-			Labels:      map[string]string{fakecf.LabelAccount: acctID, "api.cf-worker/bundle": "octo"},
-			Annotations: map[string]string{SocketsAnnotation: string(ann)},
+			Labels:      map[string]string{apiv1.LabelAccount: acctID, "api.cf-worker/bundle": "octo"},
+			Annotations: map[string]string{apiv1.AnnotationSockets: string(ann)},
 		},
 		Status: corev1.PodStatus{
 			Phase: corev1.PodRunning, PodIP: "127.0.0.1",
@@ -105,7 +105,7 @@ func readyPod(name string, sockets map[string]int) corev1.Pod {
 
 func release(script string, versions ...apiv1.VersionTraffic) *apiv1.WorkerRelease {
 	rel := &apiv1.WorkerRelease{
-		ObjectMeta: metav1.ObjectMeta{Name: fakecf.ObjectName(script), Namespace: "octo", Labels: map[string]string{fakecf.LabelAccount: acctID}},
+		ObjectMeta: metav1.ObjectMeta{Name: store.ObjectName(script), Namespace: "octo", Labels: map[string]string{apiv1.LabelAccount: acctID}},
 		Spec:       apiv1.WorkerReleaseSpec{AccountID: acctID, ScriptName: script},
 	}
 	if len(versions) > 0 {
@@ -130,7 +130,7 @@ func newEnv(t *testing.T, rnd func(int) int, objs ...client.Object) *env {
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	pods := &fakePods{}
-	gw := New(Options{Accounts: fakecf.StaticAccounts{account}, Reader: c, Pods: pods, EdgePort: 8787, Rand: rnd})
+	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, EdgePort: 8787, Rand: rnd})
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	return &env{t: t, gw: gw, k8s: c, pods: pods, srv: srv}
@@ -293,7 +293,7 @@ func TestPreviousDeploymentServesDuringRollout(t *testing.T) {
 func TestPreviewHost(t *testing.T) {
 	b1, b2, b3 := newBackend(t, "v1"), newBackend(t, "v2"), newBackend(t, "v3")
 	uploaded := &apiv1.WorkerVersion{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello-v3", Namespace: "octo", Labels: map[string]string{fakecf.LabelAccount: acctID, fakecf.LabelScript: "hello"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "hello-v3", Namespace: "octo", Labels: map[string]string{apiv1.LabelAccount: acctID, apiv1.LabelScript: "hello"}},
 		Spec:       apiv1.WorkerVersionSpec{AccountID: acctID, ScriptName: "hello", VersionID: v3ID, Number: 3},
 	}
 	rel := release("hello", apiv1.VersionTraffic{VersionID: v2ID, Percentage: 100})

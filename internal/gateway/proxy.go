@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/octohq/octo/internal/fakecf"
+	"github.com/octohq/octo/internal/store"
 )
 
 // rewrite sends the request to the chosen pod, unchanged but for the
@@ -118,7 +118,7 @@ func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 // notFound answers the 404 page: what is not there and what is deployed.
-func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request, a *fakecf.Account, reason string) {
+func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request, a *store.Account, reason string) {
 	ctx := r.Context()
 	port := hostPort(r.Host, g.edgePort)
 	var urls []string

@@ -19,14 +19,10 @@ import (
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/httpserve"
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/tail"
+	"github.com/octohq/octo/internal/workerd"
 )
-
-// KVHeader is the header that marks a KV protocol request (the value is
-// "<accountID>/<namespaceID>"); it matches fakecf.KVHeader.
-const KVHeader = "x-octo-kv"
-
-// TailPath is the collector's path prefix; it matches tail.Path.
-const TailPath = "/tail/"
 
 // Options configure a Server.
 type Options struct {
@@ -34,10 +30,10 @@ type Options struct {
 	Host string
 	// Port is the listen port; the workerd configs must use the same.
 	Port int
-	// KV serves the KV protocol (fakecf.Server.KVProtocolHandler).
-	KV http.Handler
-	// Tail is the tail collector (tail.Hub.Collector).
-	Tail http.Handler
+	// KV is the store behind the KV protocol; nil answers 503 to KV requests.
+	KV *store.KV
+	// Tail collects the trace events of the tail Workers; nil drops them.
+	Tail *tail.Hub
 	Log  *slog.Logger
 }
 
@@ -60,7 +56,14 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), kv: opts.KV, tail: opts.Tail, log: log}
+	s := &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), log: log}
+	if opts.KV != nil {
+		s.kv = KVProtocol(opts.KV, log)
+	}
+	if opts.Tail != nil {
+		s.tail = opts.Tail.Collector()
+	}
+	return s
 }
 
 // Name implements embed.Component.
@@ -74,13 +77,13 @@ func (s *Server) Endpoint() string { return "http://" + s.addr }
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.Header.Get(KVHeader) != "":
+		case r.Header.Get(workerd.KVHeader) != "":
 			if s.kv == nil {
 				http.Error(w, "KV is not available", http.StatusServiceUnavailable)
 				return
 			}
 			s.kv.ServeHTTP(w, r)
-		case strings.HasPrefix(r.URL.Path, TailPath) && r.Method == http.MethodPost:
+		case strings.HasPrefix(r.URL.Path, tail.Path) && r.Method == http.MethodPost:
 			if s.tail == nil {
 				w.WriteHeader(http.StatusNoContent) // nobody tails; drop
 				return
@@ -90,7 +93,7 @@ func (s *Server) Handler() http.Handler {
 			_, _ = w.Write([]byte("ok"))
 		default:
 			http.Error(w, "octo pod API: unknown request "+r.Method+" "+r.URL.Path+
-				" (KV requests carry "+KVHeader+"; trace items are POSTed to "+TailPath+"<service>)", http.StatusNotFound)
+				" (KV requests carry "+workerd.KVHeader+"; trace items are POSTed to "+tail.Path+"<service>)", http.StatusNotFound)
 		}
 	})
 }

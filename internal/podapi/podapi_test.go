@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/octohq/octo/internal/workerd"
 )
 
 func TestRoutesAndLifecycle(t *testing.T) {
@@ -20,13 +22,14 @@ func TestRoutesAndLifecycle(t *testing.T) {
 	ln.Close()
 
 	kv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "kv "+r.Method+" "+r.URL.Path+" "+r.Header.Get(KVHeader))
+		_, _ = io.WriteString(w, "kv "+r.Method+" "+r.URL.Path+" "+r.Header.Get(workerd.KVHeader))
 	})
 	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		_, _ = io.WriteString(w, "tail "+r.URL.Path+" "+string(b))
 	})
-	s := New(Options{Host: "127.0.0.1", Port: port, KV: kv, Tail: collector})
+	s := New(Options{Host: "127.0.0.1", Port: port})
+	s.kv, s.tail = kv, collector // stand-ins that echo what reaches them
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Start(ctx); err != nil {
@@ -55,11 +58,11 @@ func TestRoutesAndLifecycle(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := do(http.MethodGet, "/k1?urlencoded=true", "", map[string]string{KVHeader: "a/n"}); code != 200 || body != "kv GET /k1 a/n" {
+	if code, body := do(http.MethodGet, "/k1?urlencoded=true", "", map[string]string{workerd.KVHeader: "a/n"}); code != 200 || body != "kv GET /k1 a/n" {
 		t.Fatalf("kv: %d %q", code, body)
 	}
 	// A KV key named like the collector path is still KV.
-	if code, body := do(http.MethodPut, "/tail/x", "v", map[string]string{KVHeader: "a/n"}); code != 200 || body != "kv PUT /tail/x a/n" {
+	if code, body := do(http.MethodPut, "/tail/x", "v", map[string]string{workerd.KVHeader: "a/n"}); code != 200 || body != "kv PUT /tail/x a/n" {
 		t.Fatalf("kv tail-like key: %d %q", code, body)
 	}
 	if code, body := do(http.MethodPost, "/tail/octo-hello-v1", "[]", nil); code != 200 || body != "tail /tail/octo-hello-v1 []" {

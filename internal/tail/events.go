@@ -9,7 +9,7 @@ import (
 )
 
 // Event is one trace event in the shape `wrangler tail` prints
-// (reference/wrangler-api.md §6).
+// (wrangler's TailEventMessage).
 type Event struct {
 	WallTime                 float64           `json:"wallTime"`
 	CPUTime                  float64           `json:"cpuTime"`
@@ -221,7 +221,7 @@ func eventObject(raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-// filters are the session filters wrangler sends (§6): sampling_rate,
+// filters are the session filters wrangler sends when it creates a tail: sampling_rate,
 // outcome, method, header, query, scriptVersion; client_ip is accepted and
 // ignored (every client is local).
 type filters struct {

@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 // Path is the prefix of both the WebSocket (GET /tail/<id>, edge port) and
-// the collector (POST /tail/<service>, pod-facing listener).
-const Path = "/tail/"
-
-// ScriptHeader is the header with which the tail worker names the script.
-const ScriptHeader = "x-octo-script"
+// the collector (POST /tail/<service>, pod-facing listener), where the
+// workerd tail Worker posts.
+const Path = workerd.TailPath
 
 // maxCollectBody bounds one POST of the tail worker.
 const maxCollectBody = 16 << 20
@@ -148,7 +147,7 @@ func (h *Hub) collect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// Unresolved: the script named by the service ("<script>-<version
 		// prefix>"), in whichever account tails a script of that name.
-		account, script, version = "", ScriptOfService(cmp.Or(service, r.Header.Get(ScriptHeader))), ""
+		account, script, version = "", ScriptOfService(cmp.Or(service, r.Header.Get(workerd.TailHeader))), ""
 	}
 	for _, it := range items {
 		ev, err := FromTraceItem(it, account, script, version)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 // clock is a settable time source.
@@ -153,7 +154,7 @@ func (env *env) post(service, script string, items ...map[string]any) {
 	b, _ := json.Marshal(items)
 	req, _ := http.NewRequest(http.MethodPost, env.pods.URL+"/tail/"+service, bytes.NewReader(b))
 	if script != "" {
-		req.Header.Set(ScriptHeader, script)
+		req.Header.Set(workerd.TailHeader, script)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

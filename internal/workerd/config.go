@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 // Module is one module of a Worker. Path is the file holding its content,
@@ -113,8 +113,19 @@ const (
 	TailWorkerName = "octo-tail"
 	// TailCollectorService is the external service the tail Worker posts to.
 	TailCollectorService = "octo-tail-collector"
+)
+
+// The protocol between workerd pods and octo's pod-facing server: every part
+// that writes or reads these names takes them from here.
+const (
+	// TailPath is the prefix of the collector URL the tail Worker POSTs to:
+	// <TailPath><worker name>.
+	TailPath = "/tail/"
 	// TailHeader carries the name of the Worker the events belong to.
 	TailHeader = "x-octo-script"
+	// KVHeader carries "<accountID>/<namespaceID>" on every request of the
+	// external service that backs a kv_namespace binding.
+	KVHeader = "x-octo-kv"
 )
 
 // reservedNames are service names Render defines itself or workerd defines
@@ -134,9 +145,9 @@ export default {
       for (const e of items) {
         if (e && e.scriptName == null) e.scriptName = script;
       }
-      const res = await env.COLLECTOR.fetch("http://" + env.COLLECTOR_HOST + "/tail/" + encodeURIComponent(script), {
+      const res = await env.COLLECTOR.fetch("http://" + env.COLLECTOR_HOST + "` + TailPath + `" + encodeURIComponent(script), {
         method: "POST",
-        headers: { "content-type": "application/json", "x-octo-script": script },
+        headers: { "content-type": "application/json", "` + TailHeader + `": script },
         body: JSON.stringify(items),
       });
       await res.body?.cancel();

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 func helloWorker() Worker {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 // ServiceName is the workerd service (and socket) name FromVersion gives a
@@ -35,7 +35,7 @@ func ClampCompatibilityDate(date string) string {
 	return date
 }
 
-// FromVersion maps a WorkerVersion to a Worker (wrangler-api.md §8.6):
+// FromVersion maps a WorkerVersion to a Worker, the way Cloudflare runs an uploaded version:
 //
 //   - the main module (main_module or body_part) first, then the others in
 //     upload order; source maps are left out. A body_part makes a

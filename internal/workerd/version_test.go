@@ -7,7 +7,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 const testVersionID = "83a49508-9a56-4d11-9860-a13aae5a4d61"

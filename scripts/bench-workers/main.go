@@ -33,10 +33,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/e2e/workload"
+	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/fakecf"
-	apiv1 "github.com/octohq/octo/internal/operators/api/v1"
+	"github.com/octohq/octo/internal/store"
 )
 
 // fatal reports a failure and exits; main makes it stop octo first.
@@ -148,7 +149,7 @@ func main() {
 	fmt.Printf("| gateway / direct throughput | **%.0f %%** |\n", 100*gw.rps/dr.rps)
 
 	// 4. 100 workers in 10 accounts.
-	accounts := []fakecf.Account{b.def}
+	accounts := []store.Account{b.def}
 	for i := 1; i < 10; i++ {
 		accounts = append(accounts, b.newAccount(i))
 	}
@@ -176,14 +177,14 @@ func main() {
 
 type bench struct {
 	cfg  config.Config
-	id   fakecf.Identity
-	def  fakecf.Account
+	id   store.Identity
+	def  store.Account
 	k8s  client.Client
 	http *http.Client
 }
 
 func newBench(cfg config.Config) *bench {
-	id, err := fakecf.LoadIdentity(cfg)
+	id, err := store.LoadIdentity(cfg)
 	if err != nil {
 		fatal("%v", err)
 	}
@@ -191,7 +192,7 @@ func newBench(cfg config.Config) *bench {
 	if err != nil {
 		fatal("%v", err)
 	}
-	scheme, err := fakecf.Scheme()
+	scheme, err := store.Scheme()
 	if err != nil {
 		fatal("%v", err)
 	}
@@ -202,12 +203,12 @@ func newBench(cfg config.Config) *bench {
 	return &bench{cfg: cfg, id: id, def: id.DefaultAccount(), k8s: c, http: &http.Client{Timeout: 30 * time.Second}}
 }
 
-func (b *bench) host(a fakecf.Account, script string) string {
+func (b *bench) host(a store.Account, script string) string {
 	return script + "." + a.Subdomain + ".workers.localhost:" + strconv.Itoa(b.cfg.EdgePort)
 }
 
 // mustPut uploads and deploys an ES module answering body.
-func (b *bench) mustPut(a fakecf.Account, script, body string) {
+func (b *bench) mustPut(a store.Account, script, body string) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	meta, _ := mw.CreateFormField("metadata")
@@ -218,7 +219,7 @@ func (b *bench) mustPut(a fakecf.Account, script, body string) {
 	part, _ := mw.CreatePart(h)
 	fmt.Fprintf(part, "export default { fetch() { return new Response(%q); } };\n", body)
 	_ = mw.Close()
-	url := fmt.Sprintf("http://%s%s/accounts/%s/workers/scripts/%s", config.Addr(b.cfg.EdgePort), fakecf.BasePath, a.ID, script)
+	url := fmt.Sprintf("http://%s%s/accounts/%s/workers/scripts/%s", config.Addr(b.cfg.EdgePort), cfapi.BasePath, a.ID, script)
 	req, _ := http.NewRequest(http.MethodPut, url, &buf)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+b.id.Token)
@@ -234,7 +235,7 @@ func (b *bench) mustPut(a fakecf.Account, script, body string) {
 }
 
 // waitBody polls the gateway until script answers body.
-func (b *bench) waitBody(a fakecf.Account, script, body string, timeout time.Duration) {
+func (b *bench) waitBody(a store.Account, script, body string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	c := &http.Client{Timeout: 5 * time.Second}
 	for time.Now().Before(deadline) {
@@ -256,7 +257,7 @@ func (b *bench) waitBody(a fakecf.Account, script, body string, timeout time.Dur
 func (b *bench) directAddr(script string) string {
 	ctx := context.Background()
 	var rel apiv1.WorkerRelease
-	if err := b.k8s.Get(ctx, client.ObjectKey{Namespace: b.def.Namespace, Name: fakecf.ObjectName(script)}, &rel); err != nil {
+	if err := b.k8s.Get(ctx, client.ObjectKey{Namespace: b.def.Namespace, Name: store.ObjectName(script)}, &rel); err != nil {
 		fatal("%v", err)
 	}
 	version := rel.Spec.Deployments[0].Versions[0].VersionID
@@ -322,10 +323,10 @@ func procKB(pid int, field string) float64 {
 }
 
 // newAccount creates a WorkerAccount (and its namespace) named by a new id.
-func (b *bench) newAccount(i int) fakecf.Account {
+func (b *bench) newAccount(i int) store.Account {
 	raw := make([]byte, 16)
 	_, _ = rand.Read(raw)
-	a := fakecf.Account{ID: hex.EncodeToString(raw), Name: fmt.Sprintf("bench-%d", i), Subdomain: fmt.Sprintf("bench%d", i), Namespace: fmt.Sprintf("bench-%d", i)}
+	a := store.Account{ID: hex.EncodeToString(raw), Name: fmt.Sprintf("bench-%d", i), Subdomain: fmt.Sprintf("bench%d", i), Namespace: fmt.Sprintf("bench-%d", i)}
 	ctx := context.Background()
 	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}}); err != nil {
 		fatal("%v", err)

@@ -1,0 +1,48 @@
+package v1
+
+import (
+	"cmp"
+	"slices"
+)
+
+// ActiveDeployment returns the active deployment of the release, the first of
+// spec.deployments, or nil if the script was never deployed.
+func (r *WorkerRelease) ActiveDeployment() *ReleaseDeployment {
+	if len(r.Spec.Deployments) == 0 {
+		return nil
+	}
+	return &r.Spec.Deployments[0]
+}
+
+// PushDeployment makes d the active deployment: it puts d first, removes an older entry with
+// the same ID, and drops the oldest deployments beyond MaxDeploymentHistory.
+func (s *WorkerReleaseSpec) PushDeployment(d ReleaseDeployment) {
+	rest := slices.DeleteFunc(slices.Clone(s.Deployments), func(x ReleaseDeployment) bool { return x.ID == d.ID })
+	s.Deployments = append([]ReleaseDeployment{d}, rest...)
+	if len(s.Deployments) > MaxDeploymentHistory {
+		s.Deployments = s.Deployments[:MaxDeploymentHistory]
+	}
+}
+
+// Normalize puts the spec's workers in their canonical order, by scriptName then versionID,
+// so that equal content gives equal objects.
+func (s *WorkerBundleSpec) Normalize() {
+	slices.SortFunc(s.Workers, func(a, b BundleWorker) int {
+		return cmp.Or(cmp.Compare(a.ScriptName, b.ScriptName), cmp.Compare(a.VersionID, b.VersionID))
+	})
+}
+
+// Normalize sorts the failed workers by scriptName then versionID.
+func (s *WorkerBundleStatus) Normalize() {
+	slices.SortFunc(s.FailedWorkers, func(a, b FailedWorker) int {
+		return cmp.Or(cmp.Compare(a.ScriptName, b.ScriptName), cmp.Compare(a.VersionID, b.VersionID))
+	})
+}
+
+// Normalize sorts the inputs by scriptName, then versionID, then versionName.
+func (s *JobBuilderSpec) Normalize() {
+	slices.SortFunc(s.Inputs, func(a, b BuildInput) int {
+		return cmp.Or(cmp.Compare(a.ScriptName, b.ScriptName), cmp.Compare(a.VersionID, b.VersionID),
+			cmp.Compare(a.VersionName, b.VersionName))
+	})
+}

@@ -1,0 +1,64 @@
+package v1_test
+
+import (
+	"fmt"
+	"testing"
+
+	v1 "github.com/octohq/octo/api/v1"
+)
+
+func TestPushDeployment(t *testing.T) {
+	r := exampleRelease()
+	if got := r.ActiveDeployment(); got == nil || got.ID != r.Spec.Deployments[0].ID {
+		t.Fatalf("ActiveDeployment = %v", got)
+	}
+	if (&v1.WorkerRelease{}).ActiveDeployment() != nil {
+		t.Error("ActiveDeployment of an empty release is not nil")
+	}
+
+	older := r.Spec.Deployments[1]
+	orig := append([]v1.ReleaseDeployment(nil), r.Spec.Deployments...)
+	shared := r.Spec.Deployments
+	r.Spec.PushDeployment(older) // a rollback re-using an ID moves it to the front
+	if len(r.Spec.Deployments) != 2 || r.Spec.Deployments[0].ID != older.ID || r.Spec.Deployments[1].ID != orig[0].ID {
+		t.Errorf("after push: %v", r.Spec.Deployments)
+	}
+	if shared[0].ID != orig[0].ID {
+		t.Error("PushDeployment modified the old slice in place")
+	}
+
+	var s v1.WorkerReleaseSpec
+	for i := 0; i < v1.MaxDeploymentHistory+5; i++ {
+		s.PushDeployment(v1.ReleaseDeployment{ID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)})
+	}
+	if len(s.Deployments) != v1.MaxDeploymentHistory {
+		t.Errorf("history = %d, want %d", len(s.Deployments), v1.MaxDeploymentHistory)
+	}
+	if want := fmt.Sprintf("%08d-0000-4000-8000-000000000000", v1.MaxDeploymentHistory+4); s.Deployments[0].ID != want {
+		t.Errorf("active = %s, want %s", s.Deployments[0].ID, want)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	b := exampleBundle()
+	b.Spec.Workers = []v1.BundleWorker{
+		{ScriptName: "b", VersionID: "2"}, {ScriptName: "a", VersionID: "9"}, {ScriptName: "b", VersionID: "1"},
+	}
+	b.Spec.Normalize()
+	if got := fmt.Sprint(b.Spec.Workers); got != "[{a 9  0} {b 1  0} {b 2  0}]" {
+		t.Errorf("workers = %s", got)
+	}
+
+	b.Status.FailedWorkers = []v1.FailedWorker{{ScriptName: "z"}, {ScriptName: "a", VersionID: "2"}, {ScriptName: "a", VersionID: "1"}}
+	b.Status.Normalize()
+	if got := fmt.Sprint(b.Status.FailedWorkers); got != "[{a 1 } {a 2 } {z  }]" {
+		t.Errorf("failed = %s", got)
+	}
+
+	j := exampleJobBuilder()
+	j.Spec.Inputs[0], j.Spec.Inputs[1] = j.Spec.Inputs[1], j.Spec.Inputs[0]
+	j.Spec.Normalize()
+	if j.Spec.Inputs[0].VersionID != exVersion2 {
+		t.Errorf("inputs = %v", j.Spec.Inputs)
+	}
+}

@@ -1,0 +1,31 @@
+package v1
+
+// Labels, annotations and finalizers octo puts on the objects it manages. They
+// are the contract between the API, the operators, the gateway and the
+// dashboard: every part reads them from here.
+const (
+	// LabelAccount is the account ID of a script's objects (WorkerRelease,
+	// WorkerVersion, Secret) and of a bundle's JobBuilders, Deployment and pods.
+	LabelAccount = "api.cf-worker/account"
+	// LabelScript is the DNS-safe object name of the script (see the store's
+	// ObjectName) on a script's WorkerRelease, WorkerVersions and Secret.
+	LabelScript = "api.cf-worker/script"
+	// LabelBundle is the bundle of a JobBuilder, Deployment, Service and pod.
+	LabelBundle = "api.cf-worker/bundle"
+
+	// AnnotationSockets, on a bundle's pod template, is the JSON object
+	// {"<versionID>": port, ...} of the workers the pod serves. The gateway
+	// reads it from every pod: during a rollout old and new pods each
+	// advertise their own.
+	AnnotationSockets = "api.cf-worker/sockets"
+	// AnnotationFailedWorkers, on a JobBuilder, is the JSON list of the
+	// workers (FailedWorker) left out of its image.
+	AnnotationFailedWorkers = "api.cf-worker/failed-workers"
+	// AnnotationBuildAttempts, on a JobBuilder, counts its builds.
+	AnnotationBuildAttempts = "api.cf-worker/build-attempts"
+
+	// FinalizerScriptFiles, on a WorkerRelease, removes the script's code and
+	// metadata from S3 when the release is deleted, however it is deleted
+	// (`wrangler delete`, kubectl, namespace deletion).
+	FinalizerScriptFiles = "api.cf-worker/script-files"
+)

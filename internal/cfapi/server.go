@@ -1,0 +1,118 @@
+// Package cfapi is octo's Cloudflare API: the subset of
+// https://api.cloudflare.com/client/v4 that the real wrangler CLI uses, served
+// on the edge port so that wrangler deploys to octo unchanged.
+//
+// It is only HTTP: each handler parses the request, calls the domain layer
+// (internal/store) and renders Cloudflare's envelope, with the HTTP status
+// and error code Cloudflare would send.
+package cfapi
+
+import (
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/tail"
+)
+
+// BasePath is where the API is mounted; CLOUDFLARE_API_BASE_URL ends with it.
+const BasePath = "/client/v4"
+
+// Options configure a Server.
+type Options struct {
+	// Identity holds the bearer token wrangler must send and the user
+	// /user describes.
+	Identity store.Identity
+	// Store is the domain layer every handler calls.
+	Store *store.Store
+	Log   *slog.Logger
+	// Tails holds the `wrangler tail` sessions; nil disables the tails API.
+	Tails *tail.Hub
+	// EdgeURL is the edge's base URL (http://127.0.0.1:<port>), from which
+	// tail WebSocket URLs are made; empty means the request's Host.
+	EdgeURL string
+}
+
+// Server serves the API.
+type Server struct {
+	id      store.Identity
+	store   *store.Store
+	log     *slog.Logger
+	tails   *tail.Hub
+	edgeURL string
+}
+
+// New returns a Server.
+func New(opts Options) *Server {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{id: opts.Identity, store: opts.Store, log: log, tails: opts.Tails, edgeURL: opts.EdgeURL}
+}
+
+// Register mounts the API on e under BasePath.
+func (s *Server) Register(e *echo.Echo) {
+	g := e.Group(BasePath, s.authenticate)
+	g.GET("/user/tokens/verify", s.verifyToken)
+	g.GET("/user", s.user)
+	g.GET("/accounts", s.listAccounts)
+	g.GET("/memberships", s.listMemberships)
+
+	a := g.Group("/accounts/:account_id", s.resolveAccount)
+	a.GET("", s.getAccount)
+	a.GET("/workers/subdomain", s.accountSubdomain)
+	s.registerKV(a)
+	s.registerScripts(a)
+	s.registerTails(a)
+
+	// Anything else under the API answers a JSON 404, not an empty body.
+	g.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
+}
+
+// ErrorPrefix is the path under which RenderError answers errors.
+func (s *Server) ErrorPrefix() string { return BasePath }
+
+// RenderError answers err in Cloudflare's envelope.
+func (s *Server) RenderError(err error, c echo.Context) { ErrorHandler(err, c) }
+
+// authenticate checks the bearer token on every call.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		auth := c.Request().Header.Get(echo.HeaderAuthorization)
+		token, found := strings.CutPrefix(auth, "Bearer ")
+		if !found || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.id.Token)) != 1 {
+			p := c.Request().URL.Path
+			if strings.HasSuffix(p, "/user") || strings.HasSuffix(p, "/memberships") {
+				return Errorf(http.StatusForbidden, store.CodeUnauthorized, "Unauthorized to access requested resource")
+			}
+			if !found {
+				return Errorf(http.StatusBadRequest, store.CodeAuthentication, "Authentication error: missing Authorization: Bearer <token> header (see `octo env`)")
+			}
+			return Errorf(http.StatusBadRequest, store.CodeAuthentication, "Authentication error: invalid API token (see `octo env`)")
+		}
+		return next(c)
+	}
+}
+
+// accountKey is the echo context key of the resolved Account.
+const accountKey = "octo.account"
+
+// resolveAccount answers 404 for unknown accounts and stores the Account.
+func (s *Server) resolveAccount(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		a, err := s.store.Account(c.Request().Context(), c.Param("account_id"))
+		if err != nil {
+			return err
+		}
+		c.Set(accountKey, a)
+		return next(c)
+	}
+}
+
+// account returns the Account resolved for this request.
+func account(c echo.Context) store.Account { return c.Get(accountKey).(store.Account) }

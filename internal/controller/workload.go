@@ -1,0 +1,282 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/builder"
+	"github.com/octohq/octo/internal/store"
+)
+
+// Pod settings of a bundle's workerd Deployment.
+const (
+	// ReadinessPeriodSeconds probes the health worker every second.
+	ReadinessPeriodSeconds = 1
+	// PreStopSleepSeconds keeps a terminating pod serving while the
+	// endpoints stop pointing at it.
+	PreStopSleepSeconds = 2
+	// NobodyID runs workerd as nobody.
+	NobodyID = 65534
+	// HealthPortName names the health worker's port.
+	HealthPortName = "health"
+)
+
+// Default resources of the workerd container.
+var (
+	DefaultCPURequest    = resource.MustParse("10m")
+	DefaultMemoryRequest = resource.MustParse("64Mi")
+	DefaultMemoryLimit   = resource.MustParse("512Mi")
+)
+
+// socket is one worker of a built image.
+type socket struct {
+	ScriptName, VersionID, VersionName string
+	Port                               int32
+}
+
+// sockets are the workers in a build's image: its inputs minus the failed
+// ones, by port.
+func sockets(jb *apiv1.JobBuilder) []socket {
+	failed := map[string]bool{}
+	for _, f := range failedWorkers(jb) {
+		failed[f.VersionID] = true
+	}
+	var out []socket
+	for _, in := range jb.Spec.Inputs {
+		if failed[in.VersionID] || in.Port == 0 {
+			continue
+		}
+		out = append(out, socket{ScriptName: in.ScriptName, VersionID: in.VersionID, VersionName: in.VersionName, Port: in.Port})
+	}
+	slices.SortFunc(out, func(a, b socket) int { return cmp.Compare(a.Port, b.Port) })
+	return out
+}
+
+// SocketsAnnotation is the value of apiv1.AnnotationSockets: {"<versionID>": port}
+// as JSON with sorted keys.
+func SocketsAnnotation(ports map[string]int32) string {
+	b, _ := json.Marshal(ports) // encoding/json sorts map keys
+	return string(b)
+}
+
+// PortName names a worker's port: "w<port>", at most 15 characters.
+func PortName(port int32) string { return "w" + strconv.Itoa(int(port)) }
+
+// applyWorkload writes the Deployment and the Service that run serving's
+// image, and returns the Deployment as stored.
+func (r *BundleReconciler) applyWorkload(ctx context.Context, b *apiv1.WorkerBundle, serving *apiv1.JobBuilder) (*appsv1.Deployment, error) {
+	socks := sockets(serving)
+	versions := map[string]*apiv1.WorkerVersion{}
+	for _, s := range socks {
+		var v apiv1.WorkerVersion
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: s.VersionName}, &v)
+		if apierrors.IsNotFound(err) {
+			continue // gone: its secrets stay unset
+		}
+		if err != nil {
+			return nil, err
+		}
+		versions[s.VersionID] = &v
+	}
+	name := WorkloadName(b.Name)
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace}}
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, dep, func() error {
+		if err := r.claim(b, dep); err != nil {
+			return err
+		}
+		mutateDeployment(dep, b, serving.Status.Image, socks, versions)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write Deployment %s: %w", name, err)
+	}
+	if op != controllerutil.OperationResultNone {
+		reason := map[controllerutil.OperationResult]string{controllerutil.OperationResultCreated: "DeploymentCreated"}[op]
+		if reason == "" {
+			reason = "DeploymentUpdated"
+		}
+		r.Recorder.Eventf(b, "Normal", reason, "Deployment %s %s: image %s, %d workers", name, op, serving.Status.Image, len(socks))
+		log.FromContext(ctx).Info("deployment written", "deployment", name, "op", op, "image", serving.Status.Image)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace}}
+	op, err = controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
+		if err := r.claim(b, svc); err != nil {
+			return err
+		}
+		mutateService(svc, b, socks)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write Service %s: %w", name, err)
+	}
+	if op != controllerutil.OperationResultNone {
+		log.FromContext(ctx).Info("service written", "service", name, "op", op, "ports", len(svc.Spec.Ports))
+	}
+	return dep, nil
+}
+
+// claim makes b the controller of obj, unless something else controls it.
+func (r *BundleReconciler) claim(b *apiv1.WorkerBundle, obj client.Object) error {
+	if ref := metav1.GetControllerOf(obj); ref != nil && ref.UID != b.UID {
+		return fmt.Errorf("%s is controlled by %s %s, not by WorkerBundle %s", obj.GetName(), ref.Kind, ref.Name, b.Name)
+	}
+	return controllerutil.SetControllerReference(b, obj, r.Scheme)
+}
+
+func workloadLabels(b *apiv1.WorkerBundle) map[string]string {
+	return map[string]string{apiv1.LabelBundle: BundleLabelValue(b.Name), apiv1.LabelAccount: b.Spec.AccountID}
+}
+
+func selectorLabels(b *apiv1.WorkerBundle) map[string]string {
+	return map[string]string{apiv1.LabelBundle: BundleLabelValue(b.Name)}
+}
+
+func mergeInto(dst *map[string]string, src map[string]string) {
+	if *dst == nil {
+		*dst = map[string]string{}
+	}
+	for k, v := range src {
+		(*dst)[k] = v
+	}
+}
+
+// mutateDeployment sets the fields of dep that octo owns, leaving the
+// others (defaults, other tools' annotations) alone. Every field it sets is
+// written as the API server would default it, so that an unchanged bundle
+// compares equal and is not written again.
+func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image string, socks []socket, versions map[string]*apiv1.WorkerVersion) {
+	mergeInto(&dep.Labels, workloadLabels(b))
+	dep.Spec.Replicas = ptr.To(replicas(b))
+	if dep.Spec.Selector == nil { // immutable once created
+		dep.Spec.Selector = &metav1.LabelSelector{MatchLabels: selectorLabels(b)}
+	}
+	dep.Spec.Strategy = appsv1.DeploymentStrategy{
+		Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge:       ptr.To(intstr.FromInt32(1)),
+			MaxUnavailable: ptr.To(intstr.FromInt32(0)),
+		},
+	}
+	t := &dep.Spec.Template
+	mergeInto(&t.Labels, workloadLabels(b))
+	ports := map[string]int32{}
+	for _, s := range socks {
+		ports[s.VersionID] = s.Port
+	}
+	mergeInto(&t.Annotations, map[string]string{apiv1.AnnotationSockets: SocketsAnnotation(ports)})
+	t.Spec.Containers = []corev1.Container{container(b, image, socks, versions)}
+	t.Spec.ImagePullSecrets = nil
+	if s := b.Spec.PodTemplate.ImagePullSecret; s != "" {
+		t.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: s}}
+	}
+	// workerd needs neither the API nor the service environment variables.
+	t.Spec.AutomountServiceAccountToken = ptr.To(false)
+	t.Spec.EnableServiceLinks = ptr.To(false)
+}
+
+func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map[string]*apiv1.WorkerVersion) corev1.Container {
+	c := corev1.Container{
+		Name:    ContainerName,
+		Image:   image,
+		Command: slices.Clone(builder.Command),
+		Ports:   []corev1.ContainerPort{{Name: HealthPortName, ContainerPort: builder.HealthPort, Protocol: corev1.ProtocolTCP}},
+		Env:     secretEnv(socks, versions),
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/", Port: intstr.FromInt32(builder.HealthPort), Scheme: corev1.URISchemeHTTP,
+			}},
+			PeriodSeconds: ReadinessPeriodSeconds, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3,
+		},
+		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}}},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: DefaultCPURequest, corev1.ResourceMemory: DefaultMemoryRequest},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: DefaultMemoryLimit},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To(int64(NobodyID)),
+			RunAsGroup:               ptr.To(int64(NobodyID)),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+	}
+	if res := b.Spec.PodTemplate.Resources; res != nil {
+		c.Resources = *res.DeepCopy()
+	}
+	for _, s := range socks {
+		c.Ports = append(c.Ports, corev1.ContainerPort{Name: PortName(s.Port), ContainerPort: s.Port, Protocol: corev1.ProtocolTCP})
+	}
+	return c
+}
+
+// secretEnv passes every secret binding of the served versions to workerd:
+// the variable builder.SecretEnv names, from the script's Secret. A missing
+// key leaves the variable unset (the binding reads null) instead of keeping
+// the pod from starting.
+func secretEnv(socks []socket, versions map[string]*apiv1.WorkerVersion) []corev1.EnvVar {
+	byName := map[string]corev1.EnvVar{}
+	for _, s := range socks {
+		v := versions[s.VersionID]
+		if v == nil {
+			continue
+		}
+		for _, bd := range v.Spec.Bindings {
+			if bd.Type != apiv1.BindingSecretText {
+				continue
+			}
+			ref := apiv1.SecretKeyRef{Name: store.SecretName(v.Spec.ScriptName), Key: bd.Name}
+			if bd.SecretRef != nil {
+				ref = *bd.SecretRef
+			}
+			name := builder.SecretEnv(v.Spec.ScriptName, bd.Name)
+			byName[name] = corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key, Optional: ptr.To(true),
+			}}}
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var env []corev1.EnvVar
+	for _, n := range names {
+		env = append(env, byName[n])
+	}
+	return env
+}
+
+// mutateService sets the fields of svc that octo owns: a ClusterIP Service
+// with the health port and one port per worker.
+func mutateService(svc *corev1.Service, b *apiv1.WorkerBundle, socks []socket) {
+	mergeInto(&svc.Labels, workloadLabels(b))
+	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	svc.Spec.Selector = selectorLabels(b)
+	ports := []corev1.ServicePort{{Name: HealthPortName, Port: builder.HealthPort, TargetPort: intstr.FromInt32(builder.HealthPort), Protocol: corev1.ProtocolTCP}}
+	for _, s := range socks {
+		ports = append(ports, corev1.ServicePort{Name: PortName(s.Port), Port: s.Port, TargetPort: intstr.FromInt32(s.Port), Protocol: corev1.ProtocolTCP})
+	}
+	svc.Spec.Ports = ports
+}

@@ -1,0 +1,148 @@
+// Package platform builds octo's shared services in one place: the
+// connection to the cluster and the S3 store, the domain layer over them
+// (internal/store), the tail hub, the Cloudflare API, the gateway and the
+// dashboard. Each consumer (the edge, the pod-facing server, the operators,
+// `octo api`) gets its typed dependencies from a Platform, built once, before
+// any of them starts.
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/octohq/octo/internal/cfapi"
+	"github.com/octohq/octo/internal/crds"
+	"github.com/octohq/octo/internal/edge"
+	"github.com/octohq/octo/internal/gateway"
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/tail"
+	"github.com/octohq/octo/web"
+)
+
+// S3 is how the platform reaches its S3 store.
+type S3 struct {
+	Endpoint  string // host:port, plain HTTP
+	AccessKey string
+	SecretKey string
+	Region    string
+	Bucket    string
+}
+
+// Core is the cluster client and the domain layer: what every mode of octo
+// needs, the embedded daemon and `octo api` on an existing cluster alike.
+type Core struct {
+	// RestConfig reaches the cluster (with a QPS for upload bursts).
+	RestConfig *rest.Config
+	// Client reads and writes octo's objects directly (no cache).
+	Client client.Client
+	Store  *store.Store
+}
+
+// Connect installs the CRDs, creates the default account, opens the S3
+// bucket and returns the store over them. validate, when not nil, starts
+// every new version once before it is stored.
+func Connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, validate store.ValidateFunc) (*Core, error) {
+	// client-go's default of 5 requests/s would make bursts of uploads
+	// (each one a few requests) queue for seconds.
+	rc = rest.CopyConfig(rc)
+	rc.QPS, rc.Burst = 200, 400
+	if err := crds.Install(ctx, rc); err != nil {
+		return nil, err
+	}
+	scheme, err := store.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("cluster client: %w", err)
+	}
+	if err := store.EnsureDefaultAccount(ctx, c, id); err != nil {
+		return nil, err
+	}
+	blobs, err := store.NewBlobStore(ctx, s3.Endpoint, s3.AccessKey, s3.SecretKey, s3.Region, s3.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(store.Options{Client: c, Blobs: blobs, AuthorEmail: id.Email, Validate: validate})
+	return &Core{RestConfig: rc, Client: c, Store: st}, nil
+}
+
+// Config is what Build needs besides the cluster and S3.
+type Config struct {
+	RestConfig *rest.Config
+	S3         S3
+	Identity   store.Identity
+	// Validate starts new versions once before they are stored (nil: none).
+	Validate store.ValidateFunc
+	// EdgePort is the loopback port of the API, the dashboard and the
+	// Workers.
+	EdgePort int
+	// Status reports the daemon's parts to the dashboard.
+	Status func() web.Status
+	// Env returns the `octo env` lines the dashboard shows.
+	Env func() []string
+	Log *slog.Logger
+}
+
+// Platform is every shared service of a running octo.
+type Platform struct {
+	Core
+	Tails     *tail.Hub
+	API       *cfapi.Server
+	Gateway   *gateway.Gateway
+	Dashboard *web.Dashboard
+}
+
+// Build connects to the cluster and S3 and builds the services; ctx bounds
+// the services' lifetime (the tail hub and the gateway's cache).
+func Build(ctx context.Context, cfg Config) (*Platform, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t0 := time.Now()
+	core, err := Connect(ctx, cfg.RestConfig, cfg.S3, cfg.Identity, cfg.Validate)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("store connected (CRDs, default account, S3 bucket)", "after", time.Since(t0).Round(time.Millisecond))
+	scheme, err := store.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	gwOpts, err := gateway.ClusterOptions(ctx, core.RestConfig, scheme, log.With("component", "gateway"))
+	if err != nil {
+		return nil, err
+	}
+	gwOpts.EdgePort = cfg.EdgePort
+	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
+	p := &Platform{Core: *core, Gateway: gateway.New(gwOpts)}
+	// The tail hub names the scripts of workerd services through the
+	// gateway's cache.
+	p.Tails = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(gwOpts.Reader), Log: log.With("component", "tail")})
+	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
+	p.API = cfapi.New(cfapi.Options{
+		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),
+	})
+	p.Dashboard, err = web.New(web.Options{
+		Status: cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
+		APIURL: edgeURL + cfapi.BasePath, Tail: p.Tails, EdgePort: cfg.EdgePort, Env: cfg.Env,
+		Log: log.With("component", "dashboard"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// EdgeParts are what the edge server mounts: the API, the tail WebSocket,
+// the gateway and the dashboard.
+func (p *Platform) EdgeParts() []edge.Registrar {
+	return []edge.Registrar{p.API, p.Tails, p.Gateway, p.Dashboard}
+}

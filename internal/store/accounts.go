@@ -1,0 +1,116 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+)
+
+// DefaultNamespace is the Kubernetes namespace of the default account's objects.
+const DefaultNamespace = "octo"
+
+// Account is one Cloudflare account octo serves.
+type Account struct {
+	ID        string
+	Name      string
+	Subdomain string
+	// Namespace is the Kubernetes namespace holding the account's objects.
+	Namespace string
+	// ReleaseLabels are added to the account's objects so that the
+	// WorkerAccount's workerReleaseSelector selects them.
+	ReleaseLabels map[string]string
+}
+
+// AccountSource lists the accounts: the default one and every WorkerAccount.
+type AccountSource interface {
+	Accounts(ctx context.Context) ([]Account, error)
+}
+
+// AccountOf is the account a WorkerAccount describes: its name is the account
+// ID, as in the original sample; the display name and the workers subdomain
+// default to it.
+func AccountOf(wa *apiv1.WorkerAccount) Account {
+	a := Account{
+		ID: wa.Name, Name: cmp.Or(wa.Spec.DisplayName, wa.Name), Subdomain: cmp.Or(wa.Spec.Subdomain, wa.Name),
+		Namespace: wa.Namespace,
+	}
+	if sel := wa.Spec.WorkerReleaseSelector; sel != nil {
+		a.ReleaseLabels = sel.MatchLabels
+	}
+	return a
+}
+
+// ClusterAccounts reads the accounts from the WorkerAccount objects of every
+// namespace, through any reader (a direct client or an informer cache).
+type ClusterAccounts struct {
+	Reader client.Reader
+}
+
+// Accounts implements AccountSource: every WorkerAccount not being deleted,
+// by ID.
+func (c ClusterAccounts) Accounts(ctx context.Context) ([]Account, error) {
+	var list apiv1.WorkerAccountList
+	if err := c.Reader.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list WorkerAccounts: %w", err)
+	}
+	out := make([]Account, 0, len(list.Items))
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp != nil {
+			continue
+		}
+		out = append(out, AccountOf(&list.Items[i]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// StaticAccounts serves a fixed list of accounts.
+type StaticAccounts []Account
+
+// Accounts implements AccountSource.
+func (s StaticAccounts) Accounts(context.Context) ([]Account, error) { return s, nil }
+
+// FindAccount returns the account with id from src, or a NotFound refusal.
+func FindAccount(ctx context.Context, src AccountSource, id string) (Account, error) {
+	accounts, err := src.Accounts(ctx)
+	if err != nil {
+		return Account{}, err
+	}
+	for _, a := range accounts {
+		if a.ID == id {
+			return a, nil
+		}
+	}
+	return Account{}, Errorf(NotFound, CodeNoRoute, "Could not route to /accounts/%s, perhaps your object identifier is invalid?", id)
+}
+
+// DefaultAccount is the account the identity describes.
+func (id Identity) DefaultAccount() Account {
+	return Account{ID: id.AccountID, Name: id.AccountName, Subdomain: id.Subdomain, Namespace: DefaultNamespace}
+}
+
+// EnsureDefaultAccount creates the default account's namespace and
+// WorkerAccount if they are missing.
+func EnsureDefaultAccount(ctx context.Context, c client.Client, id Identity) error {
+	a := id.DefaultAccount()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", a.Namespace, err)
+	}
+	wa := &apiv1.WorkerAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: a.ID, Namespace: a.Namespace},
+		Spec:       apiv1.WorkerAccountSpec{WorkerBundleName: a.Subdomain, DisplayName: a.Name, Subdomain: a.Subdomain},
+	}
+	if err := c.Create(ctx, wa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create default WorkerAccount: %w", err)
+	}
+	return nil
+}

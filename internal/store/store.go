@@ -1,0 +1,100 @@
+// Package store is octo's domain layer: accounts and their workers
+// subdomains, the records of scripts (versions, deployments, secrets), the
+// S3 key layout (paths.go) and Workers KV. The Cloudflare API, the dashboard,
+// the pod-facing server, the operators and the gateway all use it; it knows
+// nothing of HTTP. Its refusals are *Error values with a Kind and the
+// Cloudflare code that names the condition.
+//
+// Code and metadata of every version are immutable in S3 under the account's
+// prefix; control state lives in Kubernetes objects of group api.cf-worker/v1.
+// Writes go to S3 first, then to the objects, and on failure what was written
+// is removed again.
+package store
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+)
+
+// ValidateFunc starts a new version once before anything of it is stored
+// (WorkerdValidator does it in workerd). A *workerd.StartupError refuses the
+// version with workerd's message; the duration becomes its startup_time_ms.
+type ValidateFunc func(ctx context.Context, v *apiv1.WorkerVersion, parts []Part) (time.Duration, error)
+
+// Options configure a Store.
+type Options struct {
+	// Client reads and writes the api.cf-worker/v1 objects and Secrets.
+	Client client.Client
+	// Blobs is the S3 bucket of code, metadata and KV data.
+	Blobs *BlobStore
+	// Accounts lists the accounts; nil means ClusterAccounts on Client.
+	Accounts AccountSource
+	// AuthorEmail is recorded as the author of versions and deployments.
+	AuthorEmail string
+	// Validate, when set, starts every new version once before it is
+	// stored; nil accepts every version.
+	Validate ValidateFunc
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the domain layer over the cluster and the S3 bucket. It is safe
+// for concurrent use.
+type Store struct {
+	k8s      client.Client
+	blobs    *BlobStore
+	accounts AccountSource
+	author   string
+	validate ValidateFunc
+	now      func() time.Time
+	locks    scriptLocks
+	kv       *KV
+}
+
+// New returns a Store.
+func New(opts Options) *Store {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	accounts := opts.Accounts
+	if accounts == nil {
+		accounts = ClusterAccounts{Reader: opts.Client}
+	}
+	return &Store{
+		k8s: opts.Client, blobs: opts.Blobs, accounts: accounts, author: opts.AuthorEmail,
+		validate: opts.Validate, now: now, kv: NewKV(opts.Blobs, now),
+	}
+}
+
+// KV is the account-scoped Workers KV store in the same bucket.
+func (s *Store) KV() *KV { return s.kv }
+
+// Blobs is the S3 bucket the store writes.
+func (s *Store) Blobs() *BlobStore { return s.blobs }
+
+// Accounts lists every account.
+func (s *Store) Accounts(ctx context.Context) ([]Account, error) { return s.accounts.Accounts(ctx) }
+
+// Account returns the account with id, or a NotFound refusal (CodeNoRoute).
+func (s *Store) Account(ctx context.Context, id string) (Account, error) {
+	return FindAccount(ctx, s.accounts, id)
+}
+
+// Scheme returns a scheme with the Kubernetes built-in types and api.cf-worker/v1.
+func Scheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := apiv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return scheme, nil
+}

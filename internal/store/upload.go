@@ -1,0 +1,293 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// Upload limits. Cloudflare allows 10 MB (compressed) per Worker on the paid
+// plan; octo applies 10 MiB to the uncompressed modules, which is stricter
+// and simpler to explain.
+const (
+	MaxScriptSize = 10 << 20
+	maxModules    = 1000
+	maxBindings   = 256
+	// The CRD limits (WorkerVersion): compatibility flags, the text of a
+	// plain_text binding, a KV namespace ID, a module's content type.
+	maxFlags       = 128
+	maxTextBinding = 64 << 10
+	maxNamespaceID = 64
+	// MaxContentType bounds a module's media type.
+	MaxContentType = 256
+)
+
+// MaxCompatibilityDate is the newest compatibility date the runtime octo
+// ships supports (workerd 2026-04-26 accepts dates up to 2026-05-03).
+const MaxCompatibilityDate = workerd.MaxCompatibilityDate
+
+// Metadata is the "metadata" part of a script upload.
+type Metadata struct {
+	MainModule         string            `json:"main_module"`
+	BodyPart           string            `json:"body_part"`
+	Bindings           []Binding         `json:"bindings"`
+	CompatibilityDate  string            `json:"compatibility_date"`
+	CompatibilityFlags []string          `json:"compatibility_flags"`
+	KeepBindings       []string          `json:"keep_bindings"`
+	Annotations        map[string]string `json:"annotations"`
+	Logpush            *bool             `json:"logpush"`
+	// Fields octo does not support yet; a non-empty value is refused.
+	Migrations json.RawMessage `json:"migrations"`
+	Assets     json.RawMessage `json:"assets"`
+	Containers json.RawMessage `json:"containers"`
+}
+
+// Binding is one entry of metadata.bindings, as wrangler sends it.
+type Binding struct {
+	Name        string          `json:"name"`
+	Type        string          `json:"type"`
+	Text        *string         `json:"text,omitempty"`
+	JSON        json.RawMessage `json:"json,omitempty"`
+	NamespaceID string          `json:"namespace_id,omitempty"`
+	Part        string          `json:"part,omitempty"`
+	Service     string          `json:"service,omitempty"`
+	Environment string          `json:"environment,omitempty"`
+	Entrypoint  string          `json:"entrypoint,omitempty"`
+}
+
+// supportedBindings are the binding types octo serves.
+var supportedBindings = map[string]bool{
+	apiv1.BindingPlainText: true, apiv1.BindingJSON: true, apiv1.BindingSecretText: true,
+	apiv1.BindingKV: true, apiv1.BindingWasmModule: true, apiv1.BindingTextBlob: true,
+	apiv1.BindingDataBlob: true, BindingInherit: true,
+}
+
+// BindingInherit asks the API to copy the binding of the previous version.
+const BindingInherit = "inherit"
+
+// Part is one module of an upload.
+type Part struct {
+	Name        string
+	ContentType string
+	Type        apiv1.ModuleType
+	Data        []byte
+}
+
+// SHA256 is the hex digest of the part's content.
+func (p Part) SHA256() string {
+	sum := sha256.Sum256(p.Data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Upload is a parsed and validated script upload.
+type Upload struct {
+	Metadata Metadata
+	Parts    []Part
+	// Notes are messages for the client, e.g. a clamped compatibility date.
+	Notes []string
+}
+
+// Main is the name of the entry module (main_module or body_part).
+func (u *Upload) Main() string {
+	if u.Metadata.MainModule != "" {
+		return u.Metadata.MainModule
+	}
+	return u.Metadata.BodyPart
+}
+
+// Size is the total size of the modules.
+func (u *Upload) Size() int {
+	n := 0
+	for _, p := range u.Parts {
+		n += len(p.Data)
+	}
+	return n
+}
+
+// ModuleTypes maps a part's media type to its module type (wrangler's moduleTypeMimeType).
+var ModuleTypes = map[string]apiv1.ModuleType{
+	"application/javascript+module": apiv1.ModuleESModule,
+	"text/javascript+module":        apiv1.ModuleESModule,
+	"application/javascript":        apiv1.ModuleCommonJS,
+	"text/javascript":               apiv1.ModuleCommonJS,
+	"application/wasm":              apiv1.ModuleWasm,
+	"application/octet-stream":      apiv1.ModuleData,
+	"text/plain":                    apiv1.ModuleText,
+	"application/json":              apiv1.ModuleJSON,
+	"application/source-map":        apiv1.ModuleSourceMap,
+	"text/x-python":                 apiv1.ModulePython,
+	"text/x-python-requirement":     apiv1.ModulePythonRequirement,
+}
+
+var (
+	scriptNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	dateRE       = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+	flagRE       = regexp.MustCompile(`^[a-z0-9_]{1,128}$`)
+	bindingRE    = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]{0,255}$`)
+	// secretNameRE: a secret's name is also its key in the Kubernetes
+	// Secret, which allows no '$' and at most 253 characters.
+	secretNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,252}$`)
+)
+
+// ValidSecretName refuses secret names the Kubernetes Secret cannot hold.
+func ValidSecretName(name string) error {
+	if !secretNameRE.MatchString(name) {
+		return invalid("invalid secret name %q: use at most 253 letters, digits and '_', not starting with a digit", name)
+	}
+	return nil
+}
+
+// ValidScriptName checks a script name as Cloudflare does: lowercase letters,
+// digits, '-' and '_', at most 63 characters, starting with a letter or digit.
+func ValidScriptName(name string) error {
+	if !scriptNameRE.MatchString(name) {
+		return invalid("invalid script name %q: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// ValidModuleName refuses names that could escape a directory when the
+// modules are written to disk or into an image.
+func ValidModuleName(name string) error {
+	if name == "" || len(name) > 1024 || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\\") {
+		return badUpload("invalid module name %q", name)
+	}
+	clean := strings.TrimPrefix(name, "./")
+	if strings.HasPrefix(clean, "/") || path.Clean(clean) != clean || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return badUpload("invalid module name %q: module names must be relative paths without '..'", name)
+	}
+	return nil
+}
+
+// Validate checks the metadata against the parts, as Cloudflare does before
+// accepting a version; it sets the main part's type and clamps a
+// compatibility date newer than the runtime supports (with a note).
+func (u *Upload) Validate() error {
+	m := &u.Metadata
+	if (m.MainModule == "") == (m.BodyPart == "") {
+		return badUpload("metadata must set exactly one of main_module (ES modules) and body_part (service worker)")
+	}
+	if len(u.Parts) == 0 {
+		return badUpload("the upload has no modules")
+	}
+	if len(u.Parts) > maxModules {
+		return badUpload("too many modules (%d, at most %d)", len(u.Parts), maxModules)
+	}
+	main := u.part(u.Main())
+	if main == nil {
+		return badUpload("the main module %q is not among the uploaded parts", u.Main())
+	}
+	if m.BodyPart != "" {
+		if main.Type != apiv1.ModuleCommonJS {
+			return badUpload("body_part %q must be application/javascript", m.BodyPart)
+		}
+		main.Type = apiv1.ModuleServiceWorker
+	} else if main.Type != apiv1.ModuleESModule && main.Type != apiv1.ModuleCommonJS {
+		return badUpload("main_module %q must be a JavaScript module, not %s", m.MainModule, main.Type)
+	}
+	for _, raw := range [][]byte{m.Migrations, m.Assets, m.Containers} {
+		if len(raw) > 0 && string(raw) != "null" {
+			return invalid("Durable Object migrations, static assets and containers are not supported by octo yet")
+		}
+	}
+	if err := u.validateCompatibility(); err != nil {
+		return err
+	}
+	return u.validateBindings()
+}
+
+func (u *Upload) part(name string) *Part {
+	for i := range u.Parts {
+		if u.Parts[i].Name == name {
+			return &u.Parts[i]
+		}
+	}
+	return nil
+}
+
+// validateCompatibility checks the date and flags and clamps a date newer
+// than the runtime supports.
+func (u *Upload) validateCompatibility() error {
+	m := &u.Metadata
+	if m.CompatibilityDate != "" {
+		if !dateRE.MatchString(m.CompatibilityDate) {
+			return badUpload("compatibility_date %q is not a date (YYYY-MM-DD)", m.CompatibilityDate)
+		}
+		if _, err := time.Parse(time.DateOnly, m.CompatibilityDate); err != nil {
+			return badUpload("compatibility_date %q is not a valid date", m.CompatibilityDate)
+		}
+		if m.CompatibilityDate > MaxCompatibilityDate {
+			u.Notes = append(u.Notes, fmt.Sprintf(
+				"compatibility_date %s is newer than octo's runtime supports; using %s", m.CompatibilityDate, MaxCompatibilityDate))
+			m.CompatibilityDate = MaxCompatibilityDate
+		}
+	}
+	if len(m.CompatibilityFlags) > maxFlags {
+		return badUpload("too many compatibility flags (%d, at most %d)", len(m.CompatibilityFlags), maxFlags)
+	}
+	for _, f := range m.CompatibilityFlags {
+		if !flagRE.MatchString(f) {
+			return badUpload("invalid compatibility flag %q", f)
+		}
+	}
+	return nil
+}
+
+// validateBindings checks names, types and the fields each type needs.
+func (u *Upload) validateBindings() error {
+	if len(u.Metadata.Bindings) > maxBindings {
+		return badUpload("too many bindings (%d, at most %d)", len(u.Metadata.Bindings), maxBindings)
+	}
+	names := map[string]bool{}
+	for _, b := range u.Metadata.Bindings {
+		if !bindingRE.MatchString(b.Name) {
+			return badUpload("invalid binding name %q", b.Name)
+		}
+		if names[b.Name] {
+			return badUpload("binding %q is defined twice", b.Name)
+		}
+		names[b.Name] = true
+		if !supportedBindings[b.Type] {
+			return invalid("binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
+		}
+		switch b.Type {
+		case apiv1.BindingPlainText:
+			if b.Text == nil {
+				return badUpload("plain_text binding %q has no text", b.Name)
+			}
+			if len(*b.Text) > maxTextBinding {
+				return badUpload("plain_text binding %q is too long (%d bytes, at most %d)", b.Name, len(*b.Text), maxTextBinding)
+			}
+		case apiv1.BindingSecretText:
+			if b.Text != nil { // without text it inherits the existing secret
+				if err := ValidSecretName(b.Name); err != nil {
+					return badUpload("%s", err.(*Error).Msg)
+				}
+			}
+		case apiv1.BindingJSON:
+			// null cannot be stored: the object would drop it.
+			if len(b.JSON) == 0 || !json.Valid(b.JSON) || string(bytes.TrimSpace(b.JSON)) == "null" {
+				return badUpload("json binding %q has no valid json value", b.Name)
+			}
+		case apiv1.BindingKV:
+			if b.NamespaceID == "" || len(b.NamespaceID) > maxNamespaceID {
+				return badUpload("kv_namespace binding %q has no namespace_id (or one over %d characters)", b.Name, maxNamespaceID)
+			}
+		case apiv1.BindingWasmModule, apiv1.BindingTextBlob, apiv1.BindingDataBlob:
+			if u.part(b.Part) == nil {
+				return badUpload("%s binding %q names part %q, which was not uploaded", b.Type, b.Name, b.Part)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// WorkerdValidator returns an Options.Validate that starts each new version
+// once in the workerd binary at bin (workerd.Extract gives it): a startup
+// error refuses the upload with workerd's message, as Cloudflare does (10021).
+// Secrets are unset and KV is not reachable during that start, as neither is
+// used before a request arrives.
+func WorkerdValidator(bin string) ValidateFunc {
+	return func(ctx context.Context, v *apiv1.WorkerVersion, parts []Part) (time.Duration, error) {
+		paths := make(map[string]string, len(parts))
+		files := make(map[string][]byte, len(parts))
+		for i, p := range parts {
+			path := fmt.Sprintf("modules/%d", i)
+			paths[p.Name] = path
+			files[path] = p.Data
+		}
+		// Secrets stay unset (null) during this start; any variable name will do.
+		secrets := 0
+		secretEnv := func(string) string { secrets++; return fmt.Sprintf("OCTO_SECRET_%d", secrets) }
+		w, err := workerd.FromVersion(v, paths, func(string) string { return "kv" }, secretEnv)
+		if err != nil {
+			return 0, err
+		}
+		return workerd.Validate(ctx, bin, w, files)
+	}
+}

@@ -1,0 +1,380 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// Triggers of a version (annotation workers/triggered_by).
+const (
+	TriggerUpload = "upload"
+	TriggerSecret = "secret"
+)
+
+// VersionInput is everything a new version is made of.
+type VersionInput struct {
+	Parts []Part
+	// Metadata is the upload's metadata, validated (Upload.Validate).
+	Metadata    Metadata
+	TriggeredBy string
+	// Deploy makes the version the script's only deployed version.
+	Deploy bool
+	// secretWrites sets (value) or removes (nil) secrets of the script.
+	secretWrites map[string]*string
+}
+
+// scriptLocks serialises writes per script, so versions are totally ordered.
+type scriptLocks struct{ m sync.Map }
+
+func (l *scriptLocks) lock(a Account, script string) func() {
+	mu, _ := l.m.LoadOrStore(a.ID+"/"+script, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock
+}
+
+// CreateVersion stores a new version: files in S3 first, then secrets, the
+// WorkerVersion and (when deploying) the WorkerRelease. On any failure what
+// was written is removed again. It returns the version and, when in.Deploy,
+// its deployment.
+func (s *Store) CreateVersion(ctx context.Context, a Account, script string, in VersionInput) (*apiv1.WorkerVersion, *apiv1.ReleaseDeployment, error) {
+	unlock := s.locks.lock(a, script)
+	defer unlock()
+	return s.createVersionLocked(ctx, a, script, in)
+}
+
+// createVersionLocked is createVersion for a caller holding the script's lock.
+func (s *Store) createVersionLocked(ctx context.Context, a Account, script string, in VersionInput) (*apiv1.WorkerVersion, *apiv1.ReleaseDeployment, error) {
+	versions, err := s.Versions(ctx, a, script)
+	if err != nil {
+		return nil, nil, err
+	}
+	var prev *apiv1.WorkerVersion
+	number := int64(1)
+	if len(versions) > 0 {
+		prev = &versions[len(versions)-1]
+		number = prev.Spec.Number + 1
+	}
+	bindings, secretWrites, err := resolveBindings(prev, in.Metadata.Bindings, in.Metadata.KeepBindings, SecretName(script))
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range in.secretWrites {
+		secretWrites[k] = v
+		if v == nil { // a removed secret is not carried over
+			bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
+		}
+	}
+	if len(bindings) > maxBindings { // kept secrets come on top of the upload's bindings
+		return nil, nil, badUpload("too many bindings (%d with the kept ones, at most %d)", len(bindings), maxBindings)
+	}
+	id := uuid.NewString()
+	prefix := versionPrefix(a.ID, script, id)
+	v := &apiv1.WorkerVersion{
+		ObjectMeta: metav1.ObjectMeta{Name: VersionObjectName(script, number), Namespace: a.Namespace, Labels: scriptLabels(a, script)},
+		Spec: apiv1.WorkerVersionSpec{
+			AccountID: a.ID, ScriptName: script, VersionID: id, Number: number,
+			Storage:            apiv1.WorkerVersionStorage{Bucket: Bucket, Prefix: prefix, MetadataKey: metadataKey(prefix)},
+			MainModule:         in.Metadata.MainModule,
+			BodyPart:           in.Metadata.BodyPart,
+			Bindings:           bindings,
+			CompatibilityDate:  in.Metadata.CompatibilityDate,
+			CompatibilityFlags: in.Metadata.CompatibilityFlags,
+			Annotations:        versionAnnotations(in),
+			Source:             "wrangler",
+			AuthorEmail:        s.author,
+			Handlers:           []string{"fetch"},
+			CreatedAt:          metav1.NewTime(s.now().UTC().Truncate(time.Millisecond)),
+		},
+	}
+	for _, p := range in.Parts {
+		v.Spec.Modules = append(v.Spec.Modules, apiv1.WorkerModule{
+			Name: p.Name, Type: p.Type, ContentType: p.ContentType, Key: moduleKey(prefix, p.Name),
+			Size: int64(len(p.Data)), SHA256: p.SHA256(),
+		})
+	}
+	// 0. Start it once in workerd, before anything is written.
+	if s.validate != nil {
+		d, err := s.validate(ctx, v, in.Parts)
+		var se *workerd.StartupError
+		if errors.As(err, &se) {
+			return nil, nil, badUpload("%s", se.Message)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("validate version: %w", err)
+		}
+		v.Spec.StartupTimeMs = max(d.Milliseconds(), 0)
+	}
+
+	// 1. S3: modules and metadata, immutable.
+	undo := func() { _ = s.blobs.DeletePrefix(context.WithoutCancel(ctx), prefix) }
+	for i, p := range in.Parts {
+		if err := s.blobs.Put(ctx, v.Spec.Modules[i].Key, p.Data, p.ContentType, nil); err != nil {
+			undo()
+			return nil, nil, err
+		}
+	}
+	metaJSON, err := json.Marshal(storedMetadata(v))
+	if err != nil {
+		undo()
+		return nil, nil, err
+	}
+	if err := s.blobs.Put(ctx, v.Spec.Storage.MetadataKey, metaJSON, "application/json", nil); err != nil {
+		undo()
+		return nil, nil, err
+	}
+	// 2. The release (created with the first version) owns everything else.
+	rel, created, err := s.ensureRelease(ctx, a, script)
+	if err != nil {
+		undo()
+		return nil, nil, err
+	}
+	if created {
+		prevUndo := undo
+		undo = func() { prevUndo(); _ = s.k8s.Delete(context.WithoutCancel(ctx), rel) }
+	}
+	// 3. Secrets.
+	if len(secretWrites) > 0 {
+		restore, err := s.writeSecrets(ctx, a, script, rel, secretWrites)
+		if err != nil {
+			undo()
+			return nil, nil, err
+		}
+		prevUndo := undo
+		undo = func() { restore(); prevUndo() }
+	}
+	// 4. The version.
+	if err := controllerutil.SetOwnerReference(rel, v, s.k8s.Scheme()); err != nil {
+		undo()
+		return nil, nil, err
+	}
+	if err := s.k8s.Create(ctx, v); err != nil {
+		undo()
+		return nil, nil, fmt.Errorf("create WorkerVersion: %w", err)
+	}
+	if !in.Deploy {
+		return v, nil, nil
+	}
+	// 5. The deployment.
+	d, err := s.deploy(ctx, a, script, []apiv1.VersionTraffic{{VersionID: id, Percentage: 100}}, map[string]string{}, in.TriggeredBy)
+	if err != nil {
+		_ = s.k8s.Delete(context.WithoutCancel(ctx), v)
+		undo()
+		return nil, nil, err
+	}
+	return v, d, nil
+}
+
+func versionAnnotations(in VersionInput) map[string]string {
+	out := map[string]string{}
+	for k, v := range in.Metadata.Annotations {
+		if k == apiv1.AnnotationMessage || k == apiv1.AnnotationTag {
+			out[k] = v
+		}
+	}
+	out[apiv1.AnnotationTriggeredBy] = in.TriggeredBy
+	return out
+}
+
+// ensureRelease returns the script's release, creating it when missing.
+func (s *Store) ensureRelease(ctx context.Context, a Account, script string) (*apiv1.WorkerRelease, bool, error) {
+	rel, err := s.FindRelease(ctx, a, script)
+	if err != nil || rel != nil {
+		return rel, false, err
+	}
+	rel = &apiv1.WorkerRelease{
+		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(script), Namespace: a.Namespace, Labels: scriptLabels(a, script)},
+		Spec:       apiv1.WorkerReleaseSpec{AccountID: a.ID, ScriptName: script},
+	}
+	if err := s.k8s.Create(ctx, rel); err != nil {
+		if apierrors.IsAlreadyExists(err) { // the previous script of that name is still being removed
+			return nil, false, Errorf(Conflict, CodeBadRequest, "Worker %q is still being deleted; retry in a moment", script)
+		}
+		return nil, false, fmt.Errorf("create WorkerRelease: %w", err)
+	}
+	return rel, true, nil
+}
+
+// deploy prepends a deployment to the script's release.
+func (s *Store) deploy(ctx context.Context, a Account, script string, traffic []apiv1.VersionTraffic, annotations map[string]string, trigger string) (*apiv1.ReleaseDeployment, error) {
+	d := apiv1.ReleaseDeployment{
+		ID: uuid.NewString(), CreatedOn: metav1.NewTime(s.now().UTC().Truncate(time.Millisecond)),
+		Source: "wrangler", AuthorEmail: s.author, Strategy: apiv1.DeploymentStrategyPercentage,
+		Annotations: annotations, Versions: traffic,
+	}
+	if trigger != "" && trigger != TriggerUpload {
+		if d.Annotations == nil {
+			d.Annotations = map[string]string{}
+		}
+		d.Annotations[apiv1.AnnotationTriggeredBy] = trigger
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		rel, err := s.Release(ctx, a, script)
+		if err != nil {
+			return err
+		}
+		rel.Spec.Deployments = append([]apiv1.ReleaseDeployment{d}, rel.Spec.Deployments...)
+		if len(rel.Spec.Deployments) > apiv1.MaxDeploymentHistory {
+			rel.Spec.Deployments = rel.Spec.Deployments[:apiv1.MaxDeploymentHistory]
+		}
+		return s.k8s.Update(ctx, rel)
+	})
+	if err != nil {
+		if AsError(err) != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("record deployment: %w", err)
+	}
+	return &d, nil
+}
+
+// writeSecrets applies writes to the script's Secret and returns a function
+// that restores its previous content.
+func (s *Store) writeSecrets(ctx context.Context, a Account, script string, rel *apiv1.WorkerRelease, writes map[string]*string) (func(), error) {
+	sec, exists, err := s.secret(ctx, a, script)
+	if err != nil {
+		return nil, err
+	}
+	old := map[string][]byte{}
+	for k, v := range sec.Data {
+		old[k] = v
+	}
+	if !exists {
+		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(script), Namespace: a.Namespace, Labels: scriptLabels(a, script)}, Type: corev1.SecretTypeOpaque}
+		if err := controllerutil.SetOwnerReference(rel, sec, s.k8s.Scheme()); err != nil {
+			return nil, err
+		}
+	}
+	if sec.Data == nil {
+		sec.Data = map[string][]byte{}
+	}
+	for k, v := range writes {
+		if v == nil {
+			delete(sec.Data, k)
+		} else {
+			sec.Data[k] = []byte(*v)
+		}
+	}
+	if exists {
+		err = s.k8s.Update(ctx, sec)
+	} else {
+		err = s.k8s.Create(ctx, sec)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write secrets of %s: %w", script, err)
+	}
+	return func() {
+		ctx := context.WithoutCancel(ctx)
+		if !exists {
+			_ = s.k8s.Delete(ctx, sec)
+			return
+		}
+		_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, _, err := s.secret(ctx, a, script)
+			if err != nil {
+				return err
+			}
+			cur.Data = old
+			return s.k8s.Update(ctx, cur)
+		})
+	}, nil
+}
+
+// resolveBindings turns the uploaded bindings into the version's bindings:
+// inherit is resolved from the previous version, secret values are split out
+// into secret writes, secrets of the previous version survive, and other
+// previous bindings survive only when their type is in keep.
+func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, secretName string) ([]apiv1.WorkerBinding, map[string]*string, error) {
+	prevByName := map[string]apiv1.WorkerBinding{}
+	if prev != nil {
+		for _, b := range prev.Spec.Bindings {
+			prevByName[b.Name] = b
+		}
+	}
+	writes := map[string]*string{}
+	var out []apiv1.WorkerBinding
+	mentioned := map[string]bool{}
+	for _, b := range in {
+		mentioned[b.Name] = true
+		switch b.Type {
+		case BindingInherit:
+			p, ok := prevByName[b.Name]
+			if !ok {
+				return nil, nil, Errorf(Invalid, CodeInheritBinding, "inherit binding '%s' is invalid", b.Name)
+			}
+			out = append(out, p)
+		case apiv1.BindingSecretText:
+			if b.Text == nil {
+				p, ok := prevByName[b.Name]
+				if !ok || p.Type != apiv1.BindingSecretText {
+					return nil, nil, Errorf(Invalid, CodeInheritBinding, "inherit binding '%s' is invalid", b.Name)
+				}
+				out = append(out, p)
+				continue
+			}
+			writes[b.Name] = b.Text
+			out = append(out, apiv1.WorkerBinding{Name: b.Name, Type: b.Type, SecretRef: &apiv1.SecretKeyRef{Name: secretName, Key: b.Name}})
+		default:
+			wb := apiv1.WorkerBinding{Name: b.Name, Type: b.Type, NamespaceID: b.NamespaceID, Part: b.Part,
+				Service: b.Service, Environment: b.Environment, Entrypoint: b.Entrypoint}
+			if b.Text != nil {
+				wb.Text = *b.Text
+			}
+			if len(b.JSON) > 0 {
+				wb.JSON = &apiextensionsv1.JSON{Raw: append([]byte(nil), b.JSON...)}
+			}
+			out = append(out, wb)
+		}
+	}
+	if prev != nil {
+		for _, p := range prev.Spec.Bindings {
+			if mentioned[p.Name] {
+				continue
+			}
+			if p.Type == apiv1.BindingSecretText || p.Type == apiv1.BindingSecretKey || slices.Contains(keep, p.Type) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, writes, nil
+}
+
+// storedMetadata is the metadata.json written next to a version's modules:
+// the version as the runtime needs it, without secret values.
+func storedMetadata(v *apiv1.WorkerVersion) map[string]any {
+	return map[string]any{
+		"id": v.Spec.VersionID, "script": v.Spec.ScriptName, "number": v.Spec.Number,
+		"main_module": v.Spec.MainModule, "body_part": v.Spec.BodyPart,
+		"modules": v.Spec.Modules, "bindings": v.Spec.Bindings,
+		"compatibility_date": v.Spec.CompatibilityDate, "compatibility_flags": v.Spec.CompatibilityFlags,
+		"annotations": v.Spec.Annotations, "created_on": v.Spec.CreatedAt.Format(time.RFC3339Nano),
+	}
+}
+
+// LoadParts reads a version's modules back from S3.
+func (s *Store) LoadParts(ctx context.Context, v *apiv1.WorkerVersion) ([]Part, error) {
+	var parts []Part
+	for _, m := range v.Spec.Modules {
+		data, _, err := s.blobs.Get(ctx, m.Key)
+		if err != nil {
+			return nil, fmt.Errorf("read module %s of version %s: %w", m.Name, v.Spec.VersionID, err)
+		}
+		parts = append(parts, Part{Name: m.Name, ContentType: m.ContentType, Type: m.Type, Data: data})
+	}
+	return parts, nil
+}
