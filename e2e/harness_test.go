@@ -16,10 +16,18 @@ import (
 // the component logs when the test failed, then runs `octo down --purge --yes`.
 func bootOcto(t *testing.T) *env {
 	t.Helper()
+	return bootOctoBin(t, *octoBin)
+}
+
+// bootOctoBin is bootOcto with the octo binary at path (TestUpgrade boots an
+// older release). The cleanup runs e.bin, so a test that swaps the binary
+// stops the cluster with whichever one runs it.
+func bootOctoBin(t *testing.T, path string) *env {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e test boots a real cluster and must run as root (make e2e under sudo)")
 	}
-	bin, err := filepath.Abs(*octoBin)
+	bin, err := filepath.Abs(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +35,7 @@ func bootOcto(t *testing.T) *env {
 		t.Fatalf("octo binary: %v (run make build)", err)
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	e := &env{t: t, bin: bin, cfg: config.Default(dataDir)}
+	e := &env{t: t, bin: bin, cfg: config.Default(dataDir), baseSys: readSysctls(t)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, part := range []string{"octo", "kube-apiserver"} {
