@@ -314,7 +314,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 
 	// 3. The config and the code layer.
 	res := BuildResult{Ports: map[string]int{}}
-	cfg := workerd.Config{TailCollector: req.TailAddress}
+	cfg := workerd.Config{TailCollector: req.TailAddress, V8Flags: workerd.DefaultV8Flags}
 	var entries []entry
 	kv := map[string]workerd.KVService{}
 	for _, p := range preps {

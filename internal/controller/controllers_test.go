@@ -328,9 +328,17 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 	if l := c.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Sleep == nil || l.PreStop.Sleep.Seconds != 2 {
 		t.Errorf("lifecycle %+v", l)
 	}
-	if c.Resources.Requests.Cpu().Cmp(resource.MustParse("10m")) != 0 || c.Resources.Requests.Memory().Cmp(resource.MustParse("64Mi")) != 0 ||
-		c.Resources.Limits.Memory().Cmp(resource.MustParse("512Mi")) != 0 {
-		t.Errorf("resources %+v", c.Resources)
+	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntValue() != 8080 || p.PeriodSeconds != 1 || p.FailureThreshold != 3 {
+		t.Errorf("liveness probe %+v", p)
+	}
+	if p := c.StartupProbe; p == nil || p.HTTPGet == nil || p.FailureThreshold < 60 {
+		t.Errorf("startup probe %+v", p)
+	}
+	// 64 MiB + 2 MiB and 256 MiB + 8 MiB per worker.
+	n := int64(len(sockets))
+	if c.Resources.Requests.Cpu().Cmp(resource.MustParse("10m")) != 0 || c.Resources.Requests.Memory().Value() != (64+2*n)<<20 ||
+		c.Resources.Limits.Memory().Value() != (256+8*n)<<20 {
+		t.Errorf("resources for %d workers: %+v", n, c.Resources)
 	}
 	sc := c.SecurityContext
 	if sc == nil || !*sc.RunAsNonRoot || *sc.RunAsUser != 65534 || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil ||

@@ -29,6 +29,12 @@ import (
 const (
 	// ReadinessPeriodSeconds probes the health worker every second.
 	ReadinessPeriodSeconds = 1
+	// LivenessPeriodSeconds and LivenessFailureThreshold restart a wedged
+	// workerd after ~3 s without an answer from its health worker.
+	LivenessPeriodSeconds    = 1
+	LivenessFailureThreshold = 3
+	// StartupFailureThreshold gives a starting process 120 s to answer.
+	StartupFailureThreshold = 120
 	// PreStopSleepSeconds keeps a terminating pod serving while the
 	// endpoints stop pointing at it.
 	PreStopSleepSeconds = 2
@@ -38,12 +44,28 @@ const (
 	HealthPortName = "health"
 )
 
-// Default resources of the workerd container.
-var (
-	DefaultCPURequest    = resource.MustParse("10m")
-	DefaultMemoryRequest = resource.MustParse("64Mi")
-	DefaultMemoryLimit   = resource.MustParse("512Mi")
+// DefaultCPURequest is the CPU request of the workerd container.
+var DefaultCPURequest = resource.MustParse("10m")
+
+// Memory of the workerd container, sized by the number of workers in the
+// pod (MemoryFor). With V8's young generation capped (workerd.DefaultV8Flags)
+// one busy hello-world Worker holds ~133 MB flat over a 1,000,000-request
+// soak; an idle process ~50 MiB, and each further Worker ~1.6 MiB idle.
+const (
+	memoryRequestBase      = 64 << 20
+	memoryRequestPerWorker = 2 << 20
+	memoryLimitBase        = 256 << 20
+	memoryLimitPerWorker   = 8 << 20
 )
+
+// MemoryFor returns the memory request and limit of a pod running n
+// workers: the request covers them idle, the limit a busy process with
+// room for each worker's heap.
+func MemoryFor(n int) (request, limit resource.Quantity) {
+	n = max(n, 1)
+	return *resource.NewQuantity(int64(memoryRequestBase+memoryRequestPerWorker*n), resource.BinarySI),
+		*resource.NewQuantity(int64(memoryLimitBase+memoryLimitPerWorker*n), resource.BinarySI)
+}
 
 // socket is one worker of a built image.
 type socket struct {
@@ -191,23 +213,35 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image strin
 	t.Spec.EnableServiceLinks = ptr.To(false)
 }
 
+// healthProbe probes the health worker every period seconds (1 s timeout).
+func healthProbe(period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/", Port: intstr.FromInt32(builder.HealthPort), Scheme: corev1.URISchemeHTTP,
+		}},
+		PeriodSeconds: period, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: failures,
+	}
+}
+
 func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map[string]*apiv1.WorkerVersion) corev1.Container {
+	memRequest, memLimit := MemoryFor(len(socks))
 	c := corev1.Container{
 		Name:    ContainerName,
 		Image:   image,
 		Command: slices.Clone(builder.Command),
 		Ports:   []corev1.ContainerPort{{Name: HealthPortName, ContainerPort: builder.HealthPort, Protocol: corev1.ProtocolTCP}},
 		Env:     secretEnv(socks, versions),
-		ReadinessProbe: &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: "/", Port: intstr.FromInt32(builder.HealthPort), Scheme: corev1.URISchemeHTTP,
-			}},
-			PeriodSeconds: ReadinessPeriodSeconds, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3,
-		},
-		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}}},
+		ReadinessProbe: healthProbe(ReadinessPeriodSeconds, 3),
+		// The health worker shares the process's thread with the Workers: a
+		// request that never yields (while (true) {}) wedges them all. The
+		// liveness probe restarts such a process; the startup probe keeps it
+		// from killing a process still loading many Workers.
+		StartupProbe:  healthProbe(1, StartupFailureThreshold),
+		LivenessProbe: healthProbe(LivenessPeriodSeconds, LivenessFailureThreshold),
+		Lifecycle:     &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}}},
 		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: DefaultCPURequest, corev1.ResourceMemory: DefaultMemoryRequest},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: DefaultMemoryLimit},
+			Requests: corev1.ResourceList{corev1.ResourceCPU: DefaultCPURequest, corev1.ResourceMemory: memRequest},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: memLimit},
 		},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr.To(true),

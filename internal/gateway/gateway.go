@@ -35,6 +35,7 @@ import (
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 // Host suffixes the gateway serves.
@@ -87,12 +88,17 @@ type Options struct {
 	// AccountTTL is how long the subdomain → account table is reused; 0
 	// means 2 s. An unknown subdomain refreshes it at once.
 	AccountTTL time.Duration
-	Log        *slog.Logger
+	// Watched reports whether someone tails a script (tail.Hub.Watched);
+	// the requests of such scripts carry workerd.TailGateHeader so that
+	// their trace events leave the pod. nil: nobody ever tails.
+	Watched func(account, script string) bool
+	Log     *slog.Logger
 }
 
 // Gateway is the Workers gateway: an http.Handler for the hosts Handles
 // accepts.
 type Gateway struct {
+	watched    func(account, script string) bool
 	accounts   store.AccountSource
 	reader     client.Reader
 	pods       PodLister
@@ -132,7 +138,7 @@ func NewTransport() *http.Transport {
 func New(opts Options) *Gateway {
 	g := &Gateway{
 		accounts: opts.Accounts, reader: opts.Reader, pods: opts.Pods, edgePort: opts.EdgePort,
-		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL,
+		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
 		sockets: map[string]map[string]int{},
 	}
 	if g.rand == nil {
@@ -252,6 +258,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		text(w, http.StatusServiceUnavailable, msg)
 		return
+	}
+	// Only the gateway marks requests for the tail: a client's mark is dropped.
+	r.Header.Del(workerd.TailGateHeader)
+	if g.watched != nil && g.watched(acct.ID, script) {
+		r.Header.Set(workerd.TailGateHeader, "1")
 	}
 	t.ray = ray()
 	w.Header().Set("Cf-Ray", t.ray)

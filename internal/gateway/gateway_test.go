@@ -22,6 +22,7 @@ import (
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 const (
@@ -435,5 +436,26 @@ func TestTailResolver(t *testing.T) {
 		if _, _, _, ok := resolve(svc); ok {
 			t.Errorf("%s resolved", svc)
 		}
+	}
+}
+
+// TestTailMark: requests of a tailed script carry the tail mark, others do
+// not, and a client cannot set it.
+func TestTailMark(t *testing.T) {
+	hello, api := newBackend(t, "hello-v1"), newBackend(t, "api-v3")
+	e := newEnv(t, nil,
+		release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}),
+		release("api", apiv1.VersionTraffic{VersionID: v3ID, Percentage: 100}))
+	e.pods.set(readyPod("octo-1", map[string]int{v1ID: hello.port(), v3ID: api.port()}))
+	e.gw.watched = func(account, script string) bool { return account == acctID && script == "hello" }
+
+	forged := http.Header{"X-Octo-Tail": {"1"}}
+	resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+	if got := e.echoed(resp, body); got.Headers[workerd.TailGateHeader] != "1" {
+		t.Errorf("tailed script: headers %v lack the tail mark", got.Headers)
+	}
+	resp, body = e.do(http.MethodGet, "api.octo.workers.localhost:8787", "/", nil, forged)
+	if got := e.echoed(resp, body); got.Headers[workerd.TailGateHeader] != "" {
+		t.Errorf("untailed script: a client's tail mark reached the worker: %v", got.Headers)
 	}
 }

@@ -122,10 +122,12 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	gwOpts.EdgePort = cfg.EdgePort
 	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
-	p := &Platform{Core: *core, Gateway: gateway.New(gwOpts)}
+	p := &Platform{Core: *core}
 	// The tail hub names the scripts of workerd services through the
-	// gateway's cache.
+	// gateway's cache; the gateway marks the requests of tailed scripts.
 	p.Tails = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(gwOpts.Reader), Log: log.With("component", "tail")})
+	gwOpts.Watched = p.Tails.Watched
+	p.Gateway = gateway.New(gwOpts)
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
 	p.API = cfapi.New(cfapi.Options{
 		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -80,6 +81,10 @@ type Hub struct {
 	sessions map[string]*session
 	// subs are the listeners by account/script key.
 	subs map[string]map[*subscriber]struct{}
+	// watched is the set of account/script keys with a session or a
+	// listener, rebuilt under mu at every change and read without it: the
+	// gateway asks for every request.
+	watched atomic.Pointer[map[string]struct{}]
 }
 
 type session struct {
@@ -166,6 +171,7 @@ func (h *Hub) Create(account, script string, rawFilters json.RawMessage) (Sessio
 	}
 	h.mu.Lock()
 	h.sessions[s.ID] = s
+	h.rewatchLocked()
 	h.mu.Unlock()
 	h.log.Debug("tail created", "id", s.ID, "script", script)
 	return s.Session, nil
@@ -220,6 +226,7 @@ func (h *Hub) Delete(id string) bool {
 // removeLocked drops a session and ends its listeners; h.mu is held.
 func (h *Hub) removeLocked(s *session, reason string) {
 	delete(h.sessions, s.ID)
+	defer h.rewatchLocked()
 	for sub := range s.conns {
 		h.unsubscribeLocked(sub)
 		sub.end(reason)
@@ -306,6 +313,7 @@ func (h *Hub) addSubscriber(account, script string, f *filters) *subscriber {
 		h.subs[sub.key] = set
 	}
 	set[sub] = struct{}{}
+	h.rewatchLocked()
 	return sub
 }
 
@@ -316,6 +324,32 @@ func (h *Hub) unsubscribeLocked(sub *subscriber) {
 			delete(h.subs, sub.key)
 		}
 	}
+	h.rewatchLocked()
+}
+
+// rewatchLocked rebuilds the watched set from the sessions and listeners.
+func (h *Hub) rewatchLocked() {
+	w := make(map[string]struct{}, len(h.sessions)+len(h.subs))
+	for _, s := range h.sessions {
+		w[key(s.Account, s.Script)] = struct{}{}
+	}
+	for k := range h.subs {
+		w[k] = struct{}{}
+	}
+	h.watched.Store(&w)
+}
+
+// Watched reports whether anyone tails account's script: a `wrangler tail`
+// session exists (from its creation, before its WebSocket connects) or the
+// dashboard listens. The gateway asks for every request, so it takes no
+// lock. Only then do the script's trace events leave its pod.
+func (h *Hub) Watched(account, script string) bool {
+	w := h.watched.Load()
+	if w == nil {
+		return false
+	}
+	_, ok := (*w)[key(account, script)]
+	return ok
 }
 
 // attach adds a WebSocket listener to a live session.

@@ -515,3 +515,43 @@ func mustJSON(v any) json.RawMessage {
 	}
 	return b
 }
+
+// TestWatched: a script is watched from its tail session's creation (before
+// any WebSocket) until the session ends, and while a dashboard listens.
+func TestWatched(t *testing.T) {
+	e := newEnv(t)
+	if e.hub.Watched("acct1", "hello") {
+		t.Fatal("watched before any session")
+	}
+	s, err := e.hub.Create("acct1", "hello", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.hub.Watched("acct1", "hello") || e.hub.Watched("acct1", "other") || e.hub.Watched("acct2", "hello") {
+		t.Error("a session watches exactly its account's script")
+	}
+	e.hub.Delete(s.ID)
+	if e.hub.Watched("acct1", "hello") {
+		t.Error("still watched after the session was deleted")
+	}
+	_, stop := e.hub.Subscribe("acct1", "hello")
+	if !e.hub.Watched("acct1", "hello") {
+		t.Error("a dashboard listener does not watch the script")
+	}
+	stop()
+	deadline := time.Now().Add(2 * time.Second)
+	for e.hub.Watched("acct1", "hello") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if e.hub.Watched("acct1", "hello") {
+		t.Error("still watched after the listener left")
+	}
+}
+
+// TestTailMarkNotShown: the gateway's tail mark never reaches `wrangler tail`.
+func TestTailMarkNotShown(t *testing.T) {
+	raw := eventObject(json.RawMessage(`{"request":{"url":"http://x/","method":"GET","headers":{"accept":"*/*","` + workerd.TailGateHeader + `":"1"},"cf":{}}}`))
+	if strings.Contains(string(raw), workerd.TailGateHeader) || !strings.Contains(string(raw), `"accept":"*/*"`) {
+		t.Errorf("event = %s", raw)
+	}
+}

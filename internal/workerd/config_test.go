@@ -87,12 +87,14 @@ func TestRenderFull(t *testing.T) {
 		Workers:       []Worker{es, sw},
 		KV:            []KVService{{Name: "kv-d5d2", Address: "10.0.0.1:8080", Headers: map[string]string{"x-z": "2", "x-a": "1"}}},
 		TailCollector: "10.0.0.1:9090",
+		V8Flags:       DefaultV8Flags,
 	}
 	got, err := cfg.Render()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
+		`  v8Flags = ["--max-semi-space-size=4"],`,
 		`(name = "a-sw", worker = (
       serviceWorkerScript = embed "a/worker.js",
       compatibilityDate = "2024-06-01",
@@ -237,6 +239,7 @@ func TestRenderInvalid(t *testing.T) {
 		"bad header": {Config{Workers: []Worker{helloWorker()},
 			KV: []KVService{{Name: "kv", Address: "x:1", Headers: map[string]string{"a b": "c"}}}}, "header"},
 		"bad collector": {Config{Workers: []Worker{helloWorker()}, TailCollector: "a\nb"}, "tail collector"},
+		"bad V8 flag":   {Config{Workers: []Worker{helloWorker()}, V8Flags: []string{"--x\"]"}}, "V8 flag"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := tc.cfg.Render()
