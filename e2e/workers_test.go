@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 // serveTimeout bounds how long a deploy may take to answer: image build,
@@ -303,6 +307,59 @@ func TestWorkers(t *testing.T) {
 		t.Fatalf("wrangler tail printed no event with the console.log line:\n%s", out.String())
 	})
 
+	t.Run("soak-without-restarts", func(t *testing.T) {
+		before := workerdRestarts(t, e)
+		const n, conns = 50_000, 16
+		var sent, failed atomic.Int64
+		var wg sync.WaitGroup
+		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}, Timeout: 10 * time.Second}
+		for range conns {
+			wg.Go(func() {
+				for sent.Add(1) <= n {
+					req, _ := http.NewRequest(http.MethodGet, "http://"+g.edge+"/soak", nil)
+					req.Host = g.host("e2e-esm")
+					resp, err := c.Do(req)
+					if err != nil {
+						failed.Add(1)
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if f := failed.Load(); f > 0 {
+			t.Errorf("%d of %d requests failed", f, n)
+		}
+		if after := workerdRestarts(t, e); after != before {
+			t.Errorf("workerd restarted %d times during %d requests", after-before, n)
+		}
+	})
+
+	t.Run("runaway-request", func(t *testing.T) {
+		deploy(t, "spin")
+		g.waitBody(t, "e2e-spin", "/", "spin idle")
+		c := &http.Client{Timeout: 2 * time.Minute}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+g.edge+"/spin", nil)
+		req.Host = g.host("e2e-spin")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("the runaway request got no answer: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "1102") {
+			t.Errorf("runaway request: %d %q, want 503 with error code 1102", resp.StatusCode, body)
+		}
+		// The account's other Workers serve again.
+		g.waitBody(t, "e2e-esm", "/", expected(t, "esm"))
+		g.waitBody(t, "e2e-spin", "/", "spin idle")
+	})
+
 	t.Run("down-up-serves-again", func(t *testing.T) {
 		e.with(t).mustOcto("down")
 		e.with(t).mustOcto("up")
@@ -361,4 +418,20 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// workerdRestarts sums the restarts of the default account's workerd containers.
+func workerdRestarts(t *testing.T, e *env) int32 {
+	t.Helper()
+	pods, err := e.client().CoreV1().Pods("octo").List(context.Background(), metav1.ListOptions{LabelSelector: apiv1.LabelBundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int32
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			n += c.RestartCount
+		}
+	}
+	return n
 }

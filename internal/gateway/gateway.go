@@ -208,6 +208,8 @@ type target struct {
 	// alts are other pods that serve the deployment, for one retry.
 	alts []backend
 	ray  string
+	// start is when the gateway began the request.
+	start time.Time
 }
 
 type backend struct {
@@ -264,7 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.watched != nil && g.watched(acct.ID, script) {
 		r.Header.Set(workerd.TailGateHeader, "1")
 	}
-	t.ray = ray()
+	t.ray, t.start = ray(), time.Now()
 	w.Header().Set("Cf-Ray", t.ray)
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -457,5 +458,36 @@ func TestTailMark(t *testing.T) {
 	resp, body = e.do(http.MethodGet, "api.octo.workers.localhost:8787", "/", nil, forged)
 	if got := e.echoed(resp, body); got.Headers[workerd.TailGateHeader] != "" {
 		t.Errorf("untailed script: a client's tail mark reached the worker: %v", got.Headers)
+	}
+}
+
+// TestResourceLimitError: a process that dies under a long request answers
+// Cloudflare's 1102; one that dies at once is a plain 502.
+func TestResourceLimitError(t *testing.T) {
+	die := func(after time.Duration) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(after)
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close() // the process is killed: no answer
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	slow, fast := die(ResourceLimitAfter+100*time.Millisecond), die(0)
+	port := func(s *httptest.Server) int { return s.Listener.Addr().(*net.TCPAddr).Port }
+	e := newEnv(t, nil,
+		release("spin", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}),
+		release("crash", apiv1.VersionTraffic{VersionID: v3ID, Percentage: 100}))
+	e.pods.set(readyPod("octo-1", map[string]int{v1ID: port(slow), v3ID: port(fast)}))
+
+	resp, body := e.do(http.MethodGet, "spin.octo.workers.localhost:8787", "/", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "1102") {
+		t.Errorf("runaway request: %d %q, want 503 with error code 1102", resp.StatusCode, body)
+	}
+	resp, body = e.do(http.MethodGet, "crash.octo.workers.localhost:8787", "/", nil, nil)
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "1102") {
+		t.Errorf("immediate failure: %d %q, want a plain 502", resp.StatusCode, body)
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"html"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/octohq/octo/internal/store"
 )
@@ -105,8 +108,28 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if t != nil {
 		script, pod = t.script, t.primary.pod
 	}
+	if t != nil && time.Since(t.start) >= ResourceLimitAfter && upstreamDied(err) {
+		// The process died under the request: its liveness probe found it
+		// wedged (a request that never yields) or it ran out of memory.
+		g.log.Warn("worker exceeded resource limits", "script", script, "pod", pod, "after", time.Since(t.start).Round(time.Millisecond), "err", err)
+		text(w, http.StatusServiceUnavailable, "error code: 1102\nWorker exceeded resource limits: worker "+script+
+			" stopped answering while it handled this request, and its process was restarted.")
+		return
+	}
 	g.log.Warn("worker did not answer", "script", script, "pod", pod, "err", err)
 	text(w, http.StatusBadGateway, "worker "+script+" did not answer: "+err.Error())
+}
+
+// ResourceLimitAfter is how long a request must have run before the death
+// of its process is blamed on it (Cloudflare's error 1102): a wedged workerd
+// is restarted by its liveness probe after ~3 s without an answer.
+const ResourceLimitAfter = 2 * time.Second
+
+// upstreamDied reports whether err is the connection to workerd ending
+// mid-request (the process was killed), not a refused or timed-out dial.
+func upstreamDied(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		strings.Contains(err.Error(), "server closed") || strings.Contains(err.Error(), "connection reset")
 }
 
 // bufferPool recycles the proxy's copy buffers.
