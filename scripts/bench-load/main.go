@@ -56,10 +56,6 @@ func main() {
 	soak := flag.Int("soak", 1_000_000, "requests of the soak through the gateway (0 = skip)")
 	runaway := flag.Bool("runaway", true, "measure the victims' downtime while one request spins")
 	flag.Parse()
-	binPath, err := filepath.Abs(*bin)
-	if err != nil {
-		log.Fatal(err)
-	}
 	dir, err := os.MkdirTemp("", "octo-bench-load")
 	if err != nil {
 		log.Fatal(err)
@@ -76,23 +72,9 @@ func main() {
 	stopBare()
 
 	// 2. octo.
-	dataDir := filepath.Join(dir, "data")
-	octo := func(args ...string) {
-		if out, err := exec.Command(binPath, append(args, "--data-dir", dataDir)...).CombinedOutput(); err != nil {
-			log.Fatalf("octo %v: %v\n%s", args, err, out)
-		}
-	}
-	octo("up", "--no-kubeconfig-merge", "--edge-port=18787", "--registry-port=15050", "--s3-port=19000", "--apiserver-port=16443", "--kubelet-port=11250")
-	defer octo("down", "--purge", "--yes")
-	fatal := func(format string, args ...any) {
-		octo("down", "--purge", "--yes")
-		log.Fatalf(format, args...)
-	}
-	cfg, err := config.Load(dataDir)
-	if err != nil {
-		fatal("%v", err)
-	}
-	b := benchkit.New(cfg, fatal)
+	b, down := benchkit.Up(*bin)
+	defer down()
+	cfg := b.Cfg
 	b.Put(b.Def, "hello", helloJS)
 	b.WaitBody(b.Def, "hello", "hello", 3*time.Minute)
 	edge := "http://" + config.Addr(cfg.EdgePort) + "/"

@@ -9,9 +9,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -23,9 +21,6 @@ import (
 	"github.com/octohq/octo/scripts/internal/benchkit"
 )
 
-// fatal reports a failure and exits; main makes it stop octo first.
-var fatal = log.Fatalf
-
 func main() {
 	bin := flag.String("octo", "bin/octo", "octo binary")
 	redeploys := flag.Int("redeploys", 20, "redeploys timed for upload → serving")
@@ -34,33 +29,9 @@ func main() {
 	wranglerRuns := flag.Int("wrangler-redeploys", 20, "redeploys with the real wrangler (0 = skip; needs npm ci --prefix e2e)")
 	only := flag.String("only", "", "run only this step: latency")
 	flag.Parse()
-	binPath, err := filepath.Abs(*bin)
-	if err != nil {
-		log.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "octo-bench-workers")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	dataDir := filepath.Join(dir, "data")
-	octo := func(args ...string) {
-		if out, err := exec.Command(binPath, append(args, "--data-dir", dataDir)...).CombinedOutput(); err != nil {
-			log.Fatalf("octo %v: %v\n%s", args, err, out)
-		}
-	}
-	octo("up", "--no-kubeconfig-merge", "--edge-port=18787", "--registry-port=15050", "--s3-port=19000", "--apiserver-port=16443", "--kubelet-port=11250")
-	defer octo("down", "--purge", "--yes")
-	// log.Fatal skips deferred calls: stop octo on any failure too.
-	fatal = func(format string, args ...any) {
-		octo("down", "--purge", "--yes")
-		log.Fatalf(format, args...)
-	}
-	cfg, err := config.Load(dataDir)
-	if err != nil {
-		fatal("%v", err)
-	}
-	b := benchkit.New(cfg, fatal)
+	b, down := benchkit.Up(*bin)
+	defer down()
+	cfg, fatal := b.Cfg, b.Fatalf
 
 	// 1. upload → serving, over redeploys of one script.
 	b.PutBody(b.Def, "latency", "v0")

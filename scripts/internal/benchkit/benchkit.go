@@ -10,10 +10,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -276,4 +279,39 @@ func Pct(d []time.Duration, p int) time.Duration {
 		r = 10 * time.Microsecond
 	}
 	return s[i].Round(r)
+}
+
+// Up starts the octo binary bin on a new data dir and non-default ports (as
+// the e2e suite does) and returns a Bench on it and the function that stops
+// octo and removes the data dir. Any failure of the Bench stops octo first.
+func Up(bin string) (*Bench, func()) {
+	binPath, err := filepath.Abs(bin)
+	if err != nil {
+		log.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "octo-bench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	octo := func(args ...string) {
+		if out, err := exec.Command(binPath, append(args, "--data-dir", dataDir)...).CombinedOutput(); err != nil {
+			log.Fatalf("octo %v: %v\n%s", args, err, out)
+		}
+	}
+	down := func() {
+		octo("down", "--purge", "--yes")
+		os.RemoveAll(dir)
+	}
+	octo("up", "--no-kubeconfig-merge", "--edge-port=18787", "--registry-port=15050", "--s3-port=19000", "--apiserver-port=16443", "--kubelet-port=11250")
+	// log.Fatal skips deferred calls: stop octo on any failure too.
+	fatal := func(format string, args ...any) {
+		down()
+		log.Fatalf(format, args...)
+	}
+	cfg, err := config.Load(dataDir)
+	if err != nil {
+		fatal("%v", err)
+	}
+	return New(cfg, fatal), down
 }
