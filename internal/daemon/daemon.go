@@ -125,6 +125,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer os.Remove(cfg.PIDPath())
 	defer os.Remove(cfg.StatusPath())
 	d.publish()
+	if addr := os.Getenv(PprofEnv); addr != "" {
+		servePprof(addr, d.log)
+	}
 
 	router, err := logs.NewRouter(cfg.Path("logs"))
 	if err != nil {
