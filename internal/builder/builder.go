@@ -141,7 +141,8 @@ type BuildRequest struct {
 	// <account>/<namespace>. Empty makes KV bindings point nowhere.
 	KVAddress string
 	// TailAddress is the host:port of octo's trace collector; empty turns
-	// tails off.
+	// tails off. With it, every worker gets a traced twin
+	// (workerd.Worker.Traced) whose trace events go there.
 	TailAddress string
 	// SecretEnv names the environment variable holding a secret binding of a
 	// script; nil means SecretEnv. The pods must set the same variables.
@@ -325,6 +326,10 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			continue
 		}
 		cfg.Workers = append(cfg.Workers, p.w)
+		if req.TailAddress != "" {
+			// Traced only while someone tails: the gateway picks the twin then.
+			cfg.Workers = append(cfg.Workers, p.w.Traced(int(p.bw.Port)))
+		}
 		res.Ports[s.VersionID] = p.bw.Port
 		entries = append(entries, dir("etc/worker/"+p.w.Name, 0o755))
 		for path, data := range p.files {
@@ -456,7 +461,6 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, r
 	}
 	w.Name = service
 	w.Address = "*:" + strconv.Itoa(bw.Port)
-	w.Tail = req.TailAddress != ""
 	// Only the files the worker uses (source maps are stored, never loaded).
 	used := map[string][]byte{}
 	for _, m := range w.Modules {

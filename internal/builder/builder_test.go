@@ -381,11 +381,17 @@ func TestBuild(t *testing.T) {
 		`embed "hello-aaaaaaaa/000-index.js"`,
 		`fromEnvironment = "` + SecretEnv("hello", "API_KEY") + `"`,
 		`external = (address = "10.42.0.1:8787", http = (injectRequestHeaders = [(name = "x-octo-kv", value = "` + account + `/0123456789abcdef0123456789abcdef")]`,
-		`tails = [(name = "octo-tail"`,
+		// Only the traced twin has the tail consumer, on port + 20000, with
+		// the plain worker's name in its events.
+		`(name = "hello-aaaaaaaa-traced", address = "*:28081"`,
+		`tails = [(name = "octo-tail", props = (json = "{\"script\":\"hello-aaaaaaaa\"}"))]`,
 	} {
 		if !strings.Contains(capnp, want) {
 			t.Errorf("config.capnp lacks %s", want)
 		}
+	}
+	if n := strings.Count(capnp, "tails = "); n != 2 {
+		t.Errorf("config.capnp has %d tail consumers, want 2 (the traced twins of the 2 workers)", n)
 	}
 	if strings.Contains(capnp, "8083") || strings.Contains(capnp, "broken") {
 		t.Errorf("config.capnp still has the failed worker")

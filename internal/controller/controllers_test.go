@@ -334,9 +334,9 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 	if p := c.StartupProbe; p == nil || p.HTTPGet == nil || p.FailureThreshold < 60 {
 		t.Errorf("startup probe %+v", p)
 	}
-	// 64 MiB + 2 MiB and 256 MiB + 8 MiB per worker.
+	// 64 MiB + 4 MiB and 256 MiB + 8 MiB per worker.
 	n := int64(len(sockets))
-	if c.Resources.Requests.Cpu().Cmp(resource.MustParse("10m")) != 0 || c.Resources.Requests.Memory().Value() != (64+2*n)<<20 ||
+	if c.Resources.Requests.Cpu().Cmp(resource.MustParse("10m")) != 0 || c.Resources.Requests.Memory().Value() != (64+4*n)<<20 ||
 		c.Resources.Limits.Memory().Value() != (256+8*n)<<20 {
 		t.Errorf("resources for %d workers: %+v", n, c.Resources)
 	}

@@ -49,11 +49,12 @@ var DefaultCPURequest = resource.MustParse("10m")
 
 // Memory of the workerd container, sized by the number of workers in the
 // pod (MemoryFor). With V8's young generation capped (workerd.DefaultV8Flags)
-// one busy hello-world Worker holds ~133 MB flat over a 1,000,000-request
-// soak; an idle process ~50 MiB, and each further Worker ~1.6 MiB idle.
+// and no tail consumer on the path, one busy hello-world Worker holds
+// ~132 MiB flat under sustained load; an idle process ~50 MiB, and each
+// further worker ~1.6 MiB idle, twice that with its traced twin.
 const (
 	memoryRequestBase      = 64 << 20
-	memoryRequestPerWorker = 2 << 20
+	memoryRequestPerWorker = 4 << 20
 	memoryLimitBase        = 256 << 20
 	memoryLimitPerWorker   = 8 << 20
 )

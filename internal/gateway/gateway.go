@@ -89,8 +89,9 @@ type Options struct {
 	// means 2 s. An unknown subdomain refreshes it at once.
 	AccountTTL time.Duration
 	// Watched reports whether someone tails a script (tail.Hub.Watched);
-	// the requests of such scripts carry workerd.TailGateHeader so that
-	// their trace events leave the pod. nil: nobody ever tails.
+	// the requests of such scripts go to the version's traced twin
+	// (workerd.TracedPortOffset), the others to the untraced Worker. nil:
+	// nobody ever tails.
 	Watched func(account, script string) bool
 	Log     *slog.Logger
 }
@@ -247,7 +248,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, err)
 		return
 	}
-	t, err := g.pick(ctx, acct, script, deployments, preview)
+	traced := g.watched != nil && g.watched(acct.ID, script)
+	t, err := g.pick(ctx, acct, script, deployments, preview, traced)
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -260,11 +262,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		text(w, http.StatusServiceUnavailable, msg)
 		return
-	}
-	// Only the gateway marks requests for the tail: a client's mark is dropped.
-	r.Header.Del(workerd.TailGateHeader)
-	if g.watched != nil && g.watched(acct.ID, script) {
-		r.Header.Set(workerd.TailGateHeader, "1")
 	}
 	t.ray, t.start = ray(), time.Now()
 	w.Header().Set("Cf-Ray", t.ray)
@@ -458,13 +455,15 @@ func (g *Gateway) parseSockets(v string) map[string]int {
 // version (by percentage) and a pod serving it: until a new deployment's pods
 // are ready, the deployment it replaced keeps answering, so a redeploy drops
 // no request. nil means nothing serves the script yet.
-func (g *Gateway) pick(ctx context.Context, a store.Account, script string, deployments [][]apiv1.VersionTraffic, preview bool) (*target, error) {
+// pick chooses the pod and socket for a request to script: the version by
+// the deployments' percentages, the traced twin's socket when traced.
+func (g *Gateway) pick(ctx context.Context, a store.Account, script string, deployments [][]apiv1.VersionTraffic, preview, traced bool) (*target, error) {
 	pods, err := g.readyPods(ctx, a.ID)
 	if err != nil {
 		return nil, err
 	}
 	for _, versions := range deployments {
-		if t := g.pickIn(pods, script, versions, preview); t != nil {
+		if t := g.pickIn(pods, script, versions, preview, traced); t != nil {
 			return t, nil
 		}
 	}
@@ -472,7 +471,11 @@ func (g *Gateway) pick(ctx context.Context, a store.Account, script string, depl
 }
 
 // pickIn is pick within one deployment.
-func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraffic, preview bool) *target {
+func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraffic, preview, traced bool) *target {
+	offset := 0
+	if traced {
+		offset = workerd.TracedPortOffset
+	}
 	chosen := g.pickVersion(versions)
 	order := []string{chosen}
 	if !preview {
@@ -488,7 +491,7 @@ func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraf
 	for _, id := range order {
 		for _, p := range pods {
 			if port, ok := p.sockets[id]; ok && port > 0 && port < 65536 {
-				b := backend{pod: p.name, addr: net.JoinHostPort(p.ip, strconv.Itoa(port)), version: id}
+				b := backend{pod: p.name, addr: net.JoinHostPort(p.ip, strconv.Itoa(port+offset)), version: id}
 				if len(cands) == 0 || cands[0].version == id {
 					cands = append(cands, b)
 				} else {

@@ -440,24 +440,36 @@ func TestTailResolver(t *testing.T) {
 	}
 }
 
-// TestTailMark: requests of a tailed script carry the tail mark, others do
-// not, and a client cannot set it.
-func TestTailMark(t *testing.T) {
-	hello, api := newBackend(t, "hello-v1"), newBackend(t, "api-v3")
-	e := newEnv(t, nil,
-		release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}),
-		release("api", apiv1.VersionTraffic{VersionID: v3ID, Percentage: 100}))
-	e.pods.set(readyPod("octo-1", map[string]int{v1ID: hello.port(), v3ID: api.port()}))
-	e.gw.watched = func(account, script string) bool { return account == acctID && script == "hello" }
-
-	forged := http.Header{"X-Octo-Tail": {"1"}}
-	resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
-	if got := e.echoed(resp, body); got.Headers[workerd.TailGateHeader] != "1" {
-		t.Errorf("tailed script: headers %v lack the tail mark", got.Headers)
+// TestTracedTwin: the requests of a tailed script go to its version's traced
+// twin (port + workerd.TracedPortOffset), the others to the plain Worker.
+func TestTracedTwin(t *testing.T) {
+	twin := newBackend(t, "hello-v1-traced")
+	port := twin.port() - workerd.TracedPortOffset
+	if port < 1024 {
+		t.Skipf("ephemeral port %d leaves no room below it for the offset", twin.port())
 	}
-	resp, body = e.do(http.MethodGet, "api.octo.workers.localhost:8787", "/", nil, forged)
-	if got := e.echoed(resp, body); got.Headers[workerd.TailGateHeader] != "" {
-		t.Errorf("untailed script: a client's tail mark reached the worker: %v", got.Headers)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Skipf("port %d is taken: %v", port, err)
+	}
+	plain := &testBackend{name: "hello-v1", srv: httptest.NewUnstartedServer(newBackend(t, "hello-v1").srv.Config.Handler)}
+	plain.srv.Listener.Close()
+	plain.srv.Listener = ln
+	plain.srv.Start()
+	t.Cleanup(plain.srv.Close)
+	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
+	e.pods.set(readyPod("octo-1", map[string]int{v1ID: port}))
+
+	tailed := false
+	e.gw.watched = func(account, script string) bool { return tailed && account == acctID && script == "hello" }
+	resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+	if got := e.echoed(resp, body); got.Backend != "hello-v1" {
+		t.Errorf("untailed: served by %q, want the plain worker", got.Backend)
+	}
+	tailed = true
+	resp, body = e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+	if got := e.echoed(resp, body); got.Backend != "hello-v1-traced" {
+		t.Errorf("tailed: served by %q, want the traced twin", got.Backend)
 	}
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-
-	"github.com/octohq/octo/internal/workerd"
 )
 
 // Event is one trace event in the shape `wrangler tail` prints
@@ -193,8 +191,7 @@ func messageArray(raw json.RawMessage) []json.RawMessage {
 
 // eventObject returns the trace item's event as a JSON object. wrangler's
 // pretty printer tests `"cron" in event`, which throws on null. A fetch
-// request gets headers and cf objects when missing, and loses the gateway's
-// tail mark (workerd.TailGateHeader).
+// request gets headers and cf objects when missing.
 func eventObject(raw json.RawMessage) json.RawMessage {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(raw, &m) != nil || m == nil {
@@ -209,15 +206,6 @@ func eventObject(raw json.RawMessage) json.RawMessage {
 				if json.Unmarshal(req[k], &obj) != nil || obj == nil {
 					req[k] = json.RawMessage(`{}`)
 					changed = true
-					continue
-				}
-				// The gateway's tail mark is octo's, not the request's.
-				if _, marked := obj[workerd.TailGateHeader]; marked && k == "headers" {
-					delete(obj, workerd.TailGateHeader)
-					if b, err := json.Marshal(obj); err == nil {
-						req[k] = b
-						changed = true
-					}
 				}
 			}
 			if changed {

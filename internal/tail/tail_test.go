@@ -547,11 +547,3 @@ func TestWatched(t *testing.T) {
 		t.Error("still watched after the listener left")
 	}
 }
-
-// TestTailMarkNotShown: the gateway's tail mark never reaches `wrangler tail`.
-func TestTailMarkNotShown(t *testing.T) {
-	raw := eventObject(json.RawMessage(`{"request":{"url":"http://x/","method":"GET","headers":{"accept":"*/*","` + workerd.TailGateHeader + `":"1"},"cf":{}}}`))
-	if strings.Contains(string(raw), workerd.TailGateHeader) || !strings.Contains(string(raw), `"accept":"*/*"`) {
-		t.Errorf("event = %s", raw)
-	}
-}
