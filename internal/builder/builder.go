@@ -441,10 +441,7 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, r
 		if m.Type == apiv1.ModuleSourceMap {
 			continue
 		}
-		key := m.Key
-		if key == "" {
-			key = s.Storage.Prefix + "modules/" + m.Name
-		}
+		key := store.StoredModuleKey(s.Storage.Prefix, m)
 		data, _, err := b.Blobs.Get(ctx, key)
 		if errors.Is(err, store.ErrBlobNotFound) {
 			return workerd.Worker{}, nil, fmt.Sprintf("module %q is missing from storage (%s)", m.Name, key), nil

@@ -224,6 +224,15 @@ func healthProbe(period, failures int32) *corev1.Probe {
 	}
 }
 
+// livenessProbe restarts a wedged workerd at once: a process stuck in a
+// Worker's loop handles no SIGTERM, so it is killed after 1 s instead of the
+// pod's grace period (which a healthy process's rollout still gets).
+func livenessProbe() *corev1.Probe {
+	p := healthProbe(LivenessPeriodSeconds, LivenessFailureThreshold)
+	p.TerminationGracePeriodSeconds = ptr.To(int64(1))
+	return p
+}
+
 func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map[string]*apiv1.WorkerVersion) corev1.Container {
 	memRequest, memLimit := MemoryFor(len(socks))
 	c := corev1.Container{
@@ -238,7 +247,7 @@ func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map
 		// liveness probe restarts such a process; the startup probe keeps it
 		// from killing a process still loading many Workers.
 		StartupProbe:  healthProbe(1, StartupFailureThreshold),
-		LivenessProbe: healthProbe(LivenessPeriodSeconds, LivenessFailureThreshold),
+		LivenessProbe: livenessProbe(),
 		Lifecycle:     &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: DefaultCPURequest, corev1.ResourceMemory: memRequest},

@@ -126,10 +126,11 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 const ResourceLimitAfter = 2 * time.Second
 
 // upstreamDied reports whether err is the connection to workerd ending
-// mid-request (the process was killed), not a refused or timed-out dial.
+// mid-request (the process was killed), or a retry finding it gone.
 func upstreamDied(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		strings.Contains(err.Error(), "server closed") || strings.Contains(err.Error(), "connection reset")
+		errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "server closed") ||
+		strings.Contains(err.Error(), "connection reset")
 }
 
 // bufferPool recycles the proxy's copy buffers.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 // The S3 key layout: everything octo keeps in its S3 bucket, by account.
@@ -54,6 +56,15 @@ func moduleKey(versionPrefix, name string) string {
 	}
 	sum := sha256.Sum256([]byte(name))
 	return versionPrefix + "modules/sha256-" + hex.EncodeToString(sum[:])
+}
+
+// StoredModuleKey is where a version's module is: its recorded key, or, for
+// a module recorded without one, <version prefix>modules/<name>.
+func StoredModuleKey(versionPrefix string, m apiv1.WorkerModule) string {
+	if m.Key != "" {
+		return m.Key
+	}
+	return versionPrefix + "modules/" + m.Name
 }
 
 // kvAccountPrefix holds one "directory" per KV namespace of the account.
