@@ -328,7 +328,7 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 	if l := c.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Sleep == nil || l.PreStop.Sleep.Seconds != 2 {
 		t.Errorf("lifecycle %+v", l)
 	}
-	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntValue() != 8080 || p.PeriodSeconds != 1 || p.FailureThreshold != 3 ||
+	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntValue() != 8080 || p.PeriodSeconds != 1 || p.FailureThreshold != 2 ||
 		p.TerminationGracePeriodSeconds == nil || *p.TerminationGracePeriodSeconds != 1 {
 		t.Errorf("liveness probe %+v", p)
 	}

@@ -30,9 +30,9 @@ const (
 	// ReadinessPeriodSeconds probes the health worker every second.
 	ReadinessPeriodSeconds = 1
 	// LivenessPeriodSeconds and LivenessFailureThreshold restart a wedged
-	// workerd after ~3 s without an answer from its health worker.
+	// workerd after ~2 s without an answer from its health worker.
 	LivenessPeriodSeconds    = 1
-	LivenessFailureThreshold = 3
+	LivenessFailureThreshold = 2
 	// StartupFailureThreshold gives a starting process 120 s to answer.
 	StartupFailureThreshold = 120
 	// PreStopSleepSeconds keeps a terminating pod serving while the

@@ -122,7 +122,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 
 // ResourceLimitAfter is how long a request must have run before the death
 // of its process is blamed on it (Cloudflare's error 1102): a wedged workerd
-// is restarted by its liveness probe after ~3 s without an answer.
+// is restarted by its liveness probe after ~2 s without an answer.
 const ResourceLimitAfter = 2 * time.Second
 
 // upstreamDied reports whether err is the connection to workerd ending
