@@ -118,6 +118,14 @@ func TestDashboard(t *testing.T) {
 		b.Wait(`document.body && document.body.innerText.trim() === 'hello from esm'`, "the worker's answer in the browser")
 	})
 
+	t.Run("cluster-pod-memory", func(t *testing.T) {
+		b := b.With(t)
+		b.Do("open the cluster", chromedp.Navigate(base+"#/cluster"))
+		// The kubelet's working set against the pod's limit, e.g. "52 / 272 MiB".
+		b.Wait(`[...document.querySelectorAll('#pods td.memory')].some(td => /^[1-9][0-9]* \/ [1-9][0-9]* MiB$/.test(td.textContent))`, "a pod's memory")
+		b.Shot("dashboard-cluster")
+	})
+
 	t.Run("tail", func(t *testing.T) {
 		b := b.With(t)
 		b.Do("open the tail", chromedp.Navigate(base+"#/tail/"+account+"/e2e-esm"))

@@ -618,6 +618,10 @@ type podJSON struct {
 	Node      string     `json:"node,omitempty"`
 	StartedAt *time.Time `json:"startedAt,omitempty"`
 	Deleting  bool       `json:"deleting,omitempty"`
+	// MemoryBytes is the pod's working set, MemoryLimitBytes the sum of its
+	// containers' limits; 0 when unknown.
+	MemoryBytes      uint64 `json:"memoryBytes,omitempty"`
+	MemoryLimitBytes int64  `json:"memoryLimitBytes,omitempty"`
 }
 
 type eventJSON struct {
@@ -664,11 +668,19 @@ func (d *Dashboard) cluster(c echo.Context) error {
 	if err := d.opts.Reader.List(ctx, &pods, client.HasLabels{apiv1.LabelBundle}); err != nil {
 		return fmt.Errorf("list pods: %w", err)
 	}
+	var memory map[string]uint64
+	if d.opts.PodMemory != nil {
+		if memory, err = d.opts.PodMemory(ctx); err != nil {
+			d.log.Warn("pod memory", "err", err) // the rest of the view still helps
+		}
+	}
 	podNames := map[string]bool{}
 	for _, p := range pods.Items {
 		namespaces[p.Namespace] = true
 		podNames[p.Namespace+"/"+p.Name] = true
-		out.Pods = append(out.Pods, toPod(&p))
+		pj := toPod(&p)
+		pj.MemoryBytes = memory[p.Namespace+"/"+p.Name]
+		out.Pods = append(out.Pods, pj)
 	}
 	slices.SortFunc(out.Pods, func(a, b podJSON) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
@@ -749,6 +761,11 @@ func toPod(p *corev1.Pod) podJSON {
 			case cs.State.Terminated != nil:
 				out.Reason = cs.State.Terminated.Reason
 			}
+		}
+	}
+	for _, c := range p.Spec.Containers {
+		if l, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			out.MemoryLimitBytes += l.Value()
 		}
 	}
 	total := max(len(p.Spec.Containers), len(p.Status.ContainerStatuses))

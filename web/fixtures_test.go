@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -143,7 +144,8 @@ func fixtureObjects() []client.Object {
 		},
 		&corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "octo-7d9f-abcde", Namespace: ns, Labels: bundleLabels},
-			Spec:       corev1.PodSpec{NodeName: "octo", Containers: []corev1.Container{{Name: "workerd", Image: "x"}}},
+			Spec: corev1.PodSpec{NodeName: "octo", Containers: []corev1.Container{{Name: "workerd", Image: "x",
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("272Mi")}}}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.88.0.7", StartTime: &metav1.Time{Time: t0.Add(4 * time.Minute)},
 				ContainerStatuses: []corev1.ContainerStatus{{Name: "workerd", Ready: true, RestartCount: 2,
 					State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}},
@@ -257,6 +259,9 @@ func newWorld(t testing.TB, port int) *world {
 	d, err := New(Options{
 		Status: func() Status { return w.stat }, Reader: w.c, Store: w.st,
 		DefaultAccount: store.Account{ID: acct, Subdomain: "octo"}, APIURL: "http://127.0.0.1:8787/client/v4",
+		PodMemory: func(context.Context) (map[string]uint64, error) {
+			return map[string]uint64{ns + "/octo-7d9f-abcde": 140 << 20}, nil
+		},
 		Tail: w.hub, EdgePort: port, Env: func() []string { return w.env }, Token: testDashTok,
 		Now: func() time.Time { return t0.Add(10 * time.Minute) },
 	})

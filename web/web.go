@@ -17,6 +17,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
@@ -90,6 +91,9 @@ type Options struct {
 	DefaultAccount store.Account
 	// APIURL is the Cloudflare API's base URL the overview shows.
 	APIURL string
+	// PodMemory returns the working-set memory of the pods, by
+	// "namespace/name"; nil shows none.
+	PodMemory func(ctx context.Context) (map[string]uint64, error)
 	// Tail streams the live tail; nil disables it.
 	Tail Tailer
 	// EdgePort is the loopback port the dashboard is served on: the only

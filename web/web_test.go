@@ -279,7 +279,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("crashing pod = %+v", crash)
 	}
 	if ok.Name != "octo-7d9f-abcde" || ok.Phase != "Running" || ok.Ready != "1/1" || ok.Restarts != 2 || ok.IP != "10.88.0.7" ||
-		ok.Bundle != "octo" || ok.Account != acct || ok.StartedAt == nil {
+		ok.Bundle != "octo" || ok.Account != acct || ok.StartedAt == nil || ok.MemoryBytes != 140<<20 || ok.MemoryLimitBytes != 272<<20 {
 		t.Errorf("running pod = %+v", ok)
 	}
 	if len(out.Events) != 2 || out.Events[0].Reason != "BackOff" || out.Events[0].Object != "Pod/octo-5c4b-fghij" || out.Events[0].Count != 4 ||

@@ -132,7 +132,12 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	p.API = cfapi.New(cfapi.Options{
 		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),
 	})
+	podMemory, err := PodMemory(core.RestConfig)
+	if err != nil {
+		return nil, err
+	}
 	p.Dashboard, err = web.New(web.Options{
+		PodMemory: podMemory,
 		Status: cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
 		APIURL: edgeURL + cfapi.BasePath, Tail: p.Tails, EdgePort: cfg.EdgePort, Env: cfg.Env,
 		Log: log.With("component", "dashboard"),

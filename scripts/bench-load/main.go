@@ -62,10 +62,16 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 
-	// 1. Bare workerd and a minimal reverse proxy, before octo runs.
-	bare, stopBare := startBareWorkerd(dir)
+	// 1. Bare workerd and a minimal reverse proxy, before octo runs; then
+	// bare workerd with octo's tail consumer (what a traced twin runs).
+	traced, tracedPID, stopTraced := startBareWorkerd(filepath.Join(dir, "traced"), true)
+	tr := benchkit.Load(*load, *conns, "http://"+traced+"/", "")
+	tracedRSS := benchkit.ProcKB(tracedPID, "VmRSS:")
+	stopTraced()
+	bare, barePID, stopBare := startBareWorkerd(filepath.Join(dir, "bare"), false)
 	proxy := startMinimalProxy(bare)
 	br := benchkit.Load(*load, *conns, "http://"+bare+"/", "")
+	bareRSS := benchkit.ProcKB(barePID, "VmRSS:")
 	pr := benchkit.Load(*load, *conns, "http://"+proxy+"/", "")
 	bareLat := rateLatency(*rate, *load, "http://"+bare+"/", "")
 	proxyLat := rateLatency(*rate, *load, "http://"+proxy+"/", "")
@@ -87,9 +93,10 @@ func main() {
 	for _, r := range []struct {
 		name string
 		r    benchkit.LoadResult
-	}{{"bare workerd (no tail consumer)", br}, {"minimal Go reverse proxy → bare workerd", pr}, {"octo gateway → workerd pod", gr}} {
+	}{{"bare workerd (no tail consumer)", br}, {"bare workerd with octo's tail consumer", tr}, {"minimal Go reverse proxy → bare workerd", pr}, {"octo gateway → workerd pod", gr}} {
 		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.r.RPS, r.r.P50, r.r.P99, r.r.Failed)
 	}
+	fmt.Printf("| workerd RSS after its run: no tail consumer / tail consumer | %.0f / %.0f MiB | | | |\n", bareRSS, tracedRSS)
 	fmt.Printf("| gateway / minimal proxy | **%.0f %%** | | | |\n", 100*gr.RPS/pr.RPS)
 	fmt.Printf("| gateway / bare workerd | **%.0f %%** | | | |\n", 100*gr.RPS/br.RPS)
 	fmt.Printf("| p50 at %d req/s: bare / minimal proxy / gateway | %s / %s / %s; gateway adds **%s** over bare, %s over the proxy | | | |\n",
@@ -115,13 +122,17 @@ func main() {
 }
 
 // startBareWorkerd runs the embedded workerd with one hello-world Worker on
-// a free loopback port, without a tail consumer, with octo's V8 flags.
-func startBareWorkerd(dir string) (addr string, stop func()) {
+// a free loopback port, with octo's V8 flags; traced adds octo's tail
+// consumer, posting to a collector that discards the events.
+func startBareWorkerd(dir string, traced bool) (addr string, pid int, stop func()) {
 	bin, err := workerd.Extract(filepath.Join(dir, "bin"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	addr = freeAddr()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "hello.js"), []byte(helloJS), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -129,6 +140,16 @@ func startBareWorkerd(dir string) (addr string, stop func()) {
 		Workers: []workerd.Worker{{Name: "hello", Modules: []workerd.Module{{Name: "hello.js", Type: apiv1.ModuleESModule, Path: "hello.js"}},
 			CompatibilityDate: "2025-01-01", Address: addr}},
 		V8Flags: workerd.DefaultV8Flags,
+	}
+	if traced {
+		col, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			_ = http.Serve(col, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+		}()
+		cfg.Workers[0].Tail, cfg.TailCollector = true, col.Addr().String()
 	}
 	text, err := cfg.Render()
 	if err != nil {
@@ -146,13 +167,13 @@ func startBareWorkerd(dir string) (addr string, stop func()) {
 	for i := 0; i < 100; i++ {
 		if resp, err := http.Get("http://" + addr + "/"); err == nil {
 			resp.Body.Close()
-			return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+			return addr, cmd.Process.Pid, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
 	log.Fatal("bare workerd did not answer")
-	return "", nil
+	return "", 0, nil
 }
 
 // startMinimalProxy is the reference: httputil.ReverseProxy with a

@@ -495,6 +495,13 @@
     },
   };
 
+  // memory shows a pod's working set against its limit, in MiB.
+  const memory = (used, limit) => {
+    const mib = (b) => Math.round(b / (1 << 20));
+    if (!used) return limit ? '— / ' + mib(limit) + ' MiB' : '—';
+    return mib(used) + (limit ? ' / ' + mib(limit) : '') + ' MiB';
+  };
+
   // Cluster: bundles, pods, events.
   views.cluster = {
     title: 'Cluster',
@@ -517,12 +524,13 @@
               h('td', {}, b.conditions.map((c) => [pill(c.status, c.type), ' '])),
               h('td', {}, b.image ? h('code', { title: b.image, class: 'small' }, b.image.replace(/@sha256:(.{12}).*/, '@sha256:$1…')) : '—'))),
             'No bundles yet.'));
-          set(pods, JSON.stringify(data.pods) + tick10s(), () => table('pods', ['Pod', 'Phase', 'Ready', 'Restarts', 'IP', 'Started'],
+          set(pods, JSON.stringify(data.pods) + tick10s(), () => table('pods', ['Pod', 'Phase', 'Ready', 'Restarts', 'Memory', 'IP', 'Started'],
             data.pods.map((p) => h('tr', { dataset: { pod: p.name } },
               h('td', {}, h('code', {}, p.name), h('div', { class: 'muted small' }, p.namespace + ' · ' + (p.bundle || ''))),
               h('td', {}, pill(p.deleting ? 'stopping' : (p.reason || p.phase), p.deleting ? 'Terminating' : (p.reason || p.phase))),
               h('td', {}, p.ready),
               h('td', { class: p.restarts > 0 ? 'warn' : '' }, p.restarts),
+              h('td', { class: 'memory' }, memory(p.memoryBytes, p.memoryLimitBytes)),
               h('td', {}, h('code', {}, p.ip || '—')),
               h('td', {}, when(p.startedAt)))),
             'No pods: a bundle gets pods once a worker is deployed and built.'));
