@@ -106,7 +106,9 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 		EdgePort: cfg.EdgePort,
 		Status:   func() web.Status { return s.status() },
 		Env:      func() []string { return envvars.Lines(cfg, creds, id) },
-		Log:      log,
+		Kubelet: platform.Kubelet{Addr: config.Addr(cfg.KubeletPort), NodeName: cfg.NodeName,
+			CertFile: cfg.Path("kubelet", "pki", "kubelet.crt")},
+		Log: log,
 	})
 	if err != nil {
 		return nil, err

@@ -87,7 +87,9 @@ type Config struct {
 	Status func() web.Status
 	// Env returns the `octo env` lines the dashboard shows.
 	Env func() []string
-	Log *slog.Logger
+	// Kubelet is where the dashboard reads the pods' memory; empty: nowhere.
+	Kubelet Kubelet
+	Log     *slog.Logger
 }
 
 // Platform is every shared service of a running octo.
@@ -132,13 +134,15 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	p.API = cfapi.New(cfapi.Options{
 		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),
 	})
-	podMemory, err := PodMemory(core.RestConfig)
-	if err != nil {
-		return nil, err
+	var podMemory func(ctx context.Context) (map[string]uint64, error)
+	if cfg.Kubelet.Addr != "" {
+		if podMemory, err = PodMemory(core.RestConfig, cfg.Kubelet); err != nil {
+			return nil, err
+		}
 	}
 	p.Dashboard, err = web.New(web.Options{
 		PodMemory: podMemory,
-		Status: cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
+		Status:    cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
 		APIURL: edgeURL + cfapi.BasePath, Tail: p.Tails, EdgePort: cfg.EdgePort, Env: cfg.Env,
 		Log: log.With("component", "dashboard"),
 	})

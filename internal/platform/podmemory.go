@@ -2,14 +2,27 @@ package platform
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
+
+// Kubelet is how the dashboard reads the node's stats: the kubelet's
+// address, the name and certificate it serves with (self-signed), reached
+// with the admin credentials of the cluster's rest.Config. The API server's
+// node proxy cannot be used: it refuses loopback node addresses.
+type Kubelet struct {
+	Addr     string // host:port
+	NodeName string
+	CertFile string
+}
 
 // summary is the part of the kubelet's /stats/summary the dashboard shows.
 type summary struct {
@@ -25,46 +38,53 @@ type summary struct {
 }
 
 // PodMemory returns a function that reads the working-set memory of every
-// pod ("namespace/name" → bytes) from each node's kubelet summary, through
-// the API server's node proxy: what the kubelet compares with the limits.
-func PodMemory(rc *rest.Config) (func(ctx context.Context) (map[string]uint64, error), error) {
-	cs, err := kubernetes.NewForConfig(rc)
+// pod ("namespace/name" → bytes) from the kubelet's summary: what the
+// kubelet compares with the pods' limits.
+func PodMemory(rc *rest.Config, k Kubelet) (func(ctx context.Context) (map[string]uint64, error), error) {
+	base, err := rest.TLSConfigFor(rc)
 	if err != nil {
 		return nil, fmt.Errorf("pod memory: %w", err)
 	}
 	return func(ctx context.Context) (map[string]uint64, error) {
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		// The kubelet makes a new certificate when it starts: read it each time.
+		pem, err := os.ReadFile(k.CertFile)
 		if err != nil {
-			return nil, fmt.Errorf("list nodes: %w", err)
+			return nil, fmt.Errorf("kubelet certificate: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kubelet certificate %s: no PEM certificate", k.CertFile)
+		}
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: k.NodeName}
+		if base != nil {
+			cfg.Certificates, cfg.GetClientCertificate = base.Certificates, base.GetClientCertificate
+		}
+		tr := &http.Transport{TLSClientConfig: cfg}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+k.Addr+"/stats/summary?only_cpu_and_memory=true", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet stats: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			return nil, fmt.Errorf("kubelet stats: %s: %s", resp.Status, msg)
+		}
+		var s summary
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			return nil, fmt.Errorf("kubelet stats: %w", err)
 		}
 		out := map[string]uint64{}
-		for _, n := range nodes.Items {
-			if !nodeReady(&n) {
-				continue
-			}
-			raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", n.Name, "proxy", "stats", "summary").DoRaw(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("stats of node %s: %w", n.Name, err)
-			}
-			var s summary
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return nil, fmt.Errorf("stats of node %s: %w", n.Name, err)
-			}
-			for _, p := range s.Pods {
-				if p.Memory != nil && p.Memory.WorkingSetBytes != nil {
-					out[p.PodRef.Namespace+"/"+p.PodRef.Name] = *p.Memory.WorkingSetBytes
-				}
+		for _, p := range s.Pods {
+			if p.Memory != nil && p.Memory.WorkingSetBytes != nil {
+				out[p.PodRef.Namespace+"/"+p.PodRef.Name] = *p.Memory.WorkingSetBytes
 			}
 		}
 		return out, nil
 	}, nil
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
