@@ -265,14 +265,7 @@ func (c Config) Render() (string, error) {
 	}
 	b.WriteString("  ],\n")
 	if len(c.V8Flags) > 0 {
-		b.WriteString("  v8Flags = [")
-		for i, f := range c.V8Flags {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(quote(f))
-		}
-		b.WriteString("],\n")
+		fmt.Fprintf(&b, "  v8Flags = %s,\n", quoteList(c.V8Flags))
 	}
 	b.WriteString(");\n")
 	return b.String(), nil
@@ -295,14 +288,7 @@ func renderWorker(b *strings.Builder, w Worker, tail bool) {
 	}
 	fmt.Fprintf(b, "      compatibilityDate = %s,\n", quote(w.CompatibilityDate))
 	if len(w.CompatibilityFlags) > 0 {
-		b.WriteString("      compatibilityFlags = [")
-		for i, f := range w.CompatibilityFlags {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(quote(f))
-		}
-		b.WriteString("],\n")
+		fmt.Fprintf(b, "      compatibilityFlags = %s,\n", quoteList(w.CompatibilityFlags))
 	}
 	if len(w.Bindings) > 0 {
 		bindings := slices.Clone(w.Bindings)
@@ -342,6 +328,15 @@ func moduleValue(m Module) string {
 		return `pythonRequirement = ""`
 	}
 	panic("workerd: unvalidated module type " + string(m.Type))
+}
+
+// quoteList renders a Cap'n Proto list of text: ["a", "b"].
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = quote(it)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // bindingValue is the union member of a Worker.Binding (validated).

@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -292,16 +291,8 @@ func soakRun(b *benchkit.Bench, n, conns int, target, host string) (peakMiB floa
 // workerdRSS is the largest RSS (MiB) of the pods' workerd processes.
 func workerdRSS() float64 {
 	var most float64
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if len(cmdline) > 12 && string(cmdline[:12]) == "/bin/workerd" {
-			most = max(most, benchkit.ProcKB(pid, "VmRSS:"))
-		}
+	for _, pid := range benchkit.WorkerdPIDs() {
+		most = max(most, benchkit.ProcKB(pid, "VmRSS:"))
 	}
 	return most
 }

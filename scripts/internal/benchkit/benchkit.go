@@ -163,17 +163,8 @@ func PodReady(p *corev1.Pod) bool {
 func (b *Bench) WorkerdRSS() float64 {
 	for i := 0; i < 100; i++ {
 		var rss []float64
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			args := strings.Split(string(cmdline), "\x00")
-			if len(args) > 2 && args[0] == "/bin/workerd" && args[1] == "serve" {
-				rss = append(rss, ProcKB(pid, "VmRSS:"))
-			}
+		for _, pid := range WorkerdPIDs() {
+			rss = append(rss, ProcKB(pid, "VmRSS:"))
 		}
 		if len(rss) == 1 {
 			return rss[0]
@@ -314,4 +305,22 @@ func Up(bin string) (*Bench, func()) {
 		fatal("%v", err)
 	}
 	return New(cfg, fatal), down
+}
+
+// WorkerdPIDs are the processes of the pods' workerd ("/bin/workerd serve").
+func WorkerdPIDs() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 2 && args[0] == "/bin/workerd" && args[1] == "serve" {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
