@@ -236,11 +236,11 @@ func livenessProbe() *corev1.Probe {
 func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map[string]*apiv1.WorkerVersion) corev1.Container {
 	memRequest, memLimit := MemoryFor(len(socks))
 	c := corev1.Container{
-		Name:    ContainerName,
-		Image:   image,
-		Command: slices.Clone(builder.Command),
-		Ports:   []corev1.ContainerPort{{Name: HealthPortName, ContainerPort: builder.HealthPort, Protocol: corev1.ProtocolTCP}},
-		Env:     secretEnv(socks, versions),
+		Name:           ContainerName,
+		Image:          image,
+		Command:        slices.Clone(builder.Command),
+		Ports:          []corev1.ContainerPort{{Name: HealthPortName, ContainerPort: builder.HealthPort, Protocol: corev1.ProtocolTCP}},
+		Env:            secretEnv(socks, versions),
 		ReadinessProbe: healthProbe(ReadinessPeriodSeconds, 3),
 		// The health worker shares the process's thread with the Workers: a
 		// request that never yields (while (true) {}) wedges them all. The
