@@ -34,6 +34,7 @@ import (
 	"github.com/octohq/octo/internal/embed/scheduler"
 	"github.com/octohq/octo/internal/logs"
 	"github.com/octohq/octo/internal/pki"
+	"github.com/octohq/octo/internal/platform"
 	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/teardown"
 	"github.com/octohq/octo/internal/version"
@@ -77,27 +78,15 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), svc},
 		// Made from the services when this phase starts.
 		{
-			&deferred{name: "edge", endpoint: "http://" + config.Addr(cfg.EdgePort), make: func() (embed.Component, error) {
-				pf, err := svc.built()
-				if err != nil {
-					return nil, err
-				}
-				return edge.New(cfg.EdgePort, log, pf.EdgeParts()...), nil
-			}},
-			&deferred{name: podAPI.Name(), endpoint: podAPI.Endpoint(), make: func() (embed.Component, error) {
-				pf, err := svc.built()
-				if err != nil {
-					return nil, err
-				}
-				return podapi.New(podapi.Options{Port: cfg.EdgePort, KV: pf.Store.KV(), Tail: pf.Tails, Log: log.With("component", "pod-api")}), nil
-			}},
-			&deferred{name: "operators", make: func() (embed.Component, error) {
-				pf, err := svc.built()
-				if err != nil {
-					return nil, err
-				}
-				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath}, nil
-			}},
+			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
+				return edge.New(cfg.EdgePort, log, pf.EdgeParts()...)
+			}),
+			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
+				return podapi.New(podapi.Options{Port: cfg.EdgePort, KV: pf.Store.KV(), Tail: pf.Tails, Log: log.With("component", "pod-api")})
+			}),
+			svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
+				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath}
+			}),
 		},
 	}}
 	svc.status = d.webStatus

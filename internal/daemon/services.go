@@ -117,22 +117,24 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 	return p, nil
 }
 
-// built returns the platform once Ready has succeeded.
-func (s *services) built() (*platform.Platform, error) {
-	select {
-	case <-s.done:
-	default:
-		return nil, errors.New("the services are not built yet")
-	}
-	if s.err != nil {
-		return nil, fmt.Errorf("services: %w", s.err)
-	}
-	return s.platform, nil
+// deferred is a component of a later phase made from the built platform
+// right before it starts; the daemon lists it by name from the beginning.
+func (s *services) deferred(name, endpoint string, make func(*platform.Platform) embed.Component) *deferred {
+	return &deferred{name: name, endpoint: endpoint, make: func() (embed.Component, error) {
+		select {
+		case <-s.done:
+		default:
+			return nil, errors.New("the services are not built yet")
+		}
+		if s.err != nil {
+			return nil, fmt.Errorf("services: %w", s.err)
+		}
+		return make(s.platform), nil
+	}}
 }
 
 // deferred is a component made, when its phase starts, from what earlier
-// phases built (the platform): the daemon lists it with its name from the
-// beginning, and make runs once, right before Start.
+// phases built (see services.deferred).
 type deferred struct {
 	name     string
 	endpoint string

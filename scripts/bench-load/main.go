@@ -104,7 +104,7 @@ func main() {
 	// 3. Soak: memory and restarts of the account's pod.
 	if *soak > 0 {
 		restarts0 := restarts(b)
-		peak, n, failed, took := soakRun(b, *soak, *conns, edge, host)
+		peak, n, failed, took := soakRun(*soak, *conns, edge, host)
 		fmt.Printf("| soak: %d requests through the gateway in %s (%.0f req/s), %d failed | peak workerd RSS **%.0f MiB**, pod restarts **%d** | | | |\n",
 			n, took.Round(time.Second), float64(n)/took.Seconds(), failed, peak, restarts(b)-restarts0)
 	}
@@ -239,8 +239,7 @@ func rateLatency(rate int, d time.Duration, target, host string) time.Duration {
 
 // soakRun sends n requests on conns connections and samples the workerd
 // RSS every second.
-func soakRun(b *benchkit.Bench, n, conns int, target, host string) (peakMiB float64, done int, failed int64, took time.Duration) {
-	var sent, ok, bad atomic.Int64
+func soakRun(n, conns int, target, host string) (peakMiB float64, done int, failed int64, took time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var peak atomic.Uint64
 	go func() {
@@ -257,35 +256,9 @@ func soakRun(b *benchkit.Bench, n, conns int, target, host string) (peakMiB floa
 			}
 		}
 	}()
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}, Timeout: 10 * time.Second}
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < conns; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for sent.Add(1) <= int64(n) {
-				req, _ := http.NewRequest(http.MethodGet, target, nil)
-				req.Host = host
-				resp, err := c.Do(req)
-				if err != nil {
-					bad.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					bad.Add(1)
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	took = time.Since(t0)
+	r, took := benchkit.LoadN(int64(n), conns, target, host)
 	cancel()
-	return float64(peak.Load()), int(ok.Load() + bad.Load()), bad.Load(), took
+	return float64(peak.Load()), n, r.Failed, took
 }
 
 // workerdRSS is the largest RSS (MiB) of the pods' workerd processes.

@@ -216,20 +216,36 @@ type LoadResult struct {
 
 // Load sends GETs on conns keep-alive connections for d.
 func Load(d time.Duration, conns int, url, host string) LoadResult {
+	stop := time.Now().Add(d)
+	lats, failed := run(conns, url, host, func() bool { return time.Now().Before(stop) })
+	return LoadResult{RPS: float64(len(lats)) / d.Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed}
+}
+
+// LoadN sends n GETs on conns keep-alive connections and returns how long
+// they took.
+func LoadN(n int64, conns int, url, host string) (LoadResult, time.Duration) {
+	var sent atomic.Int64
+	t0 := time.Now()
+	lats, failed := run(conns, url, host, func() bool { return sent.Add(1) <= n })
+	took := time.Since(t0)
+	return LoadResult{RPS: float64(len(lats)) / took.Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed}, took
+}
+
+// run sends GETs on conns keep-alive connections while more allows one
+// more, and returns the latencies of the 200 answers and the number of
+// errors and other answers.
+func run(conns int, url, host string, more func() bool) ([]time.Duration, int64) {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	defer tr.CloseIdleConnections()
 	var mu sync.Mutex
 	var lats []time.Duration
 	var failed atomic.Int64
-	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for i := 0; i < conns; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range conns {
+		wg.Go(func() {
 			var mine []time.Duration
-			for time.Now().Before(stop) {
+			for more() {
 				req, _ := http.NewRequest(http.MethodGet, url, nil)
 				if host != "" {
 					req.Host = host
@@ -242,7 +258,7 @@ func Load(d time.Duration, conns int, url, host string) LoadResult {
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != 200 {
+				if resp.StatusCode != http.StatusOK {
 					failed.Add(1)
 					continue
 				}
@@ -251,10 +267,10 @@ func Load(d time.Duration, conns int, url, host string) LoadResult {
 			mu.Lock()
 			lats = append(lats, mine...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
-	return LoadResult{RPS: float64(len(lats)) / d.Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed.Load()}
+	return lats, failed.Load()
 }
 
 // Pct is the p-th percentile, rounded for printing.
