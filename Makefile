@@ -24,7 +24,7 @@ LDFLAGS := -s -w \
 	-X github.com/octohq/octo/internal/version.Kubernetes=$(K8S_VERSION) \
 	-X github.com/octohq/octo/internal/version.Containerd=$(CTRD_VERSION)
 
-.PHONY: all build assets test e2e check bench bench-workers bench-load deps clean
+.PHONY: all build assets test e2e check bench bench-workers bench-load bench-scale deps clean
 
 all: build
 
@@ -73,6 +73,10 @@ bench: build
 ## bench-workers: upload → serving latency, gateway vs direct workerd, density
 bench-workers: build
 	$(GO) run ./scripts/bench-workers -octo $(BIN)
+
+## bench-scale: 10 → 100 → 1,000 Workers: bursts, redeploy latency, memory, warm up, 50 accounts
+bench-scale: build
+	$(GO) run ./scripts/bench-scale -octo $(BIN)
 
 ## bench-load: bare workerd vs a minimal proxy vs the gateway, a 1M-request soak, a runaway request
 bench-load: build

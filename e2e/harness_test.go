@@ -14,15 +14,16 @@ import (
 // bootOcto starts a fresh octo the way TestLifecycle does: as root, on its
 // own temporary data dir and the suite's non-default ports. The cleanup tails
 // the component logs when the test failed, then runs `octo down --purge --yes`.
-func bootOcto(t *testing.T) *env {
+func bootOcto(t *testing.T, flags ...string) *env {
 	t.Helper()
-	return bootOctoBin(t, *octoBin)
+	return bootOctoBin(t, *octoBin, flags...)
 }
 
 // bootOctoBin is bootOcto with the octo binary at path (TestUpgrade boots an
-// older release). The cleanup runs e.bin, so a test that swaps the binary
-// stops the cluster with whichever one runs it.
-func bootOctoBin(t *testing.T, path string) *env {
+// older release) and `octo up` flags beyond the suite's ports. The cleanup
+// runs e.bin, so a test that swaps the binary stops the cluster with
+// whichever one runs it.
+func bootOctoBin(t *testing.T, path string, flags ...string) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e test boots a real cluster and must run as root (make e2e under sudo)")
@@ -43,16 +44,33 @@ func bootOctoBin(t *testing.T, path string) *env {
 					t.Logf("---- tail of %s log ----\n%s", part, tail(string(b), 80))
 				}
 			}
+			keepLogs(t, filepath.Dir(e.cfg.ComponentLogPath("octo")))
 		}
 		_, _ = e.octo("down", "--purge", "--yes")
 	})
-	e.mustOcto(append([]string{"up"}, ports...)...)
+	e.mustOcto(append(append([]string{"up"}, ports...), flags...)...)
 	cfg, err := config.Load(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.cfg = cfg
 	return e
+}
+
+// keepLogs copies the component logs of a failed test to
+// $OCTO_E2E_LOGS/<test name>, when that variable is set, before the purge
+// removes them.
+func keepLogs(t *testing.T, dir string) {
+	root := os.Getenv("OCTO_E2E_LOGS")
+	if root == "" {
+		return
+	}
+	dst := filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
+		t.Logf("keep logs: %v", err)
+		return
+	}
+	t.Logf("component logs kept in %s", dst)
 }
 
 // with returns a copy of e that reports to t, for use inside subtests (a

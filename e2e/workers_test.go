@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	apiv1 "github.com/octohq/octo/api/v1"
@@ -103,7 +104,9 @@ func expected(t *testing.T, project string) string {
 // without hurting the others, and that everything serves again after
 // `octo down` + `octo up`.
 func TestWorkers(t *testing.T) {
-	e := bootOcto(t)
+	// Four scripts per bundle: the corpus spans three bundles, as a big
+	// account spans many.
+	e := bootOcto(t, "--workers-per-bundle=4")
 	vars := parseEnv(t, e.mustOcto("env"))
 	w := newWrangler(t, vars)
 	g := newGatewayClient(t, vars)
@@ -221,32 +224,57 @@ func TestWorkers(t *testing.T) {
 		if err := os.WriteFile(src, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var stop atomic.Bool
-		var total, bad atomic.Int64
-		var firstBad atomic.Value
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				code, body, err := g.get("e2e-esm", "/")
-				total.Add(1)
-				if err != nil || code != 200 {
-					bad.Add(1)
-					firstBad.CompareAndSwap(nil, fmt.Sprintf("%d %q %v", code, body, err))
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		}()
+		p := startPoller(g, "e2e-esm", 10*time.Millisecond, func(body string) bool { return true })
 		deploy(t, "esm")
 		waitStable(t, g, "e2e-esm", "hello from esm v3", 20)
 		time.Sleep(3 * time.Second) // the old pod's termination
-		stop.Store(true)
-		wg.Wait()
-		t.Logf("requests during redeploy: %d, failed: %d", total.Load(), bad.Load())
-		if bad.Load() != 0 {
-			t.Errorf("%d of %d requests failed during the redeploy; first: %v", bad.Load(), total.Load(), firstBad.Load())
+		bad, total, first := p.stop()
+		t.Logf("requests during redeploy: %d, failed: %d", total, bad)
+		if bad != 0 {
+			t.Errorf("%d of %d requests failed during the redeploy; first: %v", bad, total, first)
 		}
+	})
+
+	t.Run("deploy-restarts-one-bundle", func(t *testing.T) {
+		before := bundlePods(t, e)
+		id := deployedVersion(t, w, dirs["esm"])
+		mine := ""
+		for _, p := range before {
+			if strings.Contains(p.Annotations[apiv1.AnnotationSockets], id) {
+				mine = p.Labels[apiv1.LabelBundle]
+			}
+		}
+		others := 0
+		for _, p := range before {
+			if p.Labels[apiv1.LabelBundle] != mine {
+				others++
+			}
+		}
+		if mine == "" || others == 0 {
+			t.Fatalf("want e2e-esm's bundle and pods of other bundles; esm's bundle %q, pods %d", mine, len(before))
+		}
+		src := filepath.Join(dirs["esm"], "src", "index.js")
+		b0, _ := os.ReadFile(src)
+		if err := os.WriteFile(src, bytes.ReplaceAll(b0, []byte(`"hello from esm v3"`), []byte(`"hello from esm v4"`)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		deploy(t, "esm")
+		g.waitBody(t, "e2e-esm", "/", "hello from esm v4")
+		after := bundlePods(t, e)
+		for name, p := range before {
+			if p.Labels[apiv1.LabelBundle] == mine {
+				continue
+			}
+			q, ok := after[name]
+			if !ok || q.UID != p.UID || restarts(q) != restarts(p) {
+				t.Errorf("pod %s of bundle %s was replaced or restarted by a deploy into bundle %s", name, p.Labels[apiv1.LabelBundle], mine)
+			}
+		}
+		if err := os.WriteFile(src, b0, 0o644); err != nil { // back to v3 for the later subtests
+			t.Fatal(err)
+		}
+		deploy(t, "esm")
+		g.waitBody(t, "e2e-esm", "/", "hello from esm v3")
 	})
 
 	t.Run("broken-worker-is-refused", func(t *testing.T) {
@@ -343,10 +371,14 @@ func TestWorkers(t *testing.T) {
 	t.Run("runaway-request", func(t *testing.T) {
 		deploy(t, "spin")
 		g.waitBody(t, "e2e-spin", "/", "spin idle")
+		spinBundle, esmBundle := bundleOf(t, e, deployedVersion(t, w, dirs["spin"])), bundleOf(t, e, deployedVersion(t, w, dirs["esm"]))
+		// e2e-esm lives in another bundle: it must answer throughout.
+		p := startPoller(g, "e2e-esm", 50*time.Millisecond, func(body string) bool { return strings.HasPrefix(body, "hello from esm") })
 		c := &http.Client{Timeout: 2 * time.Minute}
 		req, _ := http.NewRequest(http.MethodGet, "http://"+g.edge+"/spin", nil)
 		req.Host = g.host("e2e-spin")
 		resp, err := c.Do(req)
+		bad, total, first := p.stop()
 		if err != nil {
 			t.Fatalf("the runaway request got no answer: %v", err)
 		}
@@ -355,18 +387,20 @@ func TestWorkers(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "1102") {
 			t.Errorf("runaway request: %d %q, want 503 with error code 1102", resp.StatusCode, body)
 		}
-		// The account's other Workers serve again (e2e-esm answers with the
-		// body of whichever version the earlier subtests left deployed).
-		deadline := time.Now().Add(serveTimeout)
-		for {
-			code, body, err := g.get("e2e-esm", "/")
-			if err == nil && code == http.StatusOK && strings.HasPrefix(body, "hello from esm") {
-				break
+		t.Logf("e2e-spin in bundle %s, e2e-esm in %s: %d of %d requests to e2e-esm failed during the runaway request", spinBundle, esmBundle, bad, total)
+		if spinBundle != esmBundle && bad > 0 {
+			t.Errorf("a runaway request in bundle %s failed %d requests to e2e-esm in bundle %s; first: %v", spinBundle, bad, esmBundle, first)
+		}
+		// The Workers sharing e2e-spin's process serve again.
+		for _, p := range bundlePods(t, e) {
+			if p.Labels[apiv1.LabelBundle] != spinBundle {
+				continue
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("e2e-esm does not serve again after the runaway request: %d %q %v", code, body, err)
+			for _, proj := range []string{"kv", "hono", "wasm", "vars"} {
+				if strings.Contains(p.Annotations[apiv1.AnnotationSockets], deployedVersion(t, w, dirs[proj])) {
+					g.waitBody(t, "e2e-"+proj, "/", expected(t, proj))
+				}
 			}
-			time.Sleep(200 * time.Millisecond)
 		}
 		g.waitBody(t, "e2e-spin", "/", "spin idle")
 	})
@@ -429,6 +463,82 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// poller requests one script through the gateway in the background and
+// counts the answers that are not 200 with a body ok accepts.
+type poller struct {
+	stopped, done chan struct{}
+	bad, total    int64
+	first         string
+}
+
+func startPoller(g *gatewayClient, script string, every time.Duration, ok func(body string) bool) *poller {
+	p := &poller{stopped: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stopped:
+				return
+			default:
+			}
+			code, body, err := g.get(script, "/")
+			p.total++
+			if err != nil || code != http.StatusOK || !ok(body) {
+				p.bad++
+				if p.first == "" {
+					p.first = fmt.Sprintf("%d %q %v", code, body, err)
+				}
+			}
+			time.Sleep(every)
+		}
+	}()
+	return p
+}
+
+// stop ends the polling and returns the failures, the total and the first
+// failure.
+func (p *poller) stop() (bad, total int64, first string) {
+	close(p.stopped)
+	<-p.done
+	return p.bad, p.total, p.first
+}
+
+// bundleOf returns the bundle of the pods that serve a version.
+func bundleOf(t *testing.T, e *env, versionID string) string {
+	t.Helper()
+	for _, p := range bundlePods(t, e) {
+		if strings.Contains(p.Annotations[apiv1.AnnotationSockets], versionID) {
+			return p.Labels[apiv1.LabelBundle]
+		}
+	}
+	t.Fatalf("no running pod serves version %s", versionID)
+	return ""
+}
+
+// bundlePods returns the running pods of every bundle by name.
+func bundlePods(t *testing.T, e *env) map[string]corev1.Pod {
+	t.Helper()
+	pods, err := e.client().CoreV1().Pods("octo").List(context.Background(), metav1.ListOptions{LabelSelector: apiv1.LabelBundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]corev1.Pod{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			out[p.Name] = p
+		}
+	}
+	return out
+}
+
+func restarts(p corev1.Pod) int32 {
+	var n int32
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return n
 }
 
 // workerdRestarts sums the restarts of the default account's workerd containers.

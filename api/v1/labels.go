@@ -12,6 +12,11 @@ const (
 	LabelScript = "api.cf-worker/script"
 	// LabelBundle is the bundle of a JobBuilder, Deployment, Service and pod.
 	LabelBundle = "api.cf-worker/bundle"
+	// LabelShard, on a WorkerBundle, is its index among the bundles of its
+	// account: "0" for the bundle the account names (workerBundleName), "1",
+	// "2"… for the further bundles <name>-1, <name>-2… that hold the scripts
+	// beyond one bundle's share (docs/adr/0004-sharded-bundles.md).
+	LabelShard = "api.cf-worker/shard"
 
 	// AnnotationSockets, on a bundle's pod template, is the JSON object
 	// {"<versionID>": port, ...} of the workers the pod serves. The gateway

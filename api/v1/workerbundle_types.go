@@ -110,8 +110,12 @@ type WorkerBundleStatus struct {
 	FailedWorkers []FailedWorker `json:"failedWorkers,omitempty"`
 }
 
-// WorkerBundle is everything one account runs: the (script, version) pairs served by one
-// workerd process per pod. The gateway routes by the scripts' WorkerReleases.
+// WorkerBundle is a share of what one account runs: the (script, version) pairs served by
+// one workerd process per pod. The account's first bundle has the name its WorkerAccount
+// gives (workerBundleName); when the account has more scripts than one bundle holds, the
+// rest go to bundles <name>-1, <name>-2…, each script staying in the bundle it was placed
+// in, so that a deploy rebuilds and restarts one bundle only
+// (docs/adr/0004-sharded-bundles.md). The gateway routes by the scripts' WorkerReleases.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status

@@ -46,6 +46,10 @@ const HealthPort = 8080
 // FirstWorkerPort is the lowest port given to a worker's socket.
 const FirstWorkerPort = 8081
 
+// LastWorkerPort is the highest: its traced twin listens
+// workerd.TracedPortOffset above it.
+const LastWorkerPort = 65535 - workerd.TracedPortOffset
+
 // HealthWorkerName is the workerd service of the health worker.
 const HealthWorkerName = "octo-health"
 
@@ -419,8 +423,8 @@ func checkWorkers(workers []BuildWorker) error {
 			return fmt.Errorf("build: version %s is listed twice", id)
 		}
 		ids[id] = true
-		if bw.Port < FirstWorkerPort || bw.Port > 65535 {
-			return fmt.Errorf("build: version %s has port %d, want %d-65535", id, bw.Port, FirstWorkerPort)
+		if bw.Port < FirstWorkerPort || bw.Port > LastWorkerPort {
+			return fmt.Errorf("build: version %s has port %d, want %d-%d", id, bw.Port, FirstWorkerPort, LastWorkerPort)
 		}
 		if other, dup := ports[bw.Port]; dup {
 			return fmt.Errorf("build: versions %s and %s both have port %d", other, id, bw.Port)

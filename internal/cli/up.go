@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/controller"
 	"github.com/octohq/octo/internal/daemon"
 	"github.com/octohq/octo/internal/kubeconfig"
 	"github.com/octohq/octo/internal/precheck"
@@ -28,6 +29,8 @@ type upOptions struct {
 	noMerge    bool
 	wait       time.Duration
 	ports      config.Config // only the port fields are used
+	// workersPerBundle is --workers-per-bundle.
+	workersPerBundle int
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -59,6 +62,8 @@ Ports given here are saved in the data dir and reused by later commands.`,
 	f.IntVar(&o.ports.S3Port, "s3-port", config.DefaultS3Port, "loopback port of the S3 store")
 	f.IntVar(&o.ports.APIServerPort, "apiserver-port", config.DefaultAPIServerPort, "loopback port of kube-apiserver")
 	f.IntVar(&o.ports.KubeletPort, "kubelet-port", config.DefaultKubeletPort, "loopback port of the kubelet API")
+	f.IntVar(&o.workersPerBundle, "workers-per-bundle", controller.DefaultWorkersPerBundle,
+		"most scripts one workerd process runs; an account with more gets more bundles (kept for later 'octo up')")
 	return cmd
 }
 
@@ -79,6 +84,10 @@ func resolveUpConfig(cmd *cobra.Command, g *globals, o *upOptions) (config.Confi
 	set("s3-port", &cfg.S3Port, o.ports.S3Port)
 	set("apiserver-port", &cfg.APIServerPort, o.ports.APIServerPort)
 	set("kubelet-port", &cfg.KubeletPort, o.ports.KubeletPort)
+	set("workers-per-bundle", &cfg.WorkersPerBundle, o.workersPerBundle)
+	if f.Changed("workers-per-bundle") && o.workersPerBundle < 1 {
+		return cfg, fmt.Errorf("--workers-per-bundle must be 1 or more, not %d", o.workersPerBundle)
+	}
 	if f.Changed("no-kubeconfig-merge") || cfg.NodeName == "" {
 		cfg.MergeKubeconfig = !o.noMerge
 	}

@@ -57,6 +57,9 @@ type Config struct {
 	NodeIP string `json:"nodeIP"`
 	// MergeKubeconfig merges the cluster into ~/.kube/config as context "octo".
 	MergeKubeconfig bool `json:"mergeKubeconfig"`
+	// WorkersPerBundle bounds the scripts one WorkerBundle (one workerd
+	// process) runs; 0 means the operators' default.
+	WorkersPerBundle int `json:"workersPerBundle,omitempty"`
 }
 
 // Default returns the configuration for dataDir with default ports.

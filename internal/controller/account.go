@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +53,7 @@ func (r *AccountReconciler) SetupWithManager(mgr ctrl.Manager, logger logr.Logge
 			bldr.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&apiv1.WorkerVersion{}, handler.EnqueueRequestsFromMapFunc(versionAccount),
 			bldr.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WithOptions(controller.Options{Logger: logger, ReconciliationTimeout: time.Minute}).
+		WithOptions(controller.Options{Logger: logger, ReconciliationTimeout: time.Minute, MaxConcurrentReconciles: AccountWorkers}).
 		Complete(r)
 }
 
@@ -71,9 +73,11 @@ func versionAccount(_ context.Context, obj client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.AccountID}}}
 }
 
-// desiredBundle is what an account must run.
-type desiredBundle struct {
-	spec     apiv1.WorkerBundleSpec
+// desiredBundles is what an account must run: one bundle spec per shard
+// index (0 always), the shard of every script, and the releases served.
+type desiredBundles struct {
+	specs    map[int]apiv1.WorkerBundleSpec
+	shardOf  map[string]int // script → shard
 	releases []*apiv1.WorkerRelease
 	problems []string
 }
@@ -86,23 +90,18 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if acct.DeletionTimestamp != nil {
-		return ctrl.Result{}, nil // the garbage collector removes the bundle
+		return ctrl.Result{}, nil // the garbage collector removes the bundles
 	}
 	status := acct.Status.DeepCopy()
 	status.ObservedGeneration = acct.Generation
 	status.BundleName = BundleName(&acct)
 	status.Subdomain = Subdomain(&acct)
 
-	var existing apiv1.WorkerBundle
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: acct.Namespace, Name: status.BundleName}, &existing)
-	switch {
-	case apierrors.IsNotFound(err):
-		existing = apiv1.WorkerBundle{}
-	case err != nil:
+	existing, stale, err := r.accountBundles(ctx, &acct)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-
-	want, err := r.desired(ctx, &acct, &existing)
+	want, err := r.desired(ctx, &acct, existing)
 	if err != nil {
 		var se selectorError
 		if !asSelectorError(err, &se) {
@@ -113,50 +112,30 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, r.writeStatus(ctx, &acct, status)
 	}
 
-	bundle := &apiv1.WorkerBundle{ObjectMeta: metav1.ObjectMeta{Namespace: acct.Namespace, Name: status.BundleName}}
-	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, bundle, func() error {
-		if ref := metav1.GetControllerOf(bundle); ref != nil && ref.UID != acct.UID {
-			return fmt.Errorf("WorkerBundle %s is controlled by %s %s, not by this account", bundle.Name, ref.Kind, ref.Name)
+	bundles := map[int]*apiv1.WorkerBundle{}
+	for _, idx := range slices.Sorted(maps.Keys(want.specs)) {
+		b, err := r.writeBundle(ctx, &acct, idx, want.specs[idx], want.problems)
+		if err != nil {
+			r.Recorder.Eventf(&acct, "Warning", "BundleFailed", "cannot write WorkerBundle %s: %v", ShardName(status.BundleName, idx), err)
+			setCondition(&status.Conditions, acct.Generation, apiv1.ConditionReady, false, "BundleFailed", err.Error())
+			if serr := r.writeStatus(ctx, &acct, status); serr != nil {
+				logger.Error(serr, "write account status")
+			}
+			return ctrl.Result{}, err
 		}
-		if err := controllerutil.SetControllerReference(&acct, bundle, r.Scheme); err != nil {
-			return err
-		}
-		if bundle.Labels == nil {
-			bundle.Labels = map[string]string{}
-		}
-		bundle.Labels[apiv1.LabelAccount] = acct.Name
-		spec := want.spec
-		spec.Replicas = bundle.Spec.Replicas // the account does not decide the scale
-		bundle.Spec = spec
-		return nil
-	})
-	if err != nil {
-		r.Recorder.Eventf(&acct, "Warning", "BundleFailed", "cannot write WorkerBundle %s: %v", status.BundleName, err)
-		setCondition(&status.Conditions, acct.Generation, apiv1.ConditionReady, false, "BundleFailed", err.Error())
-		if serr := r.writeStatus(ctx, &acct, status); serr != nil {
-			logger.Error(serr, "write account status")
-		}
-		return ctrl.Result{}, err
+		bundles[idx] = b
 	}
-	switch op {
-	case controllerutil.OperationResultCreated:
-		r.Recorder.Eventf(&acct, "Normal", "BundleCreated", "created WorkerBundle %s with %d workers", bundle.Name, len(bundle.Spec.Workers))
-	case controllerutil.OperationResultUpdated:
-		r.Recorder.Eventf(&acct, "Normal", "BundleUpdated", "updated WorkerBundle %s: %d workers", bundle.Name, len(bundle.Spec.Workers))
-	}
-	if op != controllerutil.OperationResultNone {
-		logger.Info("bundle written", "bundle", bundle.Name, "op", op, "workers", len(bundle.Spec.Workers))
-		for _, p := range want.problems {
-			r.Recorder.Event(&acct, "Warning", "VersionMissing", p)
+	for _, b := range existing {
+		if _, keep := want.specs[shardIndex(b)]; !keep {
+			stale = append(stale, b)
 		}
 	}
-
-	if err := r.pruneBundles(ctx, &acct, bundle.Name); err != nil {
+	if err := r.deleteBundles(ctx, &acct, stale); err != nil {
 		return ctrl.Result{}, err
 	}
 
-	// Readiness: the bundle serves the current spec.
-	ready, reason, msg := bundleReady(bundle)
+	// Readiness: every bundle serves its current spec.
+	ready, reason, msg := bundlesReady(bundles)
 	if len(want.problems) > 0 {
 		msg = strings.TrimSpace(msg + "; " + strings.Join(want.problems, "; "))
 	}
@@ -167,7 +146,101 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.releaseStatuses(ctx, &acct, bundle, want.releases)
+	return ctrl.Result{}, r.releaseStatuses(ctx, &acct, bundles, want)
+}
+
+// writeBundle creates or updates the account's bundle of shard idx.
+func (r *AccountReconciler) writeBundle(ctx context.Context, acct *apiv1.WorkerAccount, idx int, spec apiv1.WorkerBundleSpec, problems []string) (*apiv1.WorkerBundle, error) {
+	bundle := &apiv1.WorkerBundle{ObjectMeta: metav1.ObjectMeta{Namespace: acct.Namespace, Name: ShardName(BundleName(acct), idx)}}
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, bundle, func() error {
+		if ref := metav1.GetControllerOf(bundle); ref != nil && ref.UID != acct.UID {
+			return fmt.Errorf("WorkerBundle %s is controlled by %s %s, not by this account", bundle.Name, ref.Kind, ref.Name)
+		}
+		if err := controllerutil.SetControllerReference(acct, bundle, r.Scheme); err != nil {
+			return err
+		}
+		mergeInto(&bundle.Labels, map[string]string{apiv1.LabelAccount: acct.Name, apiv1.LabelShard: strconv.Itoa(idx)})
+		spec.Replicas = bundle.Spec.Replicas // the account does not decide the scale
+		bundle.Spec = spec
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch op {
+	case controllerutil.OperationResultCreated:
+		r.Recorder.Eventf(acct, "Normal", "BundleCreated", "created WorkerBundle %s with %d workers", bundle.Name, len(bundle.Spec.Workers))
+	case controllerutil.OperationResultUpdated:
+		r.Recorder.Eventf(acct, "Normal", "BundleUpdated", "updated WorkerBundle %s: %d workers", bundle.Name, len(bundle.Spec.Workers))
+	}
+	if op != controllerutil.OperationResultNone {
+		log.FromContext(ctx).Info("bundle written", "bundle", bundle.Name, "op", op, "workers", len(bundle.Spec.Workers))
+		for _, p := range problems {
+			r.Recorder.Event(acct, "Warning", "VersionMissing", p)
+		}
+	}
+	return bundle, nil
+}
+
+// ShardName is the name of an account's bundle of shard idx: the account's
+// bundle name for shard 0, "<name>-<idx>" for the others.
+func ShardName(bundleName string, idx int) string {
+	if idx == 0 {
+		return bundleName
+	}
+	return bundleName + "-" + strconv.Itoa(idx)
+}
+
+// shardIndex is a bundle's shard index, from apiv1.LabelShard (0 when
+// missing: a bundle written before sharding is shard 0).
+func shardIndex(b *apiv1.WorkerBundle) int {
+	n, err := strconv.Atoi(b.Labels[apiv1.LabelShard])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// accountBundles returns the account's bundles under its current bundle
+// name, and stale ones: those it controls under another name (the account's
+// workerBundleName changed).
+func (r *AccountReconciler) accountBundles(ctx context.Context, acct *apiv1.WorkerAccount) (current, stale []*apiv1.WorkerBundle, err error) {
+	var list apiv1.WorkerBundleList
+	if err := r.Client.List(ctx, &list, client.InNamespace(acct.Namespace)); err != nil {
+		return nil, nil, err
+	}
+	base := BundleName(acct)
+	for i := range list.Items {
+		b := &list.Items[i]
+		if !ownedBy(b, acct) || b.DeletionTimestamp != nil {
+			continue
+		}
+		if b.Name == ShardName(base, shardIndex(b)) {
+			current = append(current, b)
+		} else {
+			stale = append(stale, b)
+		}
+	}
+	return current, stale, nil
+}
+
+// bundlesReady reports whether every bundle's status is about its current
+// spec and says Ready.
+func bundlesReady(bundles map[int]*apiv1.WorkerBundle) (bool, string, string) {
+	workers := 0
+	for _, idx := range slices.Sorted(maps.Keys(bundles)) {
+		b := bundles[idx]
+		if ok, reason, msg := bundleReady(b); !ok {
+			return false, reason, msg
+		}
+		workers += len(b.Spec.Workers)
+	}
+	if len(bundles) == 1 {
+		for _, b := range bundles {
+			return bundleReady(b)
+		}
+	}
+	return true, "BundleReady", fmt.Sprintf("%d WorkerBundles serve %d workers", len(bundles), workers)
 }
 
 // bundleReady reports whether the bundle's status is about its current spec
@@ -195,12 +268,14 @@ func asSelectorError(err error, target *selectorError) bool {
 	return ok
 }
 
-// desired computes the account's bundle spec: for every release of the
-// account (and matching workerReleaseSelector, when set), the versions of its
-// active deployment and the script's latest version; ports kept from
-// existing, new ones from builder.FirstWorkerPort up; a route per deployed
-// script.
-func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccount, existing *apiv1.WorkerBundle) (*desiredBundle, error) {
+// desired computes the account's bundle specs: for every release of the
+// account (and matching workerReleaseSelector, when set), the versions of
+// its active deployment and the script's latest version. Each script stays
+// in the shard an existing bundle has it in; a new script goes to the
+// lowest shard with fewer than Options.WorkersPerBundle scripts. Ports are
+// kept from the existing bundle of the shard, new ones from
+// builder.FirstWorkerPort up.
+func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccount, existing []*apiv1.WorkerBundle) (*desiredBundles, error) {
 	sel := labels.Everything()
 	if acct.Spec.WorkerReleaseSelector != nil {
 		s, err := metav1.LabelSelectorAsSelector(acct.Spec.WorkerReleaseSelector)
@@ -231,30 +306,33 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		}
 	}
 
-	d := &desiredBundle{spec: apiv1.WorkerBundleSpec{AccountID: acct.Name, PodTemplate: *acct.Spec.PodTemplate.DeepCopy()}}
-	inBundle := map[string]bool{} // version IDs
+	d := &desiredBundles{specs: map[int]apiv1.WorkerBundleSpec{}, shardOf: map[string]int{}}
+	workers := map[string][]apiv1.BundleWorker{} // by script
+	var scripts []string
 	add := func(v *apiv1.WorkerVersion) {
-		if inBundle[v.Spec.VersionID] {
-			return
+		for _, w := range workers[v.Spec.ScriptName] {
+			if w.VersionID == v.Spec.VersionID {
+				return
+			}
 		}
-		inBundle[v.Spec.VersionID] = true
-		d.spec.Workers = append(d.spec.Workers, apiv1.BundleWorker{ScriptName: v.Spec.ScriptName, VersionID: v.Spec.VersionID, VersionName: v.Name})
+		workers[v.Spec.ScriptName] = append(workers[v.Spec.ScriptName], apiv1.BundleWorker{ScriptName: v.Spec.ScriptName, VersionID: v.Spec.VersionID, VersionName: v.Name})
 	}
 	slices.SortFunc(rels.Items, func(a, b apiv1.WorkerRelease) int {
 		return cmp.Or(cmp.Compare(a.Spec.ScriptName, b.Spec.ScriptName), cmp.Compare(a.Name, b.Name))
 	})
-	scripts := map[string]bool{}
+	seen := map[string]bool{}
 	for i := range rels.Items {
 		rel := &rels.Items[i]
 		if rel.Spec.AccountID != acct.Name || rel.DeletionTimestamp != nil || !sel.Matches(labels.Set(rel.Labels)) {
 			continue
 		}
 		script := rel.Spec.ScriptName
-		if scripts[script] {
+		if seen[script] {
 			d.problems = append(d.problems, fmt.Sprintf("WorkerRelease %s: script %s already has a release; ignored", rel.Name, script))
 			continue
 		}
-		scripts[script] = true
+		seen[script] = true
+		scripts = append(scripts, script)
 		d.releases = append(d.releases, rel)
 		if dep := rel.ActiveDeployment(); dep != nil {
 			for _, vt := range dep.Versions {
@@ -271,23 +349,73 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		}
 	}
 
-	// Ports: kept while the version stays in the bundle; the lowest free
-	// port for new ones.
-	d.spec.Normalize()
-	old := map[string]int32{}
-	for _, w := range existing.Spec.Workers {
-		old[w.VersionID] = w.Port
+	// Placement: a script keeps its shard; new ones fill the lowest shard
+	// with room.
+	placed, ports := map[string]int{}, map[int]map[string]int32{}
+	for _, b := range existing {
+		idx := shardIndex(b)
+		ports[idx] = map[string]int32{}
+		for _, w := range b.Spec.Workers {
+			ports[idx][w.VersionID] = w.Port
+			if _, ok := placed[w.ScriptName]; !ok {
+				placed[w.ScriptName] = idx
+			}
+		}
 	}
+	count := map[int]int{}
+	for _, s := range scripts {
+		if idx, ok := placed[s]; ok {
+			d.shardOf[s] = idx
+			count[idx]++
+		}
+	}
+	per := max(r.Options.WorkersPerBundle, 1)
+	next := 0
+	for _, s := range scripts {
+		if _, ok := d.shardOf[s]; ok {
+			continue
+		}
+		for count[next] >= per {
+			next++
+		}
+		d.shardOf[s] = next
+		count[next]++
+	}
+
+	// One spec per shard in use, and shard 0 always.
+	d.specs[0] = apiv1.WorkerBundleSpec{AccountID: acct.Name, PodTemplate: *acct.Spec.PodTemplate.DeepCopy()}
+	for _, s := range scripts {
+		idx := d.shardOf[s]
+		spec, ok := d.specs[idx]
+		if !ok {
+			spec = apiv1.WorkerBundleSpec{AccountID: acct.Name, PodTemplate: *acct.Spec.PodTemplate.DeepCopy()}
+		}
+		spec.Workers = append(spec.Workers, workers[s]...)
+		d.specs[idx] = spec
+	}
+	for idx, spec := range d.specs {
+		spec.Normalize()
+		assignPorts(spec.Workers, ports[idx])
+		d.specs[idx] = spec
+	}
+	return d, nil
+}
+
+// assignPorts keeps each worker's port from old while it is valid and
+// unique, and gives the others the lowest free port from
+// builder.FirstWorkerPort up.
+func assignPorts(workers []apiv1.BundleWorker, old map[string]int32) {
 	used := map[int32]bool{}
-	for i := range d.spec.Workers {
-		w := &d.spec.Workers[i]
-		if p := old[w.VersionID]; p >= builder.FirstWorkerPort && p <= 65535 && !used[p] {
+	for i := range workers {
+		w := &workers[i]
+		w.Port = 0
+		if p := old[w.VersionID]; p >= builder.FirstWorkerPort && p <= builder.LastWorkerPort && !used[p] {
 			w.Port, used[p] = p, true
 		}
 	}
 	next := int32(builder.FirstWorkerPort)
-	for i := range d.spec.Workers {
-		w := &d.spec.Workers[i]
+	for i := range workers {
+		w := &workers[i]
 		if w.Port != 0 {
 			continue
 		}
@@ -296,7 +424,6 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		}
 		w.Port, used[next] = next, true
 	}
-	return d, nil
 }
 
 // host is the request host of a script of the account.
@@ -304,22 +431,14 @@ func (r *AccountReconciler) host(script string, acct *apiv1.WorkerAccount) strin
 	return script + "." + Subdomain(acct) + "." + r.Options.HostSuffix
 }
 
-// pruneBundles deletes the bundles the account controls under another name
-// (the account's workerBundleName changed).
-func (r *AccountReconciler) pruneBundles(ctx context.Context, acct *apiv1.WorkerAccount, keep string) error {
-	var list apiv1.WorkerBundleList
-	if err := r.Client.List(ctx, &list, client.InNamespace(acct.Namespace)); err != nil {
-		return err
-	}
-	for i := range list.Items {
-		b := &list.Items[i]
-		if b.Name == keep || !ownedBy(b, acct) || b.DeletionTimestamp != nil {
-			continue
-		}
+// deleteBundles deletes bundles the account no longer needs: shards left
+// without scripts, and bundles under a former workerBundleName.
+func (r *AccountReconciler) deleteBundles(ctx context.Context, acct *apiv1.WorkerAccount, bundles []*apiv1.WorkerBundle) error {
+	for _, b := range bundles {
 		if err := r.Client.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
 			return err
 		}
-		r.Recorder.Eventf(acct, "Normal", "BundleDeleted", "deleted WorkerBundle %s (the account's bundle is now %s)", b.Name, keep)
+		r.Recorder.Eventf(acct, "Normal", "BundleDeleted", "deleted WorkerBundle %s (no longer used; the account's bundle is %s)", b.Name, BundleName(acct))
 	}
 	return nil
 }
@@ -333,14 +452,12 @@ func (r *AccountReconciler) writeStatus(ctx context.Context, acct *apiv1.WorkerA
 }
 
 // releaseStatuses reports on every release whether its active deployment is
-// served: Ready, activeDeploymentID (lagging during a rollout) and URL.
-func (r *AccountReconciler) releaseStatuses(ctx context.Context, acct *apiv1.WorkerAccount, bundle *apiv1.WorkerBundle, rels []*apiv1.WorkerRelease) error {
-	bReady, _, bMsg := bundleReady(bundle)
-	failed := map[string]string{}
-	for _, f := range bundle.Status.FailedWorkers {
-		failed[f.VersionID] = f.Message
-	}
-	for _, rel := range rels {
+// served by the bundle of its script's shard: Ready, activeDeploymentID
+// (lagging during a rollout) and URL.
+func (r *AccountReconciler) releaseStatuses(ctx context.Context, acct *apiv1.WorkerAccount, bundles map[int]*apiv1.WorkerBundle, want *desiredBundles) error {
+	for _, rel := range want.releases {
+		bundle := bundles[want.shardOf[rel.Spec.ScriptName]]
+		bReady, _, bMsg := bundleReady(bundle)
 		st := rel.Status.DeepCopy()
 		st.ObservedGeneration = rel.Generation
 		if r.Options.GatewayPort > 0 {
@@ -350,8 +467,10 @@ func (r *AccountReconciler) releaseStatuses(ctx context.Context, acct *apiv1.Wor
 		var bad []string
 		if dep != nil {
 			for _, vt := range dep.Versions {
-				if msg, ok := failed[vt.VersionID]; ok {
-					bad = append(bad, fmt.Sprintf("version %s failed to start: %s", vt.VersionID, msg))
+				for _, f := range bundle.Status.FailedWorkers {
+					if f.VersionID == vt.VersionID {
+						bad = append(bad, fmt.Sprintf("version %s failed to start: %s", vt.VersionID, f.Message))
+					}
 				}
 			}
 		}
@@ -362,7 +481,7 @@ func (r *AccountReconciler) releaseStatuses(ctx context.Context, acct *apiv1.Wor
 			setCondition(&st.Conditions, rel.Generation, apiv1.ConditionReady, false, "VersionFailed", strings.Join(bad, "; "))
 		case bReady:
 			st.ActiveDeploymentID = dep.ID
-			setCondition(&st.Conditions, rel.Generation, apiv1.ConditionReady, true, "Serving", fmt.Sprintf("deployment %s is served", dep.ID))
+			setCondition(&st.Conditions, rel.Generation, apiv1.ConditionReady, true, "Serving", fmt.Sprintf("deployment %s is served by WorkerBundle %s", dep.ID, bundle.Name))
 		default:
 			setCondition(&st.Conditions, rel.Generation, apiv1.ConditionReady, false, "RollingOut", bMsg)
 		}

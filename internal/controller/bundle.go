@@ -47,8 +47,9 @@ func (r *BundleReconciler) SetupWithManager(mgr ctrl.Manager, logger logr.Logger
 		Owns(&apiv1.JobBuilder{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
-		// The first reconcile may push the workerd base image.
-		WithOptions(controller.Options{Logger: logger, ReconciliationTimeout: r.Options.BuildTimeout}).
+		// The first reconcile may push the workerd base image. Bundles of
+		// different accounts and shards reconcile side by side.
+		WithOptions(controller.Options{Logger: logger, ReconciliationTimeout: r.Options.BuildTimeout, MaxConcurrentReconciles: BundleWorkers}).
 		Complete(r)
 }
 

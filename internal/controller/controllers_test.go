@@ -332,8 +332,11 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 		p.TerminationGracePeriodSeconds == nil || *p.TerminationGracePeriodSeconds != 1 {
 		t.Errorf("liveness probe %+v", p)
 	}
-	if p := c.StartupProbe; p == nil || p.HTTPGet == nil || p.FailureThreshold < 60 {
-		t.Errorf("startup probe %+v", p)
+	if p := c.LivenessProbe; p == nil || p.InitialDelaySeconds != int32(2+len(sockets)/50) {
+		t.Errorf("liveness probe starts after %+v, want 2 s + 1 s per 50 workers", p)
+	}
+	if c.StartupProbe != nil {
+		t.Errorf("startup probe %+v: it would delay readiness by up to its period", c.StartupProbe)
 	}
 	// 64 MiB + 4 MiB and 256 MiB + 8 MiB per worker.
 	n := int64(len(sockets))

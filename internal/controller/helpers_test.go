@@ -210,16 +210,24 @@ func (e *env) converge(account string) *apiv1.WorkerBundle {
 	var a apiv1.WorkerAccount
 	e.get(account, &a)
 	bname := BundleName(&a)
-	e.reconcileBundle(bname)
+	e.buildAndRollOut(bname)
+	e.reconcileAccount(account)
 	var b apiv1.WorkerBundle
 	e.get(bname, &b)
-	e.reconcileJobBuilder(b.Status.JobBuilderName)
-	e.reconcileBundle(bname)
-	e.rollOut(bname)
-	e.reconcileBundle(bname)
-	e.reconcileAccount(account)
-	e.get(bname, &b)
 	return &b
+}
+
+// buildAndRollOut runs a bundle's build and rollout (the Deployment's
+// status faked as rolled out).
+func (e *env) buildAndRollOut(bundle string) {
+	e.t.Helper()
+	e.reconcileBundle(bundle)
+	var b apiv1.WorkerBundle
+	e.get(bundle, &b)
+	e.reconcileJobBuilder(b.Status.JobBuilderName)
+	e.reconcileBundle(bundle)
+	e.rollOut(bundle)
+	e.reconcileBundle(bundle)
 }
 
 // rollOut fakes the Deployment controller: every replica updated and ready.

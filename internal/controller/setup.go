@@ -51,12 +51,23 @@ const ContainerName = "workerd"
 // its pods run and the one of its current spec).
 const KeepJobBuilders = 3
 
+// How many accounts and bundles are reconciled at once: one account's burst
+// of uploads never queues another account's deploy behind it.
+const (
+	AccountWorkers = 4
+	BundleWorkers  = 8
+)
+
 // Defaults of Options.
 const (
 	DefaultBuildTimeout        = 5 * time.Minute
 	DefaultMaxConcurrentBuilds = 2
 	DefaultMaxBuildAttempts    = 3
 	DefaultHostSuffix          = "workers.localhost"
+	// DefaultWorkersPerBundle bounds the scripts of one bundle, hence of one
+	// workerd process: a deploy restarts at most this many scripts' process
+	// (docs/adr/0004-sharded-bundles.md).
+	DefaultWorkersPerBundle = 32
 )
 
 // ImageBuilder builds bundle images; *builder.Builder is one.
@@ -94,6 +105,10 @@ type Options struct {
 	MaxConcurrentBuilds int
 	// MaxBuildAttempts is how many times a failing build is tried. Default 3.
 	MaxBuildAttempts int
+	// WorkersPerBundle is how many scripts one WorkerBundle runs at most;
+	// an account with more gets further bundles. Default
+	// DefaultWorkersPerBundle.
+	WorkersPerBundle int
 	// Blobs, when set, is the S3 store of the scripts' code: a WorkerRelease
 	// then carries a finalizer that removes its script's files from it.
 	Blobs PrefixDeleter
@@ -110,6 +125,7 @@ func (o *Options) defaults() error {
 	o.BuildTimeout = cmp.Or(o.BuildTimeout, DefaultBuildTimeout)
 	o.MaxConcurrentBuilds = cmp.Or(o.MaxConcurrentBuilds, DefaultMaxConcurrentBuilds)
 	o.MaxBuildAttempts = cmp.Or(o.MaxBuildAttempts, DefaultMaxBuildAttempts)
+	o.WorkersPerBundle = cmp.Or(o.WorkersPerBundle, DefaultWorkersPerBundle)
 	return nil
 }
 

@@ -33,8 +33,11 @@ const (
 	// workerd after ~2 s without an answer from its health worker.
 	LivenessPeriodSeconds    = 1
 	LivenessFailureThreshold = 2
-	// StartupFailureThreshold gives a starting process 120 s to answer.
-	StartupFailureThreshold = 120
+	// LivenessDelaySeconds is the time a starting process gets before the
+	// liveness probe may kill it, plus one second per
+	// LivenessDelayWorkersPerSecond workers it loads (livenessProbe).
+	LivenessDelaySeconds          = 2
+	LivenessDelayWorkersPerSecond = 50
 	// PreStopSleepSeconds keeps a terminating pod serving while the
 	// endpoints stop pointing at it.
 	PreStopSleepSeconds = 2
@@ -226,9 +229,14 @@ func healthProbe(period, failures int32) *corev1.Probe {
 
 // livenessProbe restarts a wedged workerd at once: a process stuck in a
 // Worker's loop handles no SIGTERM, so it is killed after 1 s instead of the
-// pod's grace period (which a healthy process's rollout still gets).
-func livenessProbe() *corev1.Probe {
+// pod's grace period (which a healthy process's rollout still gets). It
+// starts after a delay that grows with the n workers the process loads.
+// There is no startup probe: it would hold readiness back to its next
+// period after the process listens (up to 1 s of every deploy), while the
+// kubelet probes readiness as soon as it sees the container running.
+func livenessProbe(n int) *corev1.Probe {
 	p := healthProbe(LivenessPeriodSeconds, LivenessFailureThreshold)
+	p.InitialDelaySeconds = int32(LivenessDelaySeconds + n/LivenessDelayWorkersPerSecond)
 	p.TerminationGracePeriodSeconds = ptr.To(int64(1))
 	return p
 }
@@ -244,10 +252,8 @@ func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map
 		ReadinessProbe: healthProbe(ReadinessPeriodSeconds, 3),
 		// The health worker shares the process's thread with the Workers: a
 		// request that never yields (while (true) {}) wedges them all. The
-		// liveness probe restarts such a process; the startup probe keeps it
-		// from killing a process still loading many Workers.
-		StartupProbe:  healthProbe(1, StartupFailureThreshold),
-		LivenessProbe: livenessProbe(),
+		// liveness probe restarts such a process.
+		LivenessProbe: livenessProbe(len(socks)),
 		Lifecycle:     &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: DefaultCPURequest, corev1.ResourceMemory: memRequest},

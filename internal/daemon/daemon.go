@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/octohq/octo/internal/cfapi"
@@ -176,7 +177,8 @@ func (d *Daemon) webStatus() web.Status {
 	return s
 }
 
-// routeKlog sends every klog line, once, to router instead of stderr.
+// routeKlog sends every klog line, once, to router instead of stderr, and
+// the API's warnings there too, each message once.
 func routeKlog(router *logs.Router) error {
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
@@ -186,6 +188,9 @@ func routeKlog(router *logs.Router) error {
 		}
 	}
 	klog.SetOutput(router)
+	// The apiserver warns its own loopback clients about deprecated kinds
+	// (v1 Endpoints, every 10 s): once per message is enough.
+	rest.SetDefaultWarningHandler(rest.NewWarningWriter(router, rest.WarningWriterOptions{Deduplicate: true}))
 	return nil
 }
 

@@ -60,6 +60,7 @@ func (o *operators) Start(ctx context.Context) error {
 		Builder: b, Registry: s.cfg.RegistryAddr(),
 		PodHost:     config.BridgeIP + ":" + strconv.Itoa(s.cfg.EdgePort),
 		GatewayPort: s.cfg.EdgePort, Log: log, Blobs: s.blobs,
+		WorkersPerBundle: s.cfg.WorkersPerBundle,
 	})
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)

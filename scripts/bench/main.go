@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +23,7 @@ import (
 
 	"github.com/octohq/octo/e2e/workload"
 	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/daemon"
+	"github.com/octohq/octo/scripts/internal/benchkit"
 )
 
 func main() {
@@ -102,7 +101,7 @@ func main() {
 		warm = append(warm, time.Since(t0))
 	}
 	time.Sleep(*idle)
-	mem := memory(cfg)
+	mem := benchkit.MemoryOf(cfg)
 
 	fmt.Printf("| cold `octo up` (empty data dir) → ready | %s |\n", summary(cold))
 	if len(deploy) > 0 {
@@ -112,8 +111,8 @@ func main() {
 	fmt.Printf("| warm `octo up` → ready with the previous pods serving | %s |\n", summary(warm))
 	fmt.Printf("| Deployment created → pod serving through its Service | %s |\n", summary(apply))
 	fmt.Printf("| idle RSS after %s, %d pods: daemon / containerd / %d shims / total | %.0f / %.0f / %.0f / **%.0f MB** |\n",
-		*idle, 2+*runs, mem.shims, mem.daemon, mem.containerd, mem.shimRSS, mem.daemon+mem.containerd+mem.shimRSS)
-	fmt.Printf("| idle PSS of the same processes (shared binary pages counted once) | **%.0f MB** |\n", mem.pss)
+		*idle, 2+*runs, mem.Shims, mem.DaemonRSS, mem.ContainerdRSS, mem.ShimsRSS, mem.DaemonRSS+mem.ContainerdRSS+mem.ShimsRSS)
+	fmt.Printf("| idle PSS of octo's processes and the pods' (shared binary pages counted once) | **%.0f MB** |\n", mem.PSS)
 }
 
 type bench struct{ bin, dataDir string }
@@ -163,68 +162,6 @@ func waitServing(cs kubernetes.Interface, app string, n int) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return workload.WaitServing(ctx, cs, "bench", app, n)
-}
-
-type rss struct {
-	daemon, containerd, shimRSS float64
-	pss                         float64
-	shims                       int
-}
-
-// memory sums VmRSS of the daemon, its containerd child and the shims
-// (container processes themselves are the workload, not octo).
-func memory(cfg config.Config) rss {
-	var r rss
-	pid, _ := daemon.RunningPID(cfg)
-	r.daemon = vmRSS(pid)
-	r.pss = pss(pid)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-		args := strings.Split(string(cmdline), "\x00")
-		switch {
-		case len(args) > 1 && args[1] == "__containerd" && ppid(p) == pid:
-			r.containerd += vmRSS(p)
-			r.pss += pss(p)
-		case strings.HasPrefix(args[0], cfg.BinDir()+"/"):
-			r.shims++
-			r.shimRSS += vmRSS(p)
-			r.pss += pss(p)
-		}
-	}
-	return r
-}
-
-func vmRSS(pid int) float64 { return procKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") }
-
-// pss is the proportional set size: shared pages (the daemon and its
-// containerd child map the same binary) are divided among their users.
-func pss(pid int) float64 { return procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:") }
-
-// procKB reads a "<field> <n> kB" line of a /proc file, in MB.
-func procKB(path, field string) float64 {
-	b, _ := os.ReadFile(path)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
-}
-
-func ppid(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
 }
 
 // summary prints the median and the range.

@@ -38,6 +38,11 @@ type Kubelet struct {
 // New returns the kubelet of cfg.
 func New(cfg config.Config, p *pki.PKI) *Kubelet { return &Kubelet{cfg: cfg, pki: p} }
 
+// MaxPods is the node's pod capacity: the addresses of config.NodePodCIDR
+// (a /24) less the bridge, network and broadcast addresses, a few spare.
+// The kubelet's default of 110 would cap an account at ~110 bundles.
+const MaxPods = 250
+
 // Name implements embed.Component.
 func (k *Kubelet) Name() string { return "kubelet" }
 
@@ -70,10 +75,11 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {nodefs.available: "1%%", imagefs.available: "1%%", memory.available: "100Mi"}
 podCIDR: %[7]s
+maxPods: %[8]d
 protectKernelDefaults: false
 nodeStatusReportFrequency: 1m0s
 `, config.Host, k.cfg.KubeletPort, HealthzPort, k.pki.Path("ca.crt"), k.cfg.ContainerdSocket(),
-		k.cfg.Path("pod-logs"), config.NodePodCIDR)
+		k.cfg.Path("pod-logs"), config.NodePodCIDR, MaxPods)
 }
 
 // Start writes the configuration and runs the kubelet in a goroutine. It does

@@ -45,7 +45,10 @@ type Bench struct {
 	K8s client.Client
 	// Fatalf reports a failure and exits (after stopping octo).
 	Fatalf func(format string, args ...any)
+	// UpTook is how long the `octo up` of Up took.
+	UpTook time.Duration
 	http   *http.Client
+	octo   func(args ...string) error
 }
 
 // New connects to the octo of cfg; fatalf reports failures.
@@ -177,7 +180,12 @@ func (b *Bench) WorkerdRSS() float64 {
 
 // ProcKB reads a kB field of /proc/<pid>/status, in MiB.
 func ProcKB(pid int, field string) float64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	return kbField(fmt.Sprintf("/proc/%d/status", pid), field)
+}
+
+// kbField reads a "<field> <n> kB" line of a /proc file, in MiB.
+func kbField(path, field string) float64 {
+	b, _ := os.ReadFile(path)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
@@ -289,9 +297,10 @@ func Pct(d []time.Duration, p int) time.Duration {
 }
 
 // Up starts the octo binary bin on a new data dir and non-default ports (as
-// the e2e suite does) and returns a Bench on it and the function that stops
-// octo and removes the data dir. Any failure of the Bench stops octo first.
-func Up(bin string) (*Bench, func()) {
+// the e2e suite does), with further `octo up` flags, and returns a Bench on
+// it and the function that stops octo and removes the data dir. Any failure
+// of the Bench stops octo first.
+func Up(bin string, flags ...string) (*Bench, func()) {
 	binPath, err := filepath.Abs(bin)
 	if err != nil {
 		log.Fatal(err)
@@ -301,16 +310,24 @@ func Up(bin string) (*Bench, func()) {
 		log.Fatal(err)
 	}
 	dataDir := filepath.Join(dir, "data")
-	octo := func(args ...string) {
+	octo := func(args ...string) error {
 		if out, err := exec.Command(binPath, append(args, "--data-dir", dataDir)...).CombinedOutput(); err != nil {
-			log.Fatalf("octo %v: %v\n%s", args, err, out)
+			return fmt.Errorf("octo %v: %w\n%s", args, err, out)
 		}
+		return nil
 	}
 	down := func() {
-		octo("down", "--purge", "--yes")
+		if err := octo("down", "--purge", "--yes"); err != nil {
+			log.Print(err)
+		}
 		os.RemoveAll(dir)
 	}
-	octo("up", "--no-kubeconfig-merge", "--edge-port=18787", "--registry-port=15050", "--s3-port=19000", "--apiserver-port=16443", "--kubelet-port=11250")
+	t0 := time.Now()
+	if err := octo(append([]string{"up", "--no-kubeconfig-merge", "--edge-port=18787", "--registry-port=15050", "--s3-port=19000", "--apiserver-port=16443", "--kubelet-port=11250"}, flags...)...); err != nil {
+		down()
+		log.Fatal(err)
+	}
+	took := time.Since(t0)
 	// log.Fatal skips deferred calls: stop octo on any failure too.
 	fatal := func(format string, args ...any) {
 		down()
@@ -320,7 +337,22 @@ func Up(bin string) (*Bench, func()) {
 	if err != nil {
 		fatal("%v", err)
 	}
-	return New(cfg, fatal), down
+	b := New(cfg, fatal)
+	b.octo, b.UpTook = octo, took
+	return b, down
+}
+
+// Octo runs an octo command on the Bench's data dir and returns how long
+// it took.
+func (b *Bench) Octo(args ...string) time.Duration {
+	if b.octo == nil {
+		b.Fatalf("Octo: the Bench was not started by Up")
+	}
+	t0 := time.Now()
+	if err := b.octo(args...); err != nil {
+		b.Fatalf("%v", err)
+	}
+	return time.Since(t0)
 }
 
 // WorkerdPIDs are the processes of the pods' workerd ("/bin/workerd serve").
