@@ -19,11 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	bldr "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -51,7 +53,7 @@ func (r *AccountReconciler) SetupWithManager(mgr ctrl.Manager, logger logr.Logge
 		Owns(&apiv1.WorkerBundle{}).
 		Watches(&apiv1.WorkerRelease{}, handler.EnqueueRequestsFromMapFunc(releaseAccount),
 			bldr.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Watches(&apiv1.WorkerVersion{}, handler.EnqueueRequestsFromMapFunc(versionAccount),
+		Watches(&apiv1.WorkerVersion{}, versionHandler(VersionSettle),
 			bldr.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{Logger: logger, ReconciliationTimeout: time.Minute, MaxConcurrentReconciles: AccountWorkers}).
 		Complete(r)
@@ -65,12 +67,39 @@ func releaseAccount(_ context.Context, obj client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: rel.Namespace, Name: rel.Spec.AccountID}}}
 }
 
-func versionAccount(_ context.Context, obj client.Object) []reconcile.Request {
-	v, ok := obj.(*apiv1.WorkerVersion)
-	if !ok || v.Spec.AccountID == "" {
-		return nil
+// VersionSettle is how long a new WorkerVersion waits before its account is
+// reconciled. An upload that deploys (`wrangler deploy`) stores the version,
+// then the release's new deployment a few milliseconds later; reconciling
+// in between would build and roll out the bundle twice, once with the old
+// and the new version side by side.
+const VersionSettle = 250 * time.Millisecond
+
+// versionHandler enqueues a version's account: settle after the version's
+// creation, at once for any other change.
+func versionHandler(settle time.Duration) handler.EventHandler {
+	enqueue := func(obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request], after time.Duration) {
+		v, ok := obj.(*apiv1.WorkerVersion)
+		if !ok || v.Spec.AccountID == "" {
+			return
+		}
+		req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.AccountID}}
+		if after > 0 {
+			q.AddAfter(req, after)
+			return
+		}
+		q.Add(req)
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.AccountID}}}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(e.Object, q, settle)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(e.ObjectNew, q, 0)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(e.Object, q, 0)
+		},
+	}
 }
 
 // desiredBundles is what an account must run: one bundle spec per shard

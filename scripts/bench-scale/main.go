@@ -151,15 +151,21 @@ func burst(b *benchkit.Bench, a store.Account, names []string, conc int) (took, 
 }
 
 // redeploy times n redeploys of script: the API's PUT returned → the new
-// body answers.
+// body answers. The script answers its own name again afterwards.
 func redeploy(b *benchkit.Bench, a store.Account, script string, n int) []time.Duration {
 	var lat []time.Duration
-	for i := 1; i <= n; i++ {
+	for i := 1; i <= n+1; i++ {
 		body := fmt.Sprintf("%s r%d", script, i)
+		if i > n {
+			body = script
+		}
 		b.PutBody(a, script, body)
 		t0 := time.Now()
 		b.WaitBody(a, script, body, 3*time.Minute)
-		lat = append(lat, time.Since(t0))
+		if i <= n {
+			lat = append(lat, time.Since(t0))
+		}
+		time.Sleep(time.Second) // the previous pod's termination
 	}
 	return lat
 }
