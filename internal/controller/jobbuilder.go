@@ -21,7 +21,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/builder"
@@ -47,6 +49,8 @@ func (r *JobBuilderReconciler) SetupWithManager(mgr ctrl.Manager, logger logr.Lo
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("jobbuilder").
 		For(&apiv1.JobBuilder{}).
+		// A bundle that comes back to a build it had superseded wakes it.
+		Watches(&apiv1.WorkerBundle{}, handler.EnqueueRequestsFromMapFunc(bundleBuild)).
 		WithOptions(controller.Options{
 			Logger:                  logger,
 			MaxConcurrentReconciles: r.Options.MaxConcurrentBuilds,
@@ -118,7 +122,36 @@ func (r *JobBuilderReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	// Pending, Building (a build this process did not finish: it restarted,
 	// or the final status write failed) or a failed build to retry.
+	if by := r.supersededBy(ctx, &jb); by != "" {
+		// A burst of uploads changes a bundle faster than it builds: only
+		// the build of its current spec is worth running.
+		log.FromContext(ctx).V(1).Info("build skipped: superseded", "jobBuilder", jb.Name, "by", by)
+		return ctrl.Result{}, nil
+	}
 	return r.build(ctx, &jb)
+}
+
+// supersededBy returns the JobBuilder that replaced jb as its bundle's
+// build: the bundle's status names another build for its current
+// generation. "" means build jb.
+func (r *JobBuilderReconciler) supersededBy(ctx context.Context, jb *apiv1.JobBuilder) string {
+	var b apiv1.WorkerBundle
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: jb.Namespace, Name: jb.Spec.BundleName}, &b); err != nil {
+		return ""
+	}
+	if !ownedBy(jb, &b) || b.Status.ObservedGeneration != b.Generation || b.Status.JobBuilderName == "" || b.Status.JobBuilderName == jb.Name {
+		return ""
+	}
+	return b.Status.JobBuilderName
+}
+
+// bundleBuild enqueues the build a bundle's status names.
+func bundleBuild(_ context.Context, obj client.Object) []reconcile.Request {
+	b, ok := obj.(*apiv1.WorkerBundle)
+	if !ok || b.Status.JobBuilderName == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: b.Namespace, Name: b.Status.JobBuilderName}}}
 }
 
 // build runs the build and records its outcome.

@@ -145,3 +145,33 @@ func TestShardReadinessPerRelease(t *testing.T) {
 		t.Errorf("after b-1 rolled out: release b ready=%v, account %+v", ready("b"), a.Status.Conditions)
 	}
 }
+
+// A build its bundle has moved past is not run; the current one is.
+func TestSupersededBuildIsSkipped(t *testing.T) {
+	e := newEnv(t, account(acct, "b"))
+	e.deployScript("a", 1)
+	e.reconcileAccount(acct)
+	e.reconcileBundle("b")
+	var b apiv1.WorkerBundle
+	e.get("b", &b)
+	first := b.Status.JobBuilderName
+	e.deployScript("a", 2)
+	e.reconcileAccount(acct)
+	e.reconcileBundle("b")
+	e.get("b", &b)
+	second := b.Status.JobBuilderName
+	if first == "" || second == "" || first == second {
+		t.Fatalf("JobBuilders %q then %q, want two", first, second)
+	}
+	e.reconcileJobBuilder(first)
+	if n := e.b.count(); n != 0 {
+		t.Errorf("%d builds after reconciling the superseded JobBuilder %s, want 0", n, first)
+	}
+	e.reconcileJobBuilder(second)
+	if n := e.b.count(); n != 1 {
+		t.Errorf("%d builds after reconciling the current JobBuilder %s, want 1", n, second)
+	}
+	if got := bundleBuild(context.Background(), &b); len(got) != 1 || got[0].Name != second {
+		t.Errorf("a bundle enqueues %v, want its current build %s", got, second)
+	}
+}

@@ -73,8 +73,10 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	svc := newServices(cfg, log)
 	podAPI := podapi.New(podapi.Options{Port: cfg.EdgePort})
 	d := &Daemon{cfg: cfg, log: log, svc: svc, phases: [][]embed.Component{
-		{podnet.New(cfg, log), containerd.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
-		{apiserver.New(cfg, p, k.Endpoint())},
+		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
+		// containerd (~0.6 s) starts beside the API server: only the kubelet
+		// needs it.
+		{apiserver.New(cfg, p, k.Endpoint()), containerd.New(cfg, log)},
 		// The services need only the API server and S3: they build with the node.
 		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), svc},
 		// Made from the services when this phase starts.

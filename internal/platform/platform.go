@@ -8,8 +8,10 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -47,13 +49,24 @@ type Core struct {
 // bucket and returns the store over them. validate, when not nil, starts
 // every new version once before it is stored.
 func Connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, validate store.ValidateFunc) (*Core, error) {
-	// client-go's default of 5 requests/s would make bursts of uploads
-	// (each one a few requests) queue for seconds.
-	rc = rest.CopyConfig(rc)
-	rc.QPS, rc.Burst = 200, 400
+	rc = withQPS(rc)
 	if err := crds.Install(ctx, rc); err != nil {
 		return nil, err
 	}
+	return connect(ctx, rc, s3, id, validate)
+}
+
+// withQPS copies rc with a QPS for bursts: client-go's default of 5
+// requests/s would make bursts of uploads (each one a few requests) queue
+// for seconds.
+func withQPS(rc *rest.Config) *rest.Config {
+	rc = rest.CopyConfig(rc)
+	rc.QPS, rc.Burst = 200, 400
+	return rc
+}
+
+// connect is Connect once the CRDs are installed.
+func connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, validate store.ValidateFunc) (*Core, error) {
 	scheme, err := store.Scheme()
 	if err != nil {
 		return nil, err
@@ -109,21 +122,36 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t0 := time.Now()
-	core, err := Connect(ctx, cfg.RestConfig, cfg.S3, cfg.Identity, cfg.Validate)
-	if err != nil {
+	rc := withQPS(cfg.RestConfig)
+	if err := crds.Install(ctx, rc); err != nil {
 		return nil, err
 	}
-	log.Info("store connected (CRDs, default account, S3 bucket)", "after", time.Since(t0).Round(time.Millisecond))
+	log.Info("CRDs established", "after", time.Since(t0).Round(time.Millisecond))
 	scheme, err := store.Scheme()
 	if err != nil {
 		return nil, err
 	}
-	gwOpts, err := gateway.ClusterOptions(ctx, core.RestConfig, scheme, log.With("component", "gateway"))
-	if err != nil {
+	// The store (default account, S3 bucket) and the gateway's cache start
+	// side by side.
+	var (
+		core           *Core
+		gwOpts         gateway.Options
+		coreErr, gwErr error
+		wg             sync.WaitGroup
+	)
+	wg.Go(func() {
+		core, coreErr = connect(ctx, rc, cfg.S3, cfg.Identity, cfg.Validate)
+		log.Info("store connected (default account, S3 bucket)", "after", time.Since(t0).Round(time.Millisecond))
+	})
+	wg.Go(func() {
+		gwOpts, gwErr = gateway.ClusterOptions(ctx, rc, scheme, log.With("component", "gateway"))
+		log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
+	})
+	wg.Wait()
+	if err := errors.Join(coreErr, gwErr); err != nil {
 		return nil, err
 	}
 	gwOpts.EdgePort = cfg.EdgePort
-	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
 	p := &Platform{Core: *core}
 	// The tail hub names the scripts of workerd services through the
 	// gateway's cache; the gateway marks the requests of tailed scripts.

@@ -33,7 +33,7 @@ func main() {
 	conc := flag.Int("concurrency", 20, "uploads at a time")
 	accounts := flag.Int("accounts", 50, "accounts that share the last step's Workers in the multi-account run (0 skips it)")
 	perBundle := flag.Int("workers-per-bundle", 0, "octo up --workers-per-bundle (0: octo's default)")
-	settle := flag.Duration("settle", 10*time.Second, "wait before each memory reading")
+	settle := flag.Duration("settle", 20*time.Second, "wait after each burst before the redeploys, and before each memory reading")
 	flag.Parse()
 	var steps []int
 	for _, s := range strings.Split(*stepsFlag, ",") {
@@ -70,6 +70,9 @@ func main() {
 		probe := startProber(b, b.Def, "probe", "probe")
 		took, after := burst(b, b.Def, added, *conc)
 		failed, total := probe.stop()
+		// Redeploys are timed in a steady state: the burst's last builds and
+		// rollouts (superseded by the final ones) finish first.
+		time.Sleep(*settle)
 		lat := redeploy(b, b.Def, names[len(names)/2], *redeploys)
 		time.Sleep(*settle)
 		m := benchkit.MemoryOf(b.Cfg)
@@ -119,6 +122,7 @@ func main() {
 			waitAll(b, a, ns, 10*time.Minute)
 		}
 		after := time.Since(last)
+		time.Sleep(*settle)
 		lat := redeploy(b, accts[len(accts)/2], fmt.Sprintf("w%04d", per/2), *redeploys)
 		time.Sleep(*settle)
 		m := benchkit.MemoryOf(b.Cfg)
