@@ -189,7 +189,7 @@ func TestBundleBuildAndDeploy(t *testing.T) {
 	}
 	var svc corev1.Service
 	e.get("b1", &svc)
-	checkService(t, &svc, &b, []int32{8080, 8082, 8083})
+	checkService(t, &svc, &b, []int32{8080})
 
 	if c := meta.FindStatusCondition(b.Status.Conditions, apiv1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "RollingOut" {
 		t.Errorf("Ready before the pods are up: %+v", c)

@@ -146,7 +146,7 @@ func (r *BundleReconciler) applyWorkload(ctx context.Context, b *apiv1.WorkerBun
 		if err := r.claim(b, svc); err != nil {
 			return err
 		}
-		mutateService(svc, b, socks)
+		mutateService(svc, b)
 		return nil
 	})
 	if err != nil {
@@ -319,14 +319,14 @@ func secretEnv(socks []socket, versions map[string]*apiv1.WorkerVersion) []corev
 }
 
 // mutateService sets the fields of svc that octo owns: a ClusterIP Service
-// with the health port and one port per worker.
-func mutateService(svc *corev1.Service, b *apiv1.WorkerBundle, socks []socket) {
+// with the health port only. The workers' sockets are container ports of
+// the pods, named in their api.cf-worker/sockets annotation; the gateway
+// reaches them on the pod IPs. A Service port per worker would cost
+// kube-proxy rules for every Worker of the node (2,300 iptables lines at
+// 300 Workers), which every pod's network setup then walks.
+func mutateService(svc *corev1.Service, b *apiv1.WorkerBundle) {
 	mergeInto(&svc.Labels, workloadLabels(b))
 	svc.Spec.Type = corev1.ServiceTypeClusterIP
 	svc.Spec.Selector = selectorLabels(b)
-	ports := []corev1.ServicePort{{Name: HealthPortName, Port: builder.HealthPort, TargetPort: intstr.FromInt32(builder.HealthPort), Protocol: corev1.ProtocolTCP}}
-	for _, s := range socks {
-		ports = append(ports, corev1.ServicePort{Name: PortName(s.Port), Port: s.Port, TargetPort: intstr.FromInt32(s.Port), Protocol: corev1.ProtocolTCP})
-	}
-	svc.Spec.Ports = ports
+	svc.Spec.Ports = []corev1.ServicePort{{Name: HealthPortName, Port: builder.HealthPort, TargetPort: intstr.FromInt32(builder.HealthPort), Protocol: corev1.ProtocolTCP}}
 }
