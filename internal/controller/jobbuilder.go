@@ -197,6 +197,17 @@ func (r *JobBuilderReconciler) build(ctx context.Context, jb *apiv1.JobBuilder) 
 		return ctrl.Result{}, nil
 	}
 
+	if p := r.Options.Puller; p != nil {
+		// The node fetches the image while the status is written and the
+		// Deployment rolls out: the kubelet finds it present.
+		go func() {
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := p.Pull(pctx, res.Image); err != nil {
+				logger.Info("image not pre-pulled; the kubelet pulls it", "image", res.Image, "err", err.Error())
+			}
+		}()
+	}
 	failed := append(missing, res.Failed...)
 	slicesSortFailed(failed)
 	// The versions learn first; a failure here retries the whole (cached,

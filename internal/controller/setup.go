@@ -80,6 +80,12 @@ type ImageBuilder interface {
 
 var _ ImageBuilder = (*builder.Builder)(nil)
 
+// ImagePuller fetches an image onto the node that will run it.
+type ImagePuller interface {
+	// Pull fetches image (a reference by digest) into the node's runtime.
+	Pull(ctx context.Context, image string) error
+}
+
 // Options configure the controllers.
 type Options struct {
 	// Builder builds the images (required).
@@ -105,6 +111,9 @@ type Options struct {
 	MaxConcurrentBuilds int
 	// MaxBuildAttempts is how many times a failing build is tried. Default 3.
 	MaxBuildAttempts int
+	// Puller, when set, fetches each built image onto the node as soon as
+	// it is pushed, ahead of the pods that will run it (one node only).
+	Puller ImagePuller
 	// WorkersPerBundle is how many scripts one WorkerBundle runs at most;
 	// an account with more gets further bundles. Default
 	// DefaultWorkersPerBundle.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -173,5 +174,33 @@ func TestSupersededBuildIsSkipped(t *testing.T) {
 	}
 	if got := bundleBuild(context.Background(), &b); len(got) != 1 || got[0].Name != second {
 		t.Errorf("a bundle enqueues %v, want its current build %s", got, second)
+	}
+}
+
+// fakePuller records the images it is asked to pull.
+type fakePuller struct{ pulled chan string }
+
+func (p fakePuller) Pull(_ context.Context, image string) error {
+	p.pulled <- image
+	return nil
+}
+
+// A successful build is pulled onto the node right away.
+func TestBuiltImageIsPulled(t *testing.T) {
+	e := newEnv(t, account(acct, "b"))
+	p := fakePuller{pulled: make(chan string, 1)}
+	e.jb.Options.Puller = p
+	e.deployScript("a", 1)
+	e.reconcileAccount(acct)
+	e.buildAndRollOut("b")
+	var b apiv1.WorkerBundle
+	e.get("b", &b)
+	select {
+	case img := <-p.pulled:
+		if img == "" || img != b.Status.Image {
+			t.Errorf("pulled %q, want the bundle's image %q", img, b.Status.Image)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the built image was not pulled")
 	}
 }
