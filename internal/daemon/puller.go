@@ -16,7 +16,9 @@ import (
 
 // criPuller pulls images through the node's CRI image service (the
 // embedded containerd), as the kubelet would.
-type criPuller struct{ images internalapi.ImageManagerService }
+type criPuller struct {
+	images internalapi.ImageManagerService
+}
 
 var _ controller.ImagePuller = (*criPuller)(nil)
 
