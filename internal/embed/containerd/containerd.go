@@ -14,6 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/octohq/octo/internal/config"
@@ -163,7 +167,8 @@ func (c *Containerd) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready waits for containerd's API, then imports the pause image.
+// Ready waits for containerd's API and its CRI service, then imports the
+// pause image.
 func (c *Containerd) Ready(ctx context.Context) error {
 	for {
 		select {
@@ -198,7 +203,19 @@ func (c *Containerd) ping(ctx context.Context) error {
 	if err == nil && !ok {
 		err = errors.New("not serving")
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// The CRI plugin initialises after the socket serves (longer with many
+	// containers to recover); the kubelet refuses to start until it has.
+	conn, ok := cl.Conn().(grpc.ClientConnInterface)
+	if !ok {
+		return fmt.Errorf("containerd client: connection %T is not gRPC", cl.Conn())
+	}
+	if _, err := runtimeapi.NewRuntimeServiceClient(conn).Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
+		return fmt.Errorf("CRI not ready: %w", err)
+	}
+	return nil
 }
 
 // Client connects to containerd in the CRI namespace.
