@@ -67,7 +67,7 @@ const (
 	// DefaultWorkersPerBundle bounds the scripts of one bundle, hence of one
 	// workerd process: a deploy restarts at most this many scripts' process
 	// (docs/adr/0004-sharded-bundles.md).
-	DefaultWorkersPerBundle = 16
+	DefaultWorkersPerBundle = 32
 )
 
 // ImageBuilder builds bundle images; *builder.Builder is one.
