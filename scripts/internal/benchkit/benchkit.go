@@ -358,6 +358,23 @@ func (b *Bench) Octo(args ...string) time.Duration {
 // WorkerdPIDs are the processes of the pods' workerd ("/bin/workerd serve").
 func WorkerdPIDs() []int {
 	var out []int
+	for _, p := range processes() {
+		if isWorkerd(p.args) {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+// process is a running process and its command line.
+type process struct {
+	pid  int
+	args []string
+}
+
+// processes lists the machine's processes from /proc.
+func processes() []process {
+	var out []process
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -365,10 +382,12 @@ func WorkerdPIDs() []int {
 			continue
 		}
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 2 && args[0] == "/bin/workerd" && args[1] == "serve" {
-			out = append(out, pid)
-		}
+		out = append(out, process{pid: pid, args: strings.Split(string(cmdline), "\x00")})
 	}
 	return out
+}
+
+// isWorkerd reports whether a command line is a pod's workerd.
+func isWorkerd(args []string) bool {
+	return len(args) > 2 && args[0] == "/bin/workerd" && args[1] == "serve"
 }

@@ -32,14 +32,8 @@ func MemoryOf(cfg config.Config) Memory {
 	pid, _ := daemon.RunningPID(cfg)
 	m.DaemonRSS = ProcKB(pid, "VmRSS:")
 	m.PSS = pss(pid)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-		args := strings.Split(string(cmdline), "\x00")
+	for _, proc := range processes() {
+		p, args := proc.pid, proc.args
 		switch {
 		case len(args) > 1 && args[1] == "__containerd" && ppid(p) == pid:
 			m.ContainerdRSS += ProcKB(p, "VmRSS:")
@@ -50,7 +44,7 @@ func MemoryOf(cfg config.Config) Memory {
 			m.PSS += pss(p)
 		case args[0] == "/pause":
 			m.PSS += pss(p)
-		case len(args) > 2 && args[0] == "/bin/workerd" && args[1] == "serve":
+		case isWorkerd(args):
 			m.Workerds++
 			m.WorkerdRSS += ProcKB(p, "VmRSS:")
 			w := pss(p)
