@@ -60,8 +60,9 @@ test: workerd
 	$(GO) test ./...
 
 ## e2e: real `octo up` as root on a temp data dir and non-default ports
+## (-parallel 3: TestWrangler runs its three wrangler clients side by side)
 e2e: build
-	$(GO) test -tags e2e -count=1 -v -timeout 45m ./e2e/ -octo=$(abspath $(BIN))
+	$(GO) test -tags e2e -count=1 -v -parallel 3 -timeout 45m ./e2e/ -octo=$(abspath $(BIN))
 
 ## check: what CI runs (unit tests, then e2e)
 check: test e2e

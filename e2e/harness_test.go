@@ -3,11 +3,24 @@
 package e2e
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
 )
 
@@ -38,6 +51,7 @@ func bootOctoBin(t *testing.T, path string, flags ...string) *env {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	e := &env{t: t, bin: bin, cfg: config.Default(dataDir), baseSys: readSysctls(t)}
 	t.Cleanup(func() {
+		checkNoRoute(t, e.cfg.ComponentLogPath("octo"))
 		if t.Failed() {
 			for _, part := range []string{"octo", "kube-apiserver"} {
 				if b, err := os.ReadFile(e.cfg.ComponentLogPath(part)); err == nil {
@@ -122,4 +136,63 @@ func shellUnquote(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// newAccount creates a WorkerAccount with a new account ID and the workers
+// subdomain sub, in a namespace of its own, waits until the API serves it,
+// and returns vars for it (the same octo, CLOUDFLARE_ACCOUNT_ID changed).
+func newAccount(t *testing.T, vars map[string]string, sub string) map[string]string {
+	t.Helper()
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(raw)
+	c := newCluster(t, vars)
+	ctx := context.Background()
+	ns := "e2e-" + sub
+	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace %s: %v", ns, err)
+	}
+	wa := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": apiv1.Group + "/" + apiv1.Version, "kind": "WorkerAccount",
+		"metadata": map[string]any{"name": id, "namespace": ns},
+		"spec":     map[string]any{"workerBundleName": "bundle", "displayName": sub, "subdomain": sub},
+	}}
+	res := schema.GroupVersionResource{Group: apiv1.Group, Version: apiv1.Version, Resource: "workeraccounts"}
+	if _, err := c.dyn.Resource(res).Namespace(ns).Create(ctx, wa, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create WorkerAccount %s: %v", id, err)
+	}
+	out := maps.Clone(vars)
+	out["CLOUDFLARE_ACCOUNT_ID"] = id
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, vars["CLOUDFLARE_API_BASE_URL"]+"/accounts/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+vars["CLOUDFLARE_API_TOKEN"])
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return out
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API does not serve the new account %s after 30 s (last: %v %v)", id, resp, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkNoRoute fails the test when the API logged a request it has no route
+// for (answered 7003 or 405): a wrangler call octo does not implement.
+func checkNoRoute(t *testing.T, log string) {
+	b, err := os.ReadFile(log)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, cfapi.NoRouteMessage) {
+			t.Errorf("the API had no route for a request: %s", line)
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -108,7 +107,8 @@ func TestWorkers(t *testing.T) {
 	// account spans many.
 	e := bootOcto(t, "--workers-per-bundle=4")
 	vars := parseEnv(t, e.mustOcto("env"))
-	w := newWrangler(t, vars)
+	w := newWranglerFor(t, vars, wranglerLatest) // what most people run; TestWrangler covers the others
+
 	g := newGatewayClient(t, vars)
 	work := t.TempDir()
 	dirs := map[string]string{}
@@ -308,31 +308,7 @@ func TestWorkers(t *testing.T) {
 	})
 
 	t.Run("tail", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, w.bin, "tail", "e2e-esm", "--format", "json")
-		cmd.Dir, cmd.Env = dirs["esm"], w.env
-		var out syncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		// wrangler's launcher runs node as a child: stop the whole group.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = 5 * time.Second
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
-		for ctx.Err() == nil {
-			_, _, _ = g.get("e2e-esm", "/tailed")
-			if s := out.String(); strings.Contains(s, "esm handled /tailed") {
-				if !strings.Contains(s, `"outcome"`) {
-					t.Errorf("tail event lacks an outcome:\n%s", s)
-				}
-				return
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		t.Fatalf("wrangler tail printed no event with the console.log line:\n%s", out.String())
+		checkTail(t, w, g, dirs["esm"], "e2e-esm")
 	})
 
 	t.Run("soak-without-restarts", func(t *testing.T) {
@@ -555,4 +531,35 @@ func workerdRestarts(t *testing.T, e *env) int32 {
 		}
 	}
 	return n
+}
+
+// checkTail runs `wrangler tail script --format json` in dir and requests
+// /tailed of script until the tail prints the Worker's console.log line.
+func checkTail(t *testing.T, w *wranglerCLI, g *gatewayClient, dir, script string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := w.command(ctx, "tail", script, "--format", "json")
+	cmd.Dir = dir
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Stop the whole group: node may run children.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
+	for ctx.Err() == nil {
+		_, _, _ = g.get(script, "/tailed")
+		if s := out.String(); strings.Contains(s, "esm handled /tailed") {
+			if !strings.Contains(s, `"outcome"`) {
+				t.Errorf("tail event lacks an outcome:\n%s", s)
+			}
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("wrangler tail printed no event with the console.log line:\n%s", out.String())
 }

@@ -63,7 +63,6 @@ var wasmAdd = []byte{
 }
 
 const (
-	wranglerVersion = "4.86.0"
 	secretValue     = "s3cr3t-e2e-value"
 	wranglerTimeout = 3 * time.Minute
 	compatDate      = "2025-01-01"
@@ -94,11 +93,31 @@ type deployed struct {
 	versionID string // the first deploy's "Current Version ID"
 }
 
+// TestWrangler runs the suite once per pinned wrangler release, side by
+// side on one octo: each client in its own account (4.86 in the default
+// one), so that they share no state.
 func TestWrangler(t *testing.T) {
 	e := bootOcto(t)
 	vars := parseEnv(t, e.mustOcto("env"))
-	w := newWrangler(t, vars)
+	for _, cl := range wranglerClients {
+		t.Run(cl.name, func(t *testing.T) {
+			t.Parallel()
+			v, sub := vars, "octo"
+			if cl != wrangler486 {
+				v, sub = newAccount(t, vars, cl.subdomain), cl.subdomain
+			}
+			wranglerSuite(t, e.with(t), v, sub, cl)
+		})
+	}
+}
+
+// wranglerSuite is TestWrangler for one client in the account of vars,
+// whose workers subdomain is sub.
+func wranglerSuite(t *testing.T, e *env, vars map[string]string, sub string, cl wranglerClient) {
+	w := newWranglerFor(t, vars, cl)
 	c := newCluster(t, vars)
+	g := newGatewayClient(t, vars)
+	g.subdomain = sub
 	work := t.TempDir() // working copies of the projects; wrangler writes .wrangler/ into them
 
 	t.Run("corpus", func(t *testing.T) {
@@ -106,8 +125,8 @@ func TestWrangler(t *testing.T) {
 			t.Errorf("testdata/workers/wasm/src/add.wasm = % x, %v; want % x", b, err, wasmAdd)
 		}
 		out := w.must(t, work, "", "--version")
-		if strings.TrimSpace(out) != wranglerVersion {
-			t.Fatalf("wrangler --version = %q, want %s (run npm ci --prefix e2e)", out, wranglerVersion)
+		if !strings.Contains(out, cl.version) {
+			t.Fatalf("wrangler --version = %q, want %s (run npm ci --prefix e2e)", out, cl.version)
 		}
 	})
 
@@ -187,12 +206,18 @@ func TestWrangler(t *testing.T) {
 		}},
 		{dir: "kv", script: "e2e-kv",
 			prepare: func(t *testing.T, dir string) {
-				mykvID = w.createNamespace(t, dir, "e2e-kv-mykv")
 				cfg := filepath.Join(dir, "wrangler.toml")
 				b, err := os.ReadFile(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
+				if w.v3() { // a binding without id (provisioned by deploy) came with wrangler 4
+					b = bytes.ReplaceAll(b, []byte("[[kv_namespaces]]\nbinding = \"AUTO_KV\"\n"), nil)
+					if err := os.WriteFile(cfg, b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				mykvID = w.createNamespace(t, dir, "e2e-kv-mykv")
 				if err := os.WriteFile(cfg, bytes.ReplaceAll(b, []byte("__MYKV_ID__"), []byte(mykvID)), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -200,6 +225,9 @@ func TestWrangler(t *testing.T) {
 			check: func(t *testing.T, v apiv1.WorkerVersion) {
 				if b := binding(v, "MYKV"); b == nil || b.Type != apiv1.BindingKV || b.NamespaceID != mykvID {
 					t.Errorf("MYKV binding = %+v, want kv_namespace %s", b, mykvID)
+				}
+				if w.v3() {
+					return
 				}
 				auto := binding(v, "AUTO_KV")
 				if auto == nil || auto.Type != apiv1.BindingKV || auto.NamespaceID == "" || auto.NamespaceID == mykvID {
@@ -237,8 +265,25 @@ func TestWrangler(t *testing.T) {
 			c.checkActive(t, p.script, map[string]int32{id: 100})
 			p.check(t, v)
 			done[p.dir] = deployed{dir: dir, script: p.script, versionID: id}
+			// The URL wrangler printed is the Worker's workers.dev host.
+			if host := p.script + "." + sub + ".workers.dev"; !strings.Contains(out, host) {
+				t.Errorf("wrangler deploy did not print %s", host)
+			}
 		})
 	}
+
+	t.Run("serving", func(t *testing.T) {
+		for _, p := range projects {
+			if _, ok := done[p.dir]; ok {
+				want := expected(t, p.dir)
+				if p.dir == "secret" {
+					want = "API_KEY unset" // its secret comes later (TestWorkers serves it set)
+				}
+				took := g.waitBody(t, p.script, "/", want)
+				t.Logf("%s answers after %s", p.script, took.Round(time.Millisecond))
+			}
+		}
+	})
 
 	t.Run("versions", func(t *testing.T) {
 		d := need(t, "esm")
@@ -336,6 +381,73 @@ func TestWrangler(t *testing.T) {
 			t.Errorf("newest version %s still binds API_KEY after secret delete: %+v", newest.Spec.VersionID, b)
 		}
 		c.checkActive(t, d.script, map[string]int32{newest.Spec.VersionID: 100})
+	})
+
+	t.Run("tail", func(t *testing.T) {
+		d := need(t, "esm")
+		checkTail(t, w, g, d.dir, d.script)
+	})
+
+	t.Run("secret-bulk", func(t *testing.T) {
+		// wrangler 4.93+ PATCHes …/secrets-bulk; older ones PATCH …/settings.
+		d := need(t, "secret")
+		file := filepath.Join(t.TempDir(), "secrets.json")
+		if err := os.WriteFile(file, []byte(`{"BULK_A":"a-value","BULK_B":"b-value"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w.must(t, d.dir, "", "secret", "bulk", file)
+		names := w.secretNames(t, d.dir)
+		if !slices.Contains(names, "BULK_A") || !slices.Contains(names, "BULK_B") {
+			t.Fatalf("secret list after secret bulk = %q, want BULK_A and BULK_B", names)
+		}
+		vs := c.versions(t, d.script)
+		newest := vs[len(vs)-1]
+		c.checkActive(t, d.script, map[string]int32{newest.Spec.VersionID: 100})
+		if b := binding(newest, "BULK_B"); b == nil || b.Type != apiv1.BindingSecretText {
+			t.Errorf("newest version binds BULK_B as %s, want secret_text", jsonString(b))
+		}
+	})
+
+	t.Run("versions-secret", func(t *testing.T) {
+		// A new version with the secret change, not deployed: wrangler 4.113+
+		// PATCHes …/workers/workers/:name/versions/latest, older ones copy the
+		// version (GET content/v2, POST versions).
+		d := need(t, "secret")
+		vs := c.versions(t, d.script)
+		prod := vs[len(vs)-1].Spec.VersionID
+		latest := func(t *testing.T, n int) apiv1.WorkerVersion {
+			t.Helper()
+			vs := c.versions(t, d.script)
+			if len(vs) != n {
+				t.Fatalf("%d versions, want %d", len(vs), n)
+			}
+			c.checkActive(t, d.script, map[string]int32{prod: 100}) // production untouched
+			return vs[len(vs)-1]
+		}
+		n := len(vs)
+		w.must(t, d.dir, "versioned-value\n", "versions", "secret", "put", "V_SECRET")
+		n++
+		v := latest(t, n)
+		if b := binding(v, "V_SECRET"); b == nil || b.Type != apiv1.BindingSecretText {
+			t.Errorf("versions secret put: new version binds V_SECRET as %s", jsonString(b))
+		}
+		if b := binding(v, "BULK_A"); b == nil {
+			t.Error("versions secret put dropped the other secrets")
+		}
+		w.must(t, d.dir, "", "versions", "secret", "delete", "BULK_A")
+		n++
+		if v := latest(t, n); binding(v, "BULK_A") != nil || binding(v, "V_SECRET") == nil {
+			t.Errorf("versions secret delete BULK_A: bindings %s", describeBindings(v))
+		}
+		file := filepath.Join(t.TempDir(), "secrets.json")
+		if err := os.WriteFile(file, []byte(`{"V_BULK":"v-bulk"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w.must(t, d.dir, "", "versions", "secret", "bulk", file)
+		n++
+		if v := latest(t, n); binding(v, "V_BULK") == nil || binding(v, "V_SECRET") == nil {
+			t.Errorf("versions secret bulk: bindings %s", describeBindings(v))
+		}
 	})
 
 	t.Run("kv", func(t *testing.T) {
@@ -472,6 +584,14 @@ func TestWrangler(t *testing.T) {
 	})
 
 	t.Run("update-check-stayed-local", func(t *testing.T) {
+		if w.updateCache != "" {
+			// The seeded answer was used all along: a fetch would have
+			// rewritten the cache with a new lastUpdate.
+			if b, err := os.ReadFile(w.updateCache); err != nil || string(b) != w.updateSeed {
+				t.Errorf("update-check cache %s = %q, %v; want the seeded %q (did wrangler ask registry.npmjs.org?)", w.updateCache, b, err, w.updateSeed)
+			}
+			return
+		}
 		// The banner's update check asked the stub (and nothing else did):
 		// evidence that npm_registry redirected it.
 		if w.npmHits.Load() == 0 {
@@ -487,33 +607,79 @@ func TestWrangler(t *testing.T) {
 
 // ---- wrangler ----
 
-// wranglerCLI runs e2e/node_modules/.bin/wrangler with an isolated
-// environment.
+// wranglerClient is one pinned wrangler release (e2e/package.json, installed
+// by `npm ci --prefix e2e`).
+type wranglerClient struct {
+	name      string // the subtest's name
+	version   string // what `wrangler --version` prints
+	pkg       string // its package directory under node_modules (an npm alias)
+	node      string // the Node package under node_modules that runs it; "" = node on PATH
+	subdomain string // the workers subdomain of the account it deploys to in TestWrangler
+	// seedUpdateCheck keeps the update check local by a fresh cache entry.
+	seedUpdateCheck bool
+}
+
+var (
+	// wrangler3 is the last wrangler 3.
+	wrangler3 = wranglerClient{name: "wrangler-3", version: "3.114.17", pkg: "wrangler3", subdomain: "wrangler3"}
+	// wrangler486 is the last wrangler that runs on Node 20.
+	wrangler486 = wranglerClient{name: "wrangler-4.86", version: "4.86.0", pkg: "wrangler", subdomain: "octo"}
+	// wranglerLatest is the newest wrangler 4, on the pinned Node 22.
+	wranglerLatest = wranglerClient{name: "wrangler-latest", version: "4.164.0", pkg: "wrangler-latest", node: "node22", subdomain: "wranglerlatest", seedUpdateCheck: true}
+
+	wranglerClients = []wranglerClient{wrangler3, wrangler486, wranglerLatest}
+)
+
+// wranglerCLI runs one wrangler release with an isolated environment.
 type wranglerCLI struct {
-	bin string
-	env []string
+	client wranglerClient
+	node   string // the Node binary
+	script string // the client's bin/wrangler.js
+	env    []string
 
 	npmHits  atomic.Int64
 	mu       sync.Mutex
 	npmOther []string
+	// updateCache, when set, is the update-check cache seeded with
+	// updateSeed: wrangler after 4.86 asks registry.npmjs.org directly
+	// (npm_registry is ignored) unless its cache is fresh.
+	updateCache, updateSeed string
 }
 
+// newWrangler is newWranglerFor with wrangler 4.86.
 func newWrangler(t *testing.T, vars map[string]string) *wranglerCLI {
 	t.Helper()
-	bin, err := filepath.Abs(filepath.Join("node_modules", ".bin", "wrangler"))
+	return newWranglerFor(t, vars, wrangler486)
+}
+
+// newWranglerFor runs cl against the octo of vars.
+func newWranglerFor(t *testing.T, vars map[string]string, cl wranglerClient) *wranglerCLI {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("node_modules", cl.pkg, "bin", "wrangler.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("wrangler: %v (run: npm ci --prefix e2e)", err)
+	if _, err := os.Stat(script); err != nil {
+		t.Fatalf("wrangler %s: %v (run: npm ci --prefix e2e)", cl.version, err)
 	}
-	w := &wranglerCLI{bin: bin}
+	node, pathEnv := "node", os.Getenv("PATH")
+	if cl.node != "" {
+		bin, err := filepath.Abs(filepath.Join("node_modules", cl.node, "bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		node, pathEnv = filepath.Join(bin, "node"), bin+string(os.PathListSeparator)+pathEnv
+		if _, err := os.Stat(node); err != nil {
+			t.Fatalf("node for wrangler %s: %v (run: npm ci --prefix e2e)", cl.version, err)
+		}
+	}
+	w := &wranglerCLI{client: cl, node: node, script: script}
 	// The npm registry wrangler's update check asks (via npm_registry).
 	reg := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && path.Base(r.URL.Path) == "wrangler" {
 			w.npmHits.Add(1)
 			rw.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(rw, `{"name":"wrangler","dist-tags":{"latest":"`+wranglerVersion+`"}}`)
+			_, _ = io.WriteString(rw, `{"name":"wrangler","dist-tags":{"latest":"`+cl.version+`"}}`)
 			return
 		}
 		w.mu.Lock()
@@ -524,8 +690,8 @@ func newWrangler(t *testing.T, vars map[string]string) *wranglerCLI {
 	t.Cleanup(reg.Close)
 	home, tmp := t.TempDir(), t.TempDir()
 	w.env = []string{
-		"PATH=" + os.Getenv("PATH"), // node
-		"HOME=" + home,              // ~/.config/.wrangler (metrics.json, logs)
+		"PATH=" + pathEnv, // node
+		"HOME=" + home,    // ~/.config/.wrangler (metrics.json, logs)
 		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"TMPDIR=" + tmp, // the update-check cache
 		"CLOUDFLARE_API_BASE_URL=" + vars["CLOUDFLARE_API_BASE_URL"],
@@ -536,6 +702,16 @@ func newWrangler(t *testing.T, vars map[string]string) *wranglerCLI {
 		"npm_registry=" + reg.URL + "/",
 		"NO_COLOR=1",
 		"FORCE_COLOR=0",
+	}
+	if cl.seedUpdateCheck {
+		w.updateCache = filepath.Join(tmp, "update-check", "wrangler-latest.json")
+		w.updateSeed = fmt.Sprintf(`{"latest":%q,"lastUpdate":%d}`, cl.version, time.Now().UnixMilli())
+		if err := os.MkdirAll(filepath.Dir(w.updateCache), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(w.updateCache, []byte(w.updateSeed), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if v := os.Getenv("WRANGLER_LOG"); v != "" { // e.g. WRANGLER_LOG=debug prints every API request
 		w.env = append(w.env, "WRANGLER_LOG="+v)
@@ -555,9 +731,9 @@ func (w *wranglerCLI) run(t *testing.T, dir, stdin string, extraEnv []string, ar
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wranglerTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, w.bin, args...)
+	cmd := w.command(ctx, args...)
 	cmd.Dir = dir
-	cmd.Env = append(append([]string{}, w.env...), extraEnv...)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -593,6 +769,14 @@ func (w *wranglerCLI) run(t *testing.T, dir, stdin string, extraEnv []string, ar
 		}
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// command is the wrangler command line with args, in the client's
+// environment.
+func (w *wranglerCLI) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, w.node, append([]string{w.script}, args...)...)
+	cmd.Env = append([]string{}, w.env...)
+	return cmd
 }
 
 // must runs wrangler, fails the test unless it exits 0, and returns stdout.
@@ -667,6 +851,24 @@ func (w *wranglerCLI) secretNames(t *testing.T, dir string) []string {
 
 var namespaceIDRE = regexp.MustCompile(`"id":\s*"([^"]+)"|\bid = "([^"]+)"`)
 
+// v3 reports whether the client is wrangler 3.
+func (w *wranglerCLI) v3() bool { return strings.HasPrefix(w.client.version, "3.") }
+
+// kvTitle is the title `kv namespace create title` gives in dir: wrangler 3
+// prefixes the Worker's name ("worker" outside a project).
+func (w *wranglerCLI) kvTitle(dir, title string) string {
+	if !w.v3() {
+		return title
+	}
+	worker := "worker"
+	if b, err := os.ReadFile(filepath.Join(dir, "wrangler.toml")); err == nil {
+		if m := regexp.MustCompile(`(?m)^name = "([^"]+)"`).FindSubmatch(b); m != nil {
+			worker = string(m[1])
+		}
+	}
+	return worker + "-" + title
+}
+
 // createNamespace runs `kv namespace create title`, takes the id from the
 // config snippet it prints and checks that `kv namespace list` agrees.
 func (w *wranglerCLI) createNamespace(t *testing.T, dir, title string) string {
@@ -677,8 +879,8 @@ func (w *wranglerCLI) createNamespace(t *testing.T, dir, title string) string {
 		t.Fatalf("kv namespace create printed no id:\n%s", out)
 	}
 	id := m[1] + m[2]
-	if got := w.namespaceID(t, dir, title); got != id {
-		t.Fatalf("kv namespace list: %s has id %q, create printed %q", title, got, id)
+	if got := w.namespaceID(t, dir, w.kvTitle(dir, title)); got != id {
+		t.Fatalf("kv namespace list: %s has id %q, create printed %q", w.kvTitle(dir, title), got, id)
 	}
 	return id
 }
@@ -905,6 +1107,15 @@ func (c *cluster) checkSecretBinding(t *testing.T, v apiv1.WorkerVersion) {
 	if got := string(sec.Data[b.SecretRef.Key]); got != secretValue {
 		t.Fatalf("Secret %s/%s key %s = %q, want the value given to secret put", v.Namespace, sec.Name, b.SecretRef.Key, got)
 	}
+}
+
+// describeBindings lists a version's bindings as name:type.
+func describeBindings(v apiv1.WorkerVersion) string {
+	var out []string
+	for _, b := range v.Spec.Bindings {
+		out = append(out, b.Name+":"+b.Type)
+	}
+	return strings.Join(out, ",")
 }
 
 // checkNoLeak checks that no WorkerVersion or WorkerRelease holds the

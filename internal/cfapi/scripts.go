@@ -23,6 +23,11 @@ func (s *Server) registerScripts(a *echo.Group) {
 	w.GET("/services/:script", s.getService)
 	w.DELETE("/services/:script", s.deleteScript)
 	w.GET("/tails/by-consumer/:script", func(c echo.Context) error { return ok(c, []any{}) })
+	// No Durable Object namespaces exist yet; newer wrangler lists them
+	// before `wrangler delete`.
+	w.GET("/durable_objects/namespaces", func(c echo.Context) error {
+		return okPaged(c, []any{}, PageInfo{Page: 1, PerPage: 1000})
+	})
 
 	sc := w.Group("/scripts/:script", s.validScript)
 	sc.PUT("", s.putScript)
@@ -37,12 +42,14 @@ func (s *Server) registerScripts(a *echo.Group) {
 	sc.POST("/versions", s.postVersion)
 	sc.GET("/versions", s.listVersionsHandler)
 	sc.GET("/versions/:version", s.getVersion)
+	sc.GET("/content/v2", s.getContent)
 	sc.GET("/deployments", s.listDeployments)
 	sc.POST("/deployments", s.postDeployment)
 	sc.GET("/secrets", s.listSecrets)
 	sc.PUT("/secrets", s.putSecret)
 	sc.GET("/secrets/:secret", s.getSecretHandler)
 	sc.DELETE("/secrets/:secret", s.deleteSecret)
+	sc.PATCH("/secrets-bulk", s.patchSecretsBulk)
 }
 
 // validScript refuses invalid script names before anything else.

@@ -11,7 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/gateway"
+	"github.com/octohq/octo/web"
 )
 
 // ExitError carries a process exit code with its message.
@@ -52,6 +55,32 @@ func (g *globals) config() (config.Config, error) {
 	return config.LoadOrDefault(dir)
 }
 
+// rootLong is the help of `octo`: the whole platform and how to start.
+func rootLong() string {
+	edge := "http://" + config.Addr(config.DefaultEdgePort)
+	return fmt.Sprintf(`octo runs a self-hosted Cloudflare Workers platform on 127.0.0.1, in one
+process tree. 'sudo octo up' starts:
+
+  - an embedded single-node Kubernetes cluster (kine on SQLite, kube-apiserver,
+    controller-manager, scheduler, kubelet, kube-proxy, containerd)
+  - an S3 store and an OCI registry
+  - the Cloudflare API that the real wrangler deploys to (%s%s)
+  - operators that build each Worker version into a workerd image and pods
+  - a gateway serving every Worker at %s
+  - a web dashboard at %s
+
+Quick start:
+  sudo octo up
+  eval "$(sudo octo env)"     # points wrangler, kubectl and S3 clients at octo
+  npx wrangler deploy         # then: curl "$(octo url <script>)"
+
+'octo status' shows every part and its URLs; 'octo down' stops it all. Ports
+above are the defaults. Everything octo keeps is in one data dir (--data-dir,
+$OCTO_HOME).`, edge, cfapi.BasePath,
+		gateway.URL(scriptPlaceholder, subdomainPlaceholder, config.DefaultEdgePort),
+		web.URL(config.DefaultEdgePort))
+}
+
 // NewRoot returns the `octo` command with every subcommand, writing to
 // stdout and stderr.
 func NewRoot() *cobra.Command { return newRoot(os.Stdout, os.Stderr) }
@@ -59,14 +88,9 @@ func NewRoot() *cobra.Command { return newRoot(os.Stdout, os.Stderr) }
 func newRoot(out, errOut io.Writer) *cobra.Command {
 	g := &globals{out: out, errOut: errOut}
 	root := &cobra.Command{
-		Use:   "octo",
-		Short: "A self-hosted Cloudflare Workers platform on your machine",
-		Long: `octo runs, on 127.0.0.1 and in one process tree, a single-node Kubernetes
-cluster (kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy,
-kine on SQLite, containerd), an S3 store and an OCI registry.
-
-Start it with 'sudo octo up', look at it with 'octo status', stop it with
-'octo down'. Everything octo keeps is in one data dir (--data-dir, $OCTO_HOME).`,
+		Use:           "octo",
+		Short:         "A self-hosted Cloudflare Workers platform on your machine",
+		Long:          rootLong(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

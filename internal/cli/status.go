@@ -9,10 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
-	"github.com/octohq/octo/web"
 )
 
 func newStatusCommand(g *globals) *cobra.Command {
@@ -21,9 +19,12 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show every part of octo, its state and endpoint",
 		Long: `Show whether octo runs and the state and endpoint of each part.
+The URLs to connect to (kube-apiserver, S3, registry, the Cloudflare API for
+wrangler, dashboard, Workers) follow the table, and are under "urls" in JSON.
 Exit code 0 when every part is ready, 3 when octo is not running, 1 otherwise.`,
 		Example: `  octo status
-  octo status -o json | jq '.components[] | select(.state != "ready")'`,
+  octo status -o json | jq '.components[] | select(.state != "ready")'
+  octo status -o json | jq -r .urls.cloudflareApi`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.config()
@@ -34,15 +35,14 @@ Exit code 0 when every part is ready, 3 when octo is not running, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
+			es := endpoints(cfg, defaultSubdomain(cfg))
 			switch output {
 			case "json":
-				enc := json.NewEncoder(g.out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
-					return err
+				if err := writeStatusJSON(g.out, st, es); err != nil {
+					return fmt.Errorf("write status: %w", err)
 				}
 			case "", "table":
-				renderStatus(g.out, cfg, st)
+				renderStatus(g.out, cfg, st, es)
 			default:
 				return exitf(ExitFailure, "unknown output format %q: use table or json", output)
 			}
@@ -60,8 +60,22 @@ Exit code 0 when every part is ready, 3 when octo is not running, 1 otherwise.`,
 	return cmd
 }
 
-// renderStatus prints the human-readable status table.
-func renderStatus(w io.Writer, cfg config.Config, st daemon.Status) {
+// statusJSON is `octo status -o json`: the daemon's status and the URLs.
+type statusJSON struct {
+	daemon.Status
+	URLs Endpoints `json:"urls"`
+}
+
+// writeStatusJSON prints st and es as indented JSON.
+func writeStatusJSON(w io.Writer, st daemon.Status, es Endpoints) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(statusJSON{Status: st, URLs: es})
+}
+
+// renderStatus prints the human-readable status table, then the endpoints.
+func renderStatus(w io.Writer, cfg config.Config, st daemon.Status, es Endpoints) {
 	if st.State == daemon.NotRunning {
 		fmt.Fprintf(w, "octo is not running (data dir %s)\n", cfg.DataDir)
 		return
@@ -82,24 +96,9 @@ func renderStatus(w io.Writer, cfg config.Config, st daemon.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.State, endpoint, after)
 	}
 	tw.Flush()
+	fmt.Fprintln(w)
+	renderEndpoints(w, es)
 	if st.Error != "" {
 		fmt.Fprintf(w, "\nerror: %s\n", st.Error)
 	}
-}
-
-// renderEndpoints prints what a user connects to after `octo up`.
-func renderEndpoints(w io.Writer, cfg config.Config, st daemon.Status) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, name := range []string{"kube-apiserver", "s3", "registry"} {
-		if c, ok := st.Component(name); ok {
-			fmt.Fprintf(tw, "  %s\t%s\n", name, c.Endpoint)
-		}
-	}
-	if c, ok := st.Component("edge"); ok {
-		fmt.Fprintf(tw, "  cloudflare api\t%s%s\n", c.Endpoint, cfapi.BasePath)
-		fmt.Fprintf(tw, "  dashboard\t%s\n", web.URL(cfg.EdgePort))
-	}
-	fmt.Fprintf(tw, "  kubeconfig\t%s\n", cfg.KubeconfigPath())
-	fmt.Fprintf(tw, "  data dir\t%s\n", cfg.DataDir)
-	tw.Flush()
 }

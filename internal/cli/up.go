@@ -150,7 +150,7 @@ func afterReady(g *globals, cfg config.Config, st daemon.Status) error {
 		}
 	}
 	fmt.Fprintf(g.errOut, "octo is up after %s.\n\n", time.Since(st.StartedAt).Round(100*time.Millisecond))
-	renderEndpoints(g.out, cfg, st)
+	renderEndpoints(g.out, endpoints(cfg, defaultSubdomain(cfg)))
 	fmt.Fprintln(g.out, "\nNext: octo kubectl get nodes   ·   eval \"$(octo env)\"   ·   octo status   ·   octo down")
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -132,7 +133,7 @@ func (s *Store) PutSecret(ctx context.Context, a Account, script, name, value st
 			bindings = append(bindings, Binding{Name: b.Name, Type: BindingInherit})
 		}
 	}
-	_, err = s.deriveVersion(ctx, a, script, prev, bindings, nil)
+	_, err = s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, deploy: true})
 	return err
 }
 
@@ -160,7 +161,7 @@ func (s *Store) DeleteSecret(ctx context.Context, a Account, script, name string
 	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSecretEditNotDeployed, secretEditNotDeployed); err != nil {
 		return err
 	}
-	_, err = s.deriveVersion(ctx, a, script, prev, bindings, map[string]*string{name: nil})
+	_, err = s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, secretWrites: map[string]*string{name: nil}, deploy: true})
 	return err
 }
 
@@ -197,7 +198,7 @@ func (s *Store) UpdateSettings(ctx context.Context, a Account, script string, bi
 	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSettingsEditNotDeployed, settingsEditNotDeployed); err != nil {
 		return nil, err
 	}
-	return s.deriveVersion(ctx, a, script, prev, next, nil)
+	return s.deriveVersion(ctx, a, script, prev, derived{bindings: next, deploy: true})
 }
 
 // requireLatestDeployed refuses a secret change unless the newest deployment
@@ -219,18 +220,129 @@ func (s *Store) requireLatestDeployed(ctx context.Context, a Account, script str
 	return Errorf(Invalid, code, "%s", msg)
 }
 
-// deriveVersion makes and deploys a new version from prev with other
-// bindings (a secret change). The caller holds the script's lock from before
-// it read prev, so that no upload lands in between and is reverted.
-func (s *Store) deriveVersion(ctx context.Context, a Account, script string, prev *apiv1.WorkerVersion, bindings []Binding, secretWrites map[string]*string) (*apiv1.WorkerVersion, error) {
+// derived is how a secret or settings change makes its version from the
+// previous one.
+type derived struct {
+	bindings     []Binding
+	secretWrites map[string]*string
+	// unbind drops these secret bindings without touching the stored
+	// values (a version that is not deployed must not change production).
+	unbind      []string
+	annotations map[string]string
+	deploy      bool
+}
+
+// deriveVersion makes a new version from prev with other bindings (a secret
+// change) and, when d.deploy, deploys it at 100 %. The caller holds the
+// script's lock from before it read prev, so that no upload lands in between
+// and is reverted.
+func (s *Store) deriveVersion(ctx context.Context, a Account, script string, prev *apiv1.WorkerVersion, d derived) (*apiv1.WorkerVersion, error) {
 	parts, err := s.LoadParts(ctx, prev)
 	if err != nil {
 		return nil, err
 	}
 	meta := Metadata{
-		MainModule: prev.Spec.MainModule, BodyPart: prev.Spec.BodyPart, Bindings: bindings,
+		MainModule: prev.Spec.MainModule, BodyPart: prev.Spec.BodyPart, Bindings: d.bindings,
 		CompatibilityDate: prev.Spec.CompatibilityDate, CompatibilityFlags: prev.Spec.CompatibilityFlags,
+		Annotations: d.annotations,
 	}
-	v, _, err := s.createVersionLocked(ctx, a, script, VersionInput{Parts: parts, Metadata: meta, TriggeredBy: TriggerSecret, Deploy: true, secretWrites: secretWrites})
+	v, _, err := s.createVersionLocked(ctx, a, script, VersionInput{
+		Parts: parts, Metadata: meta, TriggeredBy: TriggerSecret, Deploy: d.deploy,
+		secretWrites: d.secretWrites, unbind: d.unbind,
+	})
 	return v, err
+}
+
+// secretEdit turns a set of secret changes (a value sets, nil removes) into
+// the bindings of the version derived from prev: every other binding is
+// inherited. Removing a secret prev does not bind is refused unless
+// lenient (Cloudflare's bulk endpoints ignore it).
+func secretEdit(prev *apiv1.WorkerVersion, secrets map[string]*string, lenient bool) (bindings []Binding, removed []string, err error) {
+	current := map[string]string{}
+	for _, b := range prev.Spec.Bindings {
+		current[b.Name] = b.Type
+		if _, changed := secrets[b.Name]; !changed {
+			bindings = append(bindings, Binding{Name: b.Name, Type: BindingInherit})
+		}
+	}
+	names := make([]string, 0, len(secrets))
+	for name := range secrets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		typ, bound := current[name]
+		if bound && typ != apiv1.BindingSecretText {
+			return nil, nil, invalid("binding %q is a %s binding, not a secret: change it in the Worker's configuration", name, typ)
+		}
+		value := secrets[name]
+		if value == nil {
+			if !bound {
+				if lenient {
+					continue
+				}
+				return nil, nil, Errorf(NotFound, CodeSecretNotFound, "secret %q not found", name)
+			}
+			removed = append(removed, name)
+			continue
+		}
+		if err := ValidSecretName(name); err != nil {
+			return nil, nil, err
+		}
+		bindings = append(bindings, Binding{Name: name, Type: apiv1.BindingSecretText, Text: value})
+	}
+	return bindings, removed, nil
+}
+
+// BulkSecrets is `wrangler secret bulk` (PATCH …/secrets-bulk, wrangler
+// 4.93 and later): secrets with a value are set, those with nil removed, in
+// one new version deployed at 100 %. Like every secret change it needs the
+// latest version fully deployed.
+func (s *Store) BulkSecrets(ctx context.Context, a Account, script string, secrets map[string]*string) (*apiv1.WorkerVersion, error) {
+	unlock := s.locks.lock(a, script)
+	defer unlock()
+	prev, err := s.LatestVersion(ctx, a, script)
+	if err != nil {
+		return nil, err
+	}
+	bindings, removed, err := secretEdit(prev, secrets, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSecretEditNotDeployed, secretEditNotDeployed); err != nil {
+		return nil, err
+	}
+	writes := map[string]*string{}
+	for _, name := range removed {
+		writes[name] = nil
+	}
+	return s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, secretWrites: writes, deploy: true})
+}
+
+// NoVersionsCode is Cloudflare's code for a secret change on a Worker that
+// has no uploaded version.
+const NoVersionsCode = 10222
+
+// PatchLatestVersion is `wrangler versions secret put/delete/bulk`
+// (PATCH /workers/workers/:name/versions/latest, wrangler 4.113 and later):
+// a new version made from the latest uploaded one, with secrets set (value)
+// or unbound (nil) and the given annotations, not deployed. An unbound
+// secret keeps its stored value for the versions still deployed.
+func (s *Store) PatchLatestVersion(ctx context.Context, a Account, script string, secrets map[string]*string, annotations map[string]string) (*apiv1.WorkerVersion, error) {
+	unlock := s.locks.lock(a, script)
+	defer unlock()
+	prev, err := s.LatestVersion(ctx, a, script)
+	if IsNotFound(err, CodeNotFound) {
+		if _, rerr := s.Release(ctx, a, script); rerr == nil {
+			return nil, Errorf(NotFound, NoVersionsCode, "There are currently no uploaded versions of this Worker.")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	bindings, removed, err := secretEdit(prev, secrets, false)
+	if err != nil {
+		return nil, err
+	}
+	return s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, unbind: removed, annotations: annotations})
 }

@@ -37,6 +37,8 @@ type VersionInput struct {
 	Deploy bool
 	// secretWrites sets (value) or removes (nil) secrets of the script.
 	secretWrites map[string]*string
+	// unbind drops these secret bindings from the version only.
+	unbind []string
 }
 
 // scriptLocks serialises writes per script, so versions are totally ordered.
@@ -70,7 +72,14 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 		prev = &versions[len(versions)-1]
 		number = prev.Spec.Number + 1
 	}
-	bindings, secretWrites, err := resolveBindings(prev, in.Metadata.Bindings, in.Metadata.KeepBindings, SecretName(script))
+	// Secrets are the script's: an upload that deploys (PUT script) keeps
+	// them, and so does a new version unless its keep_bindings leaves them
+	// out (wrangler's `versions secret delete` sends ["secret_key"]).
+	keep := in.Metadata.KeepBindings
+	if in.Deploy || keep == nil {
+		keep = append(slices.Clone(keep), apiv1.BindingSecretText, apiv1.BindingSecretKey)
+	}
+	bindings, secretWrites, err := resolveBindings(prev, in.Metadata.Bindings, keep, SecretName(script))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,6 +88,9 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 		if v == nil { // a removed secret is not carried over
 			bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
 		}
+	}
+	for _, k := range in.unbind {
+		bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
 	}
 	if len(bindings) > maxBindings { // kept secrets come on top of the upload's bindings
 		return nil, nil, badUpload("too many bindings (%d with the kept ones, at most %d)", len(bindings), maxBindings)
@@ -297,8 +309,8 @@ func (s *Store) writeSecrets(ctx context.Context, a Account, script string, rel 
 
 // resolveBindings turns the uploaded bindings into the version's bindings:
 // inherit is resolved from the previous version, secret values are split out
-// into secret writes, secrets of the previous version survive, and other
-// previous bindings survive only when their type is in keep.
+// into secret writes, and previous bindings the upload does not mention
+// survive only when their type is in keep.
 func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, secretName string) ([]apiv1.WorkerBinding, map[string]*string, error) {
 	prevByName := map[string]apiv1.WorkerBinding{}
 	if prev != nil {
@@ -346,7 +358,7 @@ func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, sec
 			if mentioned[p.Name] {
 				continue
 			}
-			if p.Type == apiv1.BindingSecretText || p.Type == apiv1.BindingSecretKey || slices.Contains(keep, p.Type) {
+			if slices.Contains(keep, p.Type) {
 				out = append(out, p)
 			}
 		}
