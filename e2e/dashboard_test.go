@@ -5,8 +5,11 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,10 +23,12 @@ import (
 // TestDashboard drives the web dashboard of a running octo in Debian's
 // headless chromium (apt-get install chromium; .ci/run installs it): with
 // two workers deployed by the real wrangler (e2e-esm twice, so it has two
-// versions, and e2e-vars), the overview shows every part healthy, the worker
-// page lists both versions, a rollback click changes what the worker URL
-// answers, and the live tail shows a fresh request. Screenshots are saved in
-// e2e/artifacts/ (gitignored).
+// versions, and e2e-vars), nothing answers without a session (nor holds a
+// secret, even to a local user that is not root), the login link `octo
+// dashboard` prints logs the browser in once, the overview shows every part
+// healthy, the worker page lists both versions, a rollback click changes
+// what the worker URL answers, and the live tail shows a fresh request.
+// Screenshots are saved in e2e/artifacts/ (gitignored).
 func TestDashboard(t *testing.T) {
 	e := bootOcto(t)
 	vars := parseEnv(t, e.mustOcto("env"))
@@ -61,11 +66,71 @@ func TestDashboard(t *testing.T) {
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	secrets := []string{vars["CLOUDFLARE_API_TOKEN"], vars["AWS_SECRET_ACCESS_KEY"]}
+
+	// Without a session (any local user): 401, no secret, no CSRF token.
+	t.Run("no-session", func(t *testing.T) {
+		for _, path := range []string{"", "dashboard/api/overview", "dashboard/api/workers", "dashboard/api/tail/" + account + "/e2e-esm"} {
+			code, body := httpGet(t, base+path)
+			if code != http.StatusUnauthorized || !strings.Contains(body, "sudo octo dashboard") || strings.Contains(body, "octo-token") {
+				t.Errorf("GET /%s without a session = %d\n%s", path, code, body)
+			}
+			for _, s := range secrets {
+				if strings.Contains(body, s) {
+					t.Errorf("GET /%s without a session answers a secret", path)
+				}
+			}
+		}
+		req, err := http.NewRequest(http.MethodPost, base+"dashboard/api/actions/rollback", strings.NewReader(`{"script":"e2e-esm","version":"`+v1+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("rollback without a session = %d", resp.StatusCode)
+		}
+		// The attack as reported: curl as nobody.
+		if _, err := exec.LookPath("curl"); err != nil {
+			t.Skip("no curl: skipping the check as user nobody")
+		}
+		for _, path := range []string{"dashboard/api/overview", ""} {
+			cmd := fmt.Sprintf("curl -s -w '\\n%%{http_code}' %s", base+path)
+			out, err := exec.Command("su", "-s", "/bin/sh", "nobody", "-c", cmd).CombinedOutput()
+			if err != nil {
+				t.Fatalf("su nobody -c %q: %v\n%s", cmd, err, out)
+			}
+			if !strings.HasSuffix(strings.TrimSpace(string(out)), "401") {
+				t.Errorf("as nobody, %s answers\n%s", cmd, out)
+			}
+			for _, s := range secrets {
+				if strings.Contains(string(out), s) {
+					t.Errorf("as nobody, %s answers a secret", cmd)
+				}
+			}
+		}
+	})
+
+	// The login link `sudo octo dashboard` prints.
+	login := ""
+	for _, line := range strings.Split(e.mustOcto("dashboard"), "\n") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, base+"login?token=") {
+			login = l
+		}
+	}
+	if login == "" {
+		t.Fatalf("octo dashboard printed no login link for %s", base)
+	}
+
 	b := newChromium(t, shots)
 
 	t.Run("overview", func(t *testing.T) {
 		b := b.With(t)
-		b.Do("open the dashboard", chromedp.Navigate(base))
+		b.Do("log in", chromedp.Navigate(login))
 		b.Wait(`document.querySelectorAll('#parts tr[data-part]').length > 0 && document.querySelector('#platform .big')`, "the parts")
 		b.Wait(`[...document.querySelectorAll('#parts tr[data-part]')].every(r => r.dataset.state === 'ready')`, "every part ready")
 		parts := webtest.Eval[[]string](b, `[...document.querySelectorAll('#parts tr[data-part]')].map(r => r.dataset.part)`)
@@ -79,8 +144,18 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("platform state = %q", got)
 		}
 		b.Wait(`document.querySelector('#health').textContent === 'healthy'`, "the health pill")
-		if got := webtest.Eval[string](b, `document.querySelector('#env').textContent`); !strings.Contains(got, "export CLOUDFLARE_API_TOKEN=") {
-			t.Errorf("env lines = %q", got)
+		if got := webtest.Eval[string](b, `document.querySelector('#env-vars').textContent`); !strings.Contains(got, "CLOUDFLARE_API_TOKEN") {
+			t.Errorf("env vars = %q", got)
+		}
+		html := webtest.Eval[string](b, `document.documentElement.outerHTML`)
+		for _, s := range secrets {
+			if strings.Contains(html, s) {
+				t.Error("the overview shows a secret of octo env")
+			}
+		}
+		// The link worked once.
+		if code, _ := httpGet(t, login); code != http.StatusUnauthorized {
+			t.Errorf("the login link a second time = %d, want 401", code)
 		}
 		b.Wait(`Number(document.querySelector('[data-count="workers"] .num').textContent) >= 2`, "the worker count")
 		b.Shot("dashboard-overview")
@@ -152,6 +227,23 @@ func TestDashboard(t *testing.T) {
 	if errs := b.PageErrors(); len(errs) > 0 {
 		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// httpGet GETs url without following redirects and returns the status and
+// the body.
+func httpGet(t *testing.T, u string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 func contains(list []string, s string) bool {

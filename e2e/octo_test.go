@@ -9,19 +9,27 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +41,7 @@ import (
 	"github.com/octohq/octo/e2e/workload"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
+	"github.com/octohq/octo/internal/embed/containerd"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/teardown"
 )
@@ -154,17 +163,17 @@ func TestLifecycle(t *testing.T) {
 	if kc, err := os.ReadFile(e.userKubeconfig()); err != nil || !strings.Contains(string(kc), "current-context: octo") {
 		t.Errorf("kubeconfig not merged into $KUBECONFIG: %v\n%s", err, kc)
 	}
-	if out := e.mustOcto("env"); !strings.Contains(out, "AWS_ACCESS_KEY_ID=") || !strings.Contains(out, "KUBECONFIG=") {
-		t.Fatalf("octo env:\n%s", out)
+	envOut := e.mustOcto("env")
+	if !strings.Contains(envOut, "AWS_ACCESS_KEY_ID=") || !strings.Contains(envOut, "KUBECONFIG=") {
+		t.Fatalf("octo env:\n%s", envOut)
 	}
+	regAuth := registryAuth(t, parseEnv(t, envOut))
 	if out := e.mustOcto("logs", "--tail", "5", "kubelet"); out == "" {
 		t.Error("octo logs kubelet printed nothing")
 	}
 
-	image, err := workload.PushHello(cfg.RegistryAddr(), "e2e/hello:1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	image := pushHello(t, cfg.RegistryAddr()+"/e2e/hello:1", regAuth)
+	checkRegistryRefusesAnonymous(t, cfg, image, regAuth)
 	cs := e.client()
 	ctx := context.Background()
 	deployHello(t, cs, image)
@@ -187,7 +196,7 @@ func TestLifecycle(t *testing.T) {
 		t.Logf("service IP changed %s -> %s", svcIP, got)
 	}
 	getS3Object(t, cfg)
-	if _, err := remote.Head(mustRef(t, image)); err != nil {
+	if _, err := remote.Head(mustRef(t, image), regAuth); err != nil {
 		t.Fatalf("registry image gone after down/up: %v", err)
 	}
 
@@ -215,6 +224,95 @@ func TestLifecycle(t *testing.T) {
 	}
 	if kc, _ := os.ReadFile(e.userKubeconfig()); strings.Contains(string(kc), "octo") {
 		t.Errorf("purge left the octo context in the kubeconfig:\n%s", kc)
+	}
+}
+
+// registryAuth is the registry's credentials from `octo env` as a
+// go-containerregistry option.
+func registryAuth(t *testing.T, vars map[string]string) remote.Option {
+	t.Helper()
+	user, pass := vars["OCTO_REGISTRY_USER"], vars["OCTO_REGISTRY_PASSWORD"]
+	if user == "" || pass == "" {
+		t.Fatalf("octo env lacks OCTO_REGISTRY_USER or OCTO_REGISTRY_PASSWORD: %v", slices.Sorted(maps.Keys(vars)))
+	}
+	return remote.WithAuth(&authn.Basic{Username: user, Password: pass})
+}
+
+// helloImage compiles the hello program (static) into a one-layer image.
+func helloImage(t *testing.T) v1.Image {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "hello")
+	build := exec.Command("go", "build", "-o", out, ".")
+	build.Dir = filepath.Join("testdata", "hello")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build hello: %v\n%s", err, b)
+	}
+	bin, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := containerd.SingleBinaryImage("/hello", bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// pushHello pushes the hello image to ref with auth and returns ref.
+func pushHello(t *testing.T, ref string, auth remote.Option) string {
+	t.Helper()
+	if err := remote.Write(mustRef(t, ref), helloImage(t), auth); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	return ref
+}
+
+// checkRegistryRefusesAnonymous: without credentials, as any local user
+// would be, pushes (to a new repository, over the pushed image, over the
+// workerd base) and pulls (of the pushed image, of the base, of an account's
+// bundle images) answer 401, and the image stays what it was.
+func checkRegistryRefusesAnonymous(t *testing.T, cfg config.Config, image string, auth remote.Option) {
+	t.Helper()
+	before, err := remote.Head(mustRef(t, image), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		var terr *transport.Error
+		if !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
+			t.Errorf("anonymous %s: %v, want 401", what, err)
+		}
+	}
+	for _, ref := range []string{image, cfg.RegistryAddr() + "/e2e/evil:1", cfg.RegistryAddr() + "/octo/workerd:latest",
+		cfg.RegistryAddr() + "/octo/accounts/0123456789abcdef0123456789abcdef:1"} {
+		refused("push to "+ref, remote.Write(mustRef(t, ref), evil))
+	}
+	_, err = remote.Image(mustRef(t, image))
+	refused("pull of "+image, err)
+	_, err = remote.List(mustRef(t, image).Context())
+	refused("tag list", err)
+	_, err = remote.Catalog(context.Background(), mustRef(t, image).Context().Registry)
+	refused("catalog", err)
+	resp, err := http.Get("http://" + cfg.RegistryAddr() + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("anonymous GET /v2/: %s %q, want 401 with a basic challenge", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	if d, err := remote.Head(mustRef(t, image)); err == nil {
+		t.Errorf("anonymous HEAD of %s answered %s", image, d.Digest)
+	}
+	after, err := remote.Head(mustRef(t, image), auth)
+	if err != nil || after.Digest != before.Digest {
+		t.Errorf("%s after the refused pushes: %v, %v; want %s", image, after, err, before.Digest)
 	}
 }
 
@@ -368,7 +466,7 @@ func (e *env) assertHostClean() {
 	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
 		out, _ := exec.Command(tool).Output()
 		for _, line := range strings.Split(string(out), "\n") {
-			if strings.Contains(line, "KUBE-") || strings.Contains(line, "CNI-") {
+			if strings.Contains(line, "KUBE-") || strings.Contains(line, "CNI-") || strings.Contains(line, "OCTO-") {
 				problems = append(problems, tool+": "+line)
 				break
 			}

@@ -276,8 +276,11 @@ func wranglerSuite(t *testing.T, e *env, vars map[string]string, sub string, cl 
 		for _, p := range projects {
 			if _, ok := done[p.dir]; ok {
 				want := expected(t, p.dir)
-				if p.dir == "secret" {
+				switch {
+				case p.dir == "secret":
 					want = "API_KEY unset" // its secret comes later (TestWorkers serves it set)
+				case p.dir == "kv" && w.v3():
+					continue // it reads AUTO_KV, which wrangler 3 cannot provision
 				}
 				took := g.waitBody(t, p.script, "/", want)
 				t.Logf("%s answers after %s", p.script, took.Round(time.Millisecond))
@@ -454,15 +457,15 @@ func wranglerSuite(t *testing.T, e *env, vars map[string]string, sub string, cl 
 		dir := t.TempDir() // no wrangler config here: the commands name the namespace
 		id := w.createNamespace(t, dir, "e2e-ns")
 		ns := "--namespace-id=" + id
-		w.must(t, dir, "", "kv", "key", "put", ns, "k1", "v1", "--remote")
-		if out := w.must(t, dir, "", "kv", "key", "get", ns, "k1", "--remote"); out != "v1" {
+		w.must(t, dir, "", w.kv("key", "put", ns, "k1", "v1")...)
+		if out := w.must(t, dir, "", w.kv("key", "get", ns, "k1")...); out != "v1" {
 			t.Errorf("kv key get k1 printed %q, want v1", out)
 		}
 		if keys := w.keyNames(t, dir, ns); !slices.Equal(keys, []string{"k1"}) {
 			t.Errorf("kv key list = %q, want [k1]", keys)
 		}
-		w.must(t, dir, "", "kv", "key", "delete", ns, "k1", "--remote")
-		if out, errOut, code := w.wrangler(t, dir, "", "kv", "key", "get", ns, "k1", "--remote"); code == 0 {
+		w.must(t, dir, "", w.kv("key", "delete", ns, "k1")...)
+		if out, errOut, code := w.wrangler(t, dir, "", w.kv("key", "get", ns, "k1")...); code == 0 {
 			t.Errorf("kv key get of a deleted key exited 0:\n%s%s", out, errOut)
 		}
 		if keys := w.keyNames(t, dir, ns); len(keys) != 0 {
@@ -854,6 +857,16 @@ var namespaceIDRE = regexp.MustCompile(`"id":\s*"([^"]+)"|\bid = "([^"]+)"`)
 // v3 reports whether the client is wrangler 3.
 func (w *wranglerCLI) v3() bool { return strings.HasPrefix(w.client.version, "3.") }
 
+// kv is the command line `wrangler kv <args> --remote`: wrangler 3 talks to
+// the API by default and has no --remote flag.
+func (w *wranglerCLI) kv(args ...string) []string {
+	out := append([]string{"kv"}, args...)
+	if !w.v3() {
+		out = append(out, "--remote")
+	}
+	return out
+}
+
 // kvTitle is the title `kv namespace create title` gives in dir: wrangler 3
 // prefixes the Worker's name ("worker" outside a project).
 func (w *wranglerCLI) kvTitle(dir, title string) string {
@@ -908,7 +921,7 @@ func (w *wranglerCLI) keyNames(t *testing.T, dir, nsFlag string) []string {
 	var keys []struct {
 		Name string `json:"name"`
 	}
-	w.mustJSON(t, dir, &keys, "kv", "key", "list", nsFlag, "--remote")
+	w.mustJSON(t, dir, &keys, w.kv("key", "list", nsFlag)...)
 	var names []string
 	for _, k := range keys {
 		names = append(names, k.Name)

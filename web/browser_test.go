@@ -59,9 +59,18 @@ func TestBrowser(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	b := webtest.New(t, chromiumPath(t), shots, "failed-", 15*time.Second)
 
+	// Without a session: the login page, no token. The login link (what
+	// `sudo octo dashboard` prints) opens the dashboard.
+	b.Do("open the dashboard, logged out", chromedp.Navigate(base))
+	b.Wait(`document.querySelector('#login') && document.body.innerText.includes('sudo octo dashboard')`, "the login page")
+	if webtest.Eval[bool](b, `!!document.querySelector('meta[name="octo-token"]')`) {
+		t.Error("the login page carries the CSRF token")
+	}
+	b.Shot("login")
+	b.Do("log in", chromedp.Navigate(LoginURL(port, w.loginToken(t))))
+
 	// Overview.
-	b.Do("open the dashboard", chromedp.Navigate(base))
-	b.Wait(`document.querySelector('#parts tr[data-part="gateway"]')`, "the parts")
+	b.Wait(`location.href === `+webtest.JS(base)+` && document.querySelector('#parts tr[data-part="gateway"]')`, "the parts")
 	if got := webtest.Eval[string](b, `document.querySelector('#platform .big').textContent`); got != "All 15 parts are healthy" {
 		t.Errorf("platform state = %q", got)
 	}
@@ -72,8 +81,14 @@ func TestBrowser(t *testing.T) {
 	if got := webtest.Eval[string](b, `document.querySelector('#counts').innerText.replace(/\s+/g, ' ')`); got != "2 Accounts 2 Workers 3 Versions 2 Builds" {
 		t.Errorf("counts = %q", got)
 	}
-	if got := webtest.Eval[string](b, `document.querySelector('#env').textContent`); !strings.Contains(got, "export CLOUDFLARE_API_TOKEN=") {
-		t.Errorf("env = %q", got)
+	if got := webtest.Eval[string](b, `document.querySelector('#env').textContent`); got != `eval "$(sudo octo env)"` {
+		t.Errorf("env command = %q", got)
+	}
+	if got := webtest.Eval[string](b, `document.querySelector('#env-vars').textContent`); !strings.Contains(got, "CLOUDFLARE_API_TOKEN") || !strings.Contains(got, "AWS_SECRET_ACCESS_KEY") {
+		t.Errorf("env vars = %q", got)
+	}
+	if got := webtest.Eval[string](b, `document.documentElement.outerHTML`); strings.Contains(got, testAPIToken) || strings.Contains(got, testS3Secret) {
+		t.Error("the overview shows the API token or the S3 secret key")
 	}
 	// The stylesheet applied (CSP lets the page's own assets in).
 	if got := webtest.Eval[string](b, `getComputedStyle(document.querySelector('header.top')).position`); got != "sticky" {
@@ -203,6 +218,11 @@ func TestBrowser(t *testing.T) {
 		t.Error("the worker still exists after the confirmed delete")
 	}
 	b.Shot("workers-after-delete")
+
+	// When the session ends the page says how to log in again.
+	w.advance(SessionTTL)
+	b.Wait(`document.querySelector('#logged-out') && document.querySelector('#logged-out').innerText.includes('sudo octo dashboard')`, "the logged-out notice")
+	b.Shot("logged-out")
 
 	if errs := b.PageErrors(); len(errs) > 0 {
 		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))

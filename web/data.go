@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -143,9 +144,12 @@ type counts struct {
 
 type overviewJSON struct {
 	Status
-	Healthy      bool     `json:"healthy"`
-	Counts       counts   `json:"counts"`
-	Env          []string `json:"env"`
+	Healthy bool   `json:"healthy"`
+	Counts  counts `json:"counts"`
+	// EnvVars are the names of the variables EnvCommand sets; their values
+	// (the API token, the S3 keys) are never sent.
+	EnvVars      []string `json:"envVars"`
+	EnvCommand   string   `json:"envCommand"`
 	DashboardURL string   `json:"dashboardURL"`
 	APIURL       string   `json:"apiURL"`
 	// Subdomain and Account are the default account's.
@@ -153,10 +157,41 @@ type overviewJSON struct {
 	Subdomain string `json:"subdomain"`
 }
 
+// EnvCommand is what the overview tells to run for the values of the
+// variables: only root can read them.
+const EnvCommand = `eval "$(sudo octo env)"`
+
+// EnvNames returns the variable names of `octo env` lines: "export
+// NAME='value'" (or "NAME=value") gives NAME, never the value. Any other
+// line is left out.
+func EnvNames(lines []string) []string {
+	out := []string{}
+	for _, l := range lines {
+		name, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(l), "export "), "=")
+		if ok && validEnvName(name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// validEnvName: a shell variable name, [A-Za-z_][A-Za-z0-9_]*.
+func validEnvName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
 func (d *Dashboard) overview(c echo.Context) error {
 	ctx := c.Request().Context()
 	out := overviewJSON{
-		Status: Status{State: "unknown", Parts: []Part{}}, Env: []string{},
+		Status: Status{State: "unknown", Parts: []Part{}}, EnvVars: []string{}, EnvCommand: EnvCommand,
 		DashboardURL: d.URL(), APIURL: d.opts.APIURL,
 		Account: d.opts.DefaultAccount.ID, Subdomain: d.opts.DefaultAccount.Subdomain,
 	}
@@ -173,7 +208,7 @@ func (d *Dashboard) overview(c echo.Context) error {
 		}
 	}
 	if d.opts.Env != nil {
-		out.Env = append(out.Env, d.opts.Env()...)
+		out.EnvVars = append(out.EnvVars, EnvNames(d.opts.Env())...)
 	}
 	accts, err := d.accounts(ctx)
 	if err != nil {

@@ -3,6 +3,8 @@ package web
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -31,7 +33,12 @@ import (
 const (
 	testPort     = 8787
 	testAPIToken = "api-token-0123456789"
+	// testS3Secret is the S3 secret key in the world's `octo env` lines:
+	// like the API token, no answer may hold it.
+	testS3Secret = "S3-secret-key-never-shown-0123456789abcd"
 	testDashTok  = "dash-token-abcdef"
+	// testLoginKey signs the world's login tokens (32 bytes).
+	testLoginKey = "login-key-0123456789abcdef-01234"
 	acct         = "0123456789abcdef0123456789abcdef"
 	acct2        = "fedcba9876543210fedcba9876543210"
 	ns           = store.DefaultNamespace
@@ -198,6 +205,10 @@ type world struct {
 	e      *echo.Echo
 	env    []string
 	stat   Status
+	// clock is the dashboard's time (unix nanoseconds); see now and advance.
+	clock atomic.Int64
+	// cookie is the value of a logged-in session cookie.
+	cookie string
 }
 
 func allReady() Status {
@@ -228,7 +239,9 @@ func newWorld(t testing.TB, port int) *world {
 	t.Cleanup(cancel)
 	w := &world{hub: tail.New(ctx, tail.Options{}), stat: allReady(), blobs: storetest.NewBucket(t),
 		env: []string{"export CLOUDFLARE_API_BASE_URL='http://127.0.0.1:8787/client/v4'", "export CLOUDFLARE_API_TOKEN='" + testAPIToken + "'",
-			"export CLOUDFLARE_ACCOUNT_ID='" + acct + "'"}}
+			"export CLOUDFLARE_ACCOUNT_ID='" + acct + "'", "export AWS_ACCESS_KEY_ID='OCTOACCESSKEY0123456'",
+			"export AWS_SECRET_ACCESS_KEY='" + testS3Secret + "'"}}
+	w.clock.Store(t0.Add(10 * time.Minute).UnixNano())
 	count := func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 		w.writes.Add(1)
 		return c.Create(ctx, obj, opts...)
@@ -263,7 +276,7 @@ func newWorld(t testing.TB, port int) *world {
 			return map[string]uint64{ns + "/octo-7d9f-abcde": 140 << 20}, nil
 		},
 		Tail: w.hub, EdgePort: port, Env: func() []string { return w.env }, Token: testDashTok,
-		Now: func() time.Time { return t0.Add(10 * time.Minute) },
+		LoginKey: []byte(testLoginKey), Now: w.now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +293,40 @@ func newWorld(t testing.TB, port int) *world {
 		}
 		w.e.DefaultHTTPErrorHandler(err, c)
 	}
+	w.cookie = w.login(t)
 	return w
+}
+
+// now is the dashboard's clock.
+func (w *world) now() time.Time { return time.Unix(0, w.clock.Load()).UTC() }
+
+// advance moves the dashboard's clock.
+func (w *world) advance(d time.Duration) { w.clock.Add(int64(d)) }
+
+// loginToken mints a login token as `octo dashboard` does, at the world's time.
+func (w *world) loginToken(t testing.TB) string {
+	t.Helper()
+	tok, err := LoginToken([]byte(testLoginKey), w.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// login exchanges a fresh login token for a session and returns the cookie.
+func (w *world) login(t testing.TB) string {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, LoginPath+"?token="+w.loginToken(t), nil)
+	r.Host = fmt.Sprintf("127.0.0.1:%d", w.d.opts.EdgePort)
+	rec := httptest.NewRecorder()
+	w.e.ServeHTTP(rec, r)
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == SessionCookie && rec.Code == http.StatusSeeOther {
+			return c.Value
+		}
+	}
+	t.Fatalf("login = %d %s, no session cookie", rec.Code, rec.Body)
+	return ""
 }
 
 // state is what a refused request must leave unchanged: the number of writes

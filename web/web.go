@@ -10,9 +10,14 @@
 // It never reads Kubernetes Secrets: secret values cannot leave the server
 // through it.
 //
-// It is protected like Caddy's admin API (see README.md): loopback Host
-// headers only (DNS rebinding), same-origin checks on every JSON request, and
-// a per-daemon CSRF token, injected into the page, on every change.
+// Only who can read the data dir may use it (see README.md): the page, the
+// JSON API and the tail need a session cookie, which a one-time login link
+// gives (`sudo octo dashboard`; see auth.go), and no answer holds a secret:
+// the overview names the `octo env` variables without their values. It is
+// also protected like Caddy's admin API: loopback Host headers only (DNS
+// rebinding), same-origin checks on every JSON request, and a per-daemon
+// CSRF token, injected into the page of a logged-in browser only, on every
+// change.
 package web
 
 import (
@@ -100,11 +105,16 @@ type Options struct {
 	// Hosts accepted are 127.0.0.1:<EdgePort> and localhost:<EdgePort>. It
 	// is also the port of the Worker URLs.
 	EdgePort int
-	// Env returns the `octo env` export lines; nil shows none.
+	// Env returns the `octo env` export lines. The overview shows only
+	// their names (EnvNames): the values hold the API token and the S3 keys
+	// and never leave the server. nil shows none.
 	Env func() []string
 	// Token is the dashboard (CSRF) token; empty means a random one, which
 	// is what the daemon wants (a new one at every start).
 	Token string
+	// LoginKey checks the login tokens (see LoginToken, CreateLoginKey);
+	// empty means no login works until SetLoginKey.
+	LoginKey []byte
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -121,6 +131,7 @@ type Dashboard struct {
 	now    func() time.Time
 	hosts  map[string]bool
 	origin map[string]bool
+	auth   auth
 }
 
 // New returns a Dashboard.
@@ -131,7 +142,13 @@ func New(opts Options) (*Dashboard, error) {
 	if opts.EdgePort <= 0 || opts.EdgePort > 65535 {
 		return nil, fmt.Errorf("dashboard: bad edge port %d", opts.EdgePort)
 	}
-	d := &Dashboard{opts: opts, token: opts.Token, log: opts.Log, now: opts.Now}
+	d := &Dashboard{opts: opts, token: opts.Token, log: opts.Log, now: opts.Now,
+		auth: auth{used: map[string]time.Time{}, sessions: map[string]time.Time{}}}
+	if len(opts.LoginKey) > 0 {
+		if err := d.SetLoginKey(opts.LoginKey); err != nil {
+			return nil, err
+		}
+	}
 	if d.token == "" {
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
@@ -179,9 +196,10 @@ func URL(edgePort int) string { return "http://127.0.0.1:" + strconv.Itoa(edgePo
 // Register implements edge.Registrar.
 func (d *Dashboard) Register(e *echo.Echo) {
 	e.GET("/", d.servePage, d.checkHost)
+	e.GET(LoginPath, d.login, d.checkHost)
 	e.GET(StaticPrefix+"*", d.serveStatic, d.checkHost)
 
-	g := e.Group(APIPrefix, d.checkHost, d.checkSameOrigin, d.checkToken)
+	g := e.Group(APIPrefix, d.checkHost, d.checkSameOrigin, d.checkSession, d.checkToken)
 	g.GET("/overview", d.overview)
 	g.GET("/workers", d.workers)
 	g.GET("/workers/:account/:script", d.worker)
@@ -248,11 +266,16 @@ func securityHeaders(h http.Header) {
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 }
 
+// servePage serves the page, with its CSRF token, to a logged-in browser,
+// and the login page (401) to any other.
 func (d *Dashboard) servePage(c echo.Context) error {
 	h := c.Response().Header()
 	securityHeaders(h)
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("Cache-Control", "no-store")
+	if !d.loggedIn(c.Request()) {
+		return d.loginPage(c, "This browser is not logged in.")
+	}
 	return c.HTMLBlob(http.StatusOK, d.page)
 }
 
@@ -304,9 +327,10 @@ func (d *Dashboard) checkSameOrigin(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // checkToken requires the dashboard token on every request but GET and
-// HEAD. A cross-origin page cannot read the token (it is only in the page,
-// which the same-origin policy hides from other origins) and cannot send a
-// custom header without a CORS preflight, which the dashboard never grants.
+// HEAD. A cross-origin page cannot read the token (it is only in the page
+// served to a logged-in browser, which the same-origin policy hides from
+// other origins) and cannot send a custom header without a CORS preflight,
+// which the dashboard never grants.
 func (d *Dashboard) checkToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()

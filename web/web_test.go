@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,12 +20,14 @@ import (
 
 const host = "127.0.0.1:8787"
 
-// do sends a request as the page would: loopback Host and, for changes,
-// same Origin and the dashboard token. hdr overrides headers ("" removes).
+// do sends a request as the page would: loopback Host, the session cookie
+// and, for changes, same Origin and the dashboard token. hdr overrides
+// headers ("" removes).
 func (w *world) do(t *testing.T, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	r.Host = host
+	r.Header.Set("Cookie", SessionCookie+"="+w.cookie)
 	if method != http.MethodGet {
 		r.Header.Set("Origin", "http://"+host)
 		r.Header.Set(TokenHeader, testDashTok)
@@ -89,7 +92,8 @@ func TestOverview(t *testing.T) {
 		Healthy   bool      `json:"healthy"`
 		Parts     []Part    `json:"parts"`
 		Counts    counts    `json:"counts"`
-		Env       []string  `json:"env"`
+		EnvVars   []string  `json:"envVars"`
+		EnvCmd    string    `json:"envCommand"`
 		APIURL    string    `json:"apiURL"`
 		Dash      string    `json:"dashboardURL"`
 		Subdomain string    `json:"subdomain"`
@@ -105,8 +109,11 @@ func TestOverview(t *testing.T) {
 	if want := (counts{Accounts: 2, Workers: 2, Versions: 3, Builds: 2}); o.Counts != want {
 		t.Errorf("counts = %+v, want %+v", o.Counts, want)
 	}
-	if len(o.Env) != 3 || !strings.HasPrefix(o.Env[0], "export CLOUDFLARE_API_BASE_URL=") {
-		t.Errorf("env = %q", o.Env)
+	if want := []string{"CLOUDFLARE_API_BASE_URL", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}; !slices.Equal(o.EnvVars, want) {
+		t.Errorf("env vars = %q, want %q", o.EnvVars, want)
+	}
+	if o.EnvCmd != `eval "$(sudo octo env)"` {
+		t.Errorf("env command = %q", o.EnvCmd)
 	}
 	if o.APIURL != "http://127.0.0.1:8787/client/v4" || o.Dash != "http://127.0.0.1:8787/" || o.Subdomain != "octo" || o.Account != acct {
 		t.Errorf("urls = %q %q %q %q", o.APIURL, o.Dash, o.Subdomain, o.Account)
@@ -495,6 +502,12 @@ func TestPage(t *testing.T) {
 	if !strings.Contains(page, `<meta name="octo-token" content="`+testDashTok+`">`) || strings.Contains(page, tokenPlaceholder) {
 		t.Errorf("page does not carry the dashboard token:\n%s", page)
 	}
+	// Without a session: the login page, without the token.
+	rec = w.do(t, http.MethodGet, "/", "", map[string]string{"Sec-Fetch-Site": "none", "Cookie": ""})
+	if rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), testDashTok) ||
+		!strings.Contains(rec.Body.String(), "sudo octo dashboard") || rec.Header().Get("Content-Security-Policy") == "" {
+		t.Errorf("GET / without a session = %d %s\n%s", rec.Code, rec.Header(), rec.Body)
+	}
 	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"} {
 		if rec.Header().Get(h) == "" {
 			t.Errorf("page lacks %s", h)
@@ -547,7 +560,8 @@ func TestNewToken(t *testing.T) {
 }
 
 // Secret values never leave the server: no answer of any endpoint holds
-// the value of a Secret, while the binding's name shows as hidden.
+// the value of a Secret, the API token or the S3 secret key (even to a
+// logged-in browser), while the binding's name shows as hidden.
 func TestNoSecretInAnswers(t *testing.T) {
 	w := newWorld(t, testPort)
 	paths := []string{"/", "/dashboard/api/overview", "/dashboard/api/workers", "/dashboard/api/builds", "/dashboard/api/cluster",
@@ -558,8 +572,10 @@ func TestNoSecretInAnswers(t *testing.T) {
 		if rec.Code != http.StatusOK {
 			t.Errorf("GET %s = %d", p, rec.Code)
 		}
-		if strings.Contains(rec.Body.String(), secretValue) {
-			t.Errorf("GET %s shows the secret value", p)
+		for _, secret := range []string{secretValue, testAPIToken, testS3Secret} {
+			if strings.Contains(rec.Body.String(), secret) {
+				t.Errorf("GET %s shows the secret %q", p, secret)
+			}
 		}
 	}
 	body := w.do(t, http.MethodGet, "/dashboard/api/workers/"+acct+"/e2e-vars", "", nil).Body.String()
@@ -595,6 +611,7 @@ func TestTailSSE(t *testing.T) {
 	get := func(path string, hdr map[string]string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 		req.Host = host
+		req.Header.Set("Cookie", SessionCookie+"="+w.cookie)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}

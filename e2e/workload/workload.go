@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
@@ -36,8 +37,9 @@ func helloDir() string {
 }
 
 // PushHello compiles the hello program (static, CGO off), packs it into a
-// one-layer image and pushes it to registryAddr as <registryAddr>/<repo>.
-func PushHello(registryAddr, repo string) (string, error) {
+// one-layer image and pushes it to registryAddr as <registryAddr>/<repo>,
+// authenticated by auth (octo's registry refuses anonymous pushes).
+func PushHello(registryAddr, repo string, auth authn.Authenticator) (string, error) {
 	tmp, err := os.MkdirTemp("", "hello-build")
 	if err != nil {
 		return "", err
@@ -63,7 +65,7 @@ func PushHello(registryAddr, repo string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := remote.Write(r, img); err != nil {
+	if err := remote.Write(r, img, remote.WithAuth(auth)); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
 	return ref, nil

@@ -1,10 +1,11 @@
 package builder
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -37,6 +38,7 @@ const (
 )
 
 // BaseRepository is the repository of the base image, under the registry.
+// The base is pushed and read by digest only: no tag names it.
 const BaseRepository = "octo/workerd"
 
 // Command is how the bundle's container starts workerd.
@@ -113,18 +115,18 @@ func (b *Builder) baseEntries() ([]entry, string, error) {
 	return entries, stamp, nil
 }
 
-// BaseTag is the tag of the base image for workerd.Version, the layer's
-// uncompressed digest and its compression.
-func BaseTag(diffID v1.Hash, compression string) string {
-	return workerd.Version + "-" + shortHash(diffID.String()+" "+cmp.Or(compression, Zstd), 12)
-}
-
 // EnsureBase makes sure the base image is in the registry and returns its
-// reference by digest, <registry>/octo/workerd@sha256:…. The image is one
-// layer built from the host files (deterministic: the same files give the
-// same digest) and tagged <workerd.Version>-<12 hex of its content hash>;
-// when that tag already exists nothing is pushed. The result is cached: later
-// calls only check that the tag is still there.
+// reference by digest, <registry>/octo/workerd@sha256:….
+//
+// The image is computed here, one layer from the host files (the extracted
+// workerd, glibc, the CA bundle): deterministic, the same files give the
+// same digest. When the registry lacks that digest the image is pushed, by
+// digest. Then the registry's manifest at the digest must be byte for byte
+// the computed one, and its config and layer blobs must be there with their
+// sizes (the registry checks a blob's digest on upload). No tag is ever
+// read: whoever can push could point a tag at an image of their own and so
+// put code into every Worker pod. The result is cached while the host files
+// stay the same: later calls only check that the digest is still there.
 func (b *Builder) EnsureBase(ctx context.Context) (string, error) {
 	b.baseMu.Lock()
 	defer b.baseMu.Unlock()
@@ -134,54 +136,85 @@ func (b *Builder) EnsureBase(ctx context.Context) (string, error) {
 	}
 	key := baseKey{files: stamp, version: workerd.Version}
 	if b.base != "" && b.baseKey == key {
-		if _, err := remote.Head(b.baseTag, b.remoteOptions(ctx)...); err == nil {
-			return b.base, nil
+		if ref, err := name.NewDigest(b.base, name.Insecure); err == nil {
+			if _, err := remote.Head(ref, b.remoteOptions(ctx)...); err == nil {
+				return b.base, nil
+			}
 		}
 	}
 	t0 := time.Now()
-	id, err := diffID(entries)
-	if err != nil {
-		return "", fmt.Errorf("base image: %w", err)
-	}
-	tag, err := name.NewTag(b.Registry+"/"+BaseRepository+":"+BaseTag(id, b.Compression), name.Insecure)
-	if err != nil {
-		return "", fmt.Errorf("base image: %w", err)
-	}
-	desc, err := remote.Head(tag, b.remoteOptions(ctx)...)
-	var terr *transport.Error
-	switch {
-	case err == nil:
-		b.log().Debug("workerd base image already in the registry", "image", tag.String(), "digest", desc.Digest.String())
-	case errors.As(err, &terr) && terr.StatusCode == 404:
-		desc, err = b.pushBase(ctx, tag, entries)
-		if err != nil {
-			return "", err
-		}
-		b.log().Info("workerd base image pushed", "image", tag.String(), "digest", desc.Digest.String(),
-			"size", desc.Size, "duration", time.Since(t0).Round(time.Millisecond))
-	default:
-		return "", fmt.Errorf("base image: check %s: %w", tag, err)
-	}
-	b.base = tag.Context().Digest(desc.Digest.String()).String()
-	b.baseTag, b.baseKey = tag, key
-	return b.base, nil
-}
-
-// pushBase builds the base layer into a temporary file and pushes the image.
-func (b *Builder) pushBase(ctx context.Context, tag name.Tag, entries []entry) (*v1.Descriptor, error) {
 	l, err := fileLayer(b.TempDir, entries, b.Compression)
 	if err != nil {
-		return nil, fmt.Errorf("base image: %w", err)
+		return "", fmt.Errorf("base image: %w", err)
 	}
 	defer l.remove()
 	img, err := baseImage(l)
 	if err != nil {
-		return nil, fmt.Errorf("base image: %w", err)
+		return "", fmt.Errorf("base image: %w", err)
 	}
-	if err := remote.Write(tag, img, b.remoteOptions(ctx)...); err != nil {
-		return nil, fmt.Errorf("base image: push %s: %w", tag, err)
+	digest, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("base image: %w", err)
 	}
-	return descriptor(img)
+	ref, err := name.NewDigest(b.Registry+"/"+BaseRepository+"@"+digest.String(), name.Insecure)
+	if err != nil {
+		return "", fmt.Errorf("base image: %w", err)
+	}
+	_, err = remote.Head(ref, b.remoteOptions(ctx)...)
+	var terr *transport.Error
+	switch {
+	case err == nil:
+		b.log().Debug("workerd base image already in the registry", "image", ref.String())
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+		if err := remote.Write(ref, img, b.remoteOptions(ctx)...); err != nil {
+			return "", fmt.Errorf("base image: push %s: %w", ref, err)
+		}
+		size, _ := img.Size()
+		b.log().Info("workerd base image pushed", "image", ref.String(), "size", size,
+			"duration", time.Since(t0).Round(time.Millisecond))
+	default:
+		return "", fmt.Errorf("base image: check %s: %w", ref, err)
+	}
+	if err := b.verifyBase(ctx, ref, img); err != nil {
+		return "", err
+	}
+	b.base, b.baseKey = ref.String(), key
+	return b.base, nil
+}
+
+// verifyBase checks that the registry holds img at ref: the very manifest
+// (remote.Get also checks that it hashes to the digest), and the config and
+// layer blobs it names, at their sizes.
+func (b *Builder) verifyBase(ctx context.Context, ref name.Digest, img v1.Image) error {
+	want, err := img.RawManifest()
+	if err != nil {
+		return fmt.Errorf("base image: %w", err)
+	}
+	got, err := remote.Get(ref, b.remoteOptions(ctx)...)
+	if err != nil {
+		return fmt.Errorf("base image: verify %s: %w", ref, err)
+	}
+	if !bytes.Equal(got.Manifest, want) {
+		return fmt.Errorf("base image: the registry serves another manifest at %s", ref)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return fmt.Errorf("base image: %w", err)
+	}
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		blob, err := remote.Layer(ref.Context().Digest(d.Digest.String()), b.remoteOptions(ctx)...)
+		if err != nil {
+			return fmt.Errorf("base image: verify blob %s: %w", d.Digest, err)
+		}
+		size, err := blob.Size()
+		if err != nil {
+			return fmt.Errorf("base image: verify blob %s: %w", d.Digest, err)
+		}
+		if size != d.Size {
+			return fmt.Errorf("base image: the registry's blob %s has %d bytes, want %d", d.Digest, size, d.Size)
+		}
+	}
+	return nil
 }
 
 // baseImage is the OCI image of the base layer l.
@@ -210,20 +243,4 @@ func baseImage(l v1.Layer) (v1.Image, error) {
 	cf.Config.Env = []string{"LD_LIBRARY_PATH=" + libDir}
 	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": workerd.Version, "dev.octo.workerd": workerd.Version}
 	return mutate.ConfigFile(img, cf)
-}
-
-func descriptor(img v1.Image) (*v1.Descriptor, error) {
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	mt, err := img.MediaType()
-	if err != nil {
-		return nil, err
-	}
-	size, err := img.Size()
-	if err != nil {
-		return nil, err
-	}
-	return &v1.Descriptor{Digest: d, MediaType: mt, Size: size}, nil
 }

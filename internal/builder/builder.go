@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -86,6 +87,12 @@ type Builder struct {
 	Blobs Blobs
 	// Log receives build reports; nil discards them.
 	Log *slog.Logger
+	// PodCredential returns the credential with which an account's pods
+	// call the pod API (podapi.Key.Credential): every KV service and the
+	// tail collector of the account's bundles inject it as
+	// workerd.AuthHeader. Nil leaves it out, and the pod API refuses those
+	// requests.
+	PodCredential func(accountID string) string
 
 	// Validate replaces workerd.Validate(ctx, WorkerdPath, …) (tests).
 	Validate ValidateFunc
@@ -101,6 +108,9 @@ type Builder struct {
 	// Transport talks to the registry; nil means a clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
+	// Auth authenticates to the registry (config.RegistryCredentials); nil
+	// is anonymous, which octo's registry refuses.
+	Auth authn.Authenticator
 	// ValidateConcurrency bounds the workerd processes started at once to
 	// validate workers; 0 means 2.
 	ValidateConcurrency int
@@ -141,12 +151,14 @@ type BuildRequest struct {
 	// means Builder.Repository(AccountID).
 	Repository string
 	// KVAddress is the host:port at which pods reach octo's KV server; every
-	// KV namespace becomes a service there with header x-octo-kv:
-	// <account>/<namespace>. Empty makes KV bindings point nowhere.
+	// KV namespace becomes a service there with headers x-octo-kv:
+	// <account>/<namespace> and x-octo-auth: <the account's credential>.
+	// Empty makes KV bindings point nowhere.
 	KVAddress string
 	// TailAddress is the host:port of octo's trace collector; empty turns
 	// tails off. With it, every worker gets a traced twin
-	// (workerd.Worker.Traced) whose trace events go there.
+	// (workerd.Worker.Traced) whose trace events go there, with headers
+	// x-octo-account: <account> and x-octo-auth.
 	TailAddress string
 	// SecretEnv names the environment variable holding a secret binding of a
 	// script; nil means SecretEnv. The pods must set the same variables.
@@ -182,7 +194,11 @@ func (b *Builder) remoteOptions(ctx context.Context) []remote.Option {
 	if tr == nil {
 		tr = defaultTransport
 	}
-	return []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
+	if b.Auth != nil {
+		opts = append(opts, remote.WithAuth(b.Auth))
+	}
+	return opts
 }
 
 var defaultTransport = http.DefaultTransport.(*http.Transport).Clone()
@@ -320,6 +336,9 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	// 3. The config and the code layer.
 	res := BuildResult{Ports: map[string]int{}}
 	cfg := workerd.Config{TailCollector: req.TailAddress, V8Flags: workerd.DefaultV8Flags}
+	if req.TailAddress != "" {
+		cfg.TailHeaders = b.podHeaders(req.AccountID, workerd.AccountHeader, req.AccountID)
+	}
 	var entries []entry
 	kv := map[string]workerd.KVService{}
 	for _, p := range preps {
@@ -343,7 +362,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			if bd.Type == apiv1.BindingKV {
 				svc := kvServiceName(bd.NamespaceID)
 				kv[svc] = workerd.KVService{Name: svc, Address: cmp.Or(req.KVAddress, "127.0.0.1:9"),
-					Headers: map[string]string{workerd.KVHeader: req.AccountID + "/" + bd.NamespaceID}}
+					Headers: b.podHeaders(req.AccountID, workerd.KVHeader, req.AccountID+"/"+bd.NamespaceID)}
 			}
 		}
 	}
@@ -408,6 +427,16 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	log.Info("bundle image built", "image", res.Image, "workers", len(res.Ports), "failed", len(res.Failed),
 		"codeLayerBytes", code.size, "duration", res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// podHeaders are the headers of a service of account's pods that calls the
+// pod API: name: value, and the account's credential.
+func (b *Builder) podHeaders(accountID, name, value string) map[string]string {
+	h := map[string]string{name: value}
+	if b.PodCredential != nil {
+		h[workerd.AuthHeader] = b.PodCredential(accountID)
+	}
+	return h
 }
 
 // checkWorkers rejects requests the image could not honour.

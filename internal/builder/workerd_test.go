@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,8 +36,23 @@ func TestBuildWithWorkerd(t *testing.T) {
 	}
 	reg := startRegistry(t)
 	blobs := &fakeBlobs{m: map[string][]byte{}}
-	b := &Builder{Registry: reg, WorkerdPath: bin, Blobs: blobs, TempDir: t.TempDir()}
+	b := &Builder{Registry: reg, WorkerdPath: bin, Blobs: blobs, TempDir: t.TempDir(),
+		PodCredential: func(accountID string) string { return "cred-of-" + accountID }}
 	ctx := context.Background()
+	// The pod API: it records the headers workerd sends.
+	podAPI := make(chan http.Header, 16)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		h.Set("x-test-request", r.Method+" "+r.URL.Path)
+		podAPI <- h
+		if r.Header.Get(workerd.KVHeader) != "" {
+			_, _ = io.WriteString(w, "kv-value")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer api.Close()
+	apiAddr := strings.TrimPrefix(api.URL, "http://")
 
 	t0 := time.Now()
 	base, err := b.EnsureBase(ctx)
@@ -56,12 +72,14 @@ func TestBuildWithWorkerd(t *testing.T) {
 	}
 
 	good := version(blobs, "hello", "0f0f0f0f-0000-4000-8000-000000000001", 1,
-		`export default { fetch(req, env) { return new Response("hello " + env.WHO + " " + env.TOKEN) } }`,
+		`export default { async fetch(req, env) { return new Response("hello " + env.WHO + " " + env.TOKEN + " " + await env.KV.get("k")) } }`,
 		apiv1.WorkerBinding{Name: "WHO", Type: apiv1.BindingPlainText, Text: "world"},
-		apiv1.WorkerBinding{Name: "TOKEN", Type: apiv1.BindingSecretText})
+		apiv1.WorkerBinding{Name: "TOKEN", Type: apiv1.BindingSecretText},
+		apiv1.WorkerBinding{Name: "KV", Type: apiv1.BindingKV, NamespaceID: "0123456789abcdef0123456789abcdef"})
 	broken := version(blobs, "broken", "0e0e0e0e-0000-4000-8000-000000000001", 1, `export default { fetch( { }`)
 	res, err := b.Build(ctx, BuildRequest{AccountID: account, BundleName: "octo",
-		Workers: []BuildWorker{{Version: good, Port: 8081}, {Version: broken, Port: 8082}}})
+		Workers:   []BuildWorker{{Version: good, Port: 8081}, {Version: broken, Port: 8082}},
+		KVAddress: apiAddr, TailAddress: apiAddr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +123,8 @@ func TestBuildWithWorkerd(t *testing.T) {
 	}
 	defer ctlR.Close()
 	cmd := exec.Command(bin, "serve", filepath.Join(dir, "etc/worker/config.capnp"), "--control-fd=3",
-		"--socket-addr", service+"=127.0.0.1:0", "--socket-addr", HealthWorkerName+"=127.0.0.1:0")
+		"--socket-addr", service+"=127.0.0.1:0", "--socket-addr", service+workerd.TracedSuffix+"=127.0.0.1:0",
+		"--socket-addr", HealthWorkerName+"=127.0.0.1:0")
 	cmd.Env = []string{SecretEnv("hello", "TOKEN") + "=s3cr3t"}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -126,7 +145,7 @@ func TestBuildWithWorkerd(t *testing.T) {
 			}
 			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" {
 				got[ev.Socket] = ev.Port
-				if len(got) == 2 {
+				if len(got) == 3 {
 					ports <- got
 					return
 				}
@@ -142,7 +161,7 @@ func TestBuildWithWorkerd(t *testing.T) {
 	if got == nil {
 		t.Fatalf("workerd did not listen; stderr:\n%s", stderr.String())
 	}
-	for socket, want := range map[string]string{HealthWorkerName: "ok\n", service: "hello world s3cr3t"} {
+	for socket, want := range map[string]string{HealthWorkerName: "ok\n", service: "hello world s3cr3t kv-value"} {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", got[socket]))
 		if err != nil {
 			t.Fatal(err)
@@ -152,5 +171,33 @@ func TestBuildWithWorkerd(t *testing.T) {
 		if resp.StatusCode != 200 || string(body) != want {
 			t.Errorf("%s: %s %q, want 200 %q (stderr %s)", socket, resp.Status, body, want, stderr.String())
 		}
+	}
+	// The KV request carried the account's credential.
+	kvHdr := <-podAPI
+	if kvHdr.Get(workerd.KVHeader) != account+"/0123456789abcdef0123456789abcdef" || kvHdr.Get(workerd.AuthHeader) != "cred-of-"+account {
+		t.Errorf("KV request headers %v", kvHdr)
+	}
+	// The traced twin's events reach the collector with the account and
+	// its credential.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", got[service+workerd.TracedSuffix]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.After(20 * time.Second)
+	for {
+		var h http.Header
+		select {
+		case h = <-podAPI:
+		case <-deadline:
+			t.Fatalf("no trace items posted; stderr:\n%s", stderr.String())
+		}
+		if !strings.HasPrefix(h.Get("x-test-request"), "POST "+workerd.TailPath) {
+			continue
+		}
+		if h.Get(workerd.AccountHeader) != account || h.Get(workerd.AuthHeader) != "cred-of-"+account || h.Get(workerd.TailHeader) != service {
+			t.Errorf("collector request headers %v", h)
+		}
+		break
 	}
 }

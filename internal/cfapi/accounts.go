@@ -9,7 +9,7 @@ import (
 )
 
 func (s *Server) verifyToken(c echo.Context) error {
-	return ok(c, map[string]any{"id": s.id.Token[:32], "status": "active"})
+	return ok(c, map[string]any{"id": s.tokenID(), "status": "active"})
 }
 
 func (s *Server) user(c echo.Context) error {

@@ -36,19 +36,33 @@ func (s *Server) registerKV(a *echo.Group) {
 	const n = p + "/:namespace_id"
 	a.GET(p, h.listNamespaces)
 	a.POST(p, h.createNamespace)
-	a.GET(n, h.getNamespace)
-	a.PUT(n, h.renameNamespace)
-	a.DELETE(n, h.deleteNamespace)
-	a.GET(n+"/keys", h.listKeys)
+	// Every route under a namespace refuses a malformed namespace_id before
+	// it reads a body.
+	v := validNamespaceID
+	a.GET(n, h.getNamespace, v)
+	a.PUT(n, h.renameNamespace, v)
+	a.DELETE(n, h.deleteNamespace, v)
+	a.GET(n+"/keys", h.listKeys, v)
 	// The key is the rest of the escaped path, decoded once: "/" arrives as
 	// %2F, and a raw "/" is kept as part of the key.
-	a.GET(n+"/values/*", h.getValue)
-	a.PUT(n+"/values/*", h.putValue)
-	a.DELETE(n+"/values/*", h.deleteValue)
-	a.GET(n+"/metadata/*", h.getMetadata)
-	a.PUT(n+"/bulk", h.bulkPut)
-	a.POST(n+"/bulk/delete", h.bulkDelete)
-	a.DELETE(n+"/bulk", h.bulkDelete) // legacy form of bulk/delete
+	a.GET(n+"/values/*", h.getValue, v)
+	a.PUT(n+"/values/*", h.putValue, v)
+	a.DELETE(n+"/values/*", h.deleteValue, v)
+	a.GET(n+"/metadata/*", h.getMetadata, v)
+	a.PUT(n+"/bulk", h.bulkPut, v)
+	a.POST(n+"/bulk/delete", h.bulkDelete, v)
+	a.DELETE(n+"/bulk", h.bulkDelete, v) // legacy form of bulk/delete
+}
+
+// validNamespaceID answers 404 (10013, as for an unknown namespace) when
+// the path's namespace_id is not 32 lowercase hex digits.
+func validNamespaceID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !store.ValidKVNamespaceID(c.Param("namespace_id")) {
+			return store.Errorf(store.NotFound, store.CodeKVNotFound, "namespace not found")
+		}
+		return next(c)
+	}
 }
 
 // kvAPI serves the KV routes.

@@ -8,7 +8,9 @@
 package cfapi
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -40,11 +42,14 @@ type Options struct {
 
 // Server serves the API.
 type Server struct {
-	id      store.Identity
-	store   *store.Store
-	log     *slog.Logger
-	tails   *tail.Hub
-	edgeURL string
+	id store.Identity
+	// tokenHash is the SHA-256 of id.Token: presented tokens are compared
+	// by hash, in constant time and whatever their length.
+	tokenHash [sha256.Size]byte
+	store     *store.Store
+	log       *slog.Logger
+	tails     *tail.Hub
+	edgeURL   string
 }
 
 // New returns a Server.
@@ -53,7 +58,10 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{id: opts.Identity, store: opts.Store, log: log, tails: opts.Tails, edgeURL: opts.EdgeURL}
+	return &Server{
+		id: opts.Identity, tokenHash: sha256.Sum256([]byte(opts.Identity.Token)),
+		store: opts.Store, log: log, tails: opts.Tails, edgeURL: opts.EdgeURL,
+	}
 }
 
 // Register mounts the API on e under BasePath.
@@ -100,7 +108,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		auth := c.Request().Header.Get(echo.HeaderAuthorization)
 		token, found := strings.CutPrefix(auth, "Bearer ")
-		if !found || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.id.Token)) != 1 {
+		if !found || !s.validToken(strings.TrimSpace(token)) {
 			p := c.Request().URL.Path
 			if strings.HasSuffix(p, "/user") || strings.HasSuffix(p, "/memberships") {
 				return Errorf(http.StatusForbidden, store.CodeUnauthorized, "Unauthorized to access requested resource")
@@ -113,6 +121,21 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// validToken compares token with the API token by their SHA-256 digests:
+// equal lengths, so the comparison is constant-time and reveals nothing of
+// the token's length. Without a configured token nothing is valid.
+func (s *Server) validToken(token string) bool {
+	if s.id.Token == "" {
+		return false
+	}
+	h := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(h[:], s.tokenHash[:]) == 1
+}
+
+// tokenID is the token's id for /user/tokens/verify: 32 hex digits of its
+// digest, which say nothing about the token itself.
+func (s *Server) tokenID() string { return hex.EncodeToString(s.tokenHash[:16]) }
 
 // accountKey is the echo context key of the resolved Account.
 const accountKey = "octo.account"

@@ -2,6 +2,8 @@ package cfapi
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -14,6 +16,11 @@ import (
 
 // maxTailBody bounds the filters wrangler sends when creating a tail.
 const maxTailBody = 1 << 20
+
+// codeTailRefused is the code Cloudflare refuses to create a tail with
+// (its "too much traffic for live tailing"); octo sends it, with a 429, when
+// a script or account has too many live tails.
+const codeTailRefused = 10057
 
 // registerTails mounts `wrangler tail`'s calls (create, list, delete a tail)
 // on the account group.
@@ -71,8 +78,12 @@ func (s *Server) createTail(c echo.Context) error {
 		body = nil
 	}
 	t, err := hub.Create(a.ID, script, body)
+	var le *tail.LimitError
+	if errors.As(err, &le) {
+		return Errorf(http.StatusTooManyRequests, codeTailRefused, "%s", le.Error())
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("create tail of %s: %w", script, err)
 	}
 	return ok(c, s.tailJSON(c, t))
 }

@@ -45,9 +45,22 @@ func ParseUpload(r *http.Request) (*store.Upload, error) {
 			return nil, Errorf(http.StatusBadRequest, store.CodeBadRequest, "malformed multipart body: %v", err)
 		}
 		name := p.FormName()
-		data, err := io.ReadAll(io.LimitReader(p, store.MaxScriptSize+1-int64(total)))
+		if name != "metadata" && len(u.Parts) >= store.MaxModules {
+			// Refused before reading on: every part costs a map entry and
+			// a Part, whatever its size.
+			return nil, badUpload("too many modules (more than %d)", store.MaxModules)
+		}
+		limit := store.MaxScriptSize + 1 - int64(total)
+		if name == "metadata" {
+			limit = min(limit, store.MaxMetadataSize+1)
+		}
+		data, err := io.ReadAll(io.LimitReader(p, limit))
 		if err != nil {
 			return nil, Errorf(http.StatusBadRequest, store.CodeBadRequest, "malformed multipart body: %v", err)
+		}
+		if name == "metadata" && len(data) > store.MaxMetadataSize {
+			return nil, Errorf(http.StatusRequestEntityTooLarge, store.CodeTooLarge,
+				"the \"metadata\" part is larger than octo's limit of %d KiB", store.MaxMetadataSize>>10)
 		}
 		total += len(data)
 		if total > store.MaxScriptSize {

@@ -2,6 +2,7 @@ package cfapi
 
 import (
 	"net/http"
+	"os"
 	"testing"
 
 	"github.com/octohq/octo/internal/store"
@@ -18,7 +19,8 @@ func withWorkerd(t *testing.T, env *scEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.storeOpts.Validate = store.WorkerdValidator(bin)
+	// Sandboxed as in production; without root, there are no cgroups to make.
+	env.storeOpts.Validate = store.WorkerdValidator(&workerd.Validator{Bin: bin, Sandbox: workerd.Sandbox{AllowNoCgroup: os.Geteuid() != 0}})
 	env.build()
 }
 

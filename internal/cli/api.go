@@ -76,6 +76,9 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(g.errOut, nil))
+	if len(o.id.Token) < minTokenLength {
+		log.Warn("OCTO_API_TOKEN is short: anyone who can reach the API may guess it", "length", len(o.id.Token), "recommended", minTokenLength)
+	}
 	core, err := platform.Connect(ctx, rc, o.s3, o.id, nil)
 	if err != nil {
 		return err
@@ -85,7 +88,7 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = cfapi.ErrorHandler
 	api.Register(e)
-	srv := &http.Server{Addr: o.listen, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	srv := apiServer(o.listen, e)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("serving the Cloudflare API", "url", "http://"+o.listen+cfapi.BasePath)
@@ -100,4 +103,22 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 		return err
 	}
 	return nil
+}
+
+// minTokenLength is the token length below which `octo api` warns (octo up
+// makes 40 hex digits).
+const minTokenLength = 16
+
+// apiServer is the http.Server of `octo api`, every timeout set: the API
+// has no streams (tails are not served here), only uploads of at most a few
+// MiB and KV bulk writes of at most 100 MiB.
+func apiServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
 }

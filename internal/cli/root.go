@@ -67,7 +67,7 @@ process tree. 'sudo octo up' starts:
   - the Cloudflare API that the real wrangler deploys to (%s%s)
   - operators that build each Worker version into a workerd image and pods
   - a gateway serving every Worker at %s
-  - a web dashboard at %s
+  - a web dashboard at %s ('sudo octo dashboard' logs you in)
 
 Quick start:
   sudo octo up
@@ -99,7 +99,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 	root.AddCommand(
 		newUpCommand(g), newDaemonCommand(g), newDownCommand(g), newStatusCommand(g),
 		newLogsCommand(g), newEnvCommand(g), newKubectlCommand(g), newVersionCommand(g),
-		newAPICommand(g), newURLCommand(g),
+		newAPICommand(g), newURLCommand(g), newDashboardCommand(g),
 	)
 	return root
 }

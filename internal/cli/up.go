@@ -22,6 +22,7 @@ import (
 	"github.com/octohq/octo/internal/kubeconfig"
 	"github.com/octohq/octo/internal/precheck"
 	"github.com/octohq/octo/internal/teardown"
+	"github.com/octohq/octo/web"
 )
 
 type upOptions struct {
@@ -150,7 +151,18 @@ func afterReady(g *globals, cfg config.Config, st daemon.Status) error {
 		}
 	}
 	fmt.Fprintf(g.errOut, "octo is up after %s.\n\n", time.Since(st.StartedAt).Round(100*time.Millisecond))
-	renderEndpoints(g.out, endpoints(cfg, defaultSubdomain(cfg)))
+	es := endpoints(cfg, defaultSubdomain(cfg))
+	link, err := dashboardLoginURL(cfg, time.Now())
+	if err != nil {
+		fmt.Fprintf(g.errOut, "warning: no dashboard login link: %v\n", err)
+	} else {
+		es = withLoginLink(es, link)
+	}
+	renderEndpoints(g.out, es)
+	if err == nil {
+		fmt.Fprintf(g.out, "\nThe dashboard login link works once, within %d minutes: 'sudo octo dashboard' prints a new one.\n",
+			int(web.LoginTTL/time.Minute))
+	}
 	fmt.Fprintln(g.out, "\nNext: octo kubectl get nodes   ·   eval \"$(octo env)\"   ·   octo status   ·   octo down")
 	return nil
 }

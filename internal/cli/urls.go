@@ -55,6 +55,20 @@ func endpoints(cfg config.Config, subdomain string) Endpoints {
 	}
 }
 
+// withLoginLink returns es with a "dashboard login" endpoint, link, right
+// after the dashboard's: what `octo up` prints (the link is one-time, so
+// `octo status` never lists it).
+func withLoginLink(es Endpoints, link string) Endpoints {
+	out := make(Endpoints, 0, len(es)+1)
+	for _, e := range es {
+		out = append(out, e)
+		if e.Key == "dashboard" {
+			out = append(out, Endpoint{"dashboard login", "dashboardLogin", link})
+		}
+	}
+	return out
+}
+
 // defaultSubdomain returns the default account's workers subdomain, or ""
 // when it cannot be read (before the first start, or without the rights to
 // read the data dir).

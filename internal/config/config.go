@@ -217,12 +217,27 @@ func (c Config) KineSocket() string { return c.RunPath("kine.sock") }
 // S3CredentialsPath holds the generated S3 access and secret keys.
 func (c Config) S3CredentialsPath() string { return c.Path("s3", "credentials.json") }
 
+// PodAPIKeyPath holds the platform key (32 random bytes, mode 0600) from
+// which the pods' per-account credentials for the pod API are derived.
+func (c Config) PodAPIKeyPath() string { return c.Path("pod-api.key") }
+
+// DashboardLoginKeyPath holds the key the daemon signs the dashboard's
+// one-time login links with (mode 0600: only root makes links).
+func (c Config) DashboardLoginKeyPath() string { return c.Path("dashboard", "login.key") }
+
 // RegistryAddr is the registry's host:port, also the image name prefix.
 func (c Config) RegistryAddr() string { return Addr(c.RegistryPort) }
 
 // WriteFileAtomic writes data to path through a temporary file and a rename,
 // so readers never see a partial file.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return placeFile(path, data, perm, os.Rename)
+}
+
+// placeFile writes data with perm to a temporary file next to path, then
+// puts it at path with place (a rename replaces, a link fails when path
+// exists), so readers never see a partial file.
+func placeFile(path string, data []byte, perm fs.FileMode, place func(tmp, path string) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
@@ -231,18 +246,17 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(perm)
 	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("chmod %s: %w", path, err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err == nil {
+		err = place(tmp.Name(), path)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

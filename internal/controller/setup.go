@@ -209,10 +209,16 @@ func BundleLabelValue(bundle string) string {
 	return strings.TrimRight(bundle[:50], "-.") + "-" + shortHash(bundle, 8)
 }
 
+// buildFormat names what a build puts into an image beyond its spec (the
+// workerd config the builder renders). Raising it rebuilds every bundle once,
+// e.g. after an upgrade that changes the config: format 2 added the pod API
+// credentials, without which the pod API refuses a bundle's KV and tail calls.
+const buildFormat = "2"
+
 // JobBuilderName is the JobBuilder of a bundle for a build spec.
 func JobBuilderName(bundle string, spec *apiv1.JobBuilderSpec) string {
 	b, _ := json.Marshal(spec)
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(append(b, "\x00format="+buildFormat...))
 	if len(bundle) > 240 {
 		bundle = strings.TrimRight(bundle[:240], "-.")
 	}

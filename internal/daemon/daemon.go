@@ -71,6 +71,12 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	k := kine.New(cfg)
 	svc := newServices(cfg, log)
+	// The pods' credentials for the pod API derive from this key: the
+	// builder writes them into the images, the pod API checks them.
+	podKey, err := podapi.EnsureKey(cfg.PodAPIKeyPath())
+	if err != nil {
+		return nil, err
+	}
 	podAPI := podapi.New(podapi.Options{Port: cfg.EdgePort})
 	d := &Daemon{cfg: cfg, log: log, svc: svc, phases: [][]embed.Component{
 		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
@@ -85,10 +91,11 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 				return edge.New(cfg.EdgePort, log, pf.EdgeParts()...)
 			}),
 			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
-				return podapi.New(podapi.Options{Port: cfg.EdgePort, KV: pf.Store.KV(), Tail: pf.Tails, Log: log.With("component", "pod-api")})
+				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), Tail: pf.Tails, Log: log.With("component", "pod-api")})
 			}),
 			svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
-				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath}
+				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath, podKey: podKey,
+					validate: svc.validator.Validate}
 			}),
 		},
 	}}

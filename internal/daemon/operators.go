@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -16,6 +17,7 @@ import (
 	"github.com/octohq/octo/internal/builder"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/controller"
+	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/store"
 )
 
@@ -29,6 +31,10 @@ type operators struct {
 	rc          *rest.Config
 	blobs       *store.BlobStore
 	workerdPath string
+	// podKey gives the builder each account's pod API credential.
+	podKey *podapi.Key
+	// validate starts a Worker once: the services' sandboxed validator.
+	validate builder.ValidateFunc
 
 	mgr    manager.Manager
 	cancel context.CancelFunc
@@ -45,9 +51,15 @@ func (o *operators) Start(ctx context.Context) error {
 		return fmt.Errorf("create build dir: %w", err)
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	rc, err := config.LoadRegistryCredentials(s.cfg)
+	if err != nil {
+		return fmt.Errorf("registry credentials: %w", err)
+	}
 	b := &builder.Builder{
 		Registry: s.cfg.RegistryAddr(), WorkerdPath: s.workerdPath, Blobs: s.blobs,
 		Log: s.log.With("component", "builder"), TempDir: s.cfg.Path("tmp"),
+		PodCredential: s.podKey.Credential, Validate: s.validate,
+		Auth: &authn.Basic{Username: rc.Username, Password: rc.Password},
 	}
 	opts, err := controller.ManagerOptions(log)
 	if err != nil {

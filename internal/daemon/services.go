@@ -34,6 +34,9 @@ type services struct {
 	extracted   chan struct{}
 	workerdPath string
 	extractErr  error
+	// validator starts uploaded Workers once, sandboxed; the API and the
+	// builder share it (and its concurrency bound). Set by build.
+	validator *workerd.Validator
 
 	done     chan struct{} // closed when Start's build has ended
 	platform *platform.Platform
@@ -92,25 +95,36 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin kubeconfig: %w", err)
 	}
+	// A new dashboard login key at every start: earlier login links stop
+	// working; `sudo octo dashboard` signs new ones with it.
+	loginKey, err := web.CreateLoginKey(cfg.DashboardLoginKeyPath())
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	<-s.extracted
 	if s.extractErr != nil {
 		return nil, s.extractErr
 	}
+	s.validator = &workerd.Validator{Bin: s.workerdPath, Log: log.With("component", "validate")}
 	p, err := platform.Build(ctx, platform.Config{
 		RestConfig: rc,
 		S3: platform.S3{Endpoint: config.Addr(cfg.S3Port), AccessKey: creds.AccessKey, SecretKey: creds.SecretKey,
 			Region: creds.Region, Bucket: store.Bucket},
 		Identity: id,
-		Validate: store.WorkerdValidator(s.workerdPath),
+		Validate: store.WorkerdValidator(s.validator),
 		EdgePort: cfg.EdgePort,
 		Status:   func() web.Status { return s.status() },
-		Env:      func() []string { return envvars.Lines(cfg, creds, id) },
+		// The dashboard shows only the variables' names (web.EnvNames).
+		Env: func() []string { return envvars.Lines(cfg, creds, id) },
 		Kubelet: platform.Kubelet{Addr: config.Addr(cfg.KubeletPort), NodeName: cfg.NodeName,
 			CertFile: cfg.Path("kubelet", "pki", "kubelet.crt")},
 		Log: log,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := p.Dashboard.SetLoginKey(loginKey); err != nil {
 		return nil, err
 	}
 	log.Info("services built", "after", time.Since(t0).Round(time.Millisecond))

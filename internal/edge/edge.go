@@ -5,11 +5,14 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -38,17 +41,64 @@ type HostHandler interface {
 	http.Handler
 }
 
+// timeouts bound the edge's connections. Requests that stream lift the
+// read and write deadlines (see lift): WebSocket upgrades, Server-Sent
+// Events and every request for a Worker, whose response may stream as long
+// as the client stays.
+type timeouts struct {
+	// ReadHeader bounds the request line and headers.
+	ReadHeader time.Duration
+	// Read bounds the whole request, body included.
+	Read time.Duration
+	// Write bounds the handling of a request, from its headers to the end
+	// of the response.
+	Write time.Duration
+	// Idle bounds a keep-alive connection between requests.
+	Idle time.Duration
+	// BodyIdle bounds each read of a streamed request body (a Worker's).
+	BodyIdle time.Duration
+}
+
+// defaultTimeouts are the edge's timeouts: enough for a 100 MiB KV bulk
+// write or a script upload over a slow link, short enough that a stalled
+// client does not hold a connection for long.
+func defaultTimeouts() timeouts {
+	return timeouts{
+		ReadHeader: 10 * time.Second,
+		Read:       5 * time.Minute,
+		Write:      5 * time.Minute,
+		Idle:       2 * time.Minute,
+		BodyIdle:   2 * time.Minute,
+	}
+}
+
 // Server is the edge component.
 type Server struct {
-	addr  string
-	log   *slog.Logger
-	parts []Registrar
-	http  httpserve.Server
+	addr     string
+	log      *slog.Logger
+	parts    []Registrar
+	timeouts timeouts
+	http     httpserve.Server
 }
 
 // New returns the edge server on 127.0.0.1:port, serving parts.
 func New(port int, log *slog.Logger, parts ...Registrar) *Server {
-	return &Server{addr: config.Addr(port), log: log, parts: parts}
+	return &Server{addr: config.Addr(port), log: log, parts: parts, timeouts: defaultTimeouts()}
+}
+
+// newHTTPServer is the edge's http.Server: every timeout set.
+func newHTTPServer(h http.Handler, t timeouts, log *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+	}
+	if log != nil {
+		srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	}
+	return srv
 }
 
 // Name implements embed.Component.
@@ -79,24 +129,75 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	s.http.Serve(ln, byHost(e, hosts))
+	s.http.ServeWith(ln, newHTTPServer(byHost(e, hosts, s.timeouts.BodyIdle), s.timeouts, s.log))
 	return nil
 }
 
 // byHost sends the hosts a HostHandler handles to it, everything else to e.
-func byHost(e http.Handler, hosts []HostHandler) http.Handler {
-	if len(hosts) == 0 {
-		return e
-	}
+// Requests that stream have their deadlines lifted first.
+func byHost(e http.Handler, hosts []HostHandler, bodyIdle time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range hosts {
 			if h.Handles(r.Host) {
-				h.ServeHTTP(w, r)
+				h.ServeHTTP(w, lift(w, r, bodyIdle))
 				return
 			}
 		}
+		if streams(r) {
+			r = lift(w, r, bodyIdle)
+		}
 		e.ServeHTTP(w, r)
 	})
+}
+
+// streams reports whether a request for the edge's own routes may last: a
+// WebSocket upgrade (`wrangler tail`) or an event stream (the dashboard's
+// live tail, which EventSource asks for with Accept: text/event-stream).
+func streams(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" ||
+		strings.Contains(r.Header.Get("Accept"), "text/event-stream") ||
+		strings.HasPrefix(r.URL.Path, "/dashboard/api/tail/")
+}
+
+// lift clears the server's write deadline, so that the response may stream
+// (a hijacked connection keeps it otherwise), and replaces the read
+// deadline: none once the body is read (the server's background read would
+// otherwise cancel the request when it passes), bodyIdle for each read of
+// the body before that.
+func lift(w http.ResponseWriter, r *http.Request, bodyIdle time.Duration) *http.Request {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	if r.Body == nil || r.Body == http.NoBody {
+		_ = rc.SetReadDeadline(time.Time{})
+		return r
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(bodyIdle))
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Body = &idleBody{ReadCloser: r.Body, ctx: r.Context(), rc: rc, idle: bodyIdle}
+	return r2
+}
+
+// idleBody is a request body each read of which must progress within idle;
+// at its end the read deadline goes. Once the request is over (a proxy may
+// still read from another goroutine) it leaves the connection alone.
+type idleBody struct {
+	io.ReadCloser
+	ctx  context.Context
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if b.ctx.Err() != nil {
+		return b.ReadCloser.Read(p)
+	}
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && b.ctx.Err() == nil {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // errorHandler lets each renderer answer errors under its prefix (the API's
@@ -115,8 +216,17 @@ func errorHandler(e *echo.Echo, renderers []ErrorRenderer) echo.HTTPErrorHandler
 
 // Ready waits for /healthz.
 func (s *Server) Ready(ctx context.Context) error {
+	if !s.http.Started() {
+		return errors.New("edge: not started")
+	}
 	return s.http.Ready(ctx, s.Endpoint()+"/healthz")
 }
 
-// Stop shuts the server down.
-func (s *Server) Stop(ctx context.Context) error { return s.http.Stop(ctx) }
+// Stop lets requests in flight finish for up to 2 s, then closes the rest
+// (streams never finish on their own).
+func (s *Server) Stop(ctx context.Context) error {
+	if err := s.http.Stop(ctx); err != nil {
+		return fmt.Errorf("edge: stop: %w", err)
+	}
+	return nil
+}

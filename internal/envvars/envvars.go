@@ -12,7 +12,10 @@ import (
 	"github.com/octohq/octo/internal/store"
 )
 
-// Lines returns the `export NAME='value'` lines, without newlines.
+// Lines returns the `export NAME='value'` lines, without newlines. The
+// registry's user and password (OCTO_REGISTRY_USER, OCTO_REGISTRY_PASSWORD)
+// come from cfg's data dir: they are left out when the caller may not read
+// them (not root) or octo never started there.
 func Lines(cfg config.Config, creds s3.Credentials, id store.Identity) []string {
 	vars := [][2]string{
 		{"CLOUDFLARE_API_BASE_URL", "http://" + config.Addr(cfg.EdgePort) + cfapi.BasePath},
@@ -26,6 +29,9 @@ func Lines(cfg config.Config, creds s3.Credentials, id store.Identity) []string 
 		{"OCTO_S3_ENDPOINT", "http://" + config.Addr(cfg.S3Port)},
 		{"OCTO_REGISTRY", cfg.RegistryAddr()},
 		{"OCTO_HOME", cfg.DataDir},
+	}
+	if rc, err := config.LoadRegistryCredentials(cfg); err == nil {
+		vars = append(vars, [2]string{"OCTO_REGISTRY_USER", rc.Username}, [2]string{"OCTO_REGISTRY_PASSWORD", rc.Password})
 	}
 	out := make([]string, len(vars))
 	for i, v := range vars {

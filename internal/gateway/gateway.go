@@ -53,7 +53,9 @@ func URL(script, subdomain string, edgePort int) string {
 // PodLister returns the pods of an account's bundles (label
 // api.cf-worker/account=<id>). The gateway never modifies them.
 type PodLister interface {
-	AccountPods(ctx context.Context, account string) ([]corev1.Pod, error)
+	// AccountPods lists the pods of account in namespace, the account's
+	// own: pods elsewhere that carry its label are never trusted.
+	AccountPods(ctx context.Context, namespace, account string) ([]corev1.Pod, error)
 }
 
 // ReaderPods lists pods from a client.Reader, typically the cache built by
@@ -61,9 +63,9 @@ type PodLister interface {
 type ReaderPods struct{ Reader client.Reader }
 
 // AccountPods implements PodLister.
-func (p ReaderPods) AccountPods(ctx context.Context, account string) ([]corev1.Pod, error) {
+func (p ReaderPods) AccountPods(ctx context.Context, namespace, account string) ([]corev1.Pod, error) {
 	var list corev1.PodList
-	if err := p.Reader.List(ctx, &list, client.MatchingLabels{apiv1.LabelAccount: account}); err != nil {
+	if err := p.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{apiv1.LabelAccount: account}); err != nil {
 		return nil, fmt.Errorf("list pods of account %s: %w", account, err)
 	}
 	return list.Items, nil
@@ -120,7 +122,17 @@ type accountSnapshot struct {
 	at    time.Time
 	bySub map[string]store.Account
 	all   []store.Account
+	// claimed lists, for each subdomain or account ID that more than one
+	// WorkerAccount claims, the namespaces claiming it: such a subdomain is
+	// not served, rather than served by whichever object sorts first.
+	claimed map[string][]string
 }
+
+// ResponseHeaderTimeout is how long the gateway waits for a Worker's
+// response headers once the request is sent: generous next to Cloudflare's
+// 30 s of CPU per request, and Cloudflare's own 100 s proxy timeout (error
+// 524). A streamed body may then take as long as it needs.
+const ResponseHeaderTimeout = 100 * time.Second
 
 // NewTransport returns the shared keep-alive transport to the pods. It
 // never uses a proxy from the environment.
@@ -131,6 +143,7 @@ func NewTransport() *http.Transport {
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: ResponseHeaderTimeout,
 		DisableCompression:    true,
 	}
 }
@@ -230,6 +243,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	first, sub := labels[0], labels[1]
 	acct, found, err := g.account(ctx, sub)
+	var dup duplicateError
+	if errors.As(err, &dup) {
+		text(w, http.StatusConflict, dup.Error())
+		return
+	}
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -349,18 +367,41 @@ func (g *Gateway) findVersion(ctx context.Context, a store.Account, rel *apiv1.W
 	return "", nil
 }
 
+// knows reports whether the snapshot has an answer for sub.
+func (s *accountSnapshot) knows(sub string) bool {
+	_, ok := s.bySub[sub]
+	return ok || s.claimed["sub:"+sub] != nil
+}
+
+// duplicateError refuses a subdomain (or the account ID behind it) that
+// more than one WorkerAccount claims.
+type duplicateError struct {
+	what       string
+	namespaces []string
+}
+
+func (e duplicateError) Error() string {
+	return fmt.Sprintf("%s is claimed by WorkerAccounts in namespaces %s; octo serves it once only one claims it", e.what, strings.Join(e.namespaces, ", "))
+}
+
 // account returns the account of a workers subdomain.
 func (g *Gateway) account(ctx context.Context, sub string) (store.Account, bool, error) {
-	if s := g.snap.Load(); s != nil && time.Since(s.at) < g.accountTTL {
-		if a, ok := s.bySub[sub]; ok {
-			return a, true, nil
+	s := g.snap.Load()
+	if s == nil || time.Since(s.at) >= g.accountTTL || !s.knows(sub) {
+		var err error
+		if s, err = g.refreshAccounts(ctx); err != nil {
+			return store.Account{}, false, err
 		}
 	}
-	s, err := g.refreshAccounts(ctx)
-	if err != nil {
-		return store.Account{}, false, err
+	if ns := s.claimed["sub:"+sub]; ns != nil {
+		return store.Account{}, false, duplicateError{what: "workers subdomain " + strconv.Quote(sub), namespaces: ns}
 	}
 	a, ok := s.bySub[sub]
+	if ok {
+		if ns := s.claimed["id:"+a.ID]; ns != nil {
+			return store.Account{}, false, duplicateError{what: "account " + a.ID, namespaces: ns}
+		}
+	}
 	return a, ok, nil
 }
 
@@ -376,12 +417,30 @@ func (g *Gateway) refreshAccounts(ctx context.Context) (*accountSnapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
-	s := &accountSnapshot{at: time.Now(), bySub: map[string]store.Account{}, all: all}
+	s := &accountSnapshot{at: time.Now(), bySub: map[string]store.Account{}, all: all, claimed: map[string][]string{}}
+	subs, ids := map[string][]string{}, map[string][]string{}
 	for _, a := range all {
 		k := strings.ToLower(a.Subdomain)
-		if _, dup := s.bySub[k]; !dup && k != "" {
-			s.bySub[k] = a
+		if k == "" {
+			continue
 		}
+		subs[k] = append(subs[k], a.Namespace)
+		ids[a.ID] = append(ids[a.ID], a.Namespace)
+		s.bySub[k] = a
+	}
+	for k, ns := range subs {
+		if len(ns) > 1 {
+			s.claimed["sub:"+k] = ns
+			delete(s.bySub, k)
+		}
+	}
+	for id, ns := range ids {
+		if len(ns) > 1 {
+			s.claimed["id:"+id] = ns
+		}
+	}
+	if prev := g.snap.Load(); len(s.claimed) > 0 && (prev == nil || fmt.Sprint(prev.claimed) != fmt.Sprint(s.claimed)) {
+		g.log.Warn("gateway: WorkerAccounts claim the same subdomain or account ID; those are not served", "claims", s.claimed)
 	}
 	g.snap.Store(s)
 	return s, nil
@@ -395,8 +454,8 @@ type pod struct {
 }
 
 // readyPods returns the account's ready, not terminating pods.
-func (g *Gateway) readyPods(ctx context.Context, account string) ([]pod, error) {
-	pods, err := g.pods.AccountPods(ctx, account)
+func (g *Gateway) readyPods(ctx context.Context, a store.Account) ([]pod, error) {
+	pods, err := g.pods.AccountPods(ctx, a.Namespace, a.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +517,7 @@ func (g *Gateway) parseSockets(v string) map[string]int {
 // pick chooses the pod and socket for a request to script: the version by
 // the deployments' percentages, the traced twin's socket when traced.
 func (g *Gateway) pick(ctx context.Context, a store.Account, script string, deployments [][]apiv1.VersionTraffic, preview, traced bool) (*target, error) {
-	pods, err := g.readyPods(ctx, a.ID)
+	pods, err := g.readyPods(ctx, a)
 	if err != nil {
 		return nil, err
 	}

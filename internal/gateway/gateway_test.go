@@ -41,12 +41,12 @@ type fakePods struct {
 	pods []corev1.Pod
 }
 
-func (f *fakePods) AccountPods(_ context.Context, a string) ([]corev1.Pod, error) {
+func (f *fakePods) AccountPods(_ context.Context, ns, a string) ([]corev1.Pod, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []corev1.Pod
 	for _, p := range f.pods {
-		if p.Labels[apiv1.LabelAccount] == a {
+		if p.Namespace == ns && p.Labels[apiv1.LabelAccount] == a {
 			out = append(out, p)
 		}
 	}
@@ -501,5 +501,52 @@ func TestResourceLimitError(t *testing.T) {
 	resp, body = e.do(http.MethodGet, "crash.octo.workers.localhost:8787", "/", nil, nil)
 	if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "1102") {
 		t.Errorf("immediate failure: %d %q, want a plain 502", resp.StatusCode, body)
+	}
+}
+
+// TestOnlyTheAccountsNamespace: a pod in another namespace that carries the
+// account's label (anyone who may create pods there) gets no traffic.
+func TestOnlyTheAccountsNamespace(t *testing.T) {
+	real, evil := newBackend(t, "real"), newBackend(t, "evil")
+	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
+	impostor := readyPod("impostor", map[string]int{v1ID: evil.port()})
+	impostor.Namespace = "tenant-b"
+	e.pods.set(impostor)
+	if resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil); resp.StatusCode != http.StatusServiceUnavailable || evil.count() != 0 {
+		t.Fatalf("only an impostor pod: %d %q, %d requests reached it; want 503 and none", resp.StatusCode, body, evil.count())
+	}
+	e.pods.set(impostor, readyPod("octo-1", map[string]int{v1ID: real.port()}))
+	for range 20 {
+		resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+		if got := e.echoed(resp, body); got.Backend != "real" {
+			t.Fatalf("a request went to %s", got.Backend)
+		}
+	}
+	if evil.count() != 0 {
+		t.Errorf("%d requests reached the impostor pod", evil.count())
+	}
+}
+
+// TestDuplicateClaimsAreRefused: two WorkerAccounts claiming one subdomain
+// or one account ID are not served by whichever sorts first.
+func TestDuplicateClaimsAreRefused(t *testing.T) {
+	b := newBackend(t, "v1")
+	for _, tc := range []struct {
+		name  string
+		other store.Account
+		want  string
+	}{
+		{"same-subdomain", store.Account{ID: "0123456789abcdef0123456789abcdef", Subdomain: "octo", Namespace: "tenant-b"}, "workers subdomain"},
+		{"same-account-id", store.Account{ID: acctID, Subdomain: "other", Namespace: "tenant-b"}, "account " + acctID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
+			e.gw.accounts = store.StaticAccounts{account, tc.other}
+			e.pods.set(readyPod("octo-1", map[string]int{v1ID: b.port()}))
+			resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+			if resp.StatusCode != http.StatusConflict || !strings.Contains(body, tc.want) || !strings.Contains(body, "tenant-b") {
+				t.Fatalf("answer %d %q, want 409 naming the %s and the namespaces", resp.StatusCode, body, tc.want)
+			}
+		})
 	}
 }

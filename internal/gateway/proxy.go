@@ -108,6 +108,17 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if t != nil {
 		script, pod = t.script, t.primary.pod
 	}
+	if headerTimeout(err) {
+		// The Worker took the request but sent no response in time.
+		var after time.Duration
+		if t != nil {
+			after = time.Since(t.start).Round(time.Second)
+		}
+		g.log.Warn("worker answer timed out", "script", script, "pod", pod, "after", after)
+		text(w, http.StatusGatewayTimeout, "error code: 524\nA timeout occurred: worker "+script+
+			" sent no response within "+after.String()+".")
+		return
+	}
 	if t != nil && time.Since(t.start) >= ResourceLimitAfter && upstreamDied(err) {
 		// The process died under the request: its liveness probe found it
 		// wedged (a request that never yields) or it ran out of memory.
@@ -124,6 +135,13 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 // of its process is blamed on it (Cloudflare's error 1102): a wedged workerd
 // is restarted by its liveness probe after ~2 s without an answer.
 const ResourceLimitAfter = 2 * time.Second
+
+// headerTimeout reports whether err is the transport giving up waiting for
+// the response headers (http.Transport.ResponseHeaderTimeout).
+func headerTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && strings.Contains(err.Error(), "awaiting response headers")
+}
 
 // upstreamDied reports whether err is the connection to workerd ending
 // mid-request (the process was killed), or a retry finding it gone.

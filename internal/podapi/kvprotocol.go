@@ -150,11 +150,13 @@ func (h *kvProtocol) put(w http.ResponseWriter, r *http.Request, acct, ns, key s
 	if r.ContentLength > store.KVMaxValueBytes {
 		return store.KVValueTooLarge(r.ContentLength)
 	}
-	if e.Value, err = io.ReadAll(io.LimitReader(r.Body, store.KVMaxValueBytes+1)); err != nil {
+	// MaxBytesReader, unlike a LimitReader, also keeps the server from
+	// draining the rest of an oversized body: it closes the connection.
+	if e.Value, err = io.ReadAll(http.MaxBytesReader(w, r.Body, store.KVMaxValueBytes)); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return store.KVValueTooLarge(-1)
+		}
 		return store.Errorf(store.Invalid, store.CodeBadRequest, "could not read the value: %v", err)
-	}
-	if len(e.Value) > store.KVMaxValueBytes {
-		return store.KVValueTooLarge(-1)
 	}
 	if md := r.Header.Get("CF-KV-Metadata"); md != "" {
 		e.Metadata = json.RawMessage(md)
@@ -219,12 +221,18 @@ func (h *kvProtocol) bulkGet(w http.ResponseWriter, r *http.Request, acct, ns st
 		Type         string   `json:"type"`
 		WithMetadata bool     `json:"withMetadata"`
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBulkGetBody+1))
-	if err != nil {
-		return store.Errorf(store.Invalid, store.CodeBadRequest, "could not read the request body: %v", err)
-	}
-	if len(b) > maxBulkGetBody {
+	tooLarge := func() error {
 		return store.Errorf(store.TooLarge, store.CodeTooLarge, "bulk get body exceeds %d bytes", maxBulkGetBody)
+	}
+	if r.ContentLength > maxBulkGetBody {
+		return tooLarge()
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBulkGetBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge()
+		}
+		return store.Errorf(store.Invalid, store.CodeBadRequest, "could not read the request body: %v", err)
 	}
 	if err := json.Unmarshal(b, &body); err != nil {
 		return store.Errorf(store.Invalid, store.CodeBadRequest, "Invalid JSON in the request body: %v", err)

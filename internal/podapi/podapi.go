@@ -4,8 +4,15 @@
 // The workerd config of every bundle reaches it at 10.42.0.1:<port>:
 // kvNamespace bindings are external HTTP services whose requests carry
 // x-octo-kv: <accountID>/<namespaceID>, and the "octo-tail" worker POSTs
-// trace items to /tail/<service name>. It listens on the bridge only, so it
-// is reachable from pods and the host, not from the network.
+// trace items to /tail/<service name> with x-octo-account: <accountID>. It
+// listens on the bridge only, so it is reachable from pods and the host, not
+// from the network.
+//
+// Every KV and collector request must come from a pod address and carry, in
+// x-octo-auth, the pod credential of the account it names (see Key): the
+// builder writes it into the bundle's config as a static header of those
+// services, so a pod acts as its own account only. Anything else is refused
+// with 403 before the body is read.
 package podapi
 
 import (
@@ -14,8 +21,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/httpserve"
@@ -24,12 +33,34 @@ import (
 	"github.com/octohq/octo/internal/workerd"
 )
 
+// Timeouts of the pod API's HTTP server: a client that sends its request
+// or reads its answer too slowly is cut off instead of holding a
+// connection and its buffers. The pods are on a local bridge, where a
+// 25 MiB KV value takes milliseconds.
+const (
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout = 5 * time.Second
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout = 30 * time.Second
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of the answer (S3 reads included).
+	WriteTimeout = time.Minute
+	// IdleTimeout closes kept-alive connections left idle.
+	IdleTimeout = 2 * time.Minute
+	// MaxHeaderBytes bounds a request's headers (workerd sends a few
+	// hundred bytes, KV metadata at most 1 KiB).
+	MaxHeaderBytes = 64 << 10
+)
+
 // Options configure a Server.
 type Options struct {
 	// Host is the listen address; empty means config.BridgeIP.
 	Host string
 	// Port is the listen port; the workerd configs must use the same.
 	Port int
+	// Key checks the pods' credentials; nil refuses every KV and collector
+	// request.
+	Key *Key
 	// KV is the store behind the KV protocol; nil answers 503 to KV requests.
 	KV *store.KV
 	// Tail collects the trace events of the tail Workers; nil drops them.
@@ -40,9 +71,15 @@ type Options struct {
 // Server is the pod-facing component.
 type Server struct {
 	addr string
+	key  *Key
 	kv   http.Handler
-	tail http.Handler
-	log  *slog.Logger
+	// tail collects the trace items of account's pods.
+	tail func(w http.ResponseWriter, r *http.Request, account string)
+	// source admits the client address of KV and collector requests:
+	// podSource (tests replace it to call from loopback).
+	source func(netip.Addr) bool
+	log    *slog.Logger
+
 	http httpserve.Server
 }
 
@@ -56,12 +93,12 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), log: log}
+	s := &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), key: opts.Key, source: podSource, log: log}
 	if opts.KV != nil {
 		s.kv = KVProtocol(opts.KV, log)
 	}
 	if opts.Tail != nil {
-		s.tail = opts.Tail.Collector()
+		s.tail = opts.Tail.Collect
 	}
 	return s
 }
@@ -73,22 +110,31 @@ func (s *Server) Name() string { return "pod-api" }
 func (s *Server) Endpoint() string { return "http://" + s.addr }
 
 // Handler routes the pods' requests: x-octo-kv → KV, POST /tail/* → the
-// collector, GET /healthz.
+// collector, GET /healthz. KV and collector requests are authenticated
+// first (see authenticate).
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Header.Get(workerd.KVHeader) != "":
+			account, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get(workerd.KVHeader)), "/")
+			if !s.authenticate(w, r, account) {
+				return
+			}
 			if s.kv == nil {
 				http.Error(w, "KV is not available", http.StatusServiceUnavailable)
 				return
 			}
 			s.kv.ServeHTTP(w, r)
 		case strings.HasPrefix(r.URL.Path, tail.Path) && r.Method == http.MethodPost:
+			account := strings.TrimSpace(r.Header.Get(workerd.AccountHeader))
+			if !s.authenticate(w, r, account) {
+				return
+			}
 			if s.tail == nil {
 				w.WriteHeader(http.StatusNoContent) // nobody tails; drop
 				return
 			}
-			s.tail.ServeHTTP(w, r)
+			s.tail(w, r, account)
 		case r.URL.Path == "/healthz":
 			_, _ = w.Write([]byte("ok"))
 		default:
@@ -98,6 +144,42 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
+// authenticate admits a request that names account only when it comes from
+// a pod address and carries the account's pod credential in
+// workerd.AuthHeader; otherwise it answers 403, before reading the body.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, account string) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !s.source(ap.Addr()) {
+		s.log.Warn("pod API request refused: not from a pod", "remote", r.RemoteAddr, "account", account, "method", r.Method, "path", r.URL.Path)
+		http.Error(w, "octo pod API: requests are accepted from pods only", http.StatusForbidden)
+		return false
+	}
+	if account == "" {
+		http.Error(w, "octo pod API: the request names no account", http.StatusForbidden)
+		return false
+	}
+	if !s.key.Verify(account, strings.TrimSpace(r.Header.Get(workerd.AuthHeader))) {
+		s.log.Warn("pod API request refused: bad credential", "remote", r.RemoteAddr, "account", account, "method", r.Method, "path", r.URL.Path)
+		http.Error(w, "octo pod API: missing or wrong "+workerd.AuthHeader+" credential for account "+strconv.Quote(account), http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+// httpServer is the server Start runs: with timeouts, so that slow clients
+// cannot hold connections.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
 // Start listens on the bridge address; the bridge (cni0) must exist, which
 // the pod network component ensures.
 func (s *Server) Start(ctx context.Context) error {
@@ -105,7 +187,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (is the pod bridge up?): %w", s.addr, err)
 	}
-	s.http.Serve(ln, s.Handler())
+	if s.key == nil {
+		s.log.Warn("pod API has no key: every KV and tail request will be refused")
+	}
+	s.http.ServeWith(ln, s.httpServer())
 	return nil
 }
 
@@ -114,5 +199,10 @@ func (s *Server) Ready(ctx context.Context) error {
 	return s.http.Ready(ctx, s.Endpoint()+"/healthz")
 }
 
-// Stop shuts the server down.
-func (s *Server) Stop(ctx context.Context) error { return s.http.Stop(ctx) }
+// Stop lets requests in flight finish for up to 2 s, then closes the rest.
+func (s *Server) Stop(ctx context.Context) error {
+	if err := s.http.Stop(ctx); err != nil {
+		return fmt.Errorf("stop pod API: %w", err)
+	}
+	return nil
+}

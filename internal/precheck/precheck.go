@@ -84,6 +84,9 @@ type Options struct {
 	// Listen opens a listener to see whether a port is free; nil is
 	// net.Listen.
 	Listen func(network, address string) (net.Listener, error)
+	// Stat describes a file without following a final symlink; nil is
+	// os.Lstat.
+	Stat func(name string) (os.FileInfo, error)
 }
 
 // withDefaults fills every unset option with the real host's.
@@ -105,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Listen == nil {
 		o.Listen = net.Listen
+	}
+	if o.Stat == nil {
+		o.Stat = os.Lstat
 	}
 	return o
 }
@@ -140,6 +146,8 @@ func Run(cfg config.Config, opts Options) Problems {
 		if err := checkWritable(cfg.DataDir); err != nil {
 			add(CheckDataDir, "data dir %s is not writable (%v): pass --data-dir (or set OCTO_HOME) to a writable directory",
 				cfg.DataDir, err)
+		} else if err := CheckOwnership(cfg.DataDir, o.Stat); err != nil {
+			add(CheckDataDir, "%v: root runs programs from the data dir, so only root may write to it and its parents (chown root and chmod go-w, or pass another --data-dir)", err)
 		}
 	}
 	if msg := checkOverlay(o.ProcRoot); msg != "" {
@@ -240,6 +248,53 @@ func portRemedy(p config.Port) string {
 		return "pass " + p.Flag + " to use another port"
 	}
 	return fmt.Sprintf("stop what uses it, usually another Kubernetes (k3s, kind, a kubelet) or an octo still running (`octo down`); `ss -ltnp 'sport = :%d'` names it", p.Port)
+}
+
+// CheckOwnership refuses a data dir that anyone but root could change: the
+// directory (symlinks resolved), each of its parents and the runtime octo
+// executes from it (bin/, bin/workerd) must be owned by root and not
+// writable by group or others. A parent that is world-writable with the
+// sticky bit (like /tmp) is accepted: others cannot rename or replace
+// root's entries in it.
+func CheckOwnership(dir string, stat func(string) (os.FileInfo, error)) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	check := func(p string, isParent bool) error {
+		fi, err := stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("data dir %s: %w", dir, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("data dir %s: no owner for %s", dir, p)
+		}
+		if st.Uid != 0 {
+			return fmt.Errorf("data dir %s: %s is owned by uid %d, not root", dir, p, st.Uid)
+		}
+		mode := fi.Mode()
+		if mode.Perm()&0o022 != 0 && !(isParent && mode&fs.ModeSticky != 0) {
+			return fmt.Errorf("data dir %s: %s is writable by group or others (mode %s)", dir, p, mode)
+		}
+		return nil
+	}
+	for _, p := range []string{filepath.Join(real, "bin", "workerd"), filepath.Join(real, "bin"), real} {
+		if err := check(p, false); err != nil {
+			return err
+		}
+	}
+	for p := filepath.Dir(real); ; p = filepath.Dir(p) {
+		if err := check(p, true); err != nil {
+			return err
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 // checkWritable creates dir if needed and writes and removes a file in it.

@@ -298,3 +298,92 @@ func TestProblemsError(t *testing.T) {
 		t.Error("Problem.Error")
 	}
 }
+
+func TestCheckOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	base := t.TempDir() // under /tmp: root-owned, sticky parent
+	mk := func(t *testing.T, mode os.FileMode) string {
+		t.Helper()
+		d, err := os.MkdirTemp(base, "dd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	t.Run("root-owned-0700", func(t *testing.T) {
+		if err := CheckOwnership(mk(t, 0o700), os.Lstat); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("world-writable", func(t *testing.T) {
+		err := CheckOwnership(mk(t, 0o777), os.Lstat)
+		if err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("owned-by-a-user", func(t *testing.T) {
+		d := mk(t, 0o700)
+		if err := os.Chown(d, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		err := CheckOwnership(d, os.Lstat)
+		if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("parent-writable-not-sticky", func(t *testing.T) {
+		parent := mk(t, 0o757)
+		d := filepath.Join(parent, "data")
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		err := CheckOwnership(d, os.Lstat)
+		if err == nil || !strings.Contains(err.Error(), parent+" is writable") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("parent-sticky", func(t *testing.T) {
+		parent := mk(t, os.ModeSticky|0o777)
+		d := filepath.Join(parent, "data")
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckOwnership(d, os.Lstat); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("runtime-writable", func(t *testing.T) {
+		d := mk(t, 0o700)
+		if err := os.MkdirAll(filepath.Join(d, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "bin", "workerd"), []byte("x"), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(d, "bin", "workerd"), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		err := CheckOwnership(d, os.Lstat)
+		if err == nil || !strings.Contains(err.Error(), "bin/workerd is writable") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("symlink-to-user-dir", func(t *testing.T) {
+		target := mk(t, 0o700)
+		if err := os.Chown(target, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(mk(t, 0o700), "data")
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckOwnership(link, os.Lstat); err == nil {
+			t.Fatal("a symlink to a user's directory was accepted")
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,10 +85,22 @@ func FindAccount(ctx context.Context, src AccountSource, id string) (Account, er
 	if err != nil {
 		return Account{}, err
 	}
+	var found []Account
 	for _, a := range accounts {
 		if a.ID == id {
-			return a, nil
+			found = append(found, a)
 		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+	default:
+		ns := make([]string, len(found))
+		for i, a := range found {
+			ns[i] = a.Namespace
+		}
+		return Account{}, Errorf(Conflict, CodeNoRoute, "account %s is defined by WorkerAccounts in namespaces %s: delete all but one", id, strings.Join(ns, ", "))
 	}
 	return Account{}, Errorf(NotFound, CodeNoRoute, "Could not route to /accounts/%s, perhaps your object identifier is invalid?", id)
 }

@@ -141,3 +141,30 @@ func (b *BlobStore) Dirs(ctx context.Context, prefix string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Size returns the size of the object under key; ErrBlobNotFound when it is
+// missing.
+func (b *BlobStore) Size(ctx context.Context, key string) (int64, error) {
+	info, err := b.c.StatObject(ctx, b.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		if isS3NotFound(err) {
+			return 0, fmt.Errorf("%s: %w", key, ErrBlobNotFound)
+		}
+		return 0, fmt.Errorf("s3 stat %s: %w", key, err)
+	}
+	return info.Size, nil
+}
+
+// Walk calls fn with the key and size of every object under prefix, in
+// lexical order: one listing, without reading any object.
+func (b *BlobStore) Walk(ctx context.Context, prefix string, fn func(key string, size int64)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range b.c.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return fmt.Errorf("s3 list %s: %w", prefix, obj.Err)
+		}
+		fn(obj.Key, obj.Size)
+	}
+	return nil
+}

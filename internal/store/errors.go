@@ -57,9 +57,12 @@ const (
 	CodeKVKeyNotFound    = 10009 // KV key not found
 	CodeKVNotFound       = 10013 // KV namespace not found
 	CodeKVTitleExists    = 10014 // KV namespace title taken
+	CodeKVNamespaceLimit = 10018 // too many KV namespaces in the account
 	CodeScriptValidation = 10021 // the script failed validation
 	CodeTooLarge         = 10027 // upload over the size limit
 	CodeKVBadExpiration  = 10033 // KV expiration too soon
+	CodeKVBadNamespaceID = 10041 // a kv_namespace binding's namespace_id is not an ID
+	CodeKVStorageLimit   = 10048 // the account's KV storage limit is reached
 	CodeSecretNotFound   = 10056 // secret not found
 	CodeInheritBinding   = 10057 // unresolvable inherit binding
 	CodeVersionNotFound  = 10217 // version not found

@@ -44,16 +44,23 @@ const (
 type KV struct {
 	blobs *BlobStore
 	now   func() time.Time
+	quota *kvQuota
 	// mu serialises namespace creation and renames (titles are unique).
 	mu sync.Mutex
 }
 
-// NewKV returns the KV store in b; a nil now means time.Now.
+// NewKV returns the KV store in b with the default limits; a nil now means
+// time.Now.
 func NewKV(b *BlobStore, now func() time.Time) *KV {
+	return NewKVWithLimits(b, now, KVLimits{})
+}
+
+// NewKVWithLimits returns the KV store in b with limits per account.
+func NewKVWithLimits(b *BlobStore, now func() time.Time, limits KVLimits) *KV {
 	if now == nil {
 		now = time.Now
 	}
-	return &KV{blobs: b, now: now}
+	return &KV{blobs: b, now: now, quota: newKVQuota(limits)}
 }
 
 // KVNamespace is a namespace as stored in namespace.json.
@@ -84,6 +91,10 @@ type KVWrite struct {
 }
 
 var kvNamespaceIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// ValidKVNamespaceID reports whether id has the form of the namespace IDs
+// octo (and Cloudflare) make: 32 lowercase hex digits.
+func ValidKVNamespaceID(id string) bool { return kvNamespaceIDRe.MatchString(id) }
 
 // ValidKVKey checks Cloudflare's key rules.
 func ValidKVKey(key string) error {
@@ -181,7 +192,7 @@ func validKVTitle(title string) error {
 
 // Namespace returns one namespace; unknown (or malformed) ids are 10013.
 func (st *KV) Namespace(ctx context.Context, account, id string) (KVNamespace, error) {
-	if !kvNamespaceIDRe.MatchString(id) {
+	if !ValidKVNamespaceID(id) {
 		return KVNamespace{}, kvNamespaceNotFound()
 	}
 	b, _, err := st.blobs.Get(ctx, kvNamespaceKey(account, id))
@@ -237,29 +248,36 @@ func (st *KV) Namespaces(ctx context.Context, account string) ([]KVNamespace, er
 	return out, nil
 }
 
-// titleTaken reports whether another namespace of account has title.
-func (st *KV) titleTaken(ctx context.Context, account, title, except string) error {
+// titleTaken reports whether another namespace of account has title; it
+// returns the number of namespaces.
+func (st *KV) titleTaken(ctx context.Context, account, title, except string) (int, error) {
 	all, err := st.Namespaces(ctx, account)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, ns := range all {
 		if ns.Title == title && ns.ID != except {
-			return Errorf(Invalid, CodeKVTitleExists, "A namespace with this account ID and title already exists")
+			return 0, Errorf(Invalid, CodeKVTitleExists, "A namespace with this account ID and title already exists")
 		}
 	}
-	return nil
+	return len(all), nil
 }
 
-// CreateNamespace makes a namespace with a unique title.
+// CreateNamespace makes a namespace with a unique title, within the
+// account's limit of namespaces.
 func (st *KV) CreateNamespace(ctx context.Context, account, title string) (KVNamespace, error) {
 	if err := validKVTitle(title); err != nil {
 		return KVNamespace{}, err
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.titleTaken(ctx, account, title, ""); err != nil {
+	n, err := st.titleTaken(ctx, account, title, "")
+	if err != nil {
 		return KVNamespace{}, err
+	}
+	if limit := st.quota.limits.Namespaces; limit > 0 && n >= limit {
+		return KVNamespace{}, Errorf(Invalid, CodeKVNamespaceLimit,
+			"This account already has %d KV namespaces, the limit is %d: delete one first", n, limit)
 	}
 	id, err := RandomHex(16)
 	if err != nil {
@@ -283,7 +301,7 @@ func (st *KV) RenameNamespace(ctx context.Context, account, id, title string) (K
 	if err != nil {
 		return KVNamespace{}, err
 	}
-	if err := st.titleTaken(ctx, account, title, id); err != nil {
+	if _, err := st.titleTaken(ctx, account, title, id); err != nil {
 		return KVNamespace{}, err
 	}
 	ns.Title = title
@@ -302,6 +320,8 @@ func (st *KV) DeleteNamespace(ctx context.Context, account, id string) error {
 	if err := st.blobs.Delete(ctx, kvNamespaceKey(account, id)); err != nil {
 		return err
 	}
+	// The account's storage total is counted again at its next write.
+	defer st.quota.forget(account)
 	return st.blobs.DeletePrefix(ctx, kvNamespacePrefix(account, id))
 }
 
@@ -350,7 +370,11 @@ func (st *KV) Put(ctx context.Context, account, ns, key string, e KVEntry) error
 	if _, err := st.Namespace(ctx, account, ns); err != nil {
 		return err
 	}
-	return st.write(ctx, account, ns, key, e)
+	errs, err := st.putAccounted(ctx, account, ns, []KVWrite{{Key: key, Entry: e}})
+	if err != nil {
+		return err
+	}
+	return errs[0]
 }
 
 func (st *KV) write(ctx context.Context, account, ns, key string, e KVEntry) error {
@@ -358,15 +382,20 @@ func (st *KV) write(ctx context.Context, account, ns, key string, e KVEntry) err
 }
 
 // PutMany writes already validated entries into an existing namespace and
-// returns the keys that failed.
+// returns the keys that failed. A batch that would take the account over
+// its storage limit is refused whole.
 func (st *KV) PutMany(ctx context.Context, account, ns string, writes []KVWrite) ([]string, error) {
 	if _, err := st.Namespace(ctx, account, ns); err != nil {
 		return nil, err
 	}
+	errs, err := st.putAccounted(ctx, account, ns, writes)
+	if err != nil {
+		return nil, err
+	}
 	failed := make([]bool, len(writes))
-	kvParallel(len(writes), func(i int) {
-		failed[i] = st.write(ctx, account, ns, writes[i].Key, writes[i].Entry) != nil
-	})
+	for i, err := range errs {
+		failed[i] = err != nil
+	}
 	return kvPick(writes, failed, func(w KVWrite) string { return w.Key }), nil
 }
 
@@ -458,7 +487,7 @@ func (st *KV) Delete(ctx context.Context, account, ns, key string) error {
 	if _, err := st.Namespace(ctx, account, ns); err != nil {
 		return err
 	}
-	return st.blobs.Delete(ctx, kvValueKey(account, ns, key))
+	return st.deleteAccounted(ctx, account, ns, key)
 }
 
 // DeleteMany removes already validated keys and returns those that failed.
@@ -468,7 +497,7 @@ func (st *KV) DeleteMany(ctx context.Context, account, ns string, keys []string)
 	}
 	failed := make([]bool, len(keys))
 	kvParallel(len(keys), func(i int) {
-		failed[i] = st.blobs.Delete(ctx, kvValueKey(account, ns, keys[i])) != nil
+		failed[i] = st.deleteAccounted(ctx, account, ns, keys[i]) != nil
 	})
 	return kvPick(keys, failed, func(k string) string { return k }), nil
 }

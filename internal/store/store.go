@@ -40,6 +40,9 @@ type Options struct {
 	// Validate, when set, starts every new version once before it is
 	// stored; nil accepts every version.
 	Validate ValidateFunc
+	// KVLimits bound each account's Workers KV; the zero value means the
+	// defaults (DefaultKVStorageBytes, DefaultKVNamespaces).
+	KVLimits KVLimits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -69,7 +72,7 @@ func New(opts Options) *Store {
 	}
 	return &Store{
 		k8s: opts.Client, blobs: opts.Blobs, accounts: accounts, author: opts.AuthorEmail,
-		validate: opts.Validate, now: now, kv: NewKV(opts.Blobs, now),
+		validate: opts.Validate, now: now, kv: NewKVWithLimits(opts.Blobs, now, opts.KVLimits),
 	}
 }
 

@@ -21,15 +21,26 @@ import (
 // and simpler to explain.
 const (
 	MaxScriptSize = 10 << 20
-	maxModules    = 1000
-	maxBindings   = 256
+	// MaxModules bounds the modules of an upload.
+	MaxModules = 1000
+	// MaxMetadataSize bounds the "metadata" part of an upload: 256 bindings
+	// of Cloudflare's 5 KB variables fit many times over.
+	MaxMetadataSize = 1 << 20
+	maxBindings     = 256
 	// The CRD limits (WorkerVersion): compatibility flags, the text of a
-	// plain_text binding, a KV namespace ID, a module's content type.
+	// plain_text binding, a module's content type.
 	maxFlags       = 128
 	maxTextBinding = 64 << 10
-	maxNamespaceID = 64
 	// MaxContentType bounds a module's media type.
 	MaxContentType = 256
+)
+
+// Annotation limits (Cloudflare's): the workers/message of a version or
+// deployment and the workers/tag of a version, in characters. Longer ones
+// are refused, as Cloudflare does, rather than cut.
+const (
+	MaxMessageLength = 100
+	MaxTagLength     = 25
 )
 
 // MaxCompatibilityDate is the newest compatibility date the runtime octo
@@ -169,6 +180,19 @@ func ValidModuleName(name string) error {
 	return nil
 }
 
+// ValidAnnotations refuses a workers/message over MaxMessageLength or a
+// workers/tag over MaxTagLength characters. Other annotations are ignored
+// (and not stored).
+func ValidAnnotations(annotations map[string]string) error {
+	if m, ok := annotations[apiv1.AnnotationMessage]; ok && utf8.RuneCountInString(m) > MaxMessageLength {
+		return invalid("the %s annotation is %d characters long, the limit is %d", apiv1.AnnotationMessage, utf8.RuneCountInString(m), MaxMessageLength)
+	}
+	if t, ok := annotations[apiv1.AnnotationTag]; ok && utf8.RuneCountInString(t) > MaxTagLength {
+		return invalid("the %s annotation is %d characters long, the limit is %d", apiv1.AnnotationTag, utf8.RuneCountInString(t), MaxTagLength)
+	}
+	return nil
+}
+
 // Validate checks the metadata against the parts, as Cloudflare does before
 // accepting a version; it sets the main part's type and clamps a
 // compatibility date newer than the runtime supports (with a note).
@@ -180,8 +204,11 @@ func (u *Upload) Validate() error {
 	if len(u.Parts) == 0 {
 		return badUpload("the upload has no modules")
 	}
-	if len(u.Parts) > maxModules {
-		return badUpload("too many modules (%d, at most %d)", len(u.Parts), maxModules)
+	if len(u.Parts) > MaxModules {
+		return badUpload("too many modules (%d, at most %d)", len(u.Parts), MaxModules)
+	}
+	if err := ValidAnnotations(m.Annotations); err != nil {
+		return err
 	}
 	main := u.part(u.Main())
 	if main == nil {
@@ -280,8 +307,12 @@ func (u *Upload) validateBindings() error {
 				return badUpload("json binding %q has no valid json value", b.Name)
 			}
 		case apiv1.BindingKV:
-			if b.NamespaceID == "" || len(b.NamespaceID) > maxNamespaceID {
-				return badUpload("kv_namespace binding %q has no namespace_id (or one over %d characters)", b.Name, maxNamespaceID)
+			if b.NamespaceID == "" {
+				return badUpload("kv_namespace binding %q has no namespace_id", b.Name)
+			}
+			if !ValidKVNamespaceID(b.NamespaceID) {
+				return Errorf(Invalid, CodeKVBadNamespaceID,
+					"KV namespace '%.64s' is not valid: kv_namespace binding %q needs a namespace_id of 32 lowercase hex digits", b.NamespaceID, b.Name)
 			}
 		case apiv1.BindingWasmModule, apiv1.BindingTextBlob, apiv1.BindingDataBlob:
 			if u.part(b.Part) == nil {

@@ -10,11 +10,11 @@ import (
 )
 
 // WorkerdValidator returns an Options.Validate that starts each new version
-// once in the workerd binary at bin (workerd.Extract gives it): a startup
-// error refuses the upload with workerd's message, as Cloudflare does (10021).
+// once with val (sandboxed, a few at a time): a startup error refuses the
+// upload with workerd's message, as Cloudflare does (10021).
 // Secrets are unset and KV is not reachable during that start, as neither is
 // used before a request arrives.
-func WorkerdValidator(bin string) ValidateFunc {
+func WorkerdValidator(val *workerd.Validator) ValidateFunc {
 	return func(ctx context.Context, v *apiv1.WorkerVersion, parts []Part) (time.Duration, error) {
 		paths := make(map[string]string, len(parts))
 		files := make(map[string][]byte, len(parts))
@@ -30,6 +30,6 @@ func WorkerdValidator(bin string) ValidateFunc {
 		if err != nil {
 			return 0, err
 		}
-		return workerd.Validate(ctx, bin, w, files)
+		return val.Validate(ctx, w, files)
 	}
 }

@@ -42,12 +42,40 @@ type VersionInput struct {
 }
 
 // scriptLocks serialises writes per script, so versions are totally ordered.
-type scriptLocks struct{ m sync.Map }
+// A script's entry lives only while someone holds or waits for its lock.
+type scriptLocks struct {
+	mu sync.Mutex
+	m  map[string]*scriptLock
+}
 
+type scriptLock struct {
+	sync.Mutex
+	refs int // holders and waiters; guarded by scriptLocks.mu
+}
+
+// lock locks the script and returns the unlock.
 func (l *scriptLocks) lock(a Account, script string) func() {
-	mu, _ := l.m.LoadOrStore(a.ID+"/"+script, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	return mu.(*sync.Mutex).Unlock
+	k := a.ID + "/" + script
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*scriptLock{}
+	}
+	e := l.m[k]
+	if e == nil {
+		e = &scriptLock{}
+		l.m[k] = e
+	}
+	e.refs++
+	l.mu.Unlock()
+	e.Lock()
+	return func() {
+		e.Unlock()
+		l.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(l.m, k)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // CreateVersion stores a new version: files in S3 first, then secrets, the
@@ -62,6 +90,9 @@ func (s *Store) CreateVersion(ctx context.Context, a Account, script string, in 
 
 // createVersionLocked is createVersion for a caller holding the script's lock.
 func (s *Store) createVersionLocked(ctx context.Context, a Account, script string, in VersionInput) (*apiv1.WorkerVersion, *apiv1.ReleaseDeployment, error) {
+	if err := ValidAnnotations(in.Metadata.Annotations); err != nil {
+		return nil, nil, err
+	}
 	versions, err := s.Versions(ctx, a, script)
 	if err != nil {
 		return nil, nil, err
@@ -222,8 +253,13 @@ func (s *Store) ensureRelease(ctx context.Context, a Account, script string) (*a
 	return rel, true, nil
 }
 
-// deploy prepends a deployment to the script's release.
+// deploy prepends a deployment to the script's release; the release keeps
+// the newest apiv1.MaxDeploymentHistory. A message over MaxMessageLength is
+// refused before anything changes.
 func (s *Store) deploy(ctx context.Context, a Account, script string, traffic []apiv1.VersionTraffic, annotations map[string]string, trigger string) (*apiv1.ReleaseDeployment, error) {
+	if err := ValidAnnotations(annotations); err != nil {
+		return nil, err
+	}
 	d := apiv1.ReleaseDeployment{
 		ID: uuid.NewString(), CreatedOn: metav1.NewTime(s.now().UTC().Truncate(time.Millisecond)),
 		Source: "wrangler", AuthorEmail: s.author, Strategy: apiv1.DeploymentStrategyPercentage,

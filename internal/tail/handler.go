@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,8 +20,11 @@ import (
 // workerd tail Worker posts.
 const Path = workerd.TailPath
 
-// maxCollectBody bounds one POST of the tail worker.
-const maxCollectBody = 16 << 20
+// maxCollectBody bounds one POST of the tail worker: the traces of one
+// invocation. workerd stops recording a trace's logs and exceptions at
+// about 256 KiB (MAX_TRACE_BYTES), which JSON escaping can grow a few
+// times; 4 MiB leaves room for several traces per batch.
+const maxCollectBody = 4 << 20
 
 // closeWait is how long a server-initiated close waits for the client's
 // close frame before dropping the connection.
@@ -107,47 +111,66 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Collector serves POST /tail/<service name>: the tail worker's JSON array
-// of trace items for the workerd service it is attached to.
-func (h *Hub) Collector() http.Handler { return http.HandlerFunc(h.collect) }
-
-func (h *Hub) collect(w http.ResponseWriter, r *http.Request) {
+// Collect serves POST /tail/<service name>: the JSON array of trace items
+// that the tail worker of account's pods posts for the workerd service it
+// is attached to. account must be authenticated by the caller (the pod
+// API). Events reach only account's listeners: a service that resolves to a
+// script of another account is refused with 403 and nothing is published;
+// one that does not resolve is taken as the script its name spells
+// (ScriptOfService) in account.
+func (h *Hub) Collect(w http.ResponseWriter, r *http.Request, account string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "POST the trace items", http.StatusMethodNotAllowed)
 		return
 	}
+	if account == "" {
+		http.Error(w, "trace items of no account", http.StatusForbidden)
+		return
+	}
+	if r.ContentLength > maxCollectBody {
+		http.Error(w, "trace batch too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	// Past the limit the server closes the connection rather than drain it.
+	body := http.MaxBytesReader(w, r.Body, maxCollectBody)
 	service, _ := url.PathUnescape(strings.Trim(strings.TrimPrefix(r.URL.EscapedPath(), Path), "/"))
 	if !h.listening() {
 		// Every invocation of every worker posts here: when nobody tails,
 		// answer at once.
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxCollectBody))
+		_, _ = io.Copy(io.Discard, body)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxCollectBody+1))
+	b, err := io.ReadAll(body)
 	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			http.Error(w, "trace batch too large", http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if len(body) > maxCollectBody {
-		http.Error(w, "trace batch too large", http.StatusRequestEntityTooLarge)
-		return
+	var script, version string
+	resolved := false
+	if h.resolve != nil && service != "" {
+		var owner string
+		owner, script, version, resolved = h.resolve(service)
+		if resolved && owner != account {
+			h.log.Warn("trace items refused: the service belongs to another account", "service", service, "account", account, "owner", owner)
+			http.Error(w, "service "+strconv.Quote(service)+" does not belong to account "+strconv.Quote(account), http.StatusForbidden)
+			return
+		}
 	}
-	items, err := ParseTraceItems(body)
+	if !resolved {
+		// Unresolved: the script named by the service ("<script>-<version
+		// prefix>"), in the posting account.
+		script, version = ScriptOfService(cmp.Or(service, r.Header.Get(workerd.TailHeader))), ""
+	}
+	items, err := ParseTraceItems(b)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
-	}
-	var account, script, version string
-	ok := false
-	if h.resolve != nil && service != "" {
-		account, script, version, ok = h.resolve(service)
-	}
-	if !ok {
-		// Unresolved: the script named by the service ("<script>-<version
-		// prefix>"), in whichever account tails a script of that name.
-		account, script, version = "", ScriptOfService(cmp.Or(service, r.Header.Get(workerd.TailHeader))), ""
 	}
 	for _, it := range items {
 		ev, err := FromTraceItem(it, account, script, version)

@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	randv2 "math/rand/v2"
 	"sort"
@@ -28,6 +29,31 @@ import (
 
 // DefaultTTL is how long a session lives unless deleted.
 const DefaultTTL = time.Hour
+
+// Default caps of live sessions: Cloudflare lets 10 clients tail a Worker
+// at once; the account cap bounds what one account holds in memory.
+const (
+	DefaultMaxPerScript  = 10
+	DefaultMaxPerAccount = 100
+)
+
+// LimitError refuses a session over a cap of live sessions.
+type LimitError struct {
+	// Script is the script whose cap is reached; empty for the account's.
+	Script string
+	Limit  int
+}
+
+func (e *LimitError) Error() string {
+	if e.Script != "" {
+		return fmt.Sprintf("too many tails of Worker %s: at most %d may be open at once; stop another `wrangler tail` (or wait for it to expire)", e.Script, e.Limit)
+	}
+	return fmt.Sprintf("too many tails in this account: at most %d may be open at once", e.Limit)
+}
+
+// maxListenersPerSession bounds the WebSockets attached to one session
+// (`wrangler tail` opens one, and another when it reconnects).
+const maxListenersPerSession = 4
 
 // subscriberBuffer is how many events may wait for a slow listener before
 // newer ones are dropped (the collector never blocks on a listener).
@@ -60,6 +86,11 @@ type Options struct {
 	// Sweep is how often expired sessions are removed; 0 means a minute.
 	// Expired sessions are invisible at once regardless.
 	Sweep time.Duration
+	// MaxPerScript and MaxPerAccount cap the live sessions of a script and
+	// of an account; 0 or less means DefaultMaxPerScript and
+	// DefaultMaxPerAccount.
+	MaxPerScript  int
+	MaxPerAccount int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Sample returns a number in [0,1) for sampling_rate; nil means
@@ -70,12 +101,14 @@ type Options struct {
 
 // Hub holds the tail sessions and their listeners.
 type Hub struct {
-	ctx     context.Context
-	resolve ResolveFunc
-	ttl     time.Duration
-	now     func() time.Time
-	sample  func() float64
-	log     *slog.Logger
+	ctx        context.Context
+	resolve    ResolveFunc
+	ttl        time.Duration
+	now        func() time.Time
+	sample     func() float64
+	log        *slog.Logger
+	maxScript  int
+	maxAccount int
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -122,17 +155,25 @@ func (s *subscriber) end(reason string) {
 // New returns a Hub whose sweeper and connections end with ctx.
 func New(ctx context.Context, opts Options) *Hub {
 	h := &Hub{
-		ctx:      ctx,
-		resolve:  opts.Resolve,
-		ttl:      opts.TTL,
-		now:      opts.Now,
-		sample:   opts.Sample,
-		log:      opts.Log,
-		sessions: map[string]*session{},
-		subs:     map[string]map[*subscriber]struct{}{},
+		ctx:        ctx,
+		resolve:    opts.Resolve,
+		ttl:        opts.TTL,
+		now:        opts.Now,
+		sample:     opts.Sample,
+		log:        opts.Log,
+		maxScript:  opts.MaxPerScript,
+		maxAccount: opts.MaxPerAccount,
+		sessions:   map[string]*session{},
+		subs:       map[string]map[*subscriber]struct{}{},
 	}
 	if h.ttl <= 0 {
 		h.ttl = DefaultTTL
+	}
+	if h.maxScript <= 0 {
+		h.maxScript = DefaultMaxPerScript
+	}
+	if h.maxAccount <= 0 {
+		h.maxAccount = DefaultMaxPerAccount
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -154,7 +195,8 @@ func New(ctx context.Context, opts Options) *Hub {
 func key(account, script string) string { return account + "/" + script }
 
 // Create starts a session for a script; filters is the body wrangler sent
-// ({"filters":[...]}) or the bare array, parsed leniently.
+// ({"filters":[...]}) or the bare array, parsed leniently. Over a cap of
+// live sessions it answers a *LimitError.
 func (h *Hub) Create(account, script string, rawFilters json.RawMessage) (Session, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -170,11 +212,38 @@ func (h *Hub) Create(account, script string, rawFilters json.RawMessage) (Sessio
 		conns:   map[*subscriber]struct{}{},
 	}
 	h.mu.Lock()
+	if err := h.checkCapsLocked(account, script); err != nil {
+		h.mu.Unlock()
+		return Session{}, err
+	}
 	h.sessions[s.ID] = s
 	h.rewatchLocked()
 	h.mu.Unlock()
 	h.log.Debug("tail created", "id", s.ID, "script", script)
 	return s.Session, nil
+}
+
+// checkCapsLocked refuses one more session of account's script over a cap;
+// expired sessions not swept yet do not count. h.mu is held.
+func (h *Hub) checkCapsLocked(account, script string) error {
+	perScript, perAccount := 0, 0
+	now := h.now()
+	for _, s := range h.sessions {
+		if s.Account != account || !now.Before(s.ExpiresAt) {
+			continue
+		}
+		perAccount++
+		if s.Script == script {
+			perScript++
+		}
+	}
+	if perScript >= h.maxScript {
+		return &LimitError{Script: script, Limit: h.maxScript}
+	}
+	if perAccount >= h.maxAccount {
+		return &LimitError{Limit: h.maxAccount}
+	}
+	return nil
 }
 
 // Get returns a live session.
@@ -366,6 +435,10 @@ func (h *Hub) attach(id string) (*subscriber, Session, error) {
 	if _, ok := h.live(id); !ok {
 		h.unsubscribeLocked(sub)
 		return nil, Session{}, errNoSession
+	}
+	if len(s.conns) >= maxListenersPerSession {
+		h.unsubscribeLocked(sub)
+		return nil, Session{}, fmt.Errorf("tail session %s already has %d listeners", id, maxListenersPerSession)
 	}
 	s.conns[sub] = struct{}{}
 	return sub, s.Session, nil

@@ -53,7 +53,10 @@ func newEnv(t *testing.T) *env {
 	hub.Register(e)
 	edge := httptest.NewServer(e)
 	mux := http.NewServeMux()
-	mux.Handle("POST "+Path, hub.Collector())
+	// As the pod API calls it once it has authenticated the account.
+	mux.HandleFunc("POST "+Path, func(w http.ResponseWriter, r *http.Request) {
+		hub.Collect(w, r, r.Header.Get(workerd.AccountHeader))
+	})
 	pods := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		cancel()
@@ -149,21 +152,29 @@ func (c *client) next() frame {
 	}
 }
 
-func (env *env) post(service, script string, items ...map[string]any) {
+// post sends trace items as the tail worker of account's pods does.
+func (env *env) post(account, service, script string, items ...map[string]any) {
+	env.t.Helper()
+	if code := env.postStatus(account, service, script, items...); code != http.StatusNoContent {
+		env.t.Fatalf("collector answered %d", code)
+	}
+}
+
+// postStatus is post, returning the collector's status.
+func (env *env) postStatus(account, service, script string, items ...map[string]any) int {
 	env.t.Helper()
 	b, _ := json.Marshal(items)
 	req, _ := http.NewRequest(http.MethodPost, env.pods.URL+"/tail/"+service, bytes.NewReader(b))
 	if script != "" {
 		req.Header.Set(workerd.TailHeader, script)
 	}
+	req.Header.Set(workerd.AccountHeader, account)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		env.t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		env.t.Fatalf("collector answered %d", resp.StatusCode)
-	}
+	return resp.StatusCode
 }
 
 func traceItem(outcome, method, msg string) map[string]any {
@@ -251,8 +262,8 @@ func TestEventsFanOut(t *testing.T) {
 	dashboard, cancel := env.hub.Subscribe("acct1", "hello")
 	defer cancel()
 
-	env.post("acct1-hello-v1", "", traceItem("ok", "GET", "hello from tail"))
-	env.post("acct1-hello-v1", "", traceItem("exception", "POST", "boom"))
+	env.post("acct1", "acct1-hello-v1", "", traceItem("ok", "GET", "hello from tail"))
+	env.post("acct1", "acct1-hello-v1", "", traceItem("exception", "POST", "boom"))
 
 	f := c1.next()
 	if f.opcode != opText {
@@ -313,7 +324,7 @@ func TestUnresolvedServiceName(t *testing.T) {
 	c.send(opText, []byte(`{"debug":false}`), false)
 	// As the octo-tail worker posts: the service name in the path and in
 	// x-octo-script.
-	env.post("fall-back-0a1b2c3d", "fall-back-0a1b2c3d", traceItem("ok", "GET", "hi"))
+	env.post("acctX", "fall-back-0a1b2c3d", "fall-back-0a1b2c3d", traceItem("ok", "GET", "hi"))
 	if f := c.next(); !strings.Contains(string(f.payload), `"scriptName":"fall-back"`) {
 		t.Fatalf("got %s", f.payload)
 	}
@@ -333,7 +344,9 @@ func TestUnresolvedServiceName(t *testing.T) {
 func TestCollectorWithoutListeners(t *testing.T) {
 	env := newEnv(t)
 	// Nobody listens: even a malformed body is accepted and dropped.
-	resp, err := http.Post(env.pods.URL+"/tail/x-0a1b2c3d", "application/json", strings.NewReader("not json"))
+	req, _ := http.NewRequest(http.MethodPost, env.pods.URL+"/tail/x-0a1b2c3d", strings.NewReader("not json"))
+	req.Header.Set(workerd.AccountHeader, "acct1")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,9 @@ import (
 
 // isOctoChain reports whether name is a chain octo's components create:
 // kube-proxy and the kubelet name theirs KUBE-*, the CNI bridge (ipMasq) and
-// portmap plugins CNI-*.
+// portmap plugins CNI-*, octo's pod network firewall OCTO-*.
 func isOctoChain(name string) bool {
-	return strings.HasPrefix(name, "KUBE-") || strings.HasPrefix(name, "CNI-")
+	return strings.HasPrefix(name, "KUBE-") || strings.HasPrefix(name, "CNI-") || strings.HasPrefix(name, "OCTO-")
 }
 
 // Chain is one iptables chain.

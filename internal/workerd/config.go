@@ -125,6 +125,9 @@ type Config struct {
 	// JSON array, to http://<TailCollector>/tail/<worker name> with header
 	// x-octo-script: <worker name>.
 	TailCollector string
+	// TailHeaders are injected into every request to the collector, e.g.
+	// the account and its pod credential (AccountHeader, AuthHeader).
+	TailHeaders map[string]string
 	// V8Flags are passed to V8 (the config's top-level v8Flags), e.g.
 	// DefaultV8Flags.
 	V8Flags []string
@@ -157,6 +160,13 @@ const (
 	// KVHeader carries "<accountID>/<namespaceID>" on every request of the
 	// external service that backs a kv_namespace binding.
 	KVHeader = "x-octo-kv"
+	// AccountHeader names the account of the pod on every request of the
+	// tail collector service.
+	AccountHeader = "x-octo-account"
+	// AuthHeader carries the pod credential of the account a request names
+	// (in KVHeader or AccountHeader): the pod API refuses requests without
+	// the right one.
+	AuthHeader = "x-octo-auth"
 )
 
 // TracedPortOffset separates a Worker's traced twin from it: the twin (see
@@ -228,23 +238,7 @@ func (c Config) Render() (string, error) {
 		renderWorker(&b, w, c.TailCollector != "")
 	}
 	for _, kv := range kvs {
-		fmt.Fprintf(&b, "    (name = %s, external = (address = %s, http = (", quote(kv.Name), quote(kv.Address))
-		if len(kv.Headers) > 0 {
-			names := make([]string, 0, len(kv.Headers))
-			for n := range kv.Headers {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			b.WriteString("injectRequestHeaders = [")
-			for i, n := range names {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				fmt.Fprintf(&b, "(name = %s, value = %s)", quote(n), quote(kv.Headers[n]))
-			}
-			b.WriteString("]")
-		}
-		b.WriteString("))),\n")
+		renderExternal(&b, kv.Name, kv.Address, kv.Headers)
 	}
 	if c.TailCollector != "" {
 		fmt.Fprintf(&b, "    (name = %s, worker = (\n", quote(TailWorkerName))
@@ -253,7 +247,7 @@ func (c Config) Render() (string, error) {
 		fmt.Fprintf(&b, "      bindings = [(name = \"COLLECTOR\", service = %s), (name = \"COLLECTOR_HOST\", text = %s)],\n",
 			quote(TailCollectorService), quote(c.TailCollector))
 		b.WriteString("    )),\n")
-		fmt.Fprintf(&b, "    (name = %s, external = (address = %s, http = ())),\n", quote(TailCollectorService), quote(c.TailCollector))
+		renderExternal(&b, TailCollectorService, c.TailCollector, c.TailHeaders)
 	}
 	b.WriteString("  ],\n  sockets = [\n")
 	for _, w := range workers {
@@ -269,6 +263,28 @@ func (c Config) Render() (string, error) {
 	}
 	b.WriteString(");\n")
 	return b.String(), nil
+}
+
+// renderExternal renders an external HTTP service that injects headers
+// (sorted by name) into every request.
+func renderExternal(b *strings.Builder, name, address string, headers map[string]string) {
+	fmt.Fprintf(b, "    (name = %s, external = (address = %s, http = (", quote(name), quote(address))
+	if len(headers) > 0 {
+		names := make([]string, 0, len(headers))
+		for n := range headers {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		b.WriteString("injectRequestHeaders = [")
+		for i, n := range names {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(b, "(name = %s, value = %s)", quote(n), quote(headers[n]))
+		}
+		b.WriteString("]")
+	}
+	b.WriteString("))),\n")
 }
 
 func renderWorker(b *strings.Builder, w Worker, tail bool) {
@@ -444,6 +460,11 @@ func (c Config) validate() error {
 	if c.TailCollector != "" {
 		if err := validAddress(c.TailCollector); err != nil {
 			return fmt.Errorf("workerd config: tail collector: %w", err)
+		}
+		for n := range c.TailHeaders {
+			if !headerNameRE.MatchString(n) {
+				return fmt.Errorf("workerd config: tail collector: invalid header name %q", n)
+			}
 		}
 	}
 	return nil

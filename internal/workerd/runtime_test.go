@@ -108,7 +108,7 @@ func TestMaxCompatibilityDate(t *testing.T) {
 	bin := workerdBin(t)
 	w := esWorker("export default { fetch() { return new Response('x') } }")
 	w.CompatibilityDate = "2099-01-01"
-	_, err := Validate(context.Background(), bin, w, esFiles(w))
+	_, err := testValidator(bin).Validate(context.Background(), w, esFiles(w))
 	var se *StartupError
 	if !errors.As(err, &se) {
 		t.Fatalf("Validate with 2099-01-01: %v, want a StartupError", err)
@@ -119,7 +119,7 @@ func TestMaxCompatibilityDate(t *testing.T) {
 	}
 	// The ceiling itself is accepted.
 	w.CompatibilityDate = MaxCompatibilityDate
-	if _, err := Validate(context.Background(), bin, w, esFiles(w)); err != nil {
+	if _, err := testValidator(bin).Validate(context.Background(), w, esFiles(w)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -145,7 +145,7 @@ func TestValidateHello(t *testing.T) {
 	w := esWorker(`export default { fetch() { return new Response("hi"); } };`)
 	var times []time.Duration
 	for range 3 {
-		d, err := Validate(context.Background(), bin, w, esFiles(w))
+		d, err := testValidator(bin).Validate(context.Background(), w, esFiles(w))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestValidateStartupErrors(t *testing.T) {
 			t.Parallel()
 			w := esWorker(tc.src)
 			w.CompatibilityFlags = tc.flags
-			_, err := Validate(context.Background(), bin, w, esFiles(w))
+			_, err := testValidator(bin).Validate(context.Background(), w, esFiles(w))
 			var se *StartupError
 			if !errors.As(err, &se) {
 				t.Fatalf("Validate: %v, want a StartupError", err)
@@ -226,7 +226,7 @@ addEventListener("fetch", (e) => e.respondWith(new Response(GREETING)));`),
 		"blobs/d.bin":  []byte{0, 255},
 		"blobs/m.wasm": []byte("\x00asm\x01\x00\x00\x00"),
 	}
-	d, err := Validate(context.Background(), bin, w, files)
+	d, err := testValidator(bin).Validate(context.Background(), w, files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestValidateClampedDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Validate(context.Background(), bin, w, map[string][]byte{
+	if _, err := testValidator(bin).Validate(context.Background(), w, map[string][]byte{
 		"index.js": []byte(`export default { fetch() { return new Response("future") } }`),
 	}); err != nil {
 		t.Fatal(err)
@@ -263,25 +263,8 @@ func TestValidateDraftWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Validate(context.Background(), bin, w, map[string][]byte{"m/0": []byte("export default { fetch() {} }")}); err != nil {
+	if _, err := testValidator(bin).Validate(context.Background(), w, map[string][]byte{"m/0": []byte("export default { fetch() {} }")}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestValidateTimeout(t *testing.T) {
-	bin := workerdBin(t)
-	old := validateTimeout
-	validateTimeout = time.Second
-	defer func() { validateTimeout = old }()
-	w := esWorker("while (true) {}\nexport default {};")
-	start := time.Now()
-	_, err := Validate(context.Background(), bin, w, esFiles(w))
-	var se *StartupError
-	if !errors.As(err, &se) || !strings.Contains(se.Message, "exceeded the time limit") {
-		t.Fatalf("Validate of an endless loop: %v", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Validate took %v", d)
 	}
 }
 
@@ -298,7 +281,7 @@ func TestValidateConcurrent(t *testing.T) {
 				src = "export default {" // a syntax error
 			}
 			w := esWorker(src)
-			_, err := Validate(context.Background(), bin, w, esFiles(w))
+			_, err := testValidator(bin).Validate(context.Background(), w, esFiles(w))
 			var se *StartupError
 			switch {
 			case i%2 == 0 && err != nil:
@@ -321,10 +304,10 @@ func TestValidateCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	w := esWorker(`export default {}`)
-	if _, err := Validate(ctx, bin, w, esFiles(w)); !errors.Is(err, context.Canceled) {
+	if _, err := testValidator(bin).Validate(ctx, w, esFiles(w)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Validate with a canceled context: %v", err)
 	}
-	if _, err := Validate(context.Background(), bin, w, map[string][]byte{}); err == nil || !strings.Contains(err.Error(), "no content") {
+	if _, err := testValidator(bin).Validate(context.Background(), w, map[string][]byte{}); err == nil || !strings.Contains(err.Error(), "no content") {
 		t.Fatalf("Validate without files: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,18 +17,16 @@ import (
 	"time"
 )
 
-// ValidateTimeout bounds one Validate run. workerd has no startup time limit
+// ValidateTimeout bounds one validation. workerd has no startup time limit
 // of its own: a Worker looping at the top level never listens (and ignores
-// SIGTERM), so Validate kills it and reports a StartupError.
+// SIGTERM), so the Validator kills it and reports a StartupError.
 const ValidateTimeout = 10 * time.Second
-
-// validateTimeout is ValidateTimeout; tests shorten it.
-var validateTimeout = ValidateTimeout
 
 // StartupError is a Worker that workerd refused to start: a syntax error, an
 // exception thrown at the top level, a missing import, an unknown
-// compatibility flag... Message is workerd's own report, cleaned, e.g.
-// "Uncaught SyntaxError: missing ) after argument list at index.js:3:24".
+// compatibility flag, too much time or memory at startup... Message is
+// workerd's own report, cleaned, e.g. "Uncaught SyntaxError: missing ) after
+// argument list at index.js:3:24".
 type StartupError struct {
 	Message string
 }
@@ -38,17 +37,54 @@ func (e *StartupError) Error() string { return e.Message }
 // listens there, and KV is never called at startup.
 const validationKVAddress = "127.0.0.1:9"
 
-// Validate starts w once in workerd (the binary at bin) on 127.0.0.1:<any
-// port> and stops it as soon as it listens. files holds the content of every
-// module of w, keyed by Module.Path. It returns the startup time (from exec
-// to workerd's "listen" event on its control fd) or, when workerd refuses
-// the Worker, a *StartupError. KV bindings point at a dummy address,
-// FromEnv bindings are unset (null), tails are off. A run is bounded by
-// ValidateTimeout; runs are independent and may be concurrent. No root needed.
+// Validator starts Workers once in workerd to catch startup errors before a
+// version is accepted. The uploaded code runs confined (see Sandbox), for at
+// most Timeout, and at most Concurrency runs at once: further calls wait for
+// a slot. Share one Validator for the bound to hold; do not copy it after
+// first use.
+type Validator struct {
+	// Bin is the workerd binary (workerd.Extract gives it). It is opened by
+	// octo and passed to the sandbox, so its directory may stay private.
+	Bin     string
+	Sandbox Sandbox
+	// Timeout bounds one run; 0 means ValidateTimeout.
+	Timeout time.Duration
+	// Concurrency bounds the runs at once; 0 means
+	// DefaultValidateConcurrency.
+	Concurrency int
+	// Log receives sandbox warnings; nil discards them.
+	Log *slog.Logger
+
+	once sync.Once
+	sem  chan struct{}
+	// started, when set (tests), is called with workerd's pid once it runs.
+	started func(pid int)
+}
+
+// Validate runs w once with a Validator of default settings. Calls share no
+// concurrency bound: share a Validator for that.
 func Validate(ctx context.Context, bin string, w Worker, files map[string][]byte) (time.Duration, error) {
+	return (&Validator{Bin: bin}).Validate(ctx, w, files)
+}
+
+// Validate starts w once in workerd on 127.0.0.1:<any port> and stops it as
+// soon as it listens. files holds the content of every module of w, keyed
+// by Module.Path. It returns the startup time (from exec to workerd's
+// "listen" event on its control fd) or, when workerd refuses the Worker or
+// it exceeds the time or memory limit, a *StartupError. KV bindings point at
+// a dummy address, FromEnv bindings are unset (null), tails are off. Other
+// errors (the sandbox cannot be set up, ctx is done) are the host's.
+func (v *Validator) Validate(ctx context.Context, w Worker, files map[string][]byte) (time.Duration, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	v.once.Do(func() {
+		n := v.Concurrency
+		if n <= 0 {
+			n = DefaultValidateConcurrency
+		}
+		v.sem = make(chan struct{}, n)
+	})
 	if w.Name == "" {
 		w.Name = "worker"
 	}
@@ -66,37 +102,77 @@ func Validate(ctx context.Context, bin string, w Worker, files map[string][]byte
 	if err != nil {
 		return 0, err
 	}
+	for _, m := range w.Modules {
+		if _, ok := files[m.Path]; !ok {
+			return 0, fmt.Errorf("validate %s: no content for module %q (%s)", w.Name, m.Name, m.Path)
+		}
+	}
 
-	dir, err := os.MkdirTemp("", "octo-workerd-validate-")
+	select {
+	case v.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-v.sem }()
+
+	sb := v.Sandbox.withDefaults()
+	cred := sb.credential()
+	if err := searchable(sb.TempDir, cred); err != nil {
+		return 0, fmt.Errorf("validate %s: temp dir: %w", w.Name, err)
+	}
+	dir, err := os.MkdirTemp(sb.TempDir, "octo-workerd-validate-")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("validate %s: %w", w.Name, err)
 	}
 	defer os.RemoveAll(dir)
 	for _, m := range w.Modules {
-		data, ok := files[m.Path]
-		if !ok {
-			return 0, fmt.Errorf("validate %s: no content for module %q (%s)", w.Name, m.Name, m.Path)
-		}
 		p := filepath.Join(dir, filepath.FromSlash(m.Path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return 0, err
+			return 0, fmt.Errorf("validate %s: %w", w.Name, err)
 		}
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			return 0, err
+		if err := os.WriteFile(p, files[m.Path], 0o600); err != nil {
+			return 0, fmt.Errorf("validate %s: %w", w.Name, err)
 		}
 	}
 	configPath := filepath.Join(dir, "config.capnp")
 	if err := os.WriteFile(configPath, []byte(text), 0o600); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("validate %s: %w", w.Name, err)
 	}
-	return run(ctx, bin, configPath, w.Name)
+	if err := chownTree(dir, cred); err != nil {
+		return 0, fmt.Errorf("validate %s: %w", w.Name, err)
+	}
+	return v.run(ctx, sb, cred, configPath, w.Name)
 }
 
-// run serves configPath until workerd reports that socket listens, exits,
-// or the timeout passes.
-func run(ctx context.Context, bin, configPath, socket string) (time.Duration, error) {
-	timeout := time.NewTimer(validateTimeout)
-	defer timeout.Stop()
+// run serves configPath in the sandbox until workerd reports that socket
+// listens, exits, or the timeout passes.
+func (v *Validator) run(ctx context.Context, sb Sandbox, cred *syscall.Credential, configPath, socket string) (time.Duration, error) {
+	log := v.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	limit := v.Timeout
+	if limit <= 0 {
+		limit = ValidateTimeout
+	}
+
+	bin, err := os.Open(v.Bin)
+	if err != nil {
+		return 0, fmt.Errorf("open workerd: %w", err)
+	}
+	defer bin.Close()
+	cg, err := newCgroup(sb, cgroupName())
+	if err != nil {
+		if !sb.AllowNoCgroup {
+			return 0, fmt.Errorf("cannot confine workerd in a cgroup, refusing to run uploaded code without memory and CPU limits: %w", err)
+		}
+		log.Warn("validating without a cgroup: no memory, CPU or pids limit", "err", err)
+	}
+	defer func() {
+		if err := cg.remove(); err != nil {
+			log.Warn("validation cgroup left behind", "err", err)
+		}
+	}()
 
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
@@ -104,19 +180,33 @@ func run(ctx context.Context, bin, configPath, socket string) (time.Duration, er
 	}
 	defer ctlR.Close()
 	stderr := &limitedBuffer{max: 64 << 10}
-	cmd := exec.Command(bin, "serve", configPath, "--control-fd=3", "--socket-addr", socket+"=127.0.0.1:0")
+	cmd := exec.Command(fmt.Sprintf("/proc/self/fd/%d", binFD), "serve", configPath, "--control-fd=3", "--socket-addr", socket+"=127.0.0.1:0")
+	cmd.Args[0] = BinaryName
 	cmd.Dir = filepath.Dir(configPath)
 	cmd.Env = []string{} // fromEnvironment bindings read null; nothing of octo's environment leaks
 	cmd.Stdout = nil     // console.log at the top level is not interesting here
 	cmd.Stderr = stderr
-	cmd.ExtraFiles = []*os.File{ctlW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	cmd.ExtraFiles = []*os.File{ctlW, bin} // fds 3 and binFD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	if cg != nil && cg.v2 {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cg.fd.Fd())
+	}
+	done := make(chan struct{})
+	defer close(done) // after every path below has reaped workerd
+	t0 := time.Now()
+	if err := start(cmd, cg, done); err != nil {
 		ctlW.Close()
 		return 0, fmt.Errorf("start workerd: %w", err)
 	}
 	ctlW.Close()
+	bin.Close()
+	pid := cmd.Process.Pid
+	timeout := time.NewTimer(limit)
+	defer timeout.Stop()
+	if v.started != nil {
+		v.started(pid)
+	}
 
 	listening := make(chan time.Duration, 1)
 	go func() {
@@ -127,7 +217,7 @@ func run(ctx context.Context, bin, configPath, socket string) (time.Duration, er
 				Socket string `json:"socket"`
 			}
 			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == socket {
-				listening <- time.Since(start)
+				listening <- time.Since(t0)
 				return
 			}
 		}
@@ -137,11 +227,14 @@ func run(ctx context.Context, bin, configPath, socket string) (time.Duration, er
 
 	select {
 	case d := <-listening:
-		_ = cmd.Process.Kill()
+		killGroup(pid)
 		<-exited
 		return d, nil
 	case err := <-exited:
 		// Wait has copied all of stderr by now.
+		if cg.oomKilled() {
+			return 0, &StartupError{Message: fmt.Sprintf("Script startup exceeded the memory limit: the Worker used more than %s", sizeString(sb.Memory))}
+		}
 		msg := cleanStderr(stderr.String())
 		if hostProblem(msg) {
 			return 0, fmt.Errorf("workerd cannot run on this host: %s", msg)
@@ -151,15 +244,15 @@ func run(ctx context.Context, bin, configPath, socket string) (time.Duration, er
 		}
 		return 0, &StartupError{Message: msg}
 	case <-timeout.C:
-		_ = cmd.Process.Kill()
+		killGroup(pid)
 		<-exited
-		msg := fmt.Sprintf("Script startup exceeded the time limit: the Worker did not start within %s", validateTimeout)
+		msg := fmt.Sprintf("Script startup exceeded the time limit: the Worker did not start within %s", limit)
 		if m := cleanStderr(stderr.String()); m != "" {
 			msg += ": " + m
 		}
 		return 0, &StartupError{Message: msg}
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
+		killGroup(pid)
 		<-exited
 		return 0, ctx.Err()
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -65,7 +66,11 @@ func main() {
 	if *wranglerRuns > 0 {
 		deploy, dry = benchWrangler(cfg, *wranglerRuns)
 	}
-	image, err := workload.PushHello(cfg.RegistryAddr(), "bench/hello:1")
+	creds, err := config.LoadRegistryCredentials(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	image, err := workload.PushHello(cfg.RegistryAddr(), "bench/hello:1", &authn.Basic{Username: creds.Username, Password: creds.Password})
 	if err != nil {
 		log.Fatal(err)
 	}

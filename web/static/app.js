@@ -108,9 +108,21 @@
     if (!r.ok) {
       const err = new Error(data.error || r.status + ' ' + r.statusText);
       err.status = r.status;
+      if (r.status === 401) showLoggedOut(err.message);
       throw err;
     }
     return data;
+  }
+
+  // showLoggedOut replaces the view when the session ended (it expired, or
+  // the daemon restarted): the server's message says how to log in again.
+  let loggedOut = false;
+  function showLoggedOut(msg) {
+    if (loggedOut) return;
+    loggedOut = true;
+    if (current && current.ctl.unmount) current.ctl.unmount();
+    main.replaceChildren(h('section', { class: 'card', id: 'logged-out' },
+      h('h2', {}, 'Logged out'), h('p', {}, msg)));
   }
 
   let toastTimer;
@@ -177,11 +189,12 @@
       const counts = h('div', { id: 'counts', class: 'tiles' });
       const parts = h('div', { id: 'parts' });
       const env = h('pre', { id: 'env', class: 'env' });
+      const envVars = h('p', { id: 'env-vars', class: 'muted small' });
       const copy = h('button', {
         onclick: async () => {
           try {
             await navigator.clipboard.writeText(env.textContent + '\n');
-            toast('Copied the export lines');
+            toast('Copied the command');
           } catch (e) {
             const r = document.createRange();
             r.selectNodeContents(env);
@@ -196,8 +209,9 @@
         h('section', { class: 'card' }, h('h2', {}, 'Parts'), parts),
         h('section', { class: 'card' },
           h('div', { class: 'row' }, h('h2', {}, 'Environment'), h('span', { class: 'spacer' }), copy),
-          h('p', { class: 'muted small' }, 'What ', h('code', {}, 'eval "$(octo env)"'), ' sets: wrangler, kubectl and S3 clients talk to this octo.'),
-          env));
+          h('p', { class: 'muted small' }, 'Run this in a shell: wrangler, kubectl and S3 clients then talk to this octo. ' +
+            'It needs root: the values (the API token, the S3 keys) are never shown here.'),
+          env, envVars));
       return {
         async refresh() {
           const o = await api('GET', '/overview');
@@ -224,7 +238,10 @@
               h('td', {}, p.endpoint ? h('code', {}, p.endpoint) : h('span', { class: 'muted' }, '—')),
               h('td', { class: 'error' }, p.error || ''))),
             'The daemon reports no parts.'));
-          set(env, JSON.stringify(o.env), () => o.env.join('\n') || '# no environment');
+          set(env, o.envCommand, () => o.envCommand);
+          set(envVars, JSON.stringify(o.envVars), () => o.envVars.length
+            ? ['It sets ', o.envVars.map((n, i) => [i ? ' ' : '', h('code', {}, n)])]
+            : 'It sets no variables.');
         },
       };
     },
@@ -639,6 +656,7 @@
   }
 
   function route() {
+    if (loggedOut) return;
     const parts = (location.hash.replace(/^#\/?/, '') || 'overview').split('/').map(decodeURIComponent);
     let name = parts[0];
     if (!views[name]) name = 'overview';
@@ -656,7 +674,7 @@
   }
 
   async function refresh(force) {
-    if (!current || (inflight && !force)) return;
+    if (!current || loggedOut || (inflight && !force)) return;
     if (document.hidden && !force) return;
     inflight = true;
     const cur = current;
@@ -667,7 +685,7 @@
       upd.textContent = 'updated ' + new Date().toLocaleTimeString();
       upd.classList.remove('error');
     } catch (e) {
-      upd.textContent = (e.status === 403 ? '' : 'octo unreachable — retrying: ') + e.message;
+      upd.textContent = (e.status === 403 || e.status === 401 ? '' : 'octo unreachable — retrying: ') + e.message;
       upd.classList.add('error');
     } finally {
       inflight = false;

@@ -58,7 +58,12 @@ func (c *Containerd) ConfigPath() string { return c.cfg.Path("containerd", "conf
 //
 // restrict_oom_score_adj is needed on hosts without CAP_SYS_RESOURCE (the
 // kubelet asks -998 for sandboxes and runc fails to set it).
-func (c *Containerd) Configuration() string {
+//
+// The CRI pulls from the embedded registry with its credentials, so every
+// pod (a Worker bundle or a user's Deployment) pulls without a pull secret.
+// registry.configs.<host>.auth is deprecated in containerd 2 (to go in 2.3)
+// but still honoured beside config_path, which has no credentials.
+func (c *Containerd) Configuration(creds config.RegistryCredentials) string {
 	return fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
@@ -78,7 +83,7 @@ state = %[2]q
     sandbox = %[5]q
   [plugins."io.containerd.cri.v1.images".registry]
     config_path = %[6]q
-
+%[11]s
 [plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
   enable_unprivileged_ports = true
@@ -98,7 +103,23 @@ state = %[2]q
   stream_server_port = %[10]q
 `, c.cfg.Path("containerd", "root"), c.cfg.RunPath("containerd"), c.cfg.ContainerdSocket(),
 		c.cfg.ContainerdSocket()+".ttrpc", PauseImage, c.cfg.Path("certs.d"),
-		quoteList(CNIBinDirs), c.cfg.Path("cni", "net.d"), config.Host, strconv.Itoa(StreamPort))
+		quoteList(CNIBinDirs), c.cfg.Path("cni", "net.d"), config.Host, strconv.Itoa(StreamPort),
+		registryAuth(c.registryNames(), creds))
+}
+
+// registryNames are the names pods may use for the embedded registry.
+func (c *Containerd) registryNames() []string {
+	return []string{c.cfg.RegistryAddr(), "localhost:" + strconv.Itoa(c.cfg.RegistryPort)}
+}
+
+// registryAuth renders the CRI auth tables of creds for each registry host.
+func registryAuth(hosts []string, creds config.RegistryCredentials) string {
+	out := ""
+	for _, h := range hosts {
+		out += fmt.Sprintf("    [plugins.\"io.containerd.cri.v1.images\".registry.configs.%q.auth]\n      username = %q\n      password = %q\n",
+			h, creds.Username, creds.Password)
+	}
+	return out
 }
 
 // CNIBinDirs are where the CNI plugins are looked up (Debian's
@@ -127,11 +148,16 @@ func (c *Containerd) Start(ctx context.Context) error {
 	if _, err := ExtractShim(c.cfg); err != nil {
 		return err
 	}
-	if err := config.WriteFileAtomic(c.ConfigPath(), []byte(c.Configuration()), 0o600); err != nil {
+	creds, err := config.EnsureRegistryCredentials(c.cfg)
+	if err != nil {
+		return err
+	}
+	// The configuration holds the registry password: 0600.
+	if err := config.WriteFileAtomic(c.ConfigPath(), []byte(c.Configuration(creds)), 0o600); err != nil {
 		return err
 	}
 	hosts := RegistryHosts(c.cfg.RegistryAddr())
-	for _, name := range []string{c.cfg.RegistryAddr(), "localhost:" + strconv.Itoa(c.cfg.RegistryPort)} {
+	for _, name := range c.registryNames() {
 		if err := config.WriteFileAtomic(c.cfg.Path("certs.d", name, "hosts.toml"), []byte(hosts), 0o644); err != nil {
 			return err
 		}

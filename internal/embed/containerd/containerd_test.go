@@ -12,9 +12,11 @@ import (
 func TestConfigurationIsValidTOML(t *testing.T) {
 	cfg := config.Default("/var/lib/octo-test")
 	c := New(cfg, nil)
+	creds := config.RegistryCredentials{Username: "octo", Password: "s3cr-t_x"}
+	text := c.Configuration(creds)
 	var parsed map[string]any
-	if err := toml.Unmarshal([]byte(c.Configuration()), &parsed); err != nil {
-		t.Fatalf("containerd config is not TOML: %v\n%s", err, c.Configuration())
+	if err := toml.Unmarshal([]byte(text), &parsed); err != nil {
+		t.Fatalf("containerd config is not TOML: %v\n%s", err, text)
 	}
 	if parsed["version"].(int64) != 3 {
 		t.Errorf("version = %v", parsed["version"])
@@ -24,8 +26,44 @@ func TestConfigurationIsValidTOML(t *testing.T) {
 		`config_path = "/var/lib/octo-test/certs.d"`, `SystemdCgroup = false`,
 		`address = "` + cfg.ContainerdSocket() + `"`,
 	} {
-		if !strings.Contains(c.Configuration(), want) {
+		if !strings.Contains(text, want) {
 			t.Errorf("config lacks %s", want)
+		}
+	}
+}
+
+// TestConfigurationRegistryAuth checks that the CRI pulls from the embedded
+// registry, under both of its names, with its credentials.
+func TestConfigurationRegistryAuth(t *testing.T) {
+	cfg := config.Default("/var/lib/octo-test")
+	cfg.RegistryPort = 15050
+	creds := config.RegistryCredentials{Username: "octo", Password: "pa\"ss'w_rd-1"}
+	text := New(cfg, nil).Configuration(creds)
+	type auth struct {
+		Username string `toml:"username"`
+		Password string `toml:"password"`
+	}
+	var parsed struct {
+		Plugins map[string]struct {
+			Registry struct {
+				ConfigPath string `toml:"config_path"`
+				Configs    map[string]struct {
+					Auth *auth `toml:"auth"`
+				} `toml:"configs"`
+			} `toml:"registry"`
+		} `toml:"plugins"`
+	}
+	if err := toml.Unmarshal([]byte(text), &parsed); err != nil {
+		t.Fatalf("containerd config is not TOML: %v\n%s", err, text)
+	}
+	reg := parsed.Plugins["io.containerd.cri.v1.images"].Registry
+	if reg.ConfigPath == "" || len(reg.Configs) != 2 {
+		t.Fatalf("registry = %+v, want config_path and two auth configs\n%s", reg, text)
+	}
+	for _, host := range []string{"127.0.0.1:15050", "localhost:15050"} {
+		a := reg.Configs[host].Auth
+		if a == nil || a.Username != creds.Username || a.Password != creds.Password {
+			t.Errorf("auth of %s = %+v, want %+v", host, a, creds)
 		}
 	}
 }

@@ -19,12 +19,21 @@ type Server struct {
 	done chan error
 }
 
-// Serve serves h on ln in a goroutine.
+// Serve serves h on ln in a goroutine, with header and idle timeouts.
 func (s *Server) Serve(ln net.Listener, h http.Handler) {
-	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.ServeWith(ln, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
+}
+
+// ServeWith serves srv, configured by the caller (handler, timeouts,
+// limits), on ln in a goroutine.
+func (s *Server) ServeWith(ln net.Listener, srv *http.Server) {
+	s.srv = srv
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Serve(ln) }()
 }
+
+// Started reports whether Serve or ServeWith ran.
+func (s *Server) Started() bool { return s.srv != nil }
 
 // Ready waits until url answers 200 or the server stops.
 func (s *Server) Ready(ctx context.Context, url string) error {

@@ -74,13 +74,18 @@ func ConfList() string {
 // ConfPath is the CNI configuration file containerd reads.
 func (p *PodNet) ConfPath() string { return p.cfg.Path("cni", "net.d", "10-octo.conflist") }
 
-// Start writes the CNI configuration, creates the bridge, turns on IP
-// forwarding and starts the API forwarder.
+// Start writes the CNI configuration, creates the bridge, installs the
+// firewall that keeps other hosts off the pod network (FirewallChain), turns
+// on IP forwarding and starts the API forwarder.
 func (p *PodNet) Start(ctx context.Context) error {
 	if err := config.WriteFileAtomic(p.ConfPath(), []byte(ConfList()), 0o644); err != nil {
 		return err
 	}
 	if err := ensureBridge(); err != nil {
+		return err
+	}
+	// The firewall comes before forwarding: other hosts never reach pods.
+	if err := installFirewall(iptables); err != nil {
 		return err
 	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {

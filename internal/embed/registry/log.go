@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/distribution/distribution/v3/registry/auth"
 	"github.com/sirupsen/logrus"
 )
 
@@ -61,7 +62,9 @@ func (discardFormatter) Format(*logrus.Entry) ([]byte, error) { return nil, nil 
 //
 // Every request ends in a "response completed" entry, at error level when the
 // response is an error: a push makes many 404s (HEAD of blobs not yet
-// uploaded). Those go to debug, server errors (5xx) to warn. Other info
+// uploaded). Those go to debug, server errors (5xx) to warn. A request
+// refused for want of credentials is the first step of every client's basic
+// auth handshake: debug too; wrong credentials stay a warning. Other info
 // chatter goes to debug; warnings and errors keep their level.
 type slogHook struct{ log *slog.Logger }
 
@@ -76,6 +79,7 @@ func (h slogHook) Fire(e *logrus.Entry) error {
 		if status, ok := e.Data["http.response.status"].(int); ok && status >= 500 {
 			level = slog.LevelWarn
 		}
+	case strings.HasPrefix(e.Message, "error authorizing context") && strings.HasSuffix(e.Message, auth.ErrInvalidCredential.Error()):
 	case e.Level <= logrus.ErrorLevel:
 		level = slog.LevelError
 	case e.Level == logrus.WarnLevel:

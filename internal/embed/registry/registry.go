@@ -8,6 +8,12 @@
 // storage driver's spans go to the global provider, a no-op unless someone
 // installs one), no global health checks and no signal handlers. The
 // registry's logs are forwarded to the component's slog logger.
+//
+// Every request, pull or push, of every repository, and the /v2/ base route,
+// needs HTTP basic auth with the credentials of config.EnsureRegistryCredentials
+// (distribution's htpasswd access controller): the registry listens on
+// loopback, where any local user could otherwise push code into the images
+// that pods run, or read the accounts' images.
 package registry
 
 import (
@@ -23,8 +29,10 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // the "htpasswd" access controller
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the "filesystem" storage driver
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/healthz"
@@ -35,11 +43,15 @@ import (
 // count as active for 5 s in net/http, so a long grace only delays Stop.
 const shutdownGrace = 2 * time.Second
 
+// realm is the realm of the registry's basic auth challenge.
+const realm = "octo"
+
 // Server is the OCI registry component. Create it with New.
 type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
 	addr     string
+	creds    config.RegistryCredentials
 	app      *handlers.App
 	srv      *http.Server
 	done     chan struct{} // closed when Serve has returned
@@ -75,7 +87,16 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return fmt.Errorf("OCI registry: create %s: %w", root, err)
 	}
-	conf, err := newConfiguration(root)
+	creds, err := config.EnsureRegistryCredentials(s.cfg)
+	if err != nil {
+		return fmt.Errorf("OCI registry: %w", err)
+	}
+	htpasswd := filepath.Join(root, "htpasswd")
+	if err := writeHTPasswd(htpasswd, creds); err != nil {
+		return fmt.Errorf("OCI registry: %w", err)
+	}
+	s.creds = creds
+	conf, err := newConfiguration(root, htpasswd)
 	if err != nil {
 		return fmt.Errorf("OCI registry: %w", err)
 	}
@@ -114,9 +135,24 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// writeHTPasswd writes the htpasswd file of creds (mode 0600). The bcrypt
+// cost is the minimum: the registry checks the password on every request,
+// and a 256-bit random password needs no key stretching.
+func writeHTPasswd(path string, creds config.RegistryCredentials) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte(creds.Password), bcrypt.MinCost)
+	if err != nil {
+		return fmt.Errorf("hash registry password: %w", err)
+	}
+	if err := config.WriteFileAtomic(path, []byte(creds.Username+":"+string(hash)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write htpasswd: %w", err)
+	}
+	return nil
+}
+
 // newConfiguration returns the registry's configuration: filesystem storage
-// under root, no upload purging, an in-memory blob descriptor cache.
-func newConfiguration(root string) (*configuration.Configuration, error) {
+// under root, no upload purging, an in-memory blob descriptor cache, basic
+// auth against the htpasswd file.
+func newConfiguration(root, htpasswd string) (*configuration.Configuration, error) {
 	// The secret signs upload session state between requests. A new one
 	// each start only invalidates uploads interrupted by a restart.
 	secret := make([]byte, 32)
@@ -132,6 +168,7 @@ func newConfiguration(root string) (*configuration.Configuration, error) {
 			"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
 			"cache":       configuration.Parameters{"blobdescriptor": "inmemory"},
 		},
+		Auth: configuration.Auth{"htpasswd": configuration.Parameters{"realm": realm, "path": htpasswd}},
 	}
 	// handlers.NewApp reads neither the log level nor the access log (only
 	// registry.NewRegistry does); they are set so the configuration says
@@ -153,7 +190,8 @@ func newApp(ctx context.Context, conf *configuration.Configuration) (app *handle
 	return handlers.NewApp(ctx, conf), nil
 }
 
-// Ready blocks until GET /v2/ answers 200, the server fails or ctx is done.
+// Ready blocks until an authenticated GET /v2/ answers 200, the server fails
+// or ctx is done.
 func (s *Server) Ready(ctx context.Context) error {
 	if s.done == nil {
 		return errors.New("OCI registry: not started")
@@ -169,10 +207,25 @@ func (s *Server) Ready(ctx context.Context) error {
 			return nil
 		}
 	}
-	if err := healthz.Poll(ctx, healthz.Client(nil), s.Endpoint()+"/v2/", exited); err != nil {
+	client := healthz.Client(nil)
+	client.Transport = basicAuth{next: client.Transport, creds: s.creds}
+	if err := healthz.Poll(ctx, client, s.Endpoint()+"/v2/", exited); err != nil {
 		return fmt.Errorf("OCI registry: %w", err)
 	}
 	return nil
+}
+
+// basicAuth adds the registry credentials to every request.
+type basicAuth struct {
+	next  http.RoundTripper
+	creds config.RegistryCredentials
+}
+
+// RoundTrip sends a copy of req with basic auth.
+func (t basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.SetBasicAuth(t.creds.Username, t.creds.Password)
+	return t.next.RoundTrip(req)
 }
 
 // Stop lets requests in flight finish for a short grace period (bounded by

@@ -27,10 +27,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/gofiber/fiber/v3"
 	"github.com/versity/versitygw/backend/meta"
 	"github.com/versity/versitygw/backend/posix"
 	"github.com/versity/versitygw/embedgw"
+	"github.com/versity/versitygw/s3api"
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed/healthz"
@@ -49,6 +52,11 @@ const (
 	// the S3 limit. Embedded versitygw defaults to 0, which refuses every
 	// copy (and so breaks the registry's S3 driver).
 	copyObjectThreshold = 5 << 30
+	// requestTimeout bounds each request on a connection, from its headers
+	// to the end of its response, and the idle wait for the next one (the
+	// deadline stays until the next request moves it). It is long: the
+	// registry streams image layers of gigabytes through the store.
+	requestTimeout = 30 * time.Minute
 )
 
 // running is set while a Server of this process holds the gateway, from
@@ -157,6 +165,7 @@ func (s *Server) Start(ctx context.Context) error {
 		HealthPath:        HealthPath,
 		KeepAlive:         true,
 		Quiet:             true,
+		S3Options:         []s3api.Option{s3api.WithMiddleware("/", connDeadline(requestTimeout))},
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	s.creds, s.cancel, s.done = creds, cancel, make(chan struct{})
@@ -174,6 +183,21 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.log.Info("S3 store starting", "endpoint", s.Endpoint(), "data", dataDir)
 	return nil
+}
+
+// connDeadline sets the connection's deadline to d from now at every
+// request. versitygw v1.8.0 builds its fasthttp server with no read, write
+// or idle timeout and offers no option for them; with none, fasthttp never
+// touches a connection's deadlines, so this one bounds the request's body,
+// its response and the keep-alive wait after it. The headers of a
+// connection's first request stay unbounded: MaxConnections caps those.
+func connDeadline(d time.Duration) fiber.Handler {
+	return func(c fiber.Ctx) error {
+		if conn := c.RequestCtx().Conn(); conn != nil {
+			_ = conn.SetDeadline(time.Now().Add(d))
+		}
+		return c.Next()
+	}
 }
 
 // Ready blocks until the gateway answers on HealthPath, the gateway fails or
