@@ -11,8 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +24,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/config"
 )
 
@@ -51,6 +55,192 @@ func TestSecurity(t *testing.T) {
 	edge := strings.TrimPrefix(vars["CLOUDFLARE_API_BASE_URL"], "http://")
 	_, edgePort, _ := strings.Cut(strings.TrimSuffix(edge, "/client/v4"), ":")
 
+	w := newWranglerFor(t, vars, wranglerLatest)
+	c := newCluster(t, vars)
+	g := newGatewayClient(t, vars)
+	work := t.TempDir()
+	acct := vars["CLOUDFLARE_ACCOUNT_ID"]
+	secrets := []string{vars["CLOUDFLARE_API_TOKEN"], vars["AWS_SECRET_ACCESS_KEY"], vars["OCTO_REGISTRY_PASSWORD"]}
+
+	t.Run("local-user-gets-nothing-from-the-dashboard", func(t *testing.T) {
+		for _, path := range []string{"/", "/dashboard/api/overview", "/dashboard/api/workers"} {
+			code, body := asNobody(t, fmt.Sprintf("curl -s -w '\\n%%{http_code}' http://%s%s", strings.TrimSuffix(edge, "/client/v4"), path))
+			if code != "401" {
+				t.Errorf("GET %s as nobody answered %s, want 401", path, code)
+			}
+			for _, s := range secrets {
+				if s != "" && strings.Contains(body, s) {
+					t.Errorf("GET %s as nobody returned a secret of `octo env`", path)
+				}
+			}
+		}
+		code, _ := asNobody(t, fmt.Sprintf(`curl -s -o /dev/null -w '%%{http_code}' -X POST -H 'Content-Type: application/json' -H 'Origin: http://%[1]s' -d '{"script":"e2e-esm","version":"x"}' http://%[1]s/dashboard/api/actions/rollback`, strings.TrimSuffix(edge, "/client/v4")))
+		if code != "401" {
+			t.Errorf("a dashboard write as nobody answered %s, want 401", code)
+		}
+	})
+
+	t.Run("local-user-cannot-use-the-registry", func(t *testing.T) {
+		reg := e.cfg.RegistryAddr()
+		for _, req := range []string{
+			"-X POST http://" + reg + "/v2/octo/workerd/blobs/uploads/",
+			"-X POST http://" + reg + "/v2/octo/evil/blobs/uploads/",
+			"http://" + reg + "/v2/_catalog",
+			"http://" + reg + "/v2/",
+		} {
+			if code, _ := asNobody(t, "curl -s -o /dev/null -w '%{http_code}' "+req); code != "401" {
+				t.Errorf("registry %s as nobody answered %s, want 401", req, code)
+			}
+		}
+		if _, err := exec.Command("su", "-s", "/bin/sh", "nobody", "-c", "cat "+e.cfg.RegistryCredentialsPath()).Output(); err == nil {
+			t.Error("nobody can read the registry credentials")
+		}
+	})
+
+	// The victim: a KV namespace of the default account with one key.
+	nsID := w.createNamespace(t, work, "e2e-sec-victim")
+	w.must(t, work, "", w.kv("key", "put", "--namespace-id="+nsID, "secret", "victim-value")...)
+	victimKV := func(t *testing.T) {
+		t.Helper()
+		if out := w.must(t, work, "", w.kv("key", "get", "--namespace-id="+nsID, "secret")...); out != "victim-value" {
+			t.Errorf("the victim's KV value is now %q", out)
+		}
+	}
+	podAPI := "http://" + config.BridgeIP + ":" + edgePort
+
+	t.Run("local-user-cannot-use-the-pod-api", func(t *testing.T) {
+		for _, req := range []string{
+			fmt.Sprintf("-H 'x-octo-kv: %s/%s' '%s/secret?urlencoded=true'", acct, nsID, podAPI),
+			fmt.Sprintf("-X PUT --data-binary evil -H 'x-octo-kv: %s/%s' '%s/secret?urlencoded=true'", acct, nsID, podAPI),
+			fmt.Sprintf(`-X POST -H 'x-octo-account: %s' -d '[{"outcome":"ok"}]' '%s/tail/e2e-esm'`, acct, podAPI),
+		} {
+			if code, _ := asNobody(t, "curl -s -o /dev/null -w '%{http_code}' "+req); code != "403" {
+				t.Errorf("pod API %s as nobody answered %s, want 403", req, code)
+			}
+		}
+		victimKV(t)
+		// A slow client is cut off instead of holding the server.
+		conn, err := net.Dial("tcp", config.BridgeIP+":"+edgePort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n"))
+		t0 := time.Now()
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err = io.ReadAll(conn) // EOF or a reset: either way the server let go
+		if took := time.Since(t0); took > 20*time.Second {
+			t.Errorf("a client that never finishes its headers was held for %s (%v), want it closed within seconds", took.Round(time.Second), err)
+		}
+	})
+
+	t.Run("a-pod-cannot-reach-another-accounts-data", func(t *testing.T) {
+		bvars := newAccount(t, vars, "attacker")
+		wb := newWranglerFor(t, bvars, wranglerLatest)
+		wb.must(t, copyProject(t, "attacker", filepath.Join(work, "attacker")), "", "deploy")
+		gb := newGatewayClient(t, bvars)
+		gb.subdomain = "attacker"
+		gb.waitBody(t, "e2e-attacker", "/", "attacker ready")
+		attack := func(method, target string, headers ...string) string {
+			t.Helper()
+			q := url.Values{"target": {target}, "method": {method}, "h": headers, "body": {"evil"}}
+			code, body, err := gb.get("e2e-attacker", "/?"+q.Encode())
+			if err != nil || code != http.StatusOK {
+				t.Fatalf("attacker: %d %q %v", code, body, err)
+			}
+			return body
+		}
+		kvURL := podAPI + "/secret?urlencoded=true"
+		for _, a := range []struct{ method, target string }{{"GET", kvURL}, {"PUT", kvURL}, {"POST", podAPI + "/tail/e2e-esm"}} {
+			for _, creds := range [][]string{
+				{"x-octo-kv:" + acct + "/" + nsID},
+				{"x-octo-kv:" + acct + "/" + nsID, "x-octo-auth:00"},
+				{"x-octo-account:" + acct},
+			} {
+				got := attack(a.method, a.target, creds...)
+				t.Logf("%s %s with %q from a pod of another account: %s", a.method, a.target, creds, got)
+				if got == "200" || got == "204" {
+					t.Errorf("%s %s with %q from another account's pod succeeded (%s)", a.method, a.target, creds, got)
+				}
+			}
+		}
+		victimKV(t)
+	})
+
+	t.Run("uploaded-code-cannot-take-the-hosts-memory", func(t *testing.T) {
+		dir := copyProject(t, "bomb", filepath.Join(work, "bomb"))
+		stdout, stderr, code := w.wrangler(t, dir, "", "deploy")
+		if code == 0 || !strings.Contains(stdout+stderr, "memory") {
+			t.Fatalf("deploying a Worker that takes 1 GiB at startup: exit %d, want a refusal naming the memory limit", code)
+		}
+		if rel := c.release(t, "e2e-bomb"); rel != nil {
+			t.Errorf("the refused upload left WorkerRelease %s", rel.Name)
+		}
+	})
+
+	t.Run("duplicate-subdomain-is-not-served", func(t *testing.T) {
+		dir := copyProject(t, "esm", filepath.Join(work, "esm"))
+		w.must(t, dir, "", "deploy")
+		g.waitBody(t, "e2e-esm", "/", expected(t, "esm"))
+		dup := newAccount(t, vars, "octo") // claims the default account's subdomain
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, body, _ := g.get("e2e-esm", "/")
+			if code == http.StatusConflict {
+				t.Logf("while two accounts claim it: %d %s", code, body)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("with a second WorkerAccount claiming subdomain octo the gateway still answers %d %q", code, body)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		deleteAccount(t, vars, dup["CLOUDFLARE_ACCOUNT_ID"], "e2e-octo")
+		g.waitBody(t, "e2e-esm", "/", expected(t, "esm"))
+	})
+
+	t.Run("oversized-deployment-message-is-refused", func(t *testing.T) {
+		dir := filepath.Join(work, "esm")
+		v := deployedVersion(t, w, dir)
+		_, _, code := w.wrangler(t, dir, "", "versions", "deploy", v+"@100", "--message", strings.Repeat("m", 101), "--yes")
+		if code == 0 {
+			t.Error("versions deploy with a 101-character message succeeded")
+		}
+		if rel := c.release(t, "e2e-esm"); rel != nil {
+			for _, d := range rel.Spec.Deployments {
+				if len(d.Annotations["workers/message"]) > 100 {
+					t.Errorf("deployment %s kept a %d-character message", d.ID, len(d.Annotations["workers/message"]))
+				}
+			}
+		}
+	})
+
+	t.Run("secrets-are-pinned-per-version", func(t *testing.T) {
+		dir := copyProject(t, "secret", filepath.Join(work, "secret"))
+		w.must(t, dir, "", "deploy")
+		w.must(t, dir, "one\n", "secret", "put", "API_KEY")
+		waitStable(t, g, "e2e-secret", "one", 5)
+		v1 := deployedVersion(t, w, dir)
+		// A new version with another value, not deployed.
+		v2 := versionID(t, w.must(t, dir, "two\n", "versions", "secret", "put", "API_KEY"), "Created version")
+		// Both serve side by side, each with its own value.
+		w.must(t, dir, "", "versions", "deploy", v1+"@50", v2+"@50", "--yes")
+		seen := map[string]int{}
+		deadline := time.Now().Add(serveTimeout)
+		for (seen["one"] == 0 || seen["two"] == 0) && time.Now().Before(deadline) {
+			if code, body, err := g.get("e2e-secret", "/"); err == nil && code == http.StatusOK {
+				seen[body]++
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if len(seen) != 2 || seen["one"] == 0 || seen["two"] == 0 {
+			t.Fatalf("a 50/50 split of %s (API_KEY=one) and %s (API_KEY=two) answered %v; want both values", v1, v2, seen)
+		}
+		// Back to the first version: its value comes back.
+		w.must(t, dir, "", "versions", "deploy", v1+"@100", "--yes")
+		waitStable(t, g, "e2e-secret", "one", 10)
+	})
+
 	t.Run("other-hosts-cannot-reach-the-pod-network", func(t *testing.T) {
 		peer := newPeerHost(t)
 		// Control: the peer reaches the host over its link.
@@ -73,7 +263,8 @@ func TestSecurity(t *testing.T) {
 		if err := peer.get(bridge); err == nil {
 			t.Errorf("another host reached the pod API at %s", bridge)
 		}
-		// A pod address, e.g. the API forwarder's pods or any running pod.
+		// Every pod address that serves a port (the Workers' bundles by now).
+		checked := 0
 		pods, err := e.client().CoreV1().Pods(metav1.NamespaceAll).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -83,9 +274,13 @@ func TestSecurity(t *testing.T) {
 				continue
 			}
 			addr := fmt.Sprintf("http://%s:%d/", p.Status.PodIP, p.Spec.Containers[0].Ports[0].ContainerPort)
+			checked++
 			if err := peer.get(addr); err == nil {
 				t.Errorf("another host reached pod %s/%s at %s", p.Namespace, p.Name, addr)
 			}
+		}
+		if checked == 0 {
+			t.Error("no running pod with a port to try")
 		}
 	})
 }
@@ -133,4 +328,26 @@ func (p *peerHost) get(url string) error {
 		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// asNobody runs a shell command as the unprivileged user nobody and returns
+// the last line of its output (curl's -w status) and all of it.
+func asNobody(t *testing.T, cmd string) (last, all string) {
+	t.Helper()
+	out, err := exec.Command("su", "-s", "/bin/sh", "nobody", "-c", cmd).CombinedOutput()
+	all = string(out)
+	lines := strings.Split(strings.TrimSpace(all), "\n")
+	last = strings.TrimSpace(lines[len(lines)-1])
+	t.Logf("$ su nobody -c %q -> %v\n%s", cmd, err, tail(all, 5))
+	return last, all
+}
+
+// deleteAccount deletes a WorkerAccount newAccount made, with its namespace.
+func deleteAccount(t *testing.T, vars map[string]string, id, ns string) {
+	t.Helper()
+	c := newCluster(t, vars)
+	res := schema.GroupVersionResource{Group: apiv1.Group, Version: apiv1.Version, Resource: "workeraccounts"}
+	if err := c.dyn.Resource(res).Namespace(ns).Delete(context.Background(), id, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete WorkerAccount %s/%s: %v", ns, id, err)
+	}
 }

@@ -46,3 +46,13 @@ func (s *JobBuilderSpec) Normalize() {
 			cmp.Compare(a.VersionName, b.VersionName))
 	})
 }
+
+// SecretKey is the data key of the binding's value in its Secret: SecretRef.Key, or the
+// binding's name when it has no SecretRef. Versions pin secret values under their own keys,
+// so it also names the value's environment variable in the pods.
+func (b WorkerBinding) SecretKey() string {
+	if b.SecretRef != nil && b.SecretRef.Key != "" {
+		return b.SecretRef.Key
+	}
+	return b.Name
+}

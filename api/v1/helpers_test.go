@@ -62,3 +62,19 @@ func TestNormalize(t *testing.T) {
 		t.Errorf("inputs = %v", j.Spec.Inputs)
 	}
 }
+
+func TestSecretKey(t *testing.T) {
+	cases := []struct {
+		b    v1.WorkerBinding
+		want string
+	}{
+		{v1.WorkerBinding{Name: "API_KEY", Type: v1.BindingSecretText}, "API_KEY"},
+		{v1.WorkerBinding{Name: "API_KEY", Type: v1.BindingSecretText, SecretRef: &v1.SecretKeyRef{Name: "s", Key: "API_KEY"}}, "API_KEY"},
+		{v1.WorkerBinding{Name: "API_KEY", Type: v1.BindingSecretText, SecretRef: &v1.SecretKeyRef{Name: "s", Key: "API_KEY.v3"}}, "API_KEY.v3"},
+	}
+	for _, c := range cases {
+		if got := c.b.SecretKey(); got != c.want {
+			t.Errorf("SecretKey of %+v = %q, want %q", c.b, got, c.want)
+		}
+	}
+}

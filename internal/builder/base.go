@@ -3,6 +3,7 @@ package builder
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,8 +57,45 @@ const DefaultCACerts = "/etc/ssl/certs/ca-certificates.crt"
 
 // baseKey says which inputs a cached base was built from.
 type baseKey struct {
-	files   string // the host files and their size and mtime
-	version string
+	Files   string `json:"files"` // the host files and their size and mtime
+	Version string `json:"version"`
+}
+
+// cachedBase is the content of Builder.BaseCache.
+type cachedBase struct {
+	Key baseKey `json:"key"`
+	Ref string  `json:"ref"`
+}
+
+// loadBaseCache returns the reference BaseCache remembers for key, or "".
+func (b *Builder) loadBaseCache(key baseKey) string {
+	if b.BaseCache == "" {
+		return ""
+	}
+	raw, err := os.ReadFile(b.BaseCache)
+	if err != nil {
+		return ""
+	}
+	var c cachedBase
+	if json.Unmarshal(raw, &c) != nil || c.Key != key {
+		return ""
+	}
+	return c.Ref
+}
+
+// saveBaseCache remembers ref for key in BaseCache (0600).
+func (b *Builder) saveBaseCache(key baseKey, ref string) {
+	if b.BaseCache == "" {
+		return
+	}
+	raw, _ := json.Marshal(cachedBase{Key: key, Ref: ref})
+	err := os.MkdirAll(filepath.Dir(b.BaseCache), 0o700)
+	if err == nil {
+		err = os.WriteFile(b.BaseCache, raw, 0o600)
+	}
+	if err != nil {
+		b.log().Warn("remember the workerd base image", "err", err)
+	}
 }
 
 // baseEntries lists the base layer: workerd, glibc, the loader symlink, the
@@ -134,11 +172,22 @@ func (b *Builder) EnsureBase(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := baseKey{files: stamp, version: workerd.Version}
-	if b.base != "" && b.baseKey == key {
-		if ref, err := name.NewDigest(b.base, name.Insecure); err == nil {
-			if _, err := remote.Head(ref, b.remoteOptions(ctx)...); err == nil {
-				return b.base, nil
+	key := baseKey{Files: stamp, Version: workerd.Version}
+	known := b.base
+	if b.baseKey != key {
+		known = b.loadBaseCache(key) // after a restart
+	}
+	if known != "" {
+		// A digest names its content: if the registry has the manifest
+		// at that digest (remote.Get checks the hash), it is the image
+		// computed from these very files, and every layer it names is
+		// checked by its digest when pulled.
+		if ref, err := name.NewDigest(known, name.Insecure); err == nil {
+			if got, err := remote.Get(ref, b.remoteOptions(ctx)...); err == nil {
+				if m, err := v1.ParseManifest(bytes.NewReader(got.Manifest)); err == nil && b.verifyBlobs(ctx, ref, m) == nil {
+					b.base, b.baseKey = known, key
+					return b.base, nil
+				}
 			}
 		}
 	}
@@ -179,6 +228,7 @@ func (b *Builder) EnsureBase(ctx context.Context) (string, error) {
 		return "", err
 	}
 	b.base, b.baseKey = ref.String(), key
+	b.saveBaseCache(key, b.base)
 	return b.base, nil
 }
 
@@ -201,6 +251,12 @@ func (b *Builder) verifyBase(ctx context.Context, ref name.Digest, img v1.Image)
 	if err != nil {
 		return fmt.Errorf("base image: %w", err)
 	}
+	return b.verifyBlobs(ctx, ref, m)
+}
+
+// verifyBlobs checks that the registry has the config and layer blobs m
+// names, at their sizes.
+func (b *Builder) verifyBlobs(ctx context.Context, ref name.Digest, m *v1.Manifest) error {
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 		blob, err := remote.Layer(ref.Context().Digest(d.Digest.String()), b.remoteOptions(ctx)...)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -197,5 +199,39 @@ func TestBuilderAuth(t *testing.T) {
 	}
 	if _, err := remote.Image(r, remote.WithTransport(defaultTransport), remote.WithAuth(auth)); err != nil {
 		t.Errorf("authenticated pull of the bundle image: %v", err)
+	}
+}
+
+// TestEnsureBaseCache: after a restart (a new Builder) the digest remembered
+// in BaseCache is used without compressing workerd again, as long as the
+// registry has it; a cache that names a digest the registry lacks, or that
+// was made from other host files, is not trusted.
+func TestEnsureBaseCache(t *testing.T) {
+	b1, _ := newBuilder(t, "", nil, "")
+	reg, auth := startAuthRegistry(t)
+	cache := filepath.Join(t.TempDir(), "builder", "base.json")
+	mk := func(tempDir string) *Builder {
+		return &Builder{Registry: reg, Auth: auth, WorkerdPath: b1.WorkerdPath, LibDirs: b1.LibDirs, CACerts: b1.CACerts, TempDir: tempDir, BaseCache: cache}
+	}
+	first, err := mk(t.TempDir()).EnsureBase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(cache); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file: %v %v, want mode 0600", fi, err)
+	}
+	// A TempDir that cannot be written proves nothing is compressed.
+	noTemp := filepath.Join(t.TempDir(), "missing", "dir")
+	if again, err := mk(noTemp).EnsureBase(context.Background()); err != nil || again != first {
+		t.Fatalf("after a restart EnsureBase = %q, %v; want the cached %s without building", again, err, first)
+	}
+	// A digest the registry does not have: computed again.
+	raw, _ := os.ReadFile(cache)
+	bogus := strings.Replace(string(raw), first[strings.LastIndex(first, ":")+1:], strings.Repeat("0", 64), 1)
+	if err := os.WriteFile(cache, []byte(bogus), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := mk(t.TempDir()).EnsureBase(context.Background()); err != nil || again != first {
+		t.Fatalf("with a cache naming a missing digest EnsureBase = %q, %v; want %s", again, err, first)
 	}
 }

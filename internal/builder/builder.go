@@ -111,13 +111,16 @@ type Builder struct {
 	// Auth authenticates to the registry (config.RegistryCredentials); nil
 	// is anonymous, which octo's registry refuses.
 	Auth authn.Authenticator
+	// BaseCache is a file (in the root-only data dir) that remembers the
+	// base image's digest for the host files it was computed from, so that
+	// a restart does not compress workerd again; empty means no cache.
+	BaseCache string
 	// ValidateConcurrency bounds the workerd processes started at once to
 	// validate workers; 0 means 2.
 	ValidateConcurrency int
 
 	baseMu  sync.Mutex
 	base    string // the base image by digest, once known
-	baseTag name.Tag
 	baseKey baseKey
 
 	validMu sync.Mutex
@@ -160,9 +163,10 @@ type BuildRequest struct {
 	// (workerd.Worker.Traced) whose trace events go there, with headers
 	// x-octo-account: <account> and x-octo-auth.
 	TailAddress string
-	// SecretEnv names the environment variable holding a secret binding of a
-	// script; nil means SecretEnv. The pods must set the same variables.
-	SecretEnv func(script, binding string) string
+	// SecretEnv names the environment variable holding a secret of a script
+	// by its data key (WorkerBinding.SecretKey); nil means SecretEnv. The
+	// pods must set the same variables.
+	SecretEnv func(script, key string) string
 }
 
 // BuildResult is a pushed bundle image.
@@ -214,11 +218,23 @@ func RepositoryFor(registry, accountID string) string {
 	return registry + "/octo/accounts/" + accountID
 }
 
-// SecretEnv is the environment variable that carries the secret binding of a
-// script into workerd (a fromEnvironment binding). It is a valid C
-// identifier, unique per (script, binding): readable parts plus a hash.
-func SecretEnv(script, binding string) string {
-	return "OCTO_SECRET_" + envPart(script, 40) + "_" + envPart(binding, 80) + "_" + shortHash(script+"\x00"+binding, 8)
+// SecretEnv is the environment variable that carries a secret of a script
+// into workerd (a fromEnvironment binding); key is the binding's data key
+// (WorkerBinding.SecretKey), so versions that pin different values of one
+// secret get different variables. It is a valid C identifier, unique per
+// (script, key): readable parts plus a hash.
+func SecretEnv(script, key string) string {
+	return "OCTO_SECRET_" + envPart(script, 40) + "_" + envPart(key, 80) + "_" + shortHash(script+"\x00"+key, 8)
+}
+
+// secretKey is the data key of v's binding name (WorkerBinding.SecretKey).
+func secretKey(v *apiv1.WorkerVersion, name string) string {
+	for _, b := range v.Spec.Bindings {
+		if b.Name == name {
+			return b.SecretKey()
+		}
+	}
+	return name
 }
 
 var envUnsafe = regexp.MustCompile(`[^A-Za-z0-9_]`)
@@ -466,7 +482,7 @@ func checkWorkers(workers []BuildWorker) error {
 // prepare fetches the modules of one version and configures its worker. A
 // version that cannot be configured (a binding type octo cannot run, a
 // missing module) gets a failure message; an error means S3 failed.
-func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, req BuildRequest, secretEnv func(script, binding string) string) (workerd.Worker, map[string][]byte, string, error) {
+func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, req BuildRequest, secretEnv func(script, key string) string) (workerd.Worker, map[string][]byte, string, error) {
 	s := bw.Version.Spec
 	paths := map[string]string{}
 	files := map[string][]byte{}
@@ -485,7 +501,9 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, r
 		p := moduleFile(service, i, m.Name)
 		paths[m.Name], files[p] = p, data
 	}
-	w, err := workerd.FromVersion(bw.Version, paths, kvServiceName, func(binding string) string { return secretEnv(s.ScriptName, binding) })
+	w, err := workerd.FromVersion(bw.Version, paths, kvServiceName, func(binding string) string {
+		return secretEnv(s.ScriptName, secretKey(bw.Version, binding))
+	})
 	if err != nil {
 		return workerd.Worker{}, nil, err.Error(), nil
 	}

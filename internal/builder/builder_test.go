@@ -380,7 +380,9 @@ func TestBuild(t *testing.T) {
 		apiv1.WorkerBinding{Name: "GREETING", Type: apiv1.BindingPlainText, Text: "hi"},
 		apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: "hello-secrets", Key: "API_KEY"}},
 		apiv1.WorkerBinding{Name: "CACHE", Type: apiv1.BindingKV, NamespaceID: "0123456789abcdef0123456789abcdef"})
-	a2 := version(blobs, "hello", idA2, 2, `export default { fetch() { return new Response("v2") } }`)
+	// Version 2 pins its own value of API_KEY: a variable of its own.
+	a2 := version(blobs, "hello", idA2, 2, `export default { fetch() { return new Response("v2") } }`,
+		apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: "hello-secrets", Key: "API_KEY.v2"}})
 	bad := version(blobs, "broken_one", idB, 1, `throw new Error("boom")`)
 	req := BuildRequest{
 		AccountID: account, BundleName: "octo",
@@ -426,6 +428,7 @@ func TestBuild(t *testing.T) {
 		`(name = "hello-aaaaaaaa", address = "*:8081"`, `address = "*:8082"`,
 		`embed "hello-aaaaaaaa/000-index.js"`,
 		`fromEnvironment = "` + SecretEnv("hello", "API_KEY") + `"`,
+		`fromEnvironment = "` + SecretEnv("hello", "API_KEY.v2") + `"`,
 		// The pod API services carry the account's credential.
 		`external = (address = "10.42.0.1:8787", http = (injectRequestHeaders = [(name = "x-octo-auth", value = "cred-of-` + account + `"), (name = "x-octo-kv", value = "` + account + `/0123456789abcdef0123456789abcdef")]`,
 		`(name = "octo-tail-collector", external = (address = "10.42.0.1:8787", http = (injectRequestHeaders = [(name = "x-octo-account", value = "` + account + `"), (name = "x-octo-auth", value = "cred-of-` + account + `")]))),`,
@@ -571,6 +574,7 @@ func TestSecretEnv(t *testing.T) {
 	re := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,255}$`)
 	seen := map[string]string{}
 	for _, c := range [][2]string{{"hello", "API_KEY"}, {"hello", "api-key"}, {"hello_world", "KEY"}, {"hello-world", "KEY"},
+		{"hello", "API_KEY.v2"}, {"hello", "API_KEY_v2"}, {"hello", "API_KEY.v3"},
 		{"a", strings.Repeat("x", 256)}, {strings.Repeat("s", 63), "é$weird name"}} {
 		e := SecretEnv(c[0], c[1])
 		if !re.MatchString(e) {

@@ -693,6 +693,36 @@ func (env *scEnv) secret(script string) *corev1.Secret {
 	return &sec
 }
 
+// secretOf returns the value v's secret binding name reads from the
+// script's Secret, and whether there is one.
+func (env *scEnv) secretOf(v apiv1.WorkerVersion, name string) (string, bool) {
+	env.t.Helper()
+	b := bindingByName(v, name)
+	sec := env.secret(v.Spec.ScriptName)
+	if b == nil || b.Type != apiv1.BindingSecretText || b.SecretRef == nil || sec == nil || b.SecretRef.Name != sec.Name {
+		return "", false
+	}
+	value, ok := sec.Data[b.SecretRef.Key]
+	return string(value), ok
+}
+
+// deployed is the version serving 100 % of the script's traffic.
+func (env *scEnv) deployed(script string) apiv1.WorkerVersion {
+	env.t.Helper()
+	rel := env.release(script)
+	if rel == nil || rel.ActiveDeployment() == nil || len(rel.ActiveDeployment().Versions) != 1 {
+		env.t.Fatalf("script %s has no version deployed at 100 %%", script)
+	}
+	id := rel.ActiveDeployment().Versions[0].VersionID
+	for _, v := range env.versions(script) {
+		if v.Spec.VersionID == id {
+			return v
+		}
+	}
+	env.t.Fatalf("deployed version %s of %s not found", id, script)
+	return apiv1.WorkerVersion{}
+}
+
 // blob reads an S3 object.
 func (env *scEnv) blob(key string) []byte {
 	env.t.Helper()

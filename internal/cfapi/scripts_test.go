@@ -626,7 +626,8 @@ func TestScriptsSecrets(t *testing.T) {
 		t.Fatalf("%d versions", n)
 	}
 
-	// secret put: the Secret holds the value, the version only a reference.
+	// secret put: the Secret holds the value under a key of the new
+	// version, the version only a reference.
 	r := env.must(env.call(http.MethodPut, "/scripts/"+script+"/secrets", map[string]string{"name": "DATABASE_URL", "text": dbURL, "type": "secret_text"}))
 	var put map[string]string
 	r.into(t, &put)
@@ -634,7 +635,7 @@ func TestScriptsSecrets(t *testing.T) {
 		t.Errorf("secret put result = %v", put)
 	}
 	sec := env.secret(script)
-	if sec == nil || string(sec.Data["DATABASE_URL"]) != dbURL {
+	if sec == nil || len(sec.Data) != 1 || string(sec.Data["DATABASE_URL.v2"]) != dbURL {
 		t.Fatalf("Secret = %+v", sec)
 	}
 	if rel := env.release(script); len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Name != rel.Name || sec.OwnerReferences[0].Kind != "WorkerRelease" {
@@ -648,7 +649,7 @@ func TestScriptsSecrets(t *testing.T) {
 		t.Fatalf("secret put made version %d", v2.Spec.Number)
 	}
 	b := bindingByName(v2, "DATABASE_URL")
-	if b == nil || b.Type != "secret_text" || b.Text != "" || b.SecretRef == nil || *b.SecretRef != (apiv1.SecretKeyRef{Name: store.SecretName(script), Key: "DATABASE_URL"}) {
+	if b == nil || b.Type != "secret_text" || b.Text != "" || b.SecretRef == nil || *b.SecretRef != (apiv1.SecretKeyRef{Name: store.SecretName(script), Key: store.VersionSecretKey("DATABASE_URL", 2)}) {
 		t.Errorf("secret binding = %+v", b)
 	}
 	if got := bindingNames(v2); !slices.Equal(got, []string{"CONF", "DATABASE_URL", "GREETING"}) {
@@ -680,14 +681,24 @@ func TestScriptsSecrets(t *testing.T) {
 		t.Errorf("settings show the secret value: %s", settings.Body)
 	}
 
-	// A second secret put with a new value updates the Secret, not the version's reference.
+	// A second secret put with a new value stores it under the new
+	// version's key: the version before keeps reading its own value.
 	env.must(env.call(http.MethodPut, "/scripts/"+script+"/secrets", map[string]string{"name": "api_key", "text": "k1", "type": "secret_text"}))
 	env.must(env.call(http.MethodPut, "/scripts/"+script+"/secrets", map[string]string{"name": "api_key", "text": "k2", "type": "secret_text"}))
-	if sec := env.secret(script); string(sec.Data["api_key"]) != "k2" || string(sec.Data["DATABASE_URL"]) != dbURL {
-		t.Errorf("Secret data = %q", sec.Data)
-	}
-	if v := env.latest(script); v.Spec.Number != 4 {
+	vs := env.versions(script)
+	if v := vs[len(vs)-1]; v.Spec.Number != 4 {
 		t.Errorf("two secret puts made version %d, want 4", v.Spec.Number)
+	}
+	for _, c := range []struct {
+		v           apiv1.WorkerVersion
+		name, value string
+	}{{vs[2], "api_key", "k1"}, {vs[3], "api_key", "k2"}, {vs[3], "DATABASE_URL", dbURL}} {
+		if got, ok := env.secretOf(c.v, c.name); !ok || got != c.value {
+			t.Errorf("version %d reads %s = %q, want %q", c.v.Spec.Number, c.name, got, c.value)
+		}
+	}
+	if sec := env.secret(script); len(sec.Data) != 3 || string(sec.Data["api_key.v3"]) != "k1" || string(sec.Data["api_key.v4"]) != "k2" {
+		t.Errorf("Secret data = %q", sec.Data)
 	}
 
 	// A later plain deploy (no secrets, no keep_bindings) keeps the secrets, drops the vars it does not send.
@@ -696,13 +707,13 @@ func TestScriptsSecrets(t *testing.T) {
 	if got := bindingNames(v5); !slices.Equal(got, []string{"DATABASE_URL", "GREETING", "api_key"}) {
 		t.Errorf("bindings after plain deploy = %v", got)
 	}
-	if b := bindingByName(v5, "DATABASE_URL"); b == nil || b.SecretRef == nil || b.SecretRef.Key != "DATABASE_URL" {
+	if b := bindingByName(v5, "DATABASE_URL"); b == nil || b.SecretRef == nil || b.SecretRef.Key != "DATABASE_URL.v2" {
 		t.Errorf("secret after deploy = %+v", b)
 	}
 	if b := bindingByName(v5, "GREETING"); b.Text != "hi again" {
 		t.Errorf("GREETING = %+v", b)
 	}
-	if string(env.secret(script).Data["DATABASE_URL"]) != dbURL {
+	if got, _ := env.secretOf(v5, "DATABASE_URL"); got != dbURL || len(env.secret(script).Data) != 3 {
 		t.Errorf("deploy changed the Secret")
 	}
 	if got := env.secretNames(script); !slices.Equal(got, []string{"DATABASE_URL", "api_key"}) {
@@ -728,9 +739,10 @@ func TestScriptsSecrets(t *testing.T) {
 	if b := bindingByName(v6, "GREETING"); b.Text != "hi again" {
 		t.Errorf("GREETING after bulk = %+v", b)
 	}
-	sec = env.secret(script)
-	if string(sec.Data["A"]) != "1" || string(sec.Data["B"]) != "two" || string(sec.Data["DATABASE_URL"]) != dbURL || string(sec.Data["api_key"]) != "k2" {
-		t.Errorf("Secret after bulk = %q", sec.Data)
+	for name, value := range map[string]string{"A": "1", "B": "two", "DATABASE_URL": dbURL, "api_key": "k2"} {
+		if got, ok := env.secretOf(v6, name); !ok || got != value {
+			t.Errorf("after bulk, %s = %q, want %q", name, got, value)
+		}
 	}
 	checkDeployed(t, env, script, v6, 6)
 	if v6.Spec.Annotations[apiv1.AnnotationTriggeredBy] != store.TriggerSecret {
@@ -747,18 +759,22 @@ func TestScriptsSecrets(t *testing.T) {
 		{"type": "plain_text", "name": "GREETING"}, {"type": "secret_text", "name": "DATABASE_URL"}, {"type": "secret_text", "name": "api_key"},
 		{"type": "secret_text", "name": "A"}, {"type": "secret_text", "name": "B", "text": "three"},
 	}}))
-	if string(env.secret(script).Data["B"]) != "three" {
+	if got, _ := env.secretOf(env.latest(script), "B"); got != "three" {
 		t.Errorf("JSON PATCH settings did not set B")
 	}
+	if got, _ := env.secretOf(v6, "B"); got != "two" {
+		t.Errorf("JSON PATCH settings changed B of version 6 to %q", got)
+	}
 
-	// secret delete: a new version without it; the Secret loses the key.
+	// secret delete: a new version without it; the value stays for the
+	// versions that bind it (a rollback to them).
 	env.must(env.call(http.MethodDelete, "/scripts/"+script+"/secrets/A?url_encoded=true", nil))
 	v8 := env.latest(script)
 	if bindingByName(v8, "A") != nil || v8.Spec.Annotations[apiv1.AnnotationTriggeredBy] != store.TriggerSecret {
 		t.Errorf("after delete: bindings %v, annotations %v", bindingNames(v8), v8.Spec.Annotations)
 	}
-	if _, ok := env.secret(script).Data["A"]; ok {
-		t.Errorf("Secret still has A")
+	if got, ok := env.secretOf(v6, "A"); !ok || got != "1" {
+		t.Errorf("secret delete removed A of version 6: %q", got)
 	}
 	checkDeployed(t, env, script, v8, 8)
 	if got := env.secretNames(script); !slices.Equal(got, []string{"B", "DATABASE_URL", "api_key"}) {
@@ -841,7 +857,7 @@ func TestScriptsKeepAndInheritBindings(t *testing.T) {
 	if b := bindingByName(env.latest(script), "TOKEN"); b == nil || b.SecretRef == nil {
 		t.Errorf("TOKEN without text = %+v", b)
 	}
-	if string(env.secret(script).Data["TOKEN"]) != "tok" {
+	if got, _ := env.secretOf(env.latest(script), "TOKEN"); got != "tok" || len(env.secret(script).Data) != 1 {
 		t.Errorf("Secret changed: %q", env.secret(script).Data)
 	}
 
@@ -1191,8 +1207,8 @@ func TestScriptsObjectsAdmitted(t *testing.T) {
 		{name: "json string var", script: "json-str", meta: esmMeta(map[string]any{"name": "J", "type": "json", "json": "s"}), parts: []scPart{hello}, status: 200},
 		{name: "binding name with $", script: "dollar", meta: esmMeta(map[string]any{"name": "$x", "type": "plain_text", "text": "x"}), parts: []scPart{hello}, status: 200},
 		{name: "secret binding name with $", script: "dollar-secret", meta: esmMeta(map[string]any{"name": "$x", "type": "secret_text", "text": "x"}), parts: []scPart{hello}, status: 400, msg: "secret name"},
-		{name: "secret binding name of 254 characters", script: "long-secret", meta: esmMeta(map[string]any{"name": strings.Repeat("S", 254), "type": "secret_text", "text": "x"}), parts: []scPart{hello}, status: 400, msg: "secret name"},
-		{name: "secret binding name of 253 characters", script: "long-secret-ok", meta: esmMeta(map[string]any{"name": strings.Repeat("S", 253), "type": "secret_text", "text": "x"}), parts: []scPart{hello}, status: 200},
+		{name: "secret binding name too long for its key", script: "long-secret", meta: esmMeta(map[string]any{"name": strings.Repeat("S", store.MaxSecretName+1), "type": "secret_text", "text": "x"}), parts: []scPart{hello}, status: 400, msg: "secret name"},
+		{name: "secret binding name of the longest length", script: "long-secret-ok", meta: esmMeta(map[string]any{"name": strings.Repeat("S", store.MaxSecretName), "type": "secret_text", "text": "x"}), parts: []scPart{hello}, status: 200},
 		{name: "module name of 300 characters", script: "long-module", meta: esmMeta(), parts: []scPart{hello, esm(strings.Repeat("m", 297)+".js", "x")}, status: 200},
 		{name: "module name of 1024 characters with slashes", script: "deep-module", meta: esmMeta(), parts: []scPart{hello, esm(strings.Repeat("d/", 510)+"x.js", "x")}, status: 200},
 		{name: "module names a and a/b", script: "file-dir", meta: esmMeta(), parts: []scPart{hello, esm("lib", "x"), esm("lib/x.js", "y")}, status: 200},
@@ -1227,8 +1243,8 @@ func TestScriptsObjectsAdmitted(t *testing.T) {
 			}
 			// A secret and a delete work on the same objects.
 			env.must(env.call(http.MethodPut, "/scripts/"+c.script+"/secrets", map[string]string{"name": "K", "text": "v", "type": "secret_text"}))
-			if sec := env.secret(c.script); sec == nil || string(sec.Data["K"]) != "v" {
-				t.Errorf("Secret = %+v", sec)
+			if got, ok := env.secretOf(env.latest(c.script), "K"); !ok || got != "v" {
+				t.Errorf("Secret = %+v", env.secret(c.script))
 			}
 			env.must(env.call(http.MethodDelete, "/services/"+c.script, nil))
 			if keys := env.keys(""); len(keys) != 0 || env.release(c.script) != nil || env.secret(c.script) != nil || len(env.versions(c.script)) != 0 {
@@ -1407,8 +1423,8 @@ func TestScriptsFailureLeavesNothing(t *testing.T) {
 			// The script still works afterwards.
 			env.deployHello("app")
 			if c.existing {
-				if sec := env.secret("app"); string(sec.Data["OLD"]) != "old-value" {
-					t.Errorf("Secret = %q", sec.Data)
+				if got, _ := env.secretOf(env.latest("app"), "OLD"); got != "old-value" {
+					t.Errorf("Secret = %q", env.secret("app").Data)
 				}
 			}
 		})

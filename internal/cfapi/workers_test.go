@@ -81,19 +81,26 @@ func TestSecretsBulk(t *testing.T) {
 		t.Errorf("bindings = %v", got)
 	}
 	checkDeployed(t, env, script, v, 2)
-	if sec := env.secret(script); string(sec.Data["A"]) != "one" || string(sec.Data["B"]) != "two" {
-		t.Errorf("Secret data = %q", sec.Data)
+	withAB := v
+	for name, value := range map[string]string{"A": "one", "B": "two"} {
+		if got, ok := env.secretOf(v, name); !ok || got != value {
+			t.Errorf("%s = %q, want %q (Secret data %q)", name, got, value, env.secret(script).Data)
+		}
 	}
 	env.noValueIn("two")
 
-	// null removes; a null for an unknown secret is ignored.
+	// null removes from the new version; a null for an unknown secret is
+	// ignored. The version before keeps its value of A.
 	env.must(env.call(http.MethodPatch, path, `{"secrets":{"A":null,"NOPE":null}}`))
 	v = env.latest(script)
 	if got := bindingNames(v); !slices.Equal(got, []string{"B", "GREETING"}) {
 		t.Errorf("bindings after removing A = %v", got)
 	}
-	if sec := env.secret(script); sec.Data["A"] != nil || string(sec.Data["B"]) != "two" {
-		t.Errorf("Secret data = %q", sec.Data)
+	if got, _ := env.secretOf(v, "B"); got != "two" {
+		t.Errorf("B = %q after removing A", got)
+	}
+	if got, _ := env.secretOf(withAB, "A"); got != "one" {
+		t.Errorf("removing A took it from version %d: %q", withAB.Spec.Number, got)
 	}
 
 	// A var is not a secret; a bad entry is refused; nothing changes.
@@ -152,8 +159,8 @@ func TestPatchLatestVersion(t *testing.T) {
 	if got := bindingNames(v); !slices.Equal(got, []string{"NEW"}) {
 		t.Errorf("bindings after delete = %v", got)
 	}
-	if sec := env.secret(script); string(sec.Data["KEEP"]) != "kept" {
-		t.Errorf("Secret data = %q: production's KEEP must stay", sec.Data)
+	if got, _ := env.secretOf(prod, "KEEP"); got != "kept" {
+		t.Errorf("Secret data = %q: production's KEEP must stay", env.secret(script).Data)
 	}
 
 	before := env.snapshot()
@@ -188,7 +195,7 @@ func TestVersionKeepBindingsSecrets(t *testing.T) {
 	if got := bindingNames(env.latest(script)); !slices.Equal(got, []string{"B"}) {
 		t.Errorf("keep_bindings [secret_key] with B inherited: bindings %v, want only B", got)
 	}
-	if sec := env.secret(script); string(sec.Data["A"]) != "v-A" {
-		t.Errorf("Secret data = %q: the deployed version still needs A", sec.Data)
+	if got, _ := env.secretOf(env.deployed(script), "A"); got != "v-A" {
+		t.Errorf("Secret data = %q: the deployed version still needs A", env.secret(script).Data)
 	}
 }

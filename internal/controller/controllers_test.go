@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -98,6 +99,7 @@ func TestAccountBuildsBundle(t *testing.T) {
 }
 
 func TestBundleBuildAndDeploy(t *testing.T) {
+	// The layout of earlier releases (key = binding name) keeps its variables.
 	secret := apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: "hello-secrets", Key: "API_KEY"}}
 	v1 := workerVersion(acct, "hello", 1, id1, secret)
 	v2 := workerVersion(acct, "hello", 2, id2, secret, apiv1.WorkerBinding{Name: "TOKEN", Type: apiv1.BindingSecretText})
@@ -460,6 +462,57 @@ func TestJobBuilderRetention(t *testing.T) {
 	for i := 1; i < len(images); i++ {
 		if images[i] == images[i-1] {
 			t.Errorf("build %d has the same image as build %d", i+1, i)
+		}
+	}
+}
+
+// TestSecretsPinnedPerVersion: versions that pin different values of one
+// secret (store.VersionSecretKey) each get a variable of their own, read from
+// their own key, through a gradual deployment and a rollback.
+func TestSecretsPinnedPerVersion(t *testing.T) {
+	bind := func(key string) apiv1.WorkerBinding {
+		return apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: "hello-secrets", Key: key}}
+	}
+	// What two secret puts leave: each version reads the key of its value.
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hello-secrets", Namespace: ns},
+		Data: map[string][]byte{"API_KEY.v1": []byte("old"), "API_KEY.v2": []byte("new")}}
+	rel := release(acct, "hello", deployment(uuidN("dddddddd", 1), traffic(id1, 50), traffic(id2, 50)))
+	e := newEnv(t, account(acct, "b1"), sec, rel,
+		workerVersion(acct, "hello", 1, id1, bind("API_KEY.v1")), workerVersion(acct, "hello", 2, id2, bind("API_KEY.v2")))
+	env1, env2 := builder.SecretEnv("hello", "API_KEY.v1"), builder.SecretEnv("hello", "API_KEY.v2")
+	if env1 == env2 {
+		t.Fatalf("one variable %s for both versions", env1)
+	}
+	// podEnv is the pods' environment as the kubelet resolves it.
+	podEnv := func() map[string]string {
+		t.Helper()
+		b := e.converge(acct)
+		var dep appsv1.Deployment
+		e.get(WorkloadName(b.Name), &dep)
+		out := map[string]string{}
+		for _, ev := range dep.Spec.Template.Spec.Containers[0].Env {
+			if ev.ValueFrom == nil || ev.ValueFrom.SecretKeyRef == nil || ev.ValueFrom.SecretKeyRef.Name != sec.Name {
+				t.Errorf("env %s = %+v, want a key of %s", ev.Name, ev.ValueFrom, sec.Name)
+				continue
+			}
+			out[ev.Name] = string(sec.Data[ev.ValueFrom.SecretKeyRef.Key])
+		}
+		return out
+	}
+	if got, want := podEnv(), map[string]string{env1: "old", env2: "new"}; !maps.Equal(got, want) {
+		t.Errorf("gradual deployment: env %v, want %v", got, want)
+	}
+	// Version 2 at 100 %, then a rollback to version 1: it reads its own value again.
+	for i, id := range []string{id2, id1} {
+		e.get("hello", rel)
+		rel.Spec.PushDeployment(deployment(uuidN("dddddddd", i+2), traffic(id, 100)))
+		e.update(rel)
+		got := podEnv()
+		if id == id1 && got[env1] != "old" {
+			t.Errorf("after the rollback to version 1: env %v, want %s=old", got, env1)
+		}
+		if got[env2] != "new" { // version 2 is deployed, then the latest (a preview)
+			t.Errorf("env %v, want %s=new", got, env2)
 		}
 	}
 }

@@ -282,9 +282,10 @@ func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map
 }
 
 // secretEnv passes every secret binding of the served versions to workerd:
-// the variable builder.SecretEnv names, from the script's Secret. A missing
-// key leaves the variable unset (the binding reads null) instead of keeping
-// the pod from starting.
+// the variable builder.SecretEnv names after the binding's data key, from the
+// script's Secret, so two versions with different values of one secret read
+// different variables. A missing key leaves the variable unset (the binding
+// reads null) instead of keeping the pod from starting.
 func secretEnv(socks []socket, versions map[string]*apiv1.WorkerVersion) []corev1.EnvVar {
 	byName := map[string]corev1.EnvVar{}
 	for _, s := range socks {
@@ -296,11 +297,11 @@ func secretEnv(socks []socket, versions map[string]*apiv1.WorkerVersion) []corev
 			if bd.Type != apiv1.BindingSecretText {
 				continue
 			}
-			ref := apiv1.SecretKeyRef{Name: store.SecretName(v.Spec.ScriptName), Key: bd.Name}
+			ref := apiv1.SecretKeyRef{Name: store.SecretName(v.Spec.ScriptName), Key: bd.SecretKey()}
 			if bd.SecretRef != nil {
-				ref = *bd.SecretRef
+				ref.Name = bd.SecretRef.Name
 			}
-			name := builder.SecretEnv(v.Spec.ScriptName, bd.Name)
+			name := builder.SecretEnv(v.Spec.ScriptName, bd.SecretKey())
 			byName[name] = corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 				LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key, Optional: ptr.To(true),
 			}}}

@@ -59,7 +59,8 @@ func (o *operators) Start(ctx context.Context) error {
 		Registry: s.cfg.RegistryAddr(), WorkerdPath: s.workerdPath, Blobs: s.blobs,
 		Log: s.log.With("component", "builder"), TempDir: s.cfg.Path("tmp"),
 		PodCredential: s.podKey.Credential, Validate: s.validate,
-		Auth: &authn.Basic{Username: rc.Username, Password: rc.Password},
+		Auth:      &authn.Basic{Username: rc.Username, Password: rc.Password},
+		BaseCache: s.cfg.Path("builder", "base.json"),
 	}
 	opts, err := controller.ManagerOptions(log)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +41,15 @@ func VersionObjectName(script string, number int64) string {
 
 // SecretName is the name of the Kubernetes Secret holding a script's secrets.
 func SecretName(script string) string { return ObjectName(script) + "-secrets" }
+
+// VersionSecretKey is the data key, in the script's Secret, of the value of
+// secret name that version number set: "<name>.v<number>". Each value keeps
+// its own key, so versions that share it read it and a later value changes
+// only the versions that bind the new key. Secret names have no '.', so these
+// keys never collide with each other or with the bare names of older data.
+func VersionSecretKey(name string, number int64) string {
+	return name + ".v" + strconv.FormatInt(number, 10)
+}
 
 func scriptLabels(a Account, script string) map[string]string {
 	l := map[string]string{}

@@ -138,7 +138,7 @@ func (s *Store) PutSecret(ctx context.Context, a Account, script, name, value st
 }
 
 // DeleteSecret is `wrangler secret delete`: a new version without the secret,
-// deployed at 100 %.
+// deployed at 100 %. The value stays for the older versions (a rollback).
 func (s *Store) DeleteSecret(ctx context.Context, a Account, script, name string) error {
 	unlock := s.locks.lock(a, script)
 	defer unlock()
@@ -161,7 +161,7 @@ func (s *Store) DeleteSecret(ctx context.Context, a Account, script, name string
 	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSecretEditNotDeployed, secretEditNotDeployed); err != nil {
 		return err
 	}
-	_, err = s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, secretWrites: map[string]*string{name: nil}, deploy: true})
+	_, err = s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, unbind: []string{name}, deploy: true})
 	return err
 }
 
@@ -223,10 +223,9 @@ func (s *Store) requireLatestDeployed(ctx context.Context, a Account, script str
 // derived is how a secret or settings change makes its version from the
 // previous one.
 type derived struct {
-	bindings     []Binding
-	secretWrites map[string]*string
-	// unbind drops these secret bindings without touching the stored
-	// values (a version that is not deployed must not change production).
+	bindings []Binding
+	// unbind drops these secret bindings; the stored values stay for the
+	// versions that bind them.
 	unbind      []string
 	annotations map[string]string
 	deploy      bool
@@ -248,7 +247,7 @@ func (s *Store) deriveVersion(ctx context.Context, a Account, script string, pre
 	}
 	v, _, err := s.createVersionLocked(ctx, a, script, VersionInput{
 		Parts: parts, Metadata: meta, TriggeredBy: TriggerSecret, Deploy: d.deploy,
-		secretWrites: d.secretWrites, unbind: d.unbind,
+		unbind: d.unbind,
 	})
 	return v, err
 }
@@ -312,11 +311,7 @@ func (s *Store) BulkSecrets(ctx context.Context, a Account, script string, secre
 	if err := s.requireLatestDeployed(ctx, a, script, prev, CodeSecretEditNotDeployed, secretEditNotDeployed); err != nil {
 		return nil, err
 	}
-	writes := map[string]*string{}
-	for _, name := range removed {
-		writes[name] = nil
-	}
-	return s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, secretWrites: writes, deploy: true})
+	return s.deriveVersion(ctx, a, script, prev, derived{bindings: bindings, unbind: removed, deploy: true})
 }
 
 // NoVersionsCode is Cloudflare's code for a secret change on a Worker that
@@ -326,8 +321,9 @@ const NoVersionsCode = 10222
 // PatchLatestVersion is `wrangler versions secret put/delete/bulk`
 // (PATCH /workers/workers/:name/versions/latest, wrangler 4.113 and later):
 // a new version made from the latest uploaded one, with secrets set (value)
-// or unbound (nil) and the given annotations, not deployed. An unbound
-// secret keeps its stored value for the versions still deployed.
+// or unbound (nil) and the given annotations, not deployed. Its values are
+// stored under keys of its own and an unbound secret keeps its stored value,
+// so production is unchanged until the version is deployed.
 func (s *Store) PatchLatestVersion(ctx context.Context, a Account, script string, secrets map[string]*string, annotations map[string]string) (*apiv1.WorkerVersion, error) {
 	unlock := s.locks.lock(a, script)
 	defer unlock()

@@ -145,15 +145,21 @@ var (
 	dateRE       = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	flagRE       = regexp.MustCompile(`^[a-z0-9_]{1,128}$`)
 	bindingRE    = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]{0,255}$`)
-	// secretNameRE: a secret's name is also its key in the Kubernetes
-	// Secret, which allows no '$' and at most 253 characters.
-	secretNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,252}$`)
+	// secretNameRE: a secret's name starts its key in the Kubernetes
+	// Secret (VersionSecretKey), which allows no '$' and at most 253
+	// characters.
+	secretNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
+
+// MaxSecretName is the longest secret name: its key "<name>.v<number>"
+// (VersionSecretKey) must fit the 253 characters of a Secret's data key,
+// with room for any version number.
+const MaxSecretName = 253 - len(".v") - 19
 
 // ValidSecretName refuses secret names the Kubernetes Secret cannot hold.
 func ValidSecretName(name string) error {
-	if !secretNameRE.MatchString(name) {
-		return invalid("invalid secret name %q: use at most 253 letters, digits and '_', not starting with a digit", name)
+	if len(name) > MaxSecretName || !secretNameRE.MatchString(name) {
+		return invalid("invalid secret name %q: use at most %d letters, digits and '_', not starting with a digit", name, MaxSecretName)
 	}
 	return nil
 }

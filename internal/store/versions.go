@@ -35,9 +35,8 @@ type VersionInput struct {
 	TriggeredBy string
 	// Deploy makes the version the script's only deployed version.
 	Deploy bool
-	// secretWrites sets (value) or removes (nil) secrets of the script.
-	secretWrites map[string]*string
-	// unbind drops these secret bindings from the version only.
+	// unbind drops these secret bindings from the version only: the values
+	// stay for the versions that still bind them.
 	unbind []string
 }
 
@@ -81,7 +80,8 @@ func (l *scriptLocks) lock(a Account, script string) func() {
 // CreateVersion stores a new version: files in S3 first, then secrets, the
 // WorkerVersion and (when deploying) the WorkerRelease. On any failure what
 // was written is removed again. It returns the version and, when in.Deploy,
-// its deployment.
+// its deployment. A secret value it sets is stored under a key of its own
+// (VersionSecretKey): the versions already made keep reading theirs.
 func (s *Store) CreateVersion(ctx context.Context, a Account, script string, in VersionInput) (*apiv1.WorkerVersion, *apiv1.ReleaseDeployment, error) {
 	unlock := s.locks.lock(a, script)
 	defer unlock()
@@ -110,21 +110,22 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 	if in.Deploy || keep == nil {
 		keep = append(slices.Clone(keep), apiv1.BindingSecretText, apiv1.BindingSecretKey)
 	}
-	bindings, secretWrites, err := resolveBindings(prev, in.Metadata.Bindings, keep, SecretName(script))
+	bindings, secretWrites, err := resolveBindings(prev, in.Metadata.Bindings, keep, SecretName(script), number)
 	if err != nil {
 		return nil, nil, err
-	}
-	for k, v := range in.secretWrites {
-		secretWrites[k] = v
-		if v == nil { // a removed secret is not carried over
-			bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
-		}
 	}
 	for _, k := range in.unbind {
 		bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
 	}
 	if len(bindings) > maxBindings { // kept secrets come on top of the upload's bindings
 		return nil, nil, badUpload("too many bindings (%d with the kept ones, at most %d)", len(bindings), maxBindings)
+	}
+	if len(secretWrites) > 0 && prev != nil {
+		sec, _, err := s.secret(ctx, a, script)
+		if err != nil {
+			return nil, nil, err
+		}
+		reuseSecrets(prev, bindings, secretWrites, sec.Data)
 	}
 	id := uuid.NewString()
 	prefix := versionPrefix(a.ID, script, id)
@@ -193,7 +194,8 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 	}
 	// 3. Secrets.
 	if len(secretWrites) > 0 {
-		restore, err := s.writeSecrets(ctx, a, script, rel, secretWrites)
+		inUse := secretKeysInUse(SecretName(script), versions, bindings)
+		restore, err := s.writeSecrets(ctx, a, script, rel, secretWrites, inUse)
 		if err != nil {
 			undo()
 			return nil, nil, err
@@ -291,9 +293,10 @@ func (s *Store) deploy(ctx context.Context, a Account, script string, traffic []
 	return &d, nil
 }
 
-// writeSecrets applies writes to the script's Secret and returns a function
-// that restores its previous content.
-func (s *Store) writeSecrets(ctx context.Context, a Account, script string, rel *apiv1.WorkerRelease, writes map[string]*string) (func(), error) {
+// writeSecrets stores writes (data key to value) in the script's Secret,
+// removes the keys no version binds any more (not in inUse), and returns a
+// function that restores its previous content.
+func (s *Store) writeSecrets(ctx context.Context, a Account, script string, rel *apiv1.WorkerRelease, writes map[string]string, inUse map[string]bool) (func(), error) {
 	sec, exists, err := s.secret(ctx, a, script)
 	if err != nil {
 		return nil, err
@@ -312,10 +315,11 @@ func (s *Store) writeSecrets(ctx context.Context, a Account, script string, rel 
 		sec.Data = map[string][]byte{}
 	}
 	for k, v := range writes {
-		if v == nil {
+		sec.Data[k] = []byte(v)
+	}
+	for k := range sec.Data {
+		if !inUse[k] {
 			delete(sec.Data, k)
-		} else {
-			sec.Data[k] = []byte(*v)
 		}
 	}
 	if exists {
@@ -345,16 +349,17 @@ func (s *Store) writeSecrets(ctx context.Context, a Account, script string, rel 
 
 // resolveBindings turns the uploaded bindings into the version's bindings:
 // inherit is resolved from the previous version, secret values are split out
-// into secret writes, and previous bindings the upload does not mention
-// survive only when their type is in keep.
-func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, secretName string) ([]apiv1.WorkerBinding, map[string]*string, error) {
+// into secret writes (data key to value) under keys pinned to version number,
+// and previous bindings the upload does not mention survive only when their
+// type is in keep.
+func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, secretName string, number int64) ([]apiv1.WorkerBinding, map[string]string, error) {
 	prevByName := map[string]apiv1.WorkerBinding{}
 	if prev != nil {
 		for _, b := range prev.Spec.Bindings {
 			prevByName[b.Name] = b
 		}
 	}
-	writes := map[string]*string{}
+	writes := map[string]string{}
 	var out []apiv1.WorkerBinding
 	mentioned := map[string]bool{}
 	for _, b := range in {
@@ -375,8 +380,9 @@ func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, sec
 				out = append(out, p)
 				continue
 			}
-			writes[b.Name] = b.Text
-			out = append(out, apiv1.WorkerBinding{Name: b.Name, Type: b.Type, SecretRef: &apiv1.SecretKeyRef{Name: secretName, Key: b.Name}})
+			key := VersionSecretKey(b.Name, number)
+			writes[key] = *b.Text
+			out = append(out, apiv1.WorkerBinding{Name: b.Name, Type: b.Type, SecretRef: &apiv1.SecretKeyRef{Name: secretName, Key: key}})
 		default:
 			wb := apiv1.WorkerBinding{Name: b.Name, Type: b.Type, NamespaceID: b.NamespaceID, Part: b.Part,
 				Service: b.Service, Environment: b.Environment, Entrypoint: b.Entrypoint}
@@ -400,6 +406,54 @@ func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, sec
 		}
 	}
 	return out, writes, nil
+}
+
+// reuseSecrets points a new secret binding back at the previous version's key
+// when the value is unchanged (data holds the script's Secret), and drops its
+// write: keys are never rewritten, so sharing one is safe, and re-sending
+// every secret (`secret bulk`, `deploy --secrets-file`) does not grow the
+// Secret.
+func reuseSecrets(prev *apiv1.WorkerVersion, bindings []apiv1.WorkerBinding, writes map[string]string, data map[string][]byte) {
+	prevByName := map[string]apiv1.WorkerBinding{}
+	for _, b := range prev.Spec.Bindings {
+		prevByName[b.Name] = b
+	}
+	for i, b := range bindings {
+		if b.Type != apiv1.BindingSecretText || b.SecretRef == nil {
+			continue
+		}
+		value, written := writes[b.SecretRef.Key]
+		p, ok := prevByName[b.Name]
+		if !written || !ok || p.Type != apiv1.BindingSecretText || p.SecretRef == nil || p.SecretRef.Name != b.SecretRef.Name {
+			continue
+		}
+		if old, stored := data[p.SecretKey()]; stored && string(old) == value {
+			delete(writes, b.SecretRef.Key)
+			ref := *p.SecretRef
+			bindings[i].SecretRef = &ref
+		}
+	}
+}
+
+// secretKeysInUse returns the data keys of the script's Secret (secretName)
+// that the versions and the new version's bindings read.
+func secretKeysInUse(secretName string, versions []apiv1.WorkerVersion, bindings []apiv1.WorkerBinding) map[string]bool {
+	inUse := map[string]bool{}
+	add := func(bs []apiv1.WorkerBinding) {
+		for _, b := range bs {
+			if b.Type != apiv1.BindingSecretText && b.Type != apiv1.BindingSecretKey {
+				continue
+			}
+			if b.SecretRef == nil || b.SecretRef.Name == secretName {
+				inUse[b.SecretKey()] = true
+			}
+		}
+	}
+	for i := range versions {
+		add(versions[i].Spec.Bindings)
+	}
+	add(bindings)
+	return inUse
 }
 
 // storedMetadata is the metadata.json written next to a version's modules:
