@@ -32,7 +32,7 @@ import (
 func TestDashboard(t *testing.T) {
 	e := bootOcto(t)
 	vars := parseEnv(t, e.mustOcto("env"))
-	w := newWranglerFor(t, vars, wrangler3) // the last wrangler 3; TestWorkers runs the latest, TestUpgrade 4.86
+	w := newWrangler(t, vars) // 4.86: `deploy --message` came with wrangler 4
 	g := newGatewayClient(t, vars)
 	account := vars["CLOUDFLARE_ACCOUNT_ID"]
 	work := t.TempDir()

@@ -22,11 +22,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/e2e/workload"
 	"github.com/octohq/octo/internal/config"
 )
 
@@ -161,6 +163,66 @@ func TestSecurity(t *testing.T) {
 				t.Logf("%s %s with %q from a pod of another account: %s", a.method, a.target, creds, got)
 				if got == "200" || got == "204" {
 					t.Errorf("%s %s with %q from another account's pod succeeded (%s)", a.method, a.target, creds, got)
+				}
+			}
+		}
+		victimKV(t)
+	})
+
+	t.Run("a-raw-pod-cannot-use-another-accounts-data", func(t *testing.T) {
+		// Worker code cannot even reach 10.42.0.1 (workerd's fetch refuses
+		// private addresses); any other pod can, so it is the attacker here.
+		creds, err := config.LoadRegistryCredentials(e.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		image, err := workload.PushHello(e.cfg.RegistryAddr(), "e2e/attacker:1", &authn.Basic{Username: creds.Username, Password: creds.Password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := e.client()
+		ctx := context.Background()
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-raw"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := workload.Deploy(ctx, cs, "e2e-raw", "attacker", image, 1); err != nil {
+			t.Fatal(err)
+		}
+		var pod string
+		deadline := time.Now().Add(2 * time.Minute)
+		for pod == "" && time.Now().Before(deadline) {
+			if pods, err := workload.ReadyPods(ctx, cs, "e2e-raw", "attacker"); err == nil && len(pods) > 0 {
+				pod = pods[0].Name
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if pod == "" {
+			t.Fatal("the attacker pod never became ready")
+		}
+		do := func(args ...string) string {
+			t.Helper()
+			out, err := e.octo(append([]string{"kubectl", "exec", "-n", "e2e-raw", pod, "--", "/hello", "do"}, args...)...)
+			if err != nil {
+				t.Fatalf("hello do %s: %v", strings.Join(args, " "), err)
+			}
+			return strings.TrimSpace(out)
+		}
+		// Control: the pod reaches the pod API.
+		if got := do("GET", podAPI+"/healthz", ""); got != "200" {
+			t.Fatalf("control: the pod API's /healthz from a pod = %s, want 200", got)
+		}
+		kvURL := podAPI + "/secret?urlencoded=true"
+		for _, a := range []struct{ method, url, body string }{{"GET", kvURL, ""}, {"PUT", kvURL, "evil"}, {"DELETE", kvURL, ""}, {"POST", podAPI + "/tail/e2e-esm", `[{"outcome":"ok"}]`}} {
+			for _, creds := range [][]string{
+				{"x-octo-kv:" + acct + "/" + nsID},
+				{"x-octo-kv:" + acct + "/" + nsID, "x-octo-auth:" + strings.Repeat("0", 64)},
+				{"x-octo-account:" + acct, "x-octo-auth:00"},
+			} {
+				// 403 where the request names an account; a request the
+				// pod API cannot place at all (tail headers on a KV path) is 404.
+				if got := do(append([]string{a.method, a.url, a.body}, creds...)...); got != "403" && got != "404" {
+					t.Errorf("%s %s with %q from a pod answered %s, want a refusal (403)", a.method, a.url, creds, got)
 				}
 			}
 		}

@@ -3,6 +3,9 @@
 //
 //	hello serve            serve :8080
 //	hello get URL          GET URL, print the body, exit non-zero unless 200
+//	hello do METHOD URL BODY [NAME:VALUE...]
+//	                       send one request with those headers and print
+//	                       its status code (the security e2e's attacker)
 //	hello namespaces       list namespaces through the kubernetes Service with
 //	                       the pod's service account token
 package main
@@ -16,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -32,6 +36,8 @@ func main() {
 		err = get(os.Args[2])
 	case "namespaces":
 		err = namespaces()
+	case "do":
+		err = do(os.Args[2], os.Args[3], os.Args[4], os.Args[5:])
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -61,6 +67,26 @@ func get(url string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
+	return nil
+}
+
+func do(method, url, body string, headers []string) error {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	for _, h := range headers {
+		if name, value, ok := strings.Cut(h, ":"); ok { // other words (flags octo appends) are not headers
+			req.Header.Set(name, value)
+		}
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	fmt.Println(resp.StatusCode)
 	return nil
 }
 
