@@ -113,7 +113,7 @@ type Options struct {
 	// is what the daemon wants (a new one at every start).
 	Token string
 	// LoginKey checks the login tokens (see LoginToken, CreateLoginKey);
-	// empty means no login works until SetLoginKey.
+	// empty means no login works.
 	LoginKey []byte
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

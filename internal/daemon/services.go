@@ -116,15 +116,13 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 		EdgePort: cfg.EdgePort,
 		Status:   func() web.Status { return s.status() },
 		// The dashboard shows only the variables' names (web.EnvNames).
-		Env: func() []string { return envvars.Lines(cfg, creds, id) },
+		Env:               func() []string { return envvars.Lines(cfg, creds, id) },
+		DashboardLoginKey: loginKey,
 		Kubelet: platform.Kubelet{Addr: config.Addr(cfg.KubeletPort), NodeName: cfg.NodeName,
 			CertFile: cfg.Path("kubelet", "pki", "kubelet.crt")},
 		Log: log,
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := p.Dashboard.SetLoginKey(loginKey); err != nil {
 		return nil, err
 	}
 	log.Info("services built", "after", time.Since(t0).Round(time.Millisecond))

@@ -100,6 +100,9 @@ type Config struct {
 	Status func() web.Status
 	// Env returns the `octo env` lines the dashboard shows.
 	Env func() []string
+	// DashboardLoginKey checks the dashboard's login links
+	// (web.CreateLoginKey); empty: no login works.
+	DashboardLoginKey []byte
 	// Kubelet is where the dashboard reads the pods' memory; empty: nowhere.
 	Kubelet Kubelet
 	Log     *slog.Logger
@@ -172,7 +175,8 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		PodMemory: podMemory,
 		Status:    cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
 		APIURL: edgeURL + cfapi.BasePath, Tail: p.Tails, EdgePort: cfg.EdgePort, Env: cfg.Env,
-		Log: log.With("component", "dashboard"),
+		LoginKey: cfg.DashboardLoginKey,
+		Log:      log.With("component", "dashboard"),
 	})
 	if err != nil {
 		return nil, err
