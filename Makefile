@@ -11,6 +11,7 @@ BIN        := bin/octo
 ASSET_DIR  := internal/embed/containerd/bin
 SHIM       := $(ASSET_DIR)/containerd-shim-runc-v2
 PAUSE      := $(ASSET_DIR)/pause
+LAUNCHER   := internal/builder/bin/octo-launch
 
 # Stamp versions: the Kubernetes components report them (node version, /version).
 LDFLAGS := -s -w \
@@ -24,7 +25,7 @@ LDFLAGS := -s -w \
 	-X github.com/octohq/octo/internal/version.Kubernetes=$(K8S_VERSION) \
 	-X github.com/octohq/octo/internal/version.Containerd=$(CTRD_VERSION)
 
-.PHONY: all build assets test e2e check bench bench-workers bench-load bench-scale deps clean
+.PHONY: all build assets launcher test e2e check bench bench-workers bench-load bench-scale deps clean
 
 all: build
 
@@ -33,11 +34,15 @@ build: assets
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/octo
 
 ## assets: the binaries octo embeds (built separately, CGO off)
-assets: workerd
+assets: workerd launcher
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(SHIM) github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 	$(GO) run ./internal/workerd/compress -in $(SHIM) -out $(SHIM).zst -sha256 $(SHIM).sha256
 	rm -f $(SHIM)
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(PAUSE) ./cmd/octo-pause
+
+## launcher: octo-launch, the entrypoint of the workerd image (static, a few seconds)
+launcher:
+	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(LAUNCHER) ./cmd/octo-launch
 
 ## workerd: the workerd runtime octo embeds: npm @cloudflare/workerd-linux-64, pinned and
 ## integrity-checked by tools/workerd/package-lock.json (npm ci), stripped, zstd-compressed.
@@ -56,7 +61,7 @@ $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 &: tools/workerd/packag
 	rm -f tools/workerd/node_modules/workerd.stripped
 
 ## test: unit tests (no root needed; the workerd tests run the embedded runtime)
-test: workerd
+test: workerd launcher
 	$(GO) test ./...
 
 ## e2e: real `octo up` as root on a temp data dir and non-default ports
@@ -88,7 +93,7 @@ deps:
 	apt-get update && apt-get install -y runc iptables containernetworking-plugins iproute2 curl
 
 clean:
-	rm -rf bin $(SHIM) $(SHIM).zst $(SHIM).sha256 $(PAUSE) $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 tools/workerd/node_modules
+	rm -rf bin $(SHIM) $(SHIM).zst $(SHIM).sha256 $(PAUSE) $(LAUNCHER) $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 tools/workerd/node_modules
 
 ## generate: deepcopy code and CRD manifests of api (controller-gen, built
 ## from the Go module proxy at the version that matches k8s 0.34; its own go.mod, not ours)

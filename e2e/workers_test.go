@@ -347,13 +347,64 @@ func TestWorkers(t *testing.T) {
 	t.Run("runaway-request", func(t *testing.T) {
 		deploy(t, "spin")
 		g.waitBody(t, "e2e-spin", "/", "spin idle")
-		spinBundle, esmBundle := bundleOf(t, e, deployedVersion(t, w, dirs["spin"])), bundleOf(t, e, deployedVersion(t, w, dirs["esm"]))
+		spinVersion := deployedVersion(t, w, dirs["spin"])
+		// wrangler sent limits.cpu_ms; the version carries it.
+		var limits *apiv1.VersionLimits
+		for _, v := range newCluster(t, vars).versions(t, "e2e-spin") {
+			if v.Spec.VersionID == spinVersion {
+				limits = v.Spec.Limits
+			}
+		}
+		if limits == nil || limits.CPUMs != 12000 {
+			t.Fatalf("version %s limits %+v, want cpu_ms 12000 from wrangler.toml", spinVersion, limits)
+		}
+		spinBundle, esmBundle := bundleOf(t, e, spinVersion), bundleOf(t, e, deployedVersion(t, w, dirs["esm"]))
+		// A Worker that shares e2e-spin's process (bundles of four, in
+		// upload order: kv and hono).
+		neighbour := ""
+		for _, proj := range []string{"kv", "hono", "wasm", "vars"} {
+			if bundleOf(t, e, deployedVersion(t, w, dirs[proj])) == spinBundle {
+				neighbour = proj
+				break
+			}
+		}
+		if neighbour == "" {
+			t.Fatalf("no Worker of the corpus shares bundle %s with e2e-spin", spinBundle)
+		}
 		// e2e-esm lives in another bundle: it must answer throughout.
 		p := startPoller(g, "e2e-esm", 50*time.Millisecond, func(body string) bool { return strings.HasPrefix(body, "hello from esm") })
+		// The neighbour must answer again while the runaway request still
+		// spins: from the surge pod the stalled bundle gets.
+		var spinning atomic.Bool
+		spinning.Store(true)
+		var answeredWhileSpinning atomic.Int64
+		stopN := make(chan struct{})
+		nDone := make(chan struct{})
+		go func() {
+			defer close(nDone)
+			time.Sleep(2 * time.Second) // the runaway request holds the process by now
+			for {
+				select {
+				case <-stopN:
+					return
+				default:
+				}
+				code, body, _ := g.get("e2e-"+neighbour, "/")
+				if code == 200 && body == expected(t, neighbour) && spinning.Load() {
+					answeredWhileSpinning.Add(1)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
 		c := &http.Client{Timeout: 2 * time.Minute}
 		req, _ := http.NewRequest(http.MethodGet, "http://"+g.edge+"/spin", nil)
 		req.Host = g.host("e2e-spin")
+		start := time.Now()
 		resp, err := c.Do(req)
+		spinning.Store(false)
+		took := time.Since(start)
+		close(stopN)
+		<-nDone
 		bad, total, first := p.stop()
 		if err != nil {
 			t.Fatalf("the runaway request got no answer: %v", err)
@@ -363,11 +414,16 @@ func TestWorkers(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "1102") {
 			t.Errorf("runaway request: %d %q, want 503 with error code 1102", resp.StatusCode, body)
 		}
-		t.Logf("e2e-spin in bundle %s, e2e-esm in %s: %d of %d requests to e2e-esm failed during the runaway request", spinBundle, esmBundle, bad, total)
+		t.Logf("runaway request answered %d after %s (cpu_ms 12000); e2e-%s (same bundle %s) answered %d times meanwhile; e2e-esm (bundle %s): %d of %d requests failed",
+			resp.StatusCode, took.Round(100*time.Millisecond), neighbour, spinBundle, answeredWhileSpinning.Load(), esmBundle, bad, total)
+		if answeredWhileSpinning.Load() == 0 {
+			t.Errorf("e2e-%s, in e2e-spin's bundle, never answered while the runaway request spun", neighbour)
+		}
 		if spinBundle != esmBundle && bad > 0 {
 			t.Errorf("a runaway request in bundle %s failed %d requests to e2e-esm in bundle %s; first: %v", spinBundle, bad, esmBundle, first)
 		}
-		// The Workers sharing e2e-spin's process serve again.
+		// The Workers sharing e2e-spin's process serve again, and the
+		// bundle goes back to one pod.
 		for _, p := range bundlePods(t, e) {
 			if p.Labels[apiv1.LabelBundle] != spinBundle {
 				continue
@@ -379,6 +435,20 @@ func TestWorkers(t *testing.T) {
 			}
 		}
 		g.waitBody(t, "e2e-spin", "/", "spin idle")
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+			n := 0
+			for _, p := range bundlePods(t, e) {
+				if p.Labels[apiv1.LabelBundle] == spinBundle {
+					n++
+				}
+			}
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("bundle %s still runs %d pods a minute after the runaway request ended", spinBundle, n)
+			}
+		}
 	})
 
 	t.Run("down-up-serves-again", func(t *testing.T) {

@@ -95,6 +95,7 @@ func exampleVersion() *v1.WorkerVersion {
 			Handlers:      []string{"fetch"},
 			CreatedAt:     exTime,
 			StartupTimeMs: 12,
+			Limits:        &v1.VersionLimits{CPUMs: 5000},
 		},
 		Status: v1.WorkerVersionStatus{
 			ObservedGeneration: 1,

@@ -3,6 +3,7 @@ package v1
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // ActiveDeployment returns the active deployment of the release, the first of
@@ -55,4 +56,13 @@ func (b WorkerBinding) SecretKey() string {
 		return b.SecretRef.Key
 	}
 	return b.Name
+}
+
+// CPULimit is the CPU time one request of the version may use: its limits.cpu_ms, or
+// DefaultCPULimit when it sets none.
+func (s *WorkerVersionSpec) CPULimit() time.Duration {
+	if s.Limits == nil || s.Limits.CPUMs <= 0 {
+		return DefaultCPULimit
+	}
+	return time.Duration(s.Limits.CPUMs) * time.Millisecond
 }

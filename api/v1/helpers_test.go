@@ -3,6 +3,7 @@ package v1_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	v1 "github.com/octohq/octo/api/v1"
 )
@@ -76,5 +77,25 @@ func TestSecretKey(t *testing.T) {
 		if got := c.b.SecretKey(); got != c.want {
 			t.Errorf("SecretKey of %+v = %q, want %q", c.b, got, c.want)
 		}
+	}
+}
+
+func TestCPULimit(t *testing.T) {
+	for _, c := range []struct {
+		limits *v1.VersionLimits
+		want   time.Duration
+	}{
+		{nil, v1.DefaultCPULimit},
+		{&v1.VersionLimits{}, v1.DefaultCPULimit},
+		{&v1.VersionLimits{CPUMs: 50}, 50 * time.Millisecond},
+		{&v1.VersionLimits{CPUMs: 300000}, v1.MaxCPULimit},
+	} {
+		s := v1.WorkerVersionSpec{Limits: c.limits}
+		if got := s.CPULimit(); got != c.want {
+			t.Errorf("CPULimit(%+v) = %v, want %v", c.limits, got, c.want)
+		}
+	}
+	if v1.DefaultCPULimit != 30*time.Second || v1.MaxCPULimit != 300000*time.Millisecond {
+		t.Errorf("DefaultCPULimit %v, MaxCPULimit %v", v1.DefaultCPULimit, v1.MaxCPULimit)
 	}
 }

@@ -28,6 +28,12 @@ const (
 	AnnotationFailedWorkers = "api.cf-worker/failed-workers"
 	// AnnotationBuildAttempts, on a JobBuilder, counts its builds.
 	AnnotationBuildAttempts = "api.cf-worker/build-attempts"
+	// AnnotationStalledPod, on a WorkerBundle, is set by the gateway while one
+	// of the bundle's pods has its event loop blocked by a request; its value
+	// is the pod's name. The gateway removes it when the pod answers again.
+	// Meanwhile the bundle's Deployment runs one more replica, which serves
+	// the bundle's other Workers while the stalled process spins.
+	AnnotationStalledPod = "api.cf-worker/stalled-pod"
 
 	// FinalizerScriptFiles, on a WorkerRelease, removes the script's code and
 	// metadata from S3 when the release is deleted, however it is deleted

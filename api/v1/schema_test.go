@@ -182,6 +182,16 @@ func TestSchemaRejects(t *testing.T) {
 			v.Spec.CompatibilityDate = "2025-1-1"
 			return toMap(t, v)
 		}, "spec.compatibilityDate"},
+		{"version cpu limit over 5 minutes", "WorkerVersion", func(t *testing.T) map[string]any {
+			v := exampleVersion()
+			v.Spec.Limits.CPUMs = 300001
+			return toMap(t, v)
+		}, "spec.limits.cpuMs"},
+		{"version negative cpu limit", "WorkerVersion", func(t *testing.T) map[string]any {
+			v := exampleVersion()
+			v.Spec.Limits.CPUMs = -1
+			return toMap(t, v)
+		}, "spec.limits.cpuMs"},
 		{"release percentages add to 99", "WorkerRelease", func(t *testing.T) map[string]any {
 			r := exampleRelease()
 			r.Spec.Deployments[0].Versions[1].Percentage = 9

@@ -1,6 +1,8 @@
 package v1
 
 import (
+	"time"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -155,6 +157,30 @@ type WorkerVersionSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	StartupTimeMs int64 `json:"startupTimeMs,omitempty"`
+
+	// Limits are the version's runtime limits (metadata limits). Unset, the defaults apply
+	// (CPULimit).
+	// +optional
+	Limits *VersionLimits `json:"limits,omitempty"`
+}
+
+// CPU time limits of one request, as on Cloudflare.
+const (
+	// DefaultCPULimit is the CPU time a request of a version without limits.cpu_ms may use:
+	// Cloudflare's default on paid plans.
+	DefaultCPULimit = 30 * time.Second
+	// MaxCPULimit is the largest limits.cpu_ms a version may set (Cloudflare's maximum).
+	MaxCPULimit = 5 * time.Minute
+)
+
+// VersionLimits are the runtime limits of a version, as in the upload's metadata.limits.
+type VersionLimits struct {
+	// CPUMs is the CPU time one request may use, in milliseconds (metadata limits.cpu_ms),
+	// at most MaxCPULimit. Unset (0), DefaultCPULimit applies.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=300000
+	CPUMs int64 `json:"cpuMs,omitempty"`
 }
 
 // WorkerVersionStorage says where a version's files are in S3.

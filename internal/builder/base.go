@@ -42,8 +42,9 @@ const (
 // The base is pushed and read by digest only: no tag names it.
 const BaseRepository = "octo/workerd"
 
-// Command is how the bundle's container starts workerd.
-var Command = []string{WorkerdBin, "serve", ConfigPath}
+// Command is how the bundle's container starts workerd: through
+// octo-launch, which first clears SocketDir of a previous run's sockets.
+var Command = []string{LauncherBin, SocketDir, WorkerdBin, "serve", ConfigPath}
 
 // glibcFiles are the shared objects workerd needs (its NEEDED entries and
 // the loader).
@@ -113,9 +114,15 @@ func (b *Builder) baseEntries() ([]entry, string, error) {
 	if ca == "" {
 		ca = DefaultCACerts
 	}
+	launch, launchStamp, err := launcher()
+	if err != nil {
+		return nil, "", fmt.Errorf("base image: %w", err)
+	}
 	entries := []entry{
 		dir("bin", 0o755),
 		{name: "bin/workerd", mode: 0o755, path: b.WorkerdPath},
+		{name: LauncherBin[1:], mode: 0o755, data: launch},
+		dir("run", 0o755), dir(SocketDir[1:], 0o755),
 		dir("etc", 0o755), dir("etc/ssl", 0o755), dir("etc/ssl/certs", 0o755),
 		{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, path: ca},
 		dir("etc/worker", 0o755),
@@ -139,7 +146,7 @@ func (b *Builder) baseEntries() ([]entry, string, error) {
 		}
 		entries = append(entries, entry{name: "lib/x86_64-linux-gnu/" + lib, mode: 0o755, path: found})
 	}
-	stamp := ""
+	stamp := launchStamp
 	for _, e := range entries {
 		if e.path == "" {
 			continue

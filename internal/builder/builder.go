@@ -509,6 +509,7 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, r
 	}
 	w.Name = service
 	w.Address = "*:" + strconv.Itoa(bw.Port)
+	w.UnixSocket = workerd.UnixSocketPath(SocketDir, int(bw.Port))
 	// Only the files the worker uses (source maps are stored, never loaded).
 	used := map[string][]byte{}
 	for _, m := range w.Modules {

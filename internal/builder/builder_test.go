@@ -270,7 +270,7 @@ func TestEnsureBase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(cf.Config.Entrypoint, " ") != "/bin/workerd serve /etc/worker/config.capnp" || cf.OS != "linux" || cf.Architecture != "amd64" {
+			if strings.Join(cf.Config.Entrypoint, " ") != "/bin/octo-launch /run/octo /bin/workerd serve /etc/worker/config.capnp" || cf.OS != "linux" || cf.Architecture != "amd64" {
 				t.Errorf("config: entrypoint %q, platform %s/%s", cf.Config.Entrypoint, cf.OS, cf.Architecture)
 			}
 			layers, _ := img.Layers()
@@ -285,10 +285,10 @@ func TestEnsureBase(t *testing.T) {
 					t.Errorf("%s: owner %d:%d (%q:%q), mtime %v; want 0:0 at the epoch", h.Name, h.Uid, h.Gid, h.Uname, h.Gname, h.ModTime)
 				}
 			}
-			want := []string{"bin/", "bin/workerd", "etc/", "etc/ssl/", "etc/ssl/certs/", "etc/ssl/certs/ca-certificates.crt", "etc/worker/",
+			want := []string{"bin/", "bin/octo-launch", "bin/workerd", "etc/", "etc/ssl/", "etc/ssl/certs/", "etc/ssl/certs/ca-certificates.crt", "etc/worker/",
 				"lib/", "lib/x86_64-linux-gnu/", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6",
 				"lib/x86_64-linux-gnu/libdl.so.2", "lib/x86_64-linux-gnu/libm.so.6", "lib/x86_64-linux-gnu/libpthread.so.0",
-				"lib/x86_64-linux-gnu/librt.so.1", "lib64/", "lib64/ld-linux-x86-64.so.2", "tmp/"}
+				"lib/x86_64-linux-gnu/librt.so.1", "lib64/", "lib64/ld-linux-x86-64.so.2", "run/", "run/octo/", "tmp/"}
 			if strings.Join(names, " ") != strings.Join(want, " ") {
 				t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(want, "\n"))
 			}

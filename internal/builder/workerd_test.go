@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -122,8 +123,14 @@ func TestBuildWithWorkerd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ctlR.Close()
+	// The unix sockets go to a directory of the test (the image's SocketDir
+	// is a volume of the pod).
+	sockDir := t.TempDir()
+	unixSock := filepath.Join(sockDir, "w.sock")
 	cmd := exec.Command(bin, "serve", filepath.Join(dir, "etc/worker/config.capnp"), "--control-fd=3",
 		"--socket-addr", service+"=127.0.0.1:0", "--socket-addr", service+workerd.TracedSuffix+"=127.0.0.1:0",
+		"--socket-addr", service+workerd.UnixSocketSuffix+"=unix:"+unixSock,
+		"--socket-addr", service+workerd.TracedSuffix+workerd.UnixSocketSuffix+"=unix:"+filepath.Join(sockDir, "t.sock"),
 		"--socket-addr", HealthWorkerName+"=127.0.0.1:0")
 	cmd.Env = []string{SecretEnv("hello", "TOKEN") + "=s3cr3t"}
 	var stderr strings.Builder
@@ -145,7 +152,7 @@ func TestBuildWithWorkerd(t *testing.T) {
 			}
 			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" {
 				got[ev.Socket] = ev.Port
-				if len(got) == 3 {
+				if got[service] > 0 && got[service+workerd.TracedSuffix] > 0 && got[HealthWorkerName] > 0 {
 					ports <- got
 					return
 				}
@@ -160,6 +167,20 @@ func TestBuildWithWorkerd(t *testing.T) {
 	}
 	if got == nil {
 		t.Fatalf("workerd did not listen; stderr:\n%s", stderr.String())
+	}
+	// The Worker answers on its unix socket too (the gateway's path on the
+	// pod's node).
+	uc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", unixSock)
+	}}}
+	if resp, err := uc.Get("http://hello.example/"); err != nil {
+		t.Errorf("unix socket: %v (stderr %s)", err, stderr.String())
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "hello world s3cr3t kv-value" {
+			t.Errorf("unix socket: %s %q", resp.Status, body)
+		}
 	}
 	for socket, want := range map[string]string{HealthWorkerName: "ok\n", service: "hello world s3cr3t kv-value"} {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", got[socket]))

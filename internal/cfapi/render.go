@@ -67,6 +67,16 @@ func flags(v *apiv1.WorkerVersion) []string {
 	return v.Spec.CompatibilityFlags
 }
 
+// limitsJSON is a version's script_runtime.limits: {"cpu_ms": N} when the
+// upload set it. wrangler sends it back with the versions it makes from
+// this one (`versions secret put`).
+func limitsJSON(v *apiv1.WorkerVersion) map[string]any {
+	if l := v.Spec.Limits; l != nil && l.CPUMs > 0 {
+		return map[string]any{"cpu_ms": l.CPUMs}
+	}
+	return map[string]any{}
+}
+
 // versionJSON is GET …/versions/:id.
 func versionJSON(v *apiv1.WorkerVersion) map[string]any {
 	created := ts(v.Spec.CreatedAt.Time)
@@ -84,7 +94,7 @@ func versionJSON(v *apiv1.WorkerVersion) map[string]any {
 		"annotations": annotations,
 		"resources": map[string]any{
 			"script":         map[string]any{"etag": etag(v), "handlers": v.Spec.Handlers, "last_deployed_from": "wrangler"},
-			"script_runtime": map[string]any{"compatibility_date": v.Spec.CompatibilityDate, "compatibility_flags": flags(v), "usage_model": "standard", "limits": map[string]any{}},
+			"script_runtime": map[string]any{"compatibility_date": v.Spec.CompatibilityDate, "compatibility_flags": flags(v), "usage_model": "standard", "limits": limitsJSON(v)},
 			"bindings":       wireBindingList(v),
 		},
 		"startup_time_ms": v.Spec.StartupTimeMs,

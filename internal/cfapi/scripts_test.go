@@ -992,6 +992,13 @@ func badUploadCases() []badUploadCase {
 		{name: "compatibility date with time", body: form(map[string]any{"main_module": "index.js", "compatibility_date": "2025-01-01T00:00:00Z"}, hello), status: bad, code: val, msg: "not a date"},
 		{name: "compatibility date of wrong type", body: form(`{"main_module":"index.js","compatibility_date":20250101}`, hello), status: bad, code: val, msg: "metadata is not valid JSON"},
 		{name: "invalid compatibility flag", body: form(map[string]any{"main_module": "index.js", "compatibility_flags": []string{"nodejs compat"}}, hello), status: bad, code: val, msg: "invalid compatibility flag"},
+		{name: "cpu_ms 0", body: form(`{"main_module":"index.js","limits":{"cpu_ms":0}}`, hello), status: bad, code: val, msg: "limits.cpu_ms must be an integer number of milliseconds from 1 to 300000"},
+		{name: "cpu_ms negative", body: form(`{"main_module":"index.js","limits":{"cpu_ms":-5}}`, hello), status: bad, code: val, msg: "limits.cpu_ms must be an integer number of milliseconds from 1 to 300000"},
+		{name: "cpu_ms over 5 minutes", body: form(`{"main_module":"index.js","limits":{"cpu_ms":300001}}`, hello), status: bad, code: val, msg: "limits.cpu_ms must be an integer number of milliseconds from 1 to 300000"},
+		{name: "cpu_ms not an integer", body: form(`{"main_module":"index.js","limits":{"cpu_ms":1.5}}`, hello), status: bad, code: val, msg: "limits.cpu_ms must be an integer number of milliseconds from 1 to 300000"},
+		{name: "cpu_ms in exponent form", body: form(`{"main_module":"index.js","limits":{"cpu_ms":1e3}}`, hello), status: bad, code: val, msg: "limits.cpu_ms must be an integer number of milliseconds from 1 to 300000"},
+		{name: "cpu_ms a string", body: form(`{"main_module":"index.js","limits":{"cpu_ms":"50"}}`, hello), status: bad, code: val, msg: "limits.cpu_ms must be an integer number of milliseconds from 1 to 300000"},
+		{name: "cpu_ms an object", body: form(`{"main_module":"index.js","limits":{"cpu_ms":{"ms":50}}}`, hello), status: bad, code: val, msg: "limits.cpu_ms must be an integer number of milliseconds from 1 to 300000"},
 	}
 }
 

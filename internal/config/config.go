@@ -205,6 +205,9 @@ func (c Config) PIDPath() string { return c.Path("octo.pid") }
 // StatusPath is where the daemon publishes the state of its components.
 func (c Config) StatusPath() string { return c.RunPath("status.json") }
 
+// KubeletDir is the kubelet's root directory (pods, volumes, plugins).
+func (c Config) KubeletDir() string { return c.Path("kubelet") }
+
 // BinDir holds the binaries octo extracts (containerd shim).
 func (c Config) BinDir() string { return c.Path("bin") }
 

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -38,12 +39,14 @@ type BundleReconciler struct {
 	Options  Options
 }
 
-// SetupWithManager registers the reconciler: bundles and the JobBuilders,
-// Deployments and Services they own.
+// SetupWithManager registers the reconciler: bundles (on changes of their
+// spec, labels or stalled pod) and the JobBuilders, Deployments and Services
+// they own.
 func (r *BundleReconciler) SetupWithManager(mgr ctrl.Manager, logger logr.Logger) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("workerbundle").
-		For(&apiv1.WorkerBundle{}, bldr.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		For(&apiv1.WorkerBundle{}, bldr.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, stalledPodChanged()))).
 		Owns(&apiv1.JobBuilder{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
@@ -170,11 +173,44 @@ func (r *BundleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return ctrl.Result{}, nil
 }
 
+// replicas is the number of pods the bundle's Deployment runs: spec.replicas
+// (1 when unset), plus a surge replica while the bundle is stalled
+// (stalled): the gateway sends the bundle's other Workers to it while the
+// stalled process spins. A bundle scaled to zero gets none.
 func replicas(b *apiv1.WorkerBundle) int32 {
+	n := int32(1)
 	if b.Spec.Replicas != nil {
-		return *b.Spec.Replicas
+		n = *b.Spec.Replicas
 	}
-	return 1
+	if n > 0 && stalled(b) {
+		n++
+	}
+	return n
+}
+
+// stalled reports whether the gateway marked one of the bundle's pods as
+// blocked by a request (apiv1.AnnotationStalledPod).
+func stalled(b client.Object) bool {
+	return b.GetAnnotations()[apiv1.AnnotationStalledPod] != ""
+}
+
+// stalledPodChanged passes the updates of a bundle that set, change or
+// remove its apiv1.AnnotationStalledPod, so that its Deployment gains or
+// loses the surge replica (replicas); other annotations do not trigger a
+// reconcile. Creations, deletions and generic events are left to the other
+// predicates.
+func stalledPodChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			if e.ObjectOld == nil || e.ObjectNew == nil {
+				return false
+			}
+			return e.ObjectOld.GetAnnotations()[apiv1.AnnotationStalledPod] != e.ObjectNew.GetAnnotations()[apiv1.AnnotationStalledPod]
+		},
+	}
 }
 
 // rolledOut reports whether every pod of dep runs its current template and

@@ -321,8 +321,17 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 		t.Fatalf("containers %+v", tpl.Spec.Containers)
 	}
 	c := tpl.Spec.Containers[0]
-	if c.Name != "workerd" || c.Image != image || strings.Join(c.Command, " ") != "/bin/workerd serve /etc/worker/config.capnp" {
+	if c.Name != "workerd" || c.Image != image || strings.Join(c.Command, " ") != "/bin/octo-launch /run/octo /bin/workerd serve /etc/worker/config.capnp" {
 		t.Errorf("container %s image %s command %v", c.Name, c.Image, c.Command)
+	}
+	// The unix sockets' volume, mounted where the config puts them; the
+	// pods name their bundle for the gateway.
+	if vs := dep.Spec.Template.Spec.Volumes; len(vs) != 1 || vs[0].Name != apiv1.SocketVolume || vs[0].EmptyDir == nil ||
+		len(c.VolumeMounts) != 1 || c.VolumeMounts[0].Name != apiv1.SocketVolume || c.VolumeMounts[0].MountPath != "/run/octo" {
+		t.Errorf("socket volume %+v mounted %+v", vs, c.VolumeMounts)
+	}
+	if got := dep.Spec.Template.Annotations[apiv1.AnnotationBundleName]; got != b.Name {
+		t.Errorf("pods name bundle %q, want %q", got, b.Name)
 	}
 	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntValue() != 8080 || p.PeriodSeconds != 1 {
 		t.Errorf("readiness probe %+v", p)
@@ -330,7 +339,7 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 	if l := c.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Sleep == nil || l.PreStop.Sleep.Seconds != 2 {
 		t.Errorf("lifecycle %+v", l)
 	}
-	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntValue() != 8080 || p.PeriodSeconds != 1 || p.FailureThreshold != 2 ||
+	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntValue() != 8080 || p.PeriodSeconds != 1 || p.FailureThreshold != 31 ||
 		p.TerminationGracePeriodSeconds == nil || *p.TerminationGracePeriodSeconds != 1 {
 		t.Errorf("liveness probe %+v", p)
 	}

@@ -212,8 +212,10 @@ func BundleLabelValue(bundle string) string {
 // buildFormat names what a build puts into an image beyond its spec (the
 // workerd config the builder renders). Raising it rebuilds every bundle once,
 // e.g. after an upgrade that changes the config: format 2 added the pod API
-// credentials, without which the pod API refuses a bundle's KV and tail calls.
-const buildFormat = "2"
+// credentials, without which the pod API refuses a bundle's KV and tail calls;
+// format 3 starts workerd through octo-launch with a unix socket per Worker
+// (the pod's socket volume, which the Deployment mounts).
+const buildFormat = "3"
 
 // JobBuilderName is the JobBuilder of a bundle for a build spec.
 func JobBuilderName(bundle string, spec *apiv1.JobBuilderSpec) string {

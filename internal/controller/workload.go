@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,10 +30,11 @@ import (
 const (
 	// ReadinessPeriodSeconds probes the health worker every second.
 	ReadinessPeriodSeconds = 1
-	// LivenessPeriodSeconds and LivenessFailureThreshold restart a wedged
-	// workerd after ~2 s without an answer from its health worker.
-	LivenessPeriodSeconds    = 1
-	LivenessFailureThreshold = 2
+	// LivenessPeriodSeconds is the period of the liveness probe, which
+	// restarts a wedged workerd once its health worker has not answered for
+	// longer than the largest CPU limit of the Workers it serves
+	// (LivenessFailureThreshold).
+	LivenessPeriodSeconds = 1
 	// LivenessDelaySeconds is the time a starting process gets before the
 	// liveness probe may kill it, plus one second per
 	// LivenessDelayWorkersPerSecond workers it loads (livenessProbe).
@@ -206,8 +208,9 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image strin
 	for _, s := range socks {
 		ports[s.VersionID] = s.Port
 	}
-	mergeInto(&t.Annotations, map[string]string{apiv1.AnnotationSockets: SocketsAnnotation(ports)})
+	mergeInto(&t.Annotations, map[string]string{apiv1.AnnotationSockets: SocketsAnnotation(ports), apiv1.AnnotationBundleName: b.Name})
 	t.Spec.Containers = []corev1.Container{container(b, image, socks, versions)}
+	t.Spec.Volumes = []corev1.Volume{socketVolume()}
 	t.Spec.ImagePullSecrets = nil
 	if s := b.Spec.PodTemplate.ImagePullSecret; s != "" {
 		t.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: s}}
@@ -227,15 +230,47 @@ func healthProbe(period, failures int32) *corev1.Probe {
 	}
 }
 
-// livenessProbe restarts a wedged workerd at once: a process stuck in a
-// Worker's loop handles no SIGTERM, so it is killed after 1 s instead of the
-// pod's grace period (which a healthy process's rollout still gets). It
-// starts after a delay that grows with the n workers the process loads.
-// There is no startup probe: it would hold readiness back to its next
-// period after the process listens (up to 1 s of every deploy), while the
-// kubelet probes readiness as soon as it sees the container running.
-func livenessProbe(n int) *corev1.Probe {
-	p := healthProbe(LivenessPeriodSeconds, LivenessFailureThreshold)
+// LivenessFailureThreshold is the number of failed liveness probes after
+// which a workerd serving Workers whose largest CPU limit is cpuLimit is
+// restarted: ceil(cpuLimit / LivenessPeriodSeconds) + 1. workerd runs its
+// Workers on one thread and has no per-request CPU limit of its own, so this
+// is the CPU limit of a request that never yields: it is killed once it has
+// spun longer than its Worker's limits.cpu_ms (the gateway answers Cloudflare's
+// error 1102), not before.
+func LivenessFailureThreshold(cpuLimit time.Duration) int32 {
+	period := LivenessPeriodSeconds * time.Second
+	return int32((max(cpuLimit, 0)+period-1)/period) + 1
+}
+
+// maxCPULimit is the largest CPU limit of the versions a pod serves
+// (apiv1.WorkerVersionSpec.CPULimit): apiv1.DefaultCPULimit for a version
+// without limits or not found, and for a pod serving none.
+func maxCPULimit(socks []socket, versions map[string]*apiv1.WorkerVersion) time.Duration {
+	if len(socks) == 0 {
+		return apiv1.DefaultCPULimit
+	}
+	var limit time.Duration
+	for _, s := range socks {
+		l := apiv1.DefaultCPULimit
+		if v := versions[s.VersionID]; v != nil {
+			l = v.Spec.CPULimit()
+		}
+		limit = max(limit, l)
+	}
+	return limit
+}
+
+// livenessProbe restarts a wedged workerd once it has not answered for
+// longer than cpuLimit, the largest CPU limit of its Workers
+// (LivenessFailureThreshold). A process stuck in a Worker's loop handles no
+// SIGTERM, so it is then killed after 1 s instead of the pod's grace period
+// (which a healthy process's rollout still gets). It starts after a delay
+// that grows with the n workers the process loads. There is no startup
+// probe: it would hold readiness back to its next period after the process
+// listens (up to 1 s of every deploy), while the kubelet probes readiness as
+// soon as it sees the container running.
+func livenessProbe(n int, cpuLimit time.Duration) *corev1.Probe {
+	p := healthProbe(LivenessPeriodSeconds, LivenessFailureThreshold(cpuLimit))
 	p.InitialDelaySeconds = int32(LivenessDelaySeconds + n/LivenessDelayWorkersPerSecond)
 	p.TerminationGracePeriodSeconds = ptr.To(int64(1))
 	return p
@@ -249,11 +284,13 @@ func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map
 		Command:        slices.Clone(builder.Command),
 		Ports:          []corev1.ContainerPort{{Name: HealthPortName, ContainerPort: builder.HealthPort, Protocol: corev1.ProtocolTCP}},
 		Env:            secretEnv(socks, versions),
+		VolumeMounts:   []corev1.VolumeMount{socketMount()},
 		ReadinessProbe: healthProbe(ReadinessPeriodSeconds, 3),
 		// The health worker shares the process's thread with the Workers: a
 		// request that never yields (while (true) {}) wedges them all. The
-		// liveness probe restarts such a process.
-		LivenessProbe: livenessProbe(len(socks)),
+		// liveness probe restarts such a process once the request has spun
+		// longer than the largest CPU limit of the pod's Workers.
+		LivenessProbe: livenessProbe(len(socks), maxCPULimit(socks, versions)),
 		Lifecycle:     &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: DefaultCPURequest, corev1.ResourceMemory: memRequest},

@@ -119,7 +119,7 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 		Env:               func() []string { return envvars.Lines(cfg, creds, id) },
 		DashboardLoginKey: loginKey,
 		Kubelet: platform.Kubelet{Addr: config.Addr(cfg.KubeletPort), NodeName: cfg.NodeName,
-			CertFile: cfg.Path("kubelet", "pki", "kubelet.crt")},
+			CertFile: cfg.Path("kubelet", "pki", "kubelet.crt"), RootDir: cfg.KubeletDir()},
 		Log: log,
 	})
 	if err != nil {

@@ -50,8 +50,20 @@ func ClusterOptions(ctx context.Context, rc *rest.Config, scheme *runtime.Scheme
 	if err != nil {
 		return Options{}, fmt.Errorf("gateway cache: %w", err)
 	}
-	for _, o := range objs {
-		if _, err := c.GetInformer(ctx, o); err != nil {
+	changes := &Changes{}
+	for i, o := range objs {
+		inf, err := c.GetInformer(ctx, o)
+		if err != nil {
+			return Options{}, fmt.Errorf("gateway cache: watch %T: %w", o, err)
+		}
+		count := changes.ReleasesChanged
+		switch i {
+		case 0:
+			count = changes.PodsChanged
+		case 1:
+			continue // accounts: the gateway's own snapshot (AccountTTL)
+		}
+		if _, err := inf.AddEventHandler(handler(count)); err != nil {
 			return Options{}, fmt.Errorf("gateway cache: watch %T: %w", o, err)
 		}
 	}
@@ -63,7 +75,7 @@ func ClusterOptions(ctx context.Context, rc *rest.Config, scheme *runtime.Scheme
 	if !c.WaitForCacheSync(ctx) {
 		return Options{}, fmt.Errorf("gateway cache did not sync: %w", context.Cause(ctx))
 	}
-	return Options{Accounts: store.ClusterAccounts{Reader: c}, Reader: c, Pods: ReaderPods{Reader: c}, Log: log}, nil
+	return Options{Accounts: store.ClusterAccounts{Reader: c}, Reader: c, Pods: ReaderPods{Reader: c}, Changes: changes, Log: log}, nil
 }
 
 // TailResolver maps the workerd service names the builder gives workers,

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,6 +96,17 @@ type Options struct {
 	// (workerd.TracedPortOffset), the others to the untraced Worker. nil:
 	// nobody ever tails.
 	Watched func(account, script string) bool
+	// LocalSockets returns the host directory of a pod's socket volume
+	// (apiv1.SocketVolume) when the pod runs on this host, or "" when it
+	// does not: such pods are reached on their unix sockets, the others on
+	// podIP:port. nil: always podIP:port. See NodeSockets.
+	LocalSockets func(p *corev1.Pod) string
+	// Stalls marks the bundle of a stalled pod (see WatchStalls), e.g.
+	// BundleStalls; nil: stalled pods are only avoided.
+	Stalls StallReporter
+	// Changes lets the gateway reuse its routing work between changes of
+	// the objects it reads (ClusterOptions sets it); nil: none is reused.
+	Changes *Changes
 	Log     *slog.Logger
 }
 
@@ -116,6 +128,19 @@ type Gateway struct {
 
 	socketsMu sync.RWMutex
 	sockets   map[string]map[string]int // annotation value → parsed
+
+	localSockets func(p *corev1.Pod) string
+	// socketDirs maps the host part of a local pod's addresses (localHost)
+	// to its socket directory, open.
+	dirsMu     sync.RWMutex
+	socketDirs map[string]*os.File
+
+	changes *Changes
+	routes  routes
+
+	// loads holds a *podLoad per pod UID (stall.go).
+	loads         sync.Map
+	stallReporter StallReporter
 }
 
 type accountSnapshot struct {
@@ -153,7 +178,9 @@ func New(opts Options) *Gateway {
 	g := &Gateway{
 		accounts: opts.Accounts, reader: opts.Reader, pods: opts.Pods, edgePort: opts.EdgePort,
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
-		sockets: map[string]map[string]int{},
+		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets,
+		socketDirs: map[string]*os.File{}, stallReporter: opts.Stalls, changes: opts.Changes,
+		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 	}
 	if g.rand == nil {
 		g.rand = randv2.IntN
@@ -166,7 +193,9 @@ func New(opts Options) *Gateway {
 	}
 	base := opts.Transport
 	if base == nil {
-		base = NewTransport()
+		tr := NewTransport()
+		tr.DialContext = g.dialer(tr.DialContext)
+		base = tr
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
@@ -230,6 +259,7 @@ type backend struct {
 	pod     string // namespace/name
 	addr    string // podIP:port
 	version string
+	load    *podLoad
 }
 
 type targetKey struct{}
@@ -256,7 +286,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.notFound(w, r, nil, fmt.Sprintf("No account has the workers subdomain %q.", sub))
 		return
 	}
-	script, deployments, preview, err := g.resolve(ctx, acct, first)
+	script, deployments, preview, err := g.cachedResolve(ctx, acct, first)
 	if err != nil {
 		var nf notFoundError
 		if errors.As(err, &nf) {
@@ -283,6 +313,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t.ray, t.start = ray(), time.Now()
 	w.Header().Set("Cf-Ray", t.ray)
+	done := g.begin(t.primary.load)
+	defer done()
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
 }
 
@@ -451,6 +483,18 @@ type pod struct {
 	name    string
 	ip      string
 	sockets map[string]int
+	// local is the host part of the addresses of a pod on this host,
+	// reached on its unix sockets (localHost); "" for the pod network.
+	local string
+	load  *podLoad
+}
+
+// addr is the address the transport dials for the socket on port.
+func (p pod) addr(port int) string {
+	if p.local != "" {
+		return net.JoinHostPort(p.local, strconv.Itoa(port))
+	}
+	return net.JoinHostPort(p.ip, strconv.Itoa(port))
 }
 
 // readyPods returns the account's ready, not terminating pods.
@@ -469,7 +513,7 @@ func (g *Gateway) readyPods(ctx context.Context, a store.Account) ([]pod, error)
 		if len(s) == 0 {
 			continue
 		}
-		out = append(out, pod{name: p.Namespace + "/" + p.Name, ip: p.Status.PodIP, sockets: s})
+		out = append(out, pod{name: p.Namespace + "/" + p.Name, ip: p.Status.PodIP, sockets: s, local: g.localHost(p), load: g.load(p)})
 	}
 	return out, nil
 }
@@ -517,7 +561,7 @@ func (g *Gateway) parseSockets(v string) map[string]int {
 // pick chooses the pod and socket for a request to script: the version by
 // the deployments' percentages, the traced twin's socket when traced.
 func (g *Gateway) pick(ctx context.Context, a store.Account, script string, deployments [][]apiv1.VersionTraffic, preview, traced bool) (*target, error) {
-	pods, err := g.readyPods(ctx, a)
+	pods, err := g.cachedReadyPods(ctx, a)
 	if err != nil {
 		return nil, err
 	}
@@ -550,7 +594,7 @@ func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraf
 	for _, id := range order {
 		for _, p := range pods {
 			if port, ok := p.sockets[id]; ok && port > 0 && port < 65536 {
-				b := backend{pod: p.name, addr: net.JoinHostPort(p.ip, strconv.Itoa(port+offset)), version: id}
+				b := backend{pod: p.name, addr: p.addr(port + offset), version: id, load: p.load}
 				if len(cands) == 0 || cands[0].version == id {
 					cands = append(cands, b)
 				} else {
@@ -562,6 +606,7 @@ func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraf
 	if len(cands) == 0 {
 		return nil
 	}
+	cands = g.avoidStalled(cands)
 	i := 0
 	if len(cands) > 1 {
 		i = g.rand(len(cands))

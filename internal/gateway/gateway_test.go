@@ -64,7 +64,7 @@ type testBackend struct {
 	hits int
 }
 
-func newBackend(t *testing.T, name string) *testBackend {
+func newBackend(t testing.TB, name string) *testBackend {
 	b := &testBackend{name: name}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
@@ -117,14 +117,14 @@ func release(script string, versions ...apiv1.VersionTraffic) *apiv1.WorkerRelea
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	gw   *Gateway
 	k8s  client.Client
 	pods *fakePods
 	srv  *httptest.Server
 }
 
-func newEnv(t *testing.T, rnd func(int) int, objs ...client.Object) *env {
+func newEnv(t testing.TB, rnd func(int) int, objs ...client.Object) *env {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := apiv1.AddToScheme(scheme); err != nil {

@@ -160,7 +160,13 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	// gateway's cache; the gateway marks the requests of tailed scripts.
 	p.Tails = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(gwOpts.Reader), Log: log.With("component", "tail")})
 	gwOpts.Watched = p.Tails.Watched
+	if cfg.Kubelet.RootDir != "" && cfg.Kubelet.NodeName != "" {
+		gwOpts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)
+	}
+	// A stalled pod's bundle gets a surge pod (gateway.WatchStalls).
+	gwOpts.Stalls = gateway.BundleStalls(core.Client)
 	p.Gateway = gateway.New(gwOpts)
+	go p.Gateway.WatchStalls(ctx)
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
 	p.API = cfapi.New(cfapi.Options{
 		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),

@@ -22,6 +22,10 @@ type Kubelet struct {
 	Addr     string // host:port
 	NodeName string
 	CertFile string
+	// RootDir is the kubelet's root directory when it runs on this host
+	// (embedded mode): the gateway then reaches the node's workerd pods on
+	// their unix sockets (gateway.NodeSockets). Empty: over the pod network.
+	RootDir string
 }
 
 // summary is the part of the kubelet's /stats/summary the dashboard shows.

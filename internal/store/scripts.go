@@ -232,9 +232,9 @@ type derived struct {
 }
 
 // deriveVersion makes a new version from prev with other bindings (a secret
-// change) and, when d.deploy, deploys it at 100 %. The caller holds the
-// script's lock from before it read prev, so that no upload lands in between
-// and is reverted.
+// change), keeping prev's code, compatibility settings and limits, and, when
+// d.deploy, deploys it at 100 %. The caller holds the script's lock from
+// before it read prev, so that no upload lands in between and is reverted.
 func (s *Store) deriveVersion(ctx context.Context, a Account, script string, prev *apiv1.WorkerVersion, d derived) (*apiv1.WorkerVersion, error) {
 	parts, err := s.LoadParts(ctx, prev)
 	if err != nil {
@@ -243,7 +243,7 @@ func (s *Store) deriveVersion(ctx context.Context, a Account, script string, pre
 	meta := Metadata{
 		MainModule: prev.Spec.MainModule, BodyPart: prev.Spec.BodyPart, Bindings: d.bindings,
 		CompatibilityDate: prev.Spec.CompatibilityDate, CompatibilityFlags: prev.Spec.CompatibilityFlags,
-		Annotations: d.annotations,
+		Annotations: d.annotations, Limits: CPULimits(prev.Spec.Limits),
 	}
 	v, _, err := s.createVersionLocked(ctx, a, script, VersionInput{
 		Parts: parts, Metadata: meta, TriggeredBy: TriggerSecret, Deploy: d.deploy,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -57,6 +58,8 @@ type Metadata struct {
 	KeepBindings       []string          `json:"keep_bindings"`
 	Annotations        map[string]string `json:"annotations"`
 	Logpush            *bool             `json:"logpush"`
+	// Limits is metadata.limits, e.g. {"cpu_ms": 50} (wrangler's [limits]).
+	Limits *Limits `json:"limits"`
 	// Fields octo does not support yet; a non-empty value is refused.
 	Migrations json.RawMessage `json:"migrations"`
 	Assets     json.RawMessage `json:"assets"`
@@ -81,6 +84,40 @@ var supportedBindings = map[string]bool{
 	apiv1.BindingPlainText: true, apiv1.BindingJSON: true, apiv1.BindingSecretText: true,
 	apiv1.BindingKV: true, apiv1.BindingWasmModule: true, apiv1.BindingTextBlob: true,
 	apiv1.BindingDataBlob: true, BindingInherit: true,
+}
+
+// Limits is metadata.limits: the Worker's per-request limits. Only cpu_ms
+// is used; other keys (subrequests) are ignored.
+type Limits struct {
+	// CPUMs is limits.cpu_ms as sent, checked by CPULimit: the CPU time one
+	// request may use, in milliseconds.
+	CPUMs json.RawMessage `json:"cpu_ms,omitempty"`
+}
+
+// maxCPUMs is the largest limits.cpu_ms, apiv1.MaxCPULimit in milliseconds.
+const maxCPUMs = int64(apiv1.MaxCPULimit / time.Millisecond)
+
+// CPULimits returns the metadata.limits of a version's limits (nil for none),
+// as its derived versions carry them on.
+func CPULimits(l *apiv1.VersionLimits) *Limits {
+	if l == nil || l.CPUMs == 0 {
+		return nil
+	}
+	return &Limits{CPUMs: json.RawMessage(strconv.FormatInt(l.CPUMs, 10))}
+}
+
+// CPULimit returns the version limits l asks for: nil without cpu_ms, and
+// a refusal unless cpu_ms is an integer from 1 to 300000 (5 minutes).
+func (l *Limits) CPULimit() (*apiv1.VersionLimits, error) {
+	if l == nil || len(l.CPUMs) == 0 || string(bytes.TrimSpace(l.CPUMs)) == "null" {
+		return nil, nil
+	}
+	raw := string(bytes.TrimSpace(l.CPUMs))
+	ms, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || ms < 1 || ms > maxCPUMs {
+		return nil, badUpload("limits.cpu_ms must be an integer number of milliseconds from 1 to %d (5 minutes), not %.32s", maxCPUMs, raw)
+	}
+	return &apiv1.VersionLimits{CPUMs: ms}, nil
 }
 
 // BindingInherit asks the API to copy the binding of the previous version.
@@ -234,6 +271,9 @@ func (u *Upload) Validate() error {
 		}
 	}
 	if err := u.validateCompatibility(); err != nil {
+		return err
+	}
+	if _, err := m.Limits.CPULimit(); err != nil {
 		return err
 	}
 	return u.validateBindings()

@@ -93,6 +93,10 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 	if err := ValidAnnotations(in.Metadata.Annotations); err != nil {
 		return nil, nil, err
 	}
+	limits, err := in.Metadata.Limits.CPULimit()
+	if err != nil {
+		return nil, nil, err
+	}
 	versions, err := s.Versions(ctx, a, script)
 	if err != nil {
 		return nil, nil, err
@@ -144,6 +148,7 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 			AuthorEmail:        s.author,
 			Handlers:           []string{"fetch"},
 			CreatedAt:          metav1.NewTime(s.now().UTC().Truncate(time.Millisecond)),
+			Limits:             limits,
 		},
 	}
 	for _, p := range in.Parts {
@@ -459,13 +464,17 @@ func secretKeysInUse(secretName string, versions []apiv1.WorkerVersion, bindings
 // storedMetadata is the metadata.json written next to a version's modules:
 // the version as the runtime needs it, without secret values.
 func storedMetadata(v *apiv1.WorkerVersion) map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"id": v.Spec.VersionID, "script": v.Spec.ScriptName, "number": v.Spec.Number,
 		"main_module": v.Spec.MainModule, "body_part": v.Spec.BodyPart,
 		"modules": v.Spec.Modules, "bindings": v.Spec.Bindings,
 		"compatibility_date": v.Spec.CompatibilityDate, "compatibility_flags": v.Spec.CompatibilityFlags,
 		"annotations": v.Spec.Annotations, "created_on": v.Spec.CreatedAt.Format(time.RFC3339Nano),
 	}
+	if l := v.Spec.Limits; l != nil {
+		m["limits"] = map[string]any{"cpu_ms": l.CPUMs}
+	}
+	return m
 }
 
 // LoadParts reads a version's modules back from S3.

@@ -82,6 +82,10 @@ type Worker struct {
 	// Address is the socket address, e.g. "*:8081". Empty leaves it out of the
 	// config; it must then be given with --socket-addr.
 	Address string
+	// UnixSocket is the path of a unix socket the Worker listens on besides
+	// Address (UnixSocketPath): a gateway on the same host reaches it without
+	// the pod network. Empty: none.
+	UnixSocket string
 	// Tail sends the Worker's trace events to Config.TailCollector (ignored
 	// when the Config has no collector).
 	Tail bool
@@ -101,8 +105,21 @@ func (w Worker) Traced(port int) Worker {
 	t := w
 	t.Name = w.Name + TracedSuffix
 	t.Address = "*:" + strconv.Itoa(port+TracedPortOffset)
+	if w.UnixSocket != "" {
+		t.UnixSocket = UnixSocketPath(path.Dir(w.UnixSocket), port+TracedPortOffset)
+	}
 	t.Tail, t.TailName = true, w.Name
 	return t
+}
+
+// UnixSocketSuffix ends the socket name of a Worker's unix socket.
+const UnixSocketSuffix = "-unix"
+
+// UnixSocketPath is the unix socket, in dir, of the Worker whose TCP port is
+// port: <dir>/<port>.sock. The builder names the sockets in the pod, the
+// gateway the same files as the host sees them.
+func UnixSocketPath(dir string, port int) string {
+	return path.Join(dir, strconv.Itoa(port)+".sock")
 }
 
 // KVService is an HTTP service outside workerd that serves KV namespaces
@@ -256,6 +273,10 @@ func (c Config) Render() (string, error) {
 			fmt.Fprintf(&b, "address = %s, ", quote(w.Address))
 		}
 		fmt.Fprintf(&b, "http = (), service = %s),\n", quote(w.Name))
+		if w.UnixSocket != "" {
+			fmt.Fprintf(&b, "    (name = %s, address = %s, http = (), service = %s),\n",
+				quote(w.Name+UnixSocketSuffix), quote("unix:"+w.UnixSocket), quote(w.Name))
+		}
 	}
 	b.WriteString("  ],\n")
 	if len(c.V8Flags) > 0 {
@@ -486,6 +507,9 @@ func (w Worker) validate(services map[string]string) error {
 		if err := validAddress(w.Address); err != nil {
 			return err
 		}
+	}
+	if w.UnixSocket != "" && (!path.IsAbs(w.UnixSocket) || strings.ContainsAny(w.UnixSocket, "\"\\\n")) {
+		return fmt.Errorf("unix socket %q is not a plain absolute path", w.UnixSocket)
 	}
 	modules := map[string]Module{}
 	for i, m := range w.Modules {

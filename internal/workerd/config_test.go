@@ -174,6 +174,31 @@ func TestRenderNoAddress(t *testing.T) {
 	}
 }
 
+// TestRenderUnixSocket: a Worker with UnixSocket listens there too, under
+// its own socket name; its traced twin on the twin's port in the same
+// directory.
+func TestRenderUnixSocket(t *testing.T) {
+	w := helloWorker()
+	w.Address = "*:8081"
+	w.UnixSocket = UnixSocketPath("/run/octo", 8081)
+	got, err := Config{Workers: []Worker{w, w.Traced(8081)}, TailCollector: "10.42.0.1:9"}.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`(name = "hello-83a49508-unix", address = "unix:/run/octo/8081.sock", http = (), service = "hello-83a49508"),`,
+		`(name = "hello-83a49508-traced-unix", address = "unix:/run/octo/28081.sock", http = (), service = "hello-83a49508-traced"),`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %s in:\n%s", want, got)
+		}
+	}
+	w.UnixSocket = "run/octo/8081.sock"
+	if _, err := (Config{Workers: []Worker{w}}).Render(); err == nil {
+		t.Error("a relative unix socket path was accepted")
+	}
+}
+
 func TestQuote(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", `""`},

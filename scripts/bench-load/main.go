@@ -86,18 +86,24 @@ func main() {
 	host := b.Host(b.Def, "hello")
 	gr := benchkit.Load(*load, *conns, edge, host)
 	gwLat := rateLatency(*rate, *load, edge, host)
+	// Attribution: the pod path alone (no proxy), and the minimal proxy in
+	// front of the pod, so the gap splits into network path and gateway.
+	direct := b.DirectAddr("hello")
+	dr := benchkit.Load(*load, *conns, "http://"+direct+"/", host)
+	pdr := benchkit.Load(*load, *conns, "http://"+startMinimalProxy(direct)+"/", host)
 
 	fmt.Printf("| machine | %s |\n", machine())
 	fmt.Printf("| throughput, %d connections, %s each | req/s | p50 | p99 | failed |\n|---|---|---|---|---|\n", *conns, *load)
 	for _, r := range []struct {
 		name string
 		r    benchkit.LoadResult
-	}{{"bare workerd (no tail consumer)", br}, {"bare workerd with octo's tail consumer", tr}, {"minimal Go reverse proxy → bare workerd", pr}, {"octo gateway → workerd pod", gr}} {
+	}{{"bare workerd (no tail consumer)", br}, {"bare workerd with octo's tail consumer", tr}, {"minimal Go reverse proxy → bare workerd", pr}, {"workerd pod, direct to its pod IP", dr}, {"minimal Go reverse proxy → workerd pod", pdr}, {"octo gateway → workerd pod", gr}} {
 		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.r.RPS, r.r.P50, r.r.P99, r.r.Failed)
 	}
 	fmt.Printf("| workerd RSS after its run: no tail consumer / tail consumer | %.0f / %.0f MiB | | | |\n", bareRSS, tracedRSS)
 	fmt.Printf("| gateway / minimal proxy | **%.0f %%** | | | |\n", 100*gr.RPS/pr.RPS)
 	fmt.Printf("| gateway / bare workerd | **%.0f %%** | | | |\n", 100*gr.RPS/br.RPS)
+	fmt.Printf("| gateway / minimal proxy → the same pod | **%.0f %%** | | | |\n", 100*gr.RPS/pdr.RPS)
 	fmt.Printf("| p50 at %d req/s: bare / minimal proxy / gateway | %s / %s / %s; gateway adds **%s** over bare, %s over the proxy | | | |\n",
 		*rate, bareLat, proxyLat, gwLat, gwLat-bareLat, gwLat-proxyLat)
 

@@ -110,7 +110,7 @@ func (k *Kubelet) Start(ctx context.Context) error {
 	}
 	flags := kubeletoptions.NewKubeletFlags()
 	flags.KubeConfig = k.pki.KubeconfigPath("kubelet")
-	flags.RootDirectory = k.cfg.Path("kubelet")
+	flags.RootDirectory = k.cfg.KubeletDir()
 	flags.CertDirectory = k.cfg.Path("kubelet", "pki")
 	flags.HostnameOverride = k.cfg.NodeName
 	flags.NodeIP = k.cfg.NodeIP

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// TestLocalPodOverUnixSocket: a pod on the gateway's node is reached on the
+// unix socket of the port in its socket volume; a pod of another node on
+// podIP:port.
+func TestLocalPodOverUnixSocket(t *testing.T) {
+	tcp := newBackend(t, "tcp")
+	port := tcp.port()
+	// A kubelet root as deep as real ones: the socket's full path is longer
+	// than a unix socket address may be (108 bytes).
+	root := filepath.Join(t.TempDir(), strings.Repeat("deep", 20))
+	dir := filepath.Join(root, "pods", "uid-1", "volumes", "kubernetes.io~empty-dir", apiv1.SocketVolume)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	ln, err := net.Listen("unix", workerd.UnixSocketPath(".", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "unix "+r.Host)
+	}))
+	unix.Listener = ln
+	unix.Start()
+	t.Cleanup(unix.Close)
+
+	scheme := runtime.NewScheme()
+	if err := apiv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100})).Build()
+	pods := &fakePods{}
+	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, LocalSockets: NodeSockets(root, "node-a")})
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	e := &env{t: t, gw: gw, k8s: c, pods: pods, srv: srv}
+
+	p := readyPod("octo-1", map[string]int{v1ID: port})
+	p.UID, p.Spec.NodeName = types.UID("uid-1"), "node-a"
+	p.Spec.Volumes = []corev1.Volume{{Name: apiv1.SocketVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	pods.set(p)
+	host := "hello.octo.workers.localhost:8787"
+	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != 200 || body != "unix "+host {
+		t.Fatalf("local pod: %d %q, want its unix socket to answer", resp.StatusCode, body)
+	}
+
+	p.Spec.NodeName = "node-b"
+	p.UID = "uid-2"
+	pods.set(p)
+	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != 200 || e.echoed(resp, body).Backend != "tcp" {
+		t.Fatalf("pod of another node: %d %q, want podIP:%s", resp.StatusCode, body, strconv.Itoa(port))
+	}
+}

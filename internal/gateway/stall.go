@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+)
+
+// Stall detection. workerd runs every Worker of a pod on one thread: a
+// request that computes without yielding (while (true) {}) blocks the others
+// until its CPU limit ends it (the pod's liveness probe, sized by the
+// largest limits.cpu_ms of the pod). The gateway notices such a pod — a
+// request in flight, nothing answered for StallAfter, and its health worker
+// silent — marks its bundle so that the operators start a second pod
+// (apiv1.AnnotationStalledPod), and routes the bundle's requests to the
+// other pod as soon as it is ready. The mark goes when the pod answers again.
+const (
+	// StallAfter is how long a pod may go without finishing a request,
+	// while one is in flight, before its health worker is probed.
+	StallAfter = 500 * time.Millisecond
+	// stallProbeTimeout bounds the probe of the health worker.
+	stallProbeTimeout = 300 * time.Millisecond
+	// stallTick is the period of the watchdog.
+	stallTick = 250 * time.Millisecond
+)
+
+// StallReporter marks a bundle while one of its pods is stalled: pod is the
+// stalled pod's name, or "" to clear the mark.
+type StallReporter func(ctx context.Context, namespace, bundle, pod string) error
+
+// BundleStalls is the StallReporter that writes apiv1.AnnotationStalledPod
+// on the WorkerBundle (a merge patch): the gateway's only write.
+func BundleStalls(c client.Client) StallReporter {
+	return func(ctx context.Context, namespace, bundle, pod string) error {
+		var value any // null removes the annotation
+		if pod != "" {
+			value = pod
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{apiv1.AnnotationStalledPod: value}}})
+		if err != nil {
+			return err
+		}
+		b := &apiv1.WorkerBundle{}
+		b.Namespace, b.Name = namespace, bundle
+		if err := c.Patch(ctx, b, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("mark bundle %s/%s stalled=%q: %w", namespace, bundle, pod, err)
+		}
+		return nil
+	}
+}
+
+// podLoad is what the gateway knows of a pod's requests.
+type podLoad struct {
+	inflight atomic.Int64
+	stalled  atomic.Bool
+	expired  atomic.Bool  // dropped from Gateway.loads (idle)
+	since    atomic.Int64 // unix nanoseconds: when it was found stalled
+	lastDone atomic.Int64 // unix nanoseconds of the last finished request
+	// set once, when the load is created
+	key, namespace, name, bundle, health string
+}
+
+// load returns the load record of the pod p, creating it. A pod is keyed
+// by namespace/name and UID, so a pod recreated under its name starts anew.
+func (g *Gateway) load(p *corev1.Pod) *podLoad {
+	key := string(p.UID)
+	if key == "" {
+		key = p.Namespace + "/" + p.Name
+	}
+	if l, ok := g.loads.Load(key); ok {
+		return l.(*podLoad)
+	}
+	l := &podLoad{key: key, namespace: p.Namespace, name: p.Name, bundle: p.Annotations[apiv1.AnnotationBundleName], health: healthAddr(p)}
+	l.lastDone.Store(time.Now().UnixNano())
+	actual, _ := g.loads.LoadOrStore(key, l)
+	return actual.(*podLoad)
+}
+
+// begin counts a request to l's pod; the returned func ends it.
+func (g *Gateway) begin(l *podLoad) func() {
+	if l == nil {
+		return func() {}
+	}
+	if l.expired.Load() { // the watchdog forgot it while it was idle
+		l.expired.Store(false)
+		g.loads.Store(l.key, l)
+	}
+	l.inflight.Add(1)
+	return func() {
+		l.lastDone.Store(time.Now().UnixNano())
+		l.inflight.Add(-1)
+	}
+}
+
+// avoidStalled drops the backends of stalled pods from cands, unless all
+// of them are: then waiting on a stalled pod beats answering 503.
+func (g *Gateway) avoidStalled(cands []backend) []backend {
+	stalled := 0
+	for _, b := range cands {
+		if b.load != nil && b.load.stalled.Load() {
+			stalled++
+		}
+	}
+	if stalled == 0 || stalled == len(cands) {
+		return cands
+	}
+	out := make([]backend, 0, len(cands)-stalled)
+	for _, b := range cands {
+		if b.load == nil || !b.load.stalled.Load() {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// WatchStalls runs the stall watchdog until ctx ends; without a
+// StallReporter it only steers requests away from stalled pods.
+func (g *Gateway) WatchStalls(ctx context.Context) {
+	probe := &http.Client{Timeout: stallProbeTimeout, Transport: &http.Transport{
+		DialContext:       (&net.Dialer{Timeout: stallProbeTimeout}).DialContext,
+		DisableKeepAlives: true,
+	}}
+	tick := time.NewTicker(stallTick)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		g.loads.Range(func(k, v any) bool {
+			l := v.(*podLoad)
+			idle := now.Sub(time.Unix(0, l.lastDone.Load()))
+			if !l.stalled.Load() && (l.inflight.Load() == 0 || idle < StallAfter) {
+				if l.inflight.Load() == 0 && idle > loadIdleExpiry {
+					// A pod long idle, or gone; begin puts it back.
+					l.expired.Store(true)
+					g.loads.Delete(k)
+				}
+				return true
+			}
+			wg.Go(func() { g.checkStall(ctx, probe, l) })
+			return true
+		})
+		wg.Wait()
+	}
+}
+
+// loadIdleExpiry forgets the load record of a pod without requests.
+const loadIdleExpiry = 10 * time.Minute
+
+// stallGiveUp clears the mark of a pod that stays silent for longer than
+// any CPU limit allows.
+const stallGiveUp = apiv1.MaxCPULimit + time.Minute
+
+// checkStall probes the health worker of l's pod and marks or clears it.
+func (g *Gateway) checkStall(ctx context.Context, probe *http.Client, l *podLoad) {
+	if l.health == "" {
+		return // nothing to probe: never marked
+	}
+	key := l.namespace + "/" + l.name
+	marked := l.stalled.Load()
+	answered, gone := healthy(ctx, probe, l.health)
+	switch {
+	case !marked && !answered && !gone:
+		l.since.Store(time.Now().UnixNano())
+		l.stalled.Store(true)
+		g.log.Warn("worker pod stalled: a request keeps its event loop busy; starting a second pod for the bundle's other Workers",
+			"pod", key, "bundle", l.bundle, "inflight", l.inflight.Load())
+		g.report(ctx, l, l.name)
+	case marked && (answered || gone || time.Since(time.Unix(0, l.since.Load())) > stallGiveUp):
+		// It answers again; or nothing listens any more (the process was
+		// killed at its CPU limit, or the pod is gone): a restarted
+		// process is probed anew.
+		l.stalled.Store(false)
+		g.log.Info("worker pod no longer stalled", "pod", key, "bundle", l.bundle, "answers", answered)
+		g.report(ctx, l, "")
+	}
+}
+
+// report writes the bundle's stall mark, when a StallReporter is set.
+func (g *Gateway) report(ctx context.Context, l *podLoad, pod string) {
+	if g.stallReporter == nil || l.bundle == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := g.stallReporter(ctx, l.namespace, l.bundle, pod); err != nil {
+		g.log.Warn("mark stalled bundle", "err", err)
+	}
+}
+
+// healthy probes the health worker at addr: answered is a 200; gone means
+// that nothing accepts connections there (a stalled process still does: the
+// kernel accepts, workerd never reads).
+func healthy(ctx context.Context, c *http.Client, addr string) (answered, gone bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return false, false
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, dialError(err) && !isTimeout(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, false
+}
+
+// isTimeout reports whether err is a timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// healthAddr is podIP:port of the pod's health worker (the container port
+// named "health"), or "".
+func healthAddr(p *corev1.Pod) string {
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.Name == healthPortName {
+				return net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port.ContainerPort)))
+			}
+		}
+	}
+	return ""
+}
+
+// healthPortName is the container port of a workerd pod's health worker.
+const healthPortName = "health"

@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+)
+
+// stallablePod is a ready pod whose Worker and health worker can be made to
+// hang, as a workerd whose event loop a request blocks.
+type stallablePod struct {
+	worker *testBackend
+	health *httptest.Server
+	mu     sync.Mutex
+	hang   chan struct{} // non-nil: health requests wait for it to close
+}
+
+func newStallablePod(t *testing.T, name string) *stallablePod {
+	s := &stallablePod{worker: newBackend(t, name)}
+	s.health = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		h := s.hang
+		s.mu.Unlock()
+		if h != nil {
+			select {
+			case <-h:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	}))
+	t.Cleanup(s.health.Close)
+	return s
+}
+
+func (s *stallablePod) setHang(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on && s.hang == nil {
+		s.hang = make(chan struct{})
+	}
+	if !on && s.hang != nil {
+		close(s.hang)
+		s.hang = nil
+	}
+}
+
+func (s *stallablePod) pod(name string) corev1.Pod {
+	p := readyPod(name, map[string]int{v1ID: s.worker.port()})
+	p.Annotations[apiv1.AnnotationBundleName] = "octo"
+	p.Spec.Containers = []corev1.Container{{Name: "workerd", Ports: []corev1.ContainerPort{
+		{Name: healthPortName, ContainerPort: int32(s.health.Listener.Addr().(*net.TCPAddr).Port)},
+	}}}
+	return p
+}
+
+// TestStalledPodIsAvoidedAndReported: a pod with a request in flight whose
+// health worker stops answering is reported (its bundle gets a surge pod)
+// and avoided while another pod serves the version; it is cleared when it
+// answers again.
+func TestStalledPodIsAvoidedAndReported(t *testing.T) {
+	a, b := newStallablePod(t, "a"), newStallablePod(t, "b")
+	unblock := make(chan struct{})
+	a.worker.srv.Config.Handler = hangingHandler(a.worker.srv.Config.Handler, unblock) // before any request
+	e := newEnv(t, func(int) int { return 0 }, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
+	type mark struct{ ns, bundle, pod string }
+	marks := make(chan mark, 8)
+	e.gw.stallReporter = func(_ context.Context, ns, bundle, pod string) error {
+		marks <- mark{ns, bundle, pod}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.gw.WatchStalls(ctx)
+	host := "hello.octo.workers.localhost"
+
+	// Pod a alone; a request hangs in it and its health worker is silent.
+	e.pods.set(a.pod("octo-a"))
+	if got := e.echoed(e.do(http.MethodGet, host, "/", nil, nil)); got.Backend != "a" {
+		t.Fatalf("first request went to %s", got.Backend)
+	}
+	a.setHang(true)
+	go func() { _, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", host)) }()
+	select {
+	case m := <-marks:
+		if m != (mark{"octo", "octo", "octo-a"}) {
+			t.Fatalf("marked %+v", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stalled pod was not reported")
+	}
+
+	// The surge pod b is ready: requests avoid a, though rand picks it.
+	e.pods.set(a.pod("octo-a"), b.pod("octo-b"))
+	for range 5 {
+		if got := e.echoed(e.do(http.MethodGet, host, "/", nil, nil)); got.Backend != "b" {
+			t.Fatalf("a request went to the stalled pod %s", got.Backend)
+		}
+	}
+
+	// a answers again: cleared.
+	a.setHang(false)
+	close(unblock)
+	select {
+	case m := <-marks:
+		if m != (mark{"octo", "octo", ""}) {
+			t.Fatalf("cleared %+v", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the recovered pod was not cleared")
+	}
+	if got := e.echoed(e.do(http.MethodGet, host, "/", nil, nil)); got.Backend != "a" {
+		t.Fatalf("after recovery the request went to %s", got.Backend)
+	}
+}
+
+// hangingHandler holds requests for /spin until release closes.
+func hangingHandler(next http.Handler, release chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/spin" {
+			<-release
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func hostRequest(t *testing.T, url, host string) *http.Request {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	return req
+}
