@@ -143,6 +143,9 @@ func esFiles(w Worker) map[string][]byte {
 func TestValidateHello(t *testing.T) {
 	bin := workerdBin(t)
 	w := esWorker(`export default { fetch() { return new Response("hi"); } };`)
+	// A bundle's Worker also names its unix socket in the pod; the
+	// directory does not exist where validation runs.
+	w.UnixSocket = UnixSocketPath("/run/octo", 8081)
 	var times []time.Duration
 	for range 3 {
 		d, err := testValidator(bin).Validate(context.Background(), w, esFiles(w))

@@ -89,6 +89,7 @@ func (v *Validator) Validate(ctx context.Context, w Worker, files map[string][]b
 		w.Name = "worker"
 	}
 	w.Address = "127.0.0.1:0"
+	w.UnixSocket = "" // the pod's socket directory exists only in the pod
 	w.Tail = false
 	cfg := Config{Workers: []Worker{w}}
 	kv := map[string]bool{}

@@ -5,10 +5,13 @@
 // adds at a fixed rate, a long soak's peak memory and pod restarts, and how
 // long the other Workers of an account are down while one request spins
 // forever. Load generator, proxies and workerd share the machine's cores.
+// Every throughput path is measured while octo runs, interleaved over
+// -rounds rounds, and the medians are printed.
 // Run it as root with no other octo running: `make bench-load`.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -54,29 +57,34 @@ func main() {
 	rate := flag.Int("rate", 200, "request rate of the latency runs (req/s)")
 	soak := flag.Int("soak", 1_000_000, "requests of the soak through the gateway (0 = skip)")
 	runaway := flag.Bool("runaway", true, "measure the victims' downtime while one request spins")
+	rounds := flag.Int("rounds", 3, "interleaved rounds of the throughput runs (medians printed)")
+	proxyTarget := flag.String("serve-proxy", "", "internal: run the minimal proxy in front of this host:port")
 	flag.Parse()
+	if *proxyTarget != "" {
+		serveProxy(*proxyTarget)
+		return
+	}
+	var ps proxies
+	defer ps.stop()
 	dir, err := os.MkdirTemp("", "octo-bench-load")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 
-	// 1. Bare workerd and a minimal reverse proxy, before octo runs; then
-	// bare workerd with octo's tail consumer (what a traced twin runs).
+	// 1. Bare workerd with octo's tail consumer (what a traced twin runs),
+	// alone; then bare workerd without it, which keeps running.
 	traced, tracedPID, stopTraced := startBareWorkerd(filepath.Join(dir, "traced"), true)
 	tr := benchkit.Load(*load, *conns, "http://"+traced+"/", "")
 	tracedRSS := benchkit.ProcKB(tracedPID, "VmRSS:")
 	stopTraced()
 	bare, barePID, stopBare := startBareWorkerd(filepath.Join(dir, "bare"), false)
-	proxy := startMinimalProxy(bare)
-	br := benchkit.Load(*load, *conns, "http://"+bare+"/", "")
-	bareRSS := benchkit.ProcKB(barePID, "VmRSS:")
-	pr := benchkit.Load(*load, *conns, "http://"+proxy+"/", "")
-	bareLat := rateLatency(*rate, *load, "http://"+bare+"/", "")
-	proxyLat := rateLatency(*rate, *load, "http://"+proxy+"/", "")
-	stopBare()
+	defer stopBare()
+	proxy := ps.start(bare)
 
-	// 2. octo.
+	// 2. octo, and every path measured while it runs (its control plane's
+	// idle work is part of the machine for all of them), interleaved over
+	// -rounds rounds; the medians are printed.
 	b, down := benchkit.Up(*bin)
 	defer down()
 	cfg := b.Cfg
@@ -84,28 +92,53 @@ func main() {
 	b.WaitBody(b.Def, "hello", "hello", 3*time.Minute)
 	edge := "http://" + config.Addr(cfg.EdgePort) + "/"
 	host := b.Host(b.Def, "hello")
-	gr := benchkit.Load(*load, *conns, edge, host)
-	gwLat := rateLatency(*rate, *load, edge, host)
-	// Attribution: the pod path alone (no proxy), and the minimal proxy in
-	// front of the pod, so the gap splits into network path and gateway.
+	// Attribution: the pod alone (no proxy), and the minimal proxy in front
+	// of the pod, so the gap splits into network path and gateway.
 	direct := b.DirectAddr("hello")
-	dr := benchkit.Load(*load, *conns, "http://"+direct+"/", host)
-	pdr := benchkit.Load(*load, *conns, "http://"+startMinimalProxy(direct)+"/", host)
+	podProxy := ps.start(direct)
+	paths := []struct {
+		name, url, host string
+	}{
+		{"bare workerd (no tail consumer, loopback)", "http://" + bare + "/", ""},
+		{"minimal Go reverse proxy → bare workerd", "http://" + proxy + "/", ""},
+		{"octo gateway → workerd pod", edge, host},
+		{"workerd pod, direct to its pod IP", "http://" + direct + "/", host},
+		{"minimal Go reverse proxy → workerd pod IP", "http://" + podProxy + "/", host},
+	}
+	runs := make([][]benchkit.LoadResult, len(paths))
+	for range *rounds {
+		for i, pth := range paths {
+			runs[i] = append(runs[i], benchkit.Load(*load, *conns, pth.url, pth.host))
+		}
+	}
+	med := make([]benchkit.LoadResult, len(paths))
+	for i := range paths {
+		med[i] = medianRun(runs[i])
+	}
+	bareRSS := benchkit.ProcKB(barePID, "VmRSS:")
+	bareLat := rateLatency(*rate, *load, "http://"+bare+"/", "")
+	proxyLat := rateLatency(*rate, *load, "http://"+proxy+"/", "")
+	gwLat := rateLatency(*rate, *load, edge, host)
 
 	fmt.Printf("| machine | %s |\n", machine())
-	fmt.Printf("| throughput, %d connections, %s each | req/s | p50 | p99 | failed |\n|---|---|---|---|---|\n", *conns, *load)
-	for _, r := range []struct {
-		name string
-		r    benchkit.LoadResult
-	}{{"bare workerd (no tail consumer)", br}, {"bare workerd with octo's tail consumer", tr}, {"minimal Go reverse proxy → bare workerd", pr}, {"workerd pod, direct to its pod IP", dr}, {"minimal Go reverse proxy → workerd pod", pdr}, {"octo gateway → workerd pod", gr}} {
-		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.r.RPS, r.r.P50, r.r.P99, r.r.Failed)
+	fmt.Printf("| throughput, %d connections, %s each, median of %d interleaved rounds | req/s | p50 | p99 | failed | all rounds (req/s) |\n|---|---|---|---|---|---|\n", *conns, *load, *rounds)
+	for i, pth := range paths {
+		var all []string
+		for _, r := range runs[i] {
+			all = append(all, fmt.Sprintf("%.0f", r.RPS))
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %d | %s |\n", pth.name, med[i].RPS, med[i].P50, med[i].P99, med[i].Failed, strings.Join(all, ", "))
 	}
-	fmt.Printf("| workerd RSS after its run: no tail consumer / tail consumer | %.0f / %.0f MiB | | | |\n", bareRSS, tracedRSS)
-	fmt.Printf("| gateway / minimal proxy | **%.0f %%** | | | |\n", 100*gr.RPS/pr.RPS)
-	fmt.Printf("| gateway / bare workerd | **%.0f %%** | | | |\n", 100*gr.RPS/br.RPS)
-	fmt.Printf("| gateway / minimal proxy → the same pod | **%.0f %%** | | | |\n", 100*gr.RPS/pdr.RPS)
-	fmt.Printf("| p50 at %d req/s: bare / minimal proxy / gateway | %s / %s / %s; gateway adds **%s** over bare, %s over the proxy | | | |\n",
+	fmt.Printf("| bare workerd with octo's tail consumer (alone, before octo) | %.0f | %s | %s | %d | |\n", tr.RPS, tr.P50, tr.P99, tr.Failed)
+	fmt.Printf("| workerd RSS after its runs: no tail consumer / tail consumer | %.0f / %.0f MiB | | | | |\n", bareRSS, tracedRSS)
+	gw := med[2].RPS
+	fmt.Printf("| gateway / minimal proxy → bare workerd | **%.0f %%** | | | | |\n", 100*gw/med[1].RPS)
+	fmt.Printf("| gateway / bare workerd | **%.0f %%** | | | | |\n", 100*gw/med[0].RPS)
+	fmt.Printf("| gateway / minimal proxy → the same pod | **%.0f %%** | | | | |\n", 100*gw/med[4].RPS)
+	fmt.Printf("| p50 at %d req/s: bare / minimal proxy / gateway | %s / %s / %s; gateway adds **%s** over bare, %s over the proxy | | | | |\n",
 		*rate, bareLat, proxyLat, gwLat, gwLat-bareLat, gwLat-proxyLat)
+
+	stopBare() // the soak reads every workerd's memory: only the pods' from here
 
 	// 3. Soak: memory and restarts of the account's pod.
 	if *soak > 0 {
@@ -181,9 +214,66 @@ func startBareWorkerd(dir string, traced bool) (addr string, pid int, stop func(
 	return "", 0, nil
 }
 
-// startMinimalProxy is the reference: httputil.ReverseProxy with a
-// keep-alive pool of 256 in front of target.
-func startMinimalProxy(target string) string {
+// medianRun is the run with the median throughput.
+func medianRun(rs []benchkit.LoadResult) benchkit.LoadResult {
+	s := append([]benchkit.LoadResult(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].RPS < s[j].RPS })
+	return s[len(s)/2]
+}
+
+// proxies are the minimal proxies' processes.
+type proxies struct {
+	cmds  []*exec.Cmd
+	pipes []io.WriteCloser // their stdin, referenced: a collected pipe would close
+}
+
+// start runs the reference: httputil.ReverseProxy with a keep-alive pool of
+// 256 in front of target, in a process of its own (this program again, with
+// -serve-proxy), as the gateway is: a proxy inside the load generator's
+// process would share its scheduler and look faster than any real one. It
+// stops with stop, or when this program exits.
+func (ps *proxies) start(target string) string {
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	cmd := exec.Command(self, "-serve-proxy", target)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe() // closed when we exit, however we exit
+	if err != nil {
+		log.Fatal(err)
+	}
+	ps.pipes = append(ps.pipes, stdin)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	ps.cmds = append(ps.cmds, cmd)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		log.Fatalf("minimal proxy: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// stop ends the proxy processes.
+func (ps *proxies) stop() {
+	for _, c := range ps.cmds {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+}
+
+// serveProxy is the minimal proxy's process: it prints its address, then
+// serves until its stdin closes (the benchmark ended).
+func serveProxy(target string) {
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
 	u, _ := url.Parse("http://" + target)
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.Transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
@@ -191,8 +281,8 @@ func startMinimalProxy(target string) string {
 	if err != nil {
 		log.Fatal(err)
 	}
-	go func() { _ = http.Serve(ln, p) }()
-	return ln.Addr().String()
+	fmt.Println(ln.Addr().String())
+	log.Fatal(http.Serve(ln, p))
 }
 
 func freeAddr() string {
