@@ -416,6 +416,10 @@ func TestWorkers(t *testing.T) {
 		}
 		t.Logf("runaway request answered %d after %s (cpu_ms 12000); e2e-%s (same bundle %s) answered %d times meanwhile; e2e-esm (bundle %s): %d of %d requests failed",
 			resp.StatusCode, took.Round(100*time.Millisecond), neighbour, spinBundle, answeredWhileSpinning.Load(), esmBundle, bad, total)
+		// Its own limit ended it, not the default limit of its neighbours.
+		if took >= apiv1.DefaultCPULimit {
+			t.Errorf("the runaway request (cpu_ms 12000) ran %s, past the default limit of its bundle's other Workers", took.Round(100*time.Millisecond))
+		}
 		if answeredWhileSpinning.Load() == 0 {
 			t.Errorf("e2e-%s, in e2e-spin's bundle, never answered while the runaway request spun", neighbour)
 		}

@@ -11,3 +11,9 @@ const SocketVolume = "sockets"
 // long names). The gateway uses it to ask for a surge replica of a stalled
 // pod's bundle (AnnotationStalledPod).
 const AnnotationBundleName = "api.cf-worker/bundle-name"
+
+// AnnotationCPULimits is set on a bundle's workerd pods that serve versions
+// with their own CPU limit (spec.limits.cpuMs): {"<version ID>": ms}, JSON.
+// Versions not named have DefaultCPULimit. The gateway ends a stalled pod
+// once a request in it has run for its version's limit.
+const AnnotationCPULimits = "api.cf-worker/cpu-limits"

@@ -22,19 +22,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: octo-launch <socket dir> <program> [args...]")
 		os.Exit(2)
 	}
-	dir, prog := os.Args[1], os.Args[2]
+	if err := clearSockets(os.Args[1]); err != nil {
+		fmt.Fprintf(os.Stderr, "octo-launch: %v\n", err)
+		os.Exit(1)
+	}
+	err := syscall.Exec(os.Args[2], os.Args[2:], os.Environ())
+	fmt.Fprintf(os.Stderr, "octo-launch: exec %s: %v\n", os.Args[2], err)
+	os.Exit(1)
+}
+
+// clearSockets removes the *.sock files of dir, and nothing else.
+func clearSockets(dir string) error {
 	stale, err := filepath.Glob(filepath.Join(dir, "*.sock"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "octo-launch: list %s: %v\n", dir, err)
-		os.Exit(1)
+		return fmt.Errorf("list %s: %w", dir, err)
 	}
 	for _, s := range stale {
 		if err := os.Remove(s); err != nil && !os.IsNotExist(err) {
-			fmt.Fprintf(os.Stderr, "octo-launch: remove stale socket: %v\n", err)
-			os.Exit(1)
+			return fmt.Errorf("remove stale socket: %w", err)
 		}
 	}
-	err = syscall.Exec(prog, os.Args[2:], os.Environ())
-	fmt.Fprintf(os.Stderr, "octo-launch: exec %s: %v\n", prog, err)
-	os.Exit(1)
+	return nil
 }

@@ -74,6 +74,14 @@ func TestLivenessFollowsCPULimit(t *testing.T) {
 	if p := dep.Spec.Template.Spec.Containers[0].LivenessProbe; p == nil || p.FailureThreshold != 6 {
 		t.Errorf("liveness probe %+v, want failure threshold 6", p)
 	}
+	// The pods name each version's own limit for the gateway.
+	want := `{"` + id1 + `":2000,"` + id2 + `":5000}`
+	if got := dep.Spec.Template.Annotations[apiv1.AnnotationCPULimits]; got != want {
+		t.Errorf("cpu-limits annotation %s, want %s", got, want)
+	}
+	if l := cpuLimits(socks, map[string]*apiv1.WorkerVersion{id1: workerVersion(acct, "a", 1, id1)}); l != nil {
+		t.Errorf("versions without limits: %v, want no annotation", l)
+	}
 }
 
 // While the gateway marks a pod of the bundle as stalled, its Deployment

@@ -209,6 +209,11 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image strin
 		ports[s.VersionID] = s.Port
 	}
 	mergeInto(&t.Annotations, map[string]string{apiv1.AnnotationSockets: SocketsAnnotation(ports), apiv1.AnnotationBundleName: b.Name})
+	if limits := cpuLimits(socks, versions); limits != nil {
+		t.Annotations[apiv1.AnnotationCPULimits] = SocketsAnnotation(limits)
+	} else {
+		delete(t.Annotations, apiv1.AnnotationCPULimits)
+	}
 	t.Spec.Containers = []corev1.Container{container(b, image, socks, versions)}
 	t.Spec.Volumes = []corev1.Volume{socketVolume()}
 	t.Spec.ImagePullSecrets = nil
@@ -218,6 +223,21 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image strin
 	// workerd needs neither the API nor the service environment variables.
 	t.Spec.AutomountServiceAccountToken = ptr.To(false)
 	t.Spec.EnableServiceLinks = ptr.To(false)
+}
+
+// cpuLimits maps the served versions that have their own CPU limit to it,
+// in milliseconds (apiv1.AnnotationCPULimits); nil when none has.
+func cpuLimits(socks []socket, versions map[string]*apiv1.WorkerVersion) map[string]int32 {
+	var out map[string]int32
+	for _, s := range socks {
+		if v := versions[s.VersionID]; v != nil && v.Spec.Limits != nil && v.Spec.Limits.CPUMs > 0 {
+			if out == nil {
+				out = map[string]int32{}
+			}
+			out[s.VersionID] = int32(v.Spec.Limits.CPUMs)
+		}
+	}
+	return out
 }
 
 // healthProbe probes the health worker every period seconds (1 s timeout).

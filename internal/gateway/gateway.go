@@ -104,6 +104,10 @@ type Options struct {
 	// Stalls marks the bundle of a stalled pod (see WatchStalls), e.g.
 	// BundleStalls; nil: stalled pods are only avoided.
 	Stalls StallReporter
+	// Kill ends a stalled pod once a request in it has run for its
+	// version's CPU limit (see WatchStalls), e.g. DeletePods; nil: the
+	// pod's liveness probe does, at the largest limit of the pod.
+	Kill PodKiller
 	// Changes lets the gateway reuse its routing work between changes of
 	// the objects it reads (ClusterOptions sets it); nil: none is reused.
 	Changes *Changes
@@ -141,6 +145,7 @@ type Gateway struct {
 	// loads holds a *podLoad per pod UID (stall.go).
 	loads         sync.Map
 	stallReporter StallReporter
+	kill          PodKiller
 }
 
 type accountSnapshot struct {
@@ -179,7 +184,7 @@ func New(opts Options) *Gateway {
 		accounts: opts.Accounts, reader: opts.Reader, pods: opts.Pods, edgePort: opts.EdgePort,
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
 		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets,
-		socketDirs: map[string]*os.File{}, stallReporter: opts.Stalls, changes: opts.Changes,
+		socketDirs: map[string]*os.File{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 	}
 	if g.rand == nil {
@@ -260,6 +265,8 @@ type backend struct {
 	addr    string // podIP:port
 	version string
 	load    *podLoad
+	// limit is the version's CPU limit (apiv1.AnnotationCPULimits).
+	limit time.Duration
 }
 
 type targetKey struct{}
@@ -313,7 +320,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t.ray, t.start = ray(), time.Now()
 	w.Header().Set("Cf-Ray", t.ray)
-	done := g.begin(t.primary.load)
+	done := g.begin(t.primary.load, t.start, t.primary.limit)
 	defer done()
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
 }
@@ -487,6 +494,16 @@ type pod struct {
 	// reached on its unix sockets (localHost); "" for the pod network.
 	local string
 	load  *podLoad
+	// limits are the CPU limits of the versions that have their own, in ms.
+	limits map[string]int
+}
+
+// limit is the CPU limit of version in this pod.
+func (p pod) limit(version string) time.Duration {
+	if ms, ok := p.limits[version]; ok && ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return apiv1.DefaultCPULimit
 }
 
 // addr is the address the transport dials for the socket on port.
@@ -513,7 +530,8 @@ func (g *Gateway) readyPods(ctx context.Context, a store.Account) ([]pod, error)
 		if len(s) == 0 {
 			continue
 		}
-		out = append(out, pod{name: p.Namespace + "/" + p.Name, ip: p.Status.PodIP, sockets: s, local: g.localHost(p), load: g.load(p)})
+		out = append(out, pod{name: p.Namespace + "/" + p.Name, ip: p.Status.PodIP, sockets: s, local: g.localHost(p), load: g.load(p),
+			limits: g.parseSockets(p.Annotations[apiv1.AnnotationCPULimits])})
 	}
 	return out, nil
 }
@@ -594,7 +612,7 @@ func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraf
 	for _, id := range order {
 		for _, p := range pods {
 			if port, ok := p.sockets[id]; ok && port > 0 && port < 65536 {
-				b := backend{pod: p.name, addr: p.addr(port + offset), version: id, load: p.load}
+				b := backend{pod: p.name, addr: p.addr(port + offset), version: id, load: p.load, limit: p.limit(id)}
 				if len(cands) == 0 || cands[0].version == id {
 					cands = append(cands, b)
 				} else {

@@ -119,9 +119,11 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 			" sent no response within "+after.String()+".")
 		return
 	}
-	if t != nil && time.Since(t.start) >= ResourceLimitAfter && upstreamDied(err) {
-		// The process died under the request: its liveness probe found it
-		// wedged (a request that never yields) or it ran out of memory.
+	killed := t != nil && t.primary.load != nil && t.primary.load.killed.Load()
+	if t != nil && (killed || time.Since(t.start) >= ResourceLimitAfter) && upstreamDied(err) {
+		// The process died under the request: the gateway ended it for a
+		// request past its CPU limit (WatchStalls), its liveness probe found
+		// it wedged, or it ran out of memory.
 		g.log.Warn("worker exceeded resource limits", "script", script, "pod", pod, "after", time.Since(t.start).Round(time.Millisecond), "err", err)
 		text(w, http.StatusServiceUnavailable, "error code: 1102\nWorker exceeded resource limits: worker "+script+
 			" stopped answering while it handled this request, and its process was restarted.")

@@ -62,15 +62,44 @@ func BundleStalls(c client.Client) StallReporter {
 	}
 }
 
+// PodKiller ends a pod at once (namespace, name and UID: never another pod
+// of that name).
+type PodKiller func(ctx context.Context, namespace, name, uid string) error
+
+// DeletePods is the PodKiller that deletes the pod with no grace period;
+// its ReplicaSet replaces it.
+func DeletePods(c client.Client) PodKiller {
+	return func(ctx context.Context, namespace, name, uid string) error {
+		p := &corev1.Pod{}
+		p.Namespace, p.Name = namespace, name
+		uidv := types.UID(uid)
+		err := c.Delete(ctx, p, client.GracePeriodSeconds(0), client.Preconditions{UID: &uidv})
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("end pod %s/%s: %w", namespace, name, err)
+		}
+		return nil
+	}
+}
+
+// request is a request in flight in a pod, with its version's CPU limit.
+type request struct {
+	start time.Time
+	limit time.Duration
+}
+
 // podLoad is what the gateway knows of a pod's requests.
 type podLoad struct {
+	mu   sync.Mutex
+	reqs map[*request]struct{}
+	// killed: the gateway ended the pod for a request past its limit.
+	killed   atomic.Bool
 	inflight atomic.Int64
 	stalled  atomic.Bool
 	expired  atomic.Bool  // dropped from Gateway.loads (idle)
 	since    atomic.Int64 // unix nanoseconds: when it was found stalled
 	lastDone atomic.Int64 // unix nanoseconds of the last finished request
 	// set once, when the load is created
-	key, namespace, name, bundle, health string
+	key, namespace, name, uid, bundle, health string
 }
 
 // load returns the load record of the pod p, creating it. A pod is keyed
@@ -83,14 +112,15 @@ func (g *Gateway) load(p *corev1.Pod) *podLoad {
 	if l, ok := g.loads.Load(key); ok {
 		return l.(*podLoad)
 	}
-	l := &podLoad{key: key, namespace: p.Namespace, name: p.Name, bundle: p.Annotations[apiv1.AnnotationBundleName], health: healthAddr(p)}
+	l := &podLoad{key: key, namespace: p.Namespace, name: p.Name, uid: string(p.UID), reqs: map[*request]struct{}{}, bundle: p.Annotations[apiv1.AnnotationBundleName], health: healthAddr(p)}
 	l.lastDone.Store(time.Now().UnixNano())
 	actual, _ := g.loads.LoadOrStore(key, l)
 	return actual.(*podLoad)
 }
 
-// begin counts a request to l's pod; the returned func ends it.
-func (g *Gateway) begin(l *podLoad) func() {
+// begin counts a request to l's pod, started at start, of a version whose
+// CPU limit is limit; the returned func ends it.
+func (g *Gateway) begin(l *podLoad, start time.Time, limit time.Duration) func() {
 	if l == nil {
 		return func() {}
 	}
@@ -98,11 +128,33 @@ func (g *Gateway) begin(l *podLoad) func() {
 		l.expired.Store(false)
 		g.loads.Store(l.key, l)
 	}
+	r := &request{start: start, limit: limit}
+	l.mu.Lock()
+	l.reqs[r] = struct{}{}
+	l.mu.Unlock()
 	l.inflight.Add(1)
 	return func() {
 		l.lastDone.Store(time.Now().UnixNano())
 		l.inflight.Add(-1)
+		l.mu.Lock()
+		delete(l.reqs, r)
+		l.mu.Unlock()
 	}
+}
+
+// overdue reports whether a request that was in flight when the pod
+// stalled has run for its CPU limit: the event loop has been blocked by it,
+// or behind it, for that long.
+func (l *podLoad) overdue(now time.Time) (time.Duration, bool) {
+	since := time.Unix(0, l.since.Load()).Add(-StallAfter)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for r := range l.reqs {
+		if r.start.Before(since) && now.Sub(r.start) >= r.limit {
+			return r.limit, true
+		}
+	}
+	return 0, false
 }
 
 // avoidStalled drops the backends of stalled pods from cands, unless all
@@ -184,6 +236,21 @@ func (g *Gateway) checkStall(ctx context.Context, probe *http.Client, l *podLoad
 		g.log.Warn("worker pod stalled: a request keeps its event loop busy; starting a second pod for the bundle's other Workers",
 			"pod", key, "bundle", l.bundle, "inflight", l.inflight.Load())
 		g.report(ctx, l, l.name)
+	case marked && !answered && !gone && g.kill != nil && !l.killed.Load():
+		if limit, ok := l.overdue(time.Now()); ok {
+			l.killed.Store(true)
+			g.log.Warn("worker exceeded its CPU limit: ending its pod (error 1102)", "pod", key, "bundle", l.bundle, "limit", limit)
+			kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := g.kill(kctx, l.namespace, l.name, l.uid); err != nil {
+				g.log.Warn("end stalled pod", "err", err)
+				l.killed.Store(false)
+				return
+			}
+			// The pod is going; the surge pod serves the bundle.
+			l.stalled.Store(false)
+			g.report(ctx, l, "")
+		}
 	case marked && (answered || gone || time.Since(time.Unix(0, l.since.Load())) > stallGiveUp):
 		// It answers again; or nothing listens any more (the process was
 		// killed at its CPU limit, or the pod is gone): a restarted

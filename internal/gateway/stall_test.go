@@ -141,3 +141,59 @@ func hostRequest(t *testing.T, url, host string) *http.Request {
 	req.Host = host
 	return req
 }
+
+// TestOverdueRequestEndsItsPod: in a stalled pod, a request that has run for
+// its version's CPU limit (the pod's cpu-limits annotation) ends the pod,
+// and the bundle's mark goes with it.
+func TestOverdueRequestEndsItsPod(t *testing.T) {
+	a := newStallablePod(t, "a")
+	unblock := make(chan struct{})
+	a.worker.srv.Config.Handler = hangingHandler(a.worker.srv.Config.Handler, unblock)
+	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
+	marks := make(chan string, 8)
+	e.gw.stallReporter = func(_ context.Context, _, _, pod string) error { marks <- pod; return nil }
+	killed := make(chan string, 1)
+	e.gw.kill = func(_ context.Context, ns, name, uid string) error {
+		killed <- ns + "/" + name + "/" + uid
+		a.setHang(false)
+		close(unblock) // the process dies: its requests end
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.gw.WatchStalls(ctx)
+	p := a.pod("octo-a")
+	p.UID = "uid-a"
+	p.Annotations[apiv1.AnnotationCPULimits] = `{"` + v1ID + `":1200}`
+	e.pods.set(p)
+	a.setHang(true)
+	start := time.Now()
+	go func() { _, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", "hello.octo.workers.localhost")) }()
+	select {
+	case m := <-marks:
+		if m != "octo-a" {
+			t.Fatalf("marked %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stalled pod was not reported")
+	}
+	select {
+	case k := <-killed:
+		if k != "octo/octo-a/uid-a" {
+			t.Fatalf("ended %s", k)
+		}
+		if took := time.Since(start); took < 1200*time.Millisecond {
+			t.Errorf("ended after %s, before the version's limit of 1.2 s", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pod was not ended at its request's CPU limit")
+	}
+	select {
+	case m := <-marks:
+		if m != "" {
+			t.Fatalf("after ending the pod the mark is %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the mark stayed after the pod was ended")
+	}
+}

@@ -163,8 +163,9 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	if cfg.Kubelet.RootDir != "" && cfg.Kubelet.NodeName != "" {
 		gwOpts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)
 	}
-	// A stalled pod's bundle gets a surge pod (gateway.WatchStalls).
-	gwOpts.Stalls = gateway.BundleStalls(core.Client)
+	// A stalled pod's bundle gets a surge pod, and a request past its CPU
+	// limit ends its pod (gateway.WatchStalls).
+	gwOpts.Stalls, gwOpts.Kill = gateway.BundleStalls(core.Client), gateway.DeletePods(core.Client)
 	p.Gateway = gateway.New(gwOpts)
 	go p.Gateway.WatchStalls(ctx)
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
