@@ -168,7 +168,9 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	e.pods.set(p)
 	a.setHang(true)
 	start := time.Now()
-	go func() { _, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", "hello.octo.workers.localhost")) }()
+	go func() {
+		_, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", "hello.octo.workers.localhost"))
+	}()
 	select {
 	case m := <-marks:
 		if m != "octo-a" {
