@@ -89,8 +89,9 @@ type request struct {
 
 // podLoad is what the gateway knows of a pod's requests.
 type podLoad struct {
-	mu   sync.Mutex
-	reqs map[*request]struct{}
+	mu      sync.Mutex
+	reqs    map[*request]struct{}
+	culprit *request // the request blamed for the current stall
 	// killed: the gateway ended the pod for a request past its limit.
 	killed   atomic.Bool
 	inflight atomic.Int64
@@ -142,19 +143,33 @@ func (g *Gateway) begin(l *podLoad, start time.Time, limit time.Duration) func()
 	}
 }
 
-// overdue reports whether a request that was in flight when the pod
-// stalled has run for its CPU limit: the event loop has been blocked by it,
-// or behind it, for that long.
-func (l *podLoad) overdue(now time.Time) (time.Duration, bool) {
-	since := time.Unix(0, l.since.Load()).Add(-StallAfter)
+// blame remembers, as the request that blocks the stalled pod, the oldest
+// one in flight: the loop was free when it started, or it would not have
+// started.
+func (l *podLoad) blame() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.culprit = nil
 	for r := range l.reqs {
-		if r.start.Before(since) && now.Sub(r.start) >= r.limit {
-			return r.limit, true
+		if l.culprit == nil || r.start.Before(l.culprit.start) {
+			l.culprit = r
 		}
 	}
-	return 0, false
+}
+
+// overdue reports whether the request blamed for the stall is still in
+// flight and has run for its CPU limit.
+func (l *podLoad) overdue(now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.culprit
+	if r == nil {
+		return 0, false
+	}
+	if _, ok := l.reqs[r]; !ok {
+		return 0, false
+	}
+	return r.limit, now.Sub(r.start) >= r.limit
 }
 
 // avoidStalled drops the backends of stalled pods from cands, unless all
@@ -232,6 +247,7 @@ func (g *Gateway) checkStall(ctx context.Context, probe *http.Client, l *podLoad
 	switch {
 	case !marked && !answered && !gone:
 		l.since.Store(time.Now().UnixNano())
+		l.blame()
 		l.stalled.Store(true)
 		g.log.Warn("worker pod stalled: a request keeps its event loop busy; starting a second pod for the bundle's other Workers",
 			"pod", key, "bundle", l.bundle, "inflight", l.inflight.Load())

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net"
+	"strconv"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -149,7 +150,8 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	a := newStallablePod(t, "a")
 	unblock := make(chan struct{})
 	a.worker.srv.Config.Handler = hangingHandler(a.worker.srv.Config.Handler, unblock)
-	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
+	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}),
+		release("quick", apiv1.VersionTraffic{VersionID: v2ID, Percentage: 100}))
 	marks := make(chan string, 8)
 	e.gw.stallReporter = func(_ context.Context, _, _, pod string) error { marks <- pod; return nil }
 	killed := make(chan string, 1)
@@ -164,8 +166,10 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	go e.gw.WatchStalls(ctx)
 	p := a.pod("octo-a")
 	p.UID = "uid-a"
-	p.Annotations[apiv1.AnnotationCPULimits] = `{"` + v1ID + `":1200}`
+	p.Annotations[apiv1.AnnotationCPULimits] = `{"` + v1ID + `":1200,"` + v2ID + `":100}`
+	p.Annotations[apiv1.AnnotationSockets] = `{"` + v1ID + `":` + strconv.Itoa(a.worker.port()) + `,"` + v2ID + `":` + strconv.Itoa(a.worker.port()) + `}`
 	e.pods.set(p)
+	time.Sleep(time.Second) // the pod has been idle: nothing finished lately
 	a.setHang(true)
 	start := time.Now()
 	go func() {
@@ -179,6 +183,9 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stalled pod was not reported")
 	}
+	// A request of a version with a 100 ms limit queues behind the
+	// blocking one: its wait is not its CPU, it must not end the pod.
+	go func() { _, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", "quick.octo.workers.localhost")) }()
 	select {
 	case k := <-killed:
 		if k != "octo/octo-a/uid-a" {
