@@ -3,9 +3,9 @@ package gateway
 import (
 	"context"
 	"net"
-	"strconv"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -185,7 +185,9 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	}
 	// A request of a version with a 100 ms limit queues behind the
 	// blocking one: its wait is not its CPU, it must not end the pod.
-	go func() { _, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", "quick.octo.workers.localhost")) }()
+	go func() {
+		_, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", "quick.octo.workers.localhost"))
+	}()
 	select {
 	case k := <-killed:
 		if k != "octo/octo-a/uid-a" {
