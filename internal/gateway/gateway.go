@@ -219,12 +219,13 @@ func (g *Gateway) Register(*echo.Echo) {}
 // Handles reports whether host (with or without port) is a Workers host:
 // *.workers.localhost or *.workers.dev.
 func (g *Gateway) Handles(host string) bool {
-	_, ok := splitHost(host)
+	_, ok := hostLabels(host)
 	return ok
 }
 
-// splitHost returns the labels before the workers suffix, lower-cased.
-func splitHost(host string) ([]string, bool) {
+// hostLabels returns what precedes the workers suffix, lower-cased (without
+// allocating when the host already is).
+func hostLabels(host string) (string, bool) {
 	h := host
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 		h = h[:i]
@@ -232,10 +233,23 @@ func splitHost(host string) ([]string, bool) {
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
 	for _, suf := range hostSuffixes {
 		if rest, ok := strings.CutSuffix(h, suf); ok && rest != "" {
-			return strings.Split(rest, "."), true
+			return rest, true
 		}
 	}
-	return nil, false
+	return "", false
+}
+
+// scriptHost splits a Workers host into its two labels, <first>.<sub>.
+func scriptHost(host string) (first, sub string, ok bool) {
+	rest, ok := hostLabels(host)
+	if !ok {
+		return "", "", false
+	}
+	first, sub, ok = strings.Cut(rest, ".")
+	if !ok || first == "" || sub == "" || strings.Contains(sub, ".") {
+		return "", "", false
+	}
+	return first, sub, true
 }
 
 // hostPort returns the port of a Host header, or fallback.
@@ -273,12 +287,11 @@ type targetKey struct{}
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	labels, ok := splitHost(r.Host)
-	if !ok || len(labels) != 2 || labels[0] == "" || labels[1] == "" {
+	first, sub, ok := scriptHost(r.Host)
+	if !ok {
 		g.notFound(w, r, nil, "Workers hosts look like <script>.<subdomain>.workers.localhost.")
 		return
 	}
-	first, sub := labels[0], labels[1]
 	acct, found, err := g.account(ctx, sub)
 	var dup duplicateError
 	if errors.As(err, &dup) {
@@ -320,8 +333,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t.ray, t.start = ray(), time.Now()
 	w.Header().Set("Cf-Ray", t.ray)
-	done := g.begin(t.primary.load, t.start, t.primary.limit)
-	defer done()
+	req := g.begin(t.primary.load, t.start, t.primary.limit)
+	defer g.end(t.primary.load, req)
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
 }
 
@@ -696,5 +709,13 @@ func text(w http.ResponseWriter, status int, msg string) {
 
 // ray returns a cf-ray value: 16 hex digits and a location.
 func ray() string {
-	return fmt.Sprintf("%016x-OCTO", randv2.Uint64())
+	var b [21]byte
+	const hexDigits = "0123456789abcdef"
+	n := randv2.Uint64()
+	for i := 15; i >= 0; i-- {
+		b[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
+	copy(b[16:], "-OCTO")
+	return string(b[:])
 }

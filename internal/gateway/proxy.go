@@ -39,13 +39,17 @@ func rewrite(pr *httputil.ProxyRequest) {
 	if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + ip
 	}
-	h.Set("X-Forwarded-For", xff)
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("Cf-Connecting-Ip", ip)
-	h.Set("Cf-Ipcountry", "XX")
-	h.Set("Cf-Ray", t.ray)
-	h.Set("Cf-Visitor", `{"scheme":"`+proto+`"}`)
-	h.Set("Cf-Worker", t.script)
+	visitor := `{"scheme":"http"}`
+	if proto == "https" {
+		visitor = `{"scheme":"https"}`
+	}
+	// One backing array for the seven values (canonical keys, set directly).
+	keys := [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "Cf-Connecting-Ip", "Cf-Ipcountry", "Cf-Ray", "Cf-Visitor", "Cf-Worker"}
+	v := [...]string{xff, proto, ip, "XX", t.ray, visitor, t.script}
+	vals := v[:]
+	for i, k := range keys {
+		h[k] = vals[i : i+1 : i+1]
+	}
 }
 
 // retryTransport retries once, on another pod, a request whose connection

@@ -120,10 +120,10 @@ func (g *Gateway) load(p *corev1.Pod) *podLoad {
 }
 
 // begin counts a request to l's pod, started at start, of a version whose
-// CPU limit is limit; the returned func ends it.
-func (g *Gateway) begin(l *podLoad, start time.Time, limit time.Duration) func() {
+// CPU limit is limit; end ends it.
+func (g *Gateway) begin(l *podLoad, start time.Time, limit time.Duration) *request {
 	if l == nil {
-		return func() {}
+		return nil
 	}
 	if l.expired.Load() { // the watchdog forgot it while it was idle
 		l.expired.Store(false)
@@ -134,13 +134,19 @@ func (g *Gateway) begin(l *podLoad, start time.Time, limit time.Duration) func()
 	l.reqs[r] = struct{}{}
 	l.mu.Unlock()
 	l.inflight.Add(1)
-	return func() {
-		l.lastDone.Store(time.Now().UnixNano())
-		l.inflight.Add(-1)
-		l.mu.Lock()
-		delete(l.reqs, r)
-		l.mu.Unlock()
+	return r
+}
+
+// end ends a request begin counted.
+func (g *Gateway) end(l *podLoad, r *request) {
+	if l == nil {
+		return
 	}
+	l.lastDone.Store(time.Now().UnixNano())
+	l.inflight.Add(-1)
+	l.mu.Lock()
+	delete(l.reqs, r)
+	l.mu.Unlock()
 }
 
 // blame remembers, as the request that blocks the stalled pod, the oldest
