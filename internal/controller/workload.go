@@ -298,10 +298,12 @@ func livenessProbe(n int, cpuLimit time.Duration) *corev1.Probe {
 
 func container(b *apiv1.WorkerBundle, image string, socks []socket, versions map[string]*apiv1.WorkerVersion) corev1.Container {
 	memRequest, memLimit := MemoryFor(len(socks))
+	// No command: the image's entrypoint starts workerd (builder.Command),
+	// so a pod runs what its image was built for, also while an upgrade
+	// rebuilds the bundle with a newer one.
 	c := corev1.Container{
 		Name:           ContainerName,
 		Image:          image,
-		Command:        slices.Clone(builder.Command),
 		Ports:          []corev1.ContainerPort{{Name: HealthPortName, ContainerPort: builder.HealthPort, Protocol: corev1.ProtocolTCP}},
 		Env:            secretEnv(socks, versions),
 		VolumeMounts:   []corev1.VolumeMount{socketMount()},

@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,7 +136,7 @@ type Gateway struct {
 	// socketDirs maps the host part of a local pod's addresses (localHost)
 	// to its socket directory, open.
 	dirsMu     sync.RWMutex
-	socketDirs map[string]*os.File
+	socketDirs map[string]socketDir
 
 	changes *Changes
 	routes  routes
@@ -184,7 +183,7 @@ func New(opts Options) *Gateway {
 		accounts: opts.Accounts, reader: opts.Reader, pods: opts.Pods, edgePort: opts.EdgePort,
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
 		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets,
-		socketDirs: map[string]*os.File{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
+		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 	}
 	if g.rand == nil {

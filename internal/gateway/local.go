@@ -75,8 +75,14 @@ func (g *Gateway) localHost(p *corev1.Pod) string {
 	if len(g.socketDirs) >= maxSocketDirs {
 		g.pruneSocketDirs()
 	}
-	g.socketDirs[host] = dir
+	g.socketDirs[host] = socketDir{dir: dir, ip: p.Status.PodIP}
 	return host
+}
+
+// socketDir is a local pod's socket directory, open, and its IP.
+type socketDir struct {
+	dir *os.File
+	ip  string
 }
 
 // maxSocketDirs bounds the gateway's table of local pods (one open
@@ -91,21 +97,23 @@ const maxSocketDirs = 1024
 // Called with dirsMu held.
 func (g *Gateway) pruneSocketDirs() {
 	var gone []*os.File
-	for host, f := range g.socketDirs {
-		if _, err := os.Stat(f.Name()); errors.Is(err, fs.ErrNotExist) {
-			gone = append(gone, f)
+	for host, sd := range g.socketDirs {
+		if _, err := os.Stat(sd.dir.Name()); errors.Is(err, fs.ErrNotExist) {
+			gone = append(gone, sd.dir)
 			delete(g.socketDirs, host)
 		}
 	}
 	if len(g.socketDirs) >= maxSocketDirs {
-		for _, f := range g.socketDirs {
-			gone = append(gone, f)
+		for _, sd := range g.socketDirs {
+			gone = append(gone, sd.dir)
 		}
 		clear(g.socketDirs)
 	}
-	g.routes.mu.Lock()
-	clear(g.routes.pods)
-	g.routes.mu.Unlock()
+	// A computation of the pods running now could store them after a
+	// clear; a change makes the next request recompute whatever is stored.
+	if g.changes != nil {
+		g.changes.PodsChanged()
+	}
 	time.AfterFunc(time.Minute, func() {
 		for _, f := range gone {
 			f.Close()
@@ -136,12 +144,18 @@ func (g *Gateway) dialer(tcp func(ctx context.Context, network, addr string) (ne
 		}
 		n, perr := strconv.Atoi(port)
 		g.dirsMu.RLock()
-		dir, ok := g.socketDirs[host]
+		sd, ok := g.socketDirs[host]
 		g.dirsMu.RUnlock()
 		if perr != nil || !ok {
 			return nil, &net.OpError{Op: "dial", Net: "unix", Err: errUnknownLocalPod}
 		}
-		return d.DialContext(ctx, "unix", workerd.UnixSocketPath("/proc/self/fd/"+strconv.Itoa(int(dir.Fd())), n))
+		c, err := d.DialContext(ctx, "unix", workerd.UnixSocketPath("/proc/self/fd/"+strconv.Itoa(int(sd.dir.Fd())), n))
+		if err == nil || ctx.Err() != nil || sd.ip == "" {
+			return c, err
+		}
+		// No socket there (an image built before the sockets, a restart
+		// under way): the pod network still reaches the Worker.
+		return tcp(ctx, network, net.JoinHostPort(sd.ip, port))
 	}
 }
 

@@ -66,6 +66,13 @@ func TestLocalPodOverUnixSocket(t *testing.T) {
 		t.Fatalf("local pod: %d %q, want its unix socket to answer", resp.StatusCode, body)
 	}
 
+	// Its socket gone (an image from before the sockets, a restart under
+	// way): the pod network still reaches it.
+	unix.Close()
+	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != 200 || e.echoed(resp, body).Backend != "tcp" {
+		t.Fatalf("local pod without its socket: %d %q, want podIP:port", resp.StatusCode, body)
+	}
+
 	p.Spec.NodeName = "node-b"
 	p.UID = "uid-2"
 	pods.set(p)

@@ -138,8 +138,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // ResourceLimitAfter is how long a request must have run before the death
-// of its process is blamed on it (Cloudflare's error 1102): a wedged workerd
-// is restarted by its liveness probe after ~2 s without an answer.
+// of its process is blamed on it (Cloudflare's error 1102) when the gateway
+// did not end the process itself: its liveness probe restarts a wedged
+// workerd at the pod's largest CPU limit, and the shortest is 1 ms; an OOM
+// kill can come at any time.
 const ResourceLimitAfter = 2 * time.Second
 
 // headerTimeout reports whether err is the transport giving up waiting for

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -37,29 +37,60 @@ const (
 	stallTick = 250 * time.Millisecond
 )
 
-// StallReporter marks a bundle while one of its pods is stalled: pod is the
-// stalled pod's name, or "" to clear the mark.
-type StallReporter func(ctx context.Context, namespace, bundle, pod string) error
+// StallReporter marks a bundle while one of its pods is stalled (stalled
+// true), or removes the mark when it names that pod (stalled false): two
+// pods of a bundle may stall, and the second's mark must outlive the first.
+type StallReporter func(ctx context.Context, namespace, bundle, pod string, stalled bool) error
 
 // BundleStalls is the StallReporter that writes apiv1.AnnotationStalledPod
-// on the WorkerBundle (a merge patch): the gateway's only write.
+// on the WorkerBundle: the gateway's only writes are these and DeletePods.
+// A removal is conditional on the bundle's resourceVersion, so that it never
+// removes a mark written meanwhile for another pod.
 func BundleStalls(c client.Client) StallReporter {
-	return func(ctx context.Context, namespace, bundle, pod string) error {
-		var value any // null removes the annotation
-		if pod != "" {
-			value = pod
-		}
-		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{apiv1.AnnotationStalledPod: value}}})
-		if err != nil {
-			return err
-		}
+	return func(ctx context.Context, namespace, bundle, pod string, stalled bool) error {
 		b := &apiv1.WorkerBundle{}
-		b.Namespace, b.Name = namespace, bundle
-		if err := c.Patch(ctx, b, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("mark bundle %s/%s stalled=%q: %w", namespace, bundle, pod, err)
+		if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: bundle}, b); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		cur := b.GetAnnotations()[apiv1.AnnotationStalledPod]
+		if (stalled && cur == pod) || (!stalled && cur != pod) {
+			return nil
+		}
+		orig := b.DeepCopy()
+		ann := b.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		if stalled {
+			ann[apiv1.AnnotationStalledPod] = pod
+		} else {
+			delete(ann, apiv1.AnnotationStalledPod)
+		}
+		b.SetAnnotations(ann)
+		if err := c.Patch(ctx, b, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("mark bundle %s/%s: pod %s stalled=%v: %w", namespace, bundle, pod, stalled, err)
 		}
 		return nil
 	}
+}
+
+// ClearStalls removes the stall marks of every WorkerBundle: a gateway that
+// starts knows of no stalled pod, and a mark left by a previous run would
+// keep a surge pod for ever.
+func ClearStalls(ctx context.Context, c client.Client) error {
+	var list apiv1.WorkerBundleList
+	if err := c.List(ctx, &list); err != nil {
+		return fmt.Errorf("list bundles: %w", err)
+	}
+	report := BundleStalls(c)
+	var errs []error
+	for i := range list.Items {
+		b := &list.Items[i]
+		if pod := b.GetAnnotations()[apiv1.AnnotationStalledPod]; pod != "" {
+			errs = append(errs, report(ctx, b.Namespace, b.Name, pod, false))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // PodKiller ends a pod at once (namespace, name and UID: never another pod
@@ -89,9 +120,17 @@ type request struct {
 
 // podLoad is what the gateway knows of a pod's requests.
 type podLoad struct {
-	mu      sync.Mutex
-	reqs    map[*request]struct{}
-	culprit *request // the request blamed for the current stall
+	mu   sync.Mutex
+	reqs map[*request]struct{}
+	// blockedSince (unix ns) and limit describe the current stall: the loop
+	// has been blocked at least since blockedSince, and it may stay so for
+	// limit, the largest CPU limit of the requests in flight when it was
+	// found (one of them blocks it; none may be cut short).
+	blockedSince int64
+	limit        time.Duration
+	// mark is the stall mark the bundle should carry for this pod, marked
+	// the one it is known to carry (reports are retried until they agree).
+	mark, marked atomic.Bool
 	// killed: the gateway ended the pod for a request past its limit.
 	killed   atomic.Bool
 	inflight atomic.Int64
@@ -149,33 +188,33 @@ func (g *Gateway) end(l *podLoad, r *request) {
 	l.mu.Unlock()
 }
 
-// blame remembers, as the request that blocks the stalled pod, the oldest
-// one in flight: the loop was free when it started, or it would not have
-// started.
+// blame records the stall found now: blocked at least since the last
+// request finished or the oldest one in flight started, whichever is later,
+// and allowed the largest CPU limit of the requests in flight.
 func (l *podLoad) blame() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.culprit = nil
+	var oldest time.Time
+	l.limit = 0
 	for r := range l.reqs {
-		if l.culprit == nil || r.start.Before(l.culprit.start) {
-			l.culprit = r
+		if oldest.IsZero() || r.start.Before(oldest) {
+			oldest = r.start
 		}
+		l.limit = max(l.limit, r.limit)
 	}
+	if l.limit == 0 {
+		l.limit = apiv1.DefaultCPULimit
+	}
+	l.blockedSince = max(l.lastDone.Load(), oldest.UnixNano())
 }
 
-// overdue reports whether the request blamed for the stall is still in
-// flight and has run for its CPU limit.
+// overdue reports whether the stalled loop has been blocked for the limit
+// blame allowed. The requests need not be in flight any more: a client that
+// gave up does not unblock the loop.
 func (l *podLoad) overdue(now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.culprit
-	if r == nil {
-		return 0, false
-	}
-	if _, ok := l.reqs[r]; !ok {
-		return 0, false
-	}
-	return r.limit, now.Sub(r.start) >= r.limit
+	return l.limit, now.Sub(time.Unix(0, l.blockedSince)) >= l.limit
 }
 
 // avoidStalled drops the backends of stalled pods from cands, unless all
@@ -220,11 +259,16 @@ func (g *Gateway) WatchStalls(ctx context.Context) {
 		g.loads.Range(func(k, v any) bool {
 			l := v.(*podLoad)
 			idle := now.Sub(time.Unix(0, l.lastDone.Load()))
-			if !l.stalled.Load() && (l.inflight.Load() == 0 || idle < StallAfter) {
+			unsynced := l.mark.Load() != l.marked.Load()
+			if !l.stalled.Load() && !unsynced && (l.killed.Load() || l.inflight.Load() == 0 || idle < StallAfter) {
 				if l.inflight.Load() == 0 && idle > loadIdleExpiry {
 					// A pod long idle, or gone; begin puts it back.
 					l.expired.Store(true)
 					g.loads.Delete(k)
+					if l.inflight.Load() > 0 { // a request came meanwhile
+						l.expired.Store(false)
+						g.loads.Store(k, l)
+					}
 				}
 				return true
 			}
@@ -242,57 +286,84 @@ const loadIdleExpiry = 10 * time.Minute
 // any CPU limit allows.
 const stallGiveUp = apiv1.MaxCPULimit + time.Minute
 
-// checkStall probes the health worker of l's pod and marks or clears it.
+// checkStall probes the health worker of l's pod and marks, ends or clears
+// it, then brings the bundle's mark in line.
 func (g *Gateway) checkStall(ctx context.Context, probe *http.Client, l *podLoad) {
-	if l.health == "" {
-		return // nothing to probe: never marked
+	defer g.report(ctx, l)
+	if l.health == "" || l.killed.Load() {
+		return // nothing to probe; or ended, and its mark already cleared
 	}
 	key := l.namespace + "/" + l.name
-	marked := l.stalled.Load()
+	stalled := l.stalled.Load()
 	answered, gone := healthy(ctx, probe, l.health)
+	if stalled && !answered && !gone && !g.podExists(ctx, l) {
+		gone = true // deleted (a rollout): its IP no longer answers at all
+	}
 	switch {
-	case !marked && !answered && !gone:
-		l.since.Store(time.Now().UnixNano())
+	case !stalled && !answered && !gone:
 		l.blame()
 		l.stalled.Store(true)
+		l.mark.Store(true)
 		g.log.Warn("worker pod stalled: a request keeps its event loop busy; starting a second pod for the bundle's other Workers",
 			"pod", key, "bundle", l.bundle, "inflight", l.inflight.Load())
-		g.report(ctx, l, l.name)
-	case marked && !answered && !gone && g.kill != nil && !l.killed.Load():
-		if limit, ok := l.overdue(time.Now()); ok {
-			l.killed.Store(true)
-			g.log.Warn("worker exceeded its CPU limit: ending its pod (error 1102)", "pod", key, "bundle", l.bundle, "limit", limit)
-			kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			if err := g.kill(kctx, l.namespace, l.name, l.uid); err != nil {
-				g.log.Warn("end stalled pod", "err", err)
-				l.killed.Store(false)
-				return
-			}
-			// The pod is going; the surge pod serves the bundle.
-			l.stalled.Store(false)
-			g.report(ctx, l, "")
+	case stalled && !answered && !gone && g.kill != nil:
+		limit, ok := l.overdue(time.Now())
+		if !ok {
+			return
 		}
-	case marked && (answered || gone || time.Since(time.Unix(0, l.since.Load())) > stallGiveUp):
+		g.log.Warn("worker exceeded its CPU limit: ending its pod (error 1102)", "pod", key, "bundle", l.bundle, "limit", limit)
+		l.killed.Store(true)
+		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := g.kill(kctx, l.namespace, l.name, l.uid); err != nil {
+			g.log.Warn("end stalled pod", "err", err)
+			l.killed.Store(false)
+			return
+		}
+		// The pod is going; the surge pod serves the bundle.
+		l.stalled.Store(false)
+		l.mark.Store(false)
+	case stalled && (answered || gone || time.Since(time.Unix(0, l.blockedSince)) > stallGiveUp):
 		// It answers again; or nothing listens any more (the process was
 		// killed at its CPU limit, or the pod is gone): a restarted
 		// process is probed anew.
 		l.stalled.Store(false)
+		l.mark.Store(false)
 		g.log.Info("worker pod no longer stalled", "pod", key, "bundle", l.bundle, "answers", answered)
-		g.report(ctx, l, "")
 	}
 }
 
-// report writes the bundle's stall mark, when a StallReporter is set.
-func (g *Gateway) report(ctx context.Context, l *podLoad, pod string) {
-	if g.stallReporter == nil || l.bundle == "" {
+// podExists reports whether l's pod is still there, not being deleted
+// (from the gateway's cache; true when it cannot tell).
+func (g *Gateway) podExists(ctx context.Context, l *podLoad) bool {
+	if g.reader == nil {
+		return true
+	}
+	var p corev1.Pod
+	err := g.reader.Get(ctx, client.ObjectKey{Namespace: l.namespace, Name: l.name}, &p)
+	if apierrors.IsNotFound(err) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	return (l.uid == "" || string(p.UID) == l.uid) && p.DeletionTimestamp == nil
+}
+
+// report brings the bundle's stall mark for l's pod in line with l.mark,
+// when a StallReporter is set; a failure is retried on the next tick.
+func (g *Gateway) report(ctx context.Context, l *podLoad) {
+	want := l.mark.Load()
+	if g.stallReporter == nil || l.bundle == "" || want == l.marked.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := g.stallReporter(ctx, l.namespace, l.bundle, pod); err != nil {
+	if err := g.stallReporter(ctx, l.namespace, l.bundle, l.name, want); err != nil {
 		g.log.Warn("mark stalled bundle", "err", err)
+		return
 	}
+	l.marked.Store(want)
 }
 
 // healthy probes the health worker at addr: answered is a 200; gone means

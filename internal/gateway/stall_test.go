@@ -11,6 +11,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	apiv1 "github.com/octohq/octo/api/v1"
 )
@@ -73,10 +76,13 @@ func TestStalledPodIsAvoidedAndReported(t *testing.T) {
 	unblock := make(chan struct{})
 	a.worker.srv.Config.Handler = hangingHandler(a.worker.srv.Config.Handler, unblock) // before any request
 	e := newEnv(t, func(int) int { return 0 }, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
-	type mark struct{ ns, bundle, pod string }
+	type mark struct {
+		ns, bundle, pod string
+		stalled         bool
+	}
 	marks := make(chan mark, 8)
-	e.gw.stallReporter = func(_ context.Context, ns, bundle, pod string) error {
-		marks <- mark{ns, bundle, pod}
+	e.gw.stallReporter = func(_ context.Context, ns, bundle, pod string, stalled bool) error {
+		marks <- mark{ns, bundle, pod, stalled}
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,7 +99,7 @@ func TestStalledPodIsAvoidedAndReported(t *testing.T) {
 	go func() { _, _ = http.DefaultClient.Do(hostRequest(t, e.srv.URL+"/spin", host)) }()
 	select {
 	case m := <-marks:
-		if m != (mark{"octo", "octo", "octo-a"}) {
+		if m != (mark{"octo", "octo", "octo-a", true}) {
 			t.Fatalf("marked %+v", m)
 		}
 	case <-time.After(5 * time.Second):
@@ -113,7 +119,7 @@ func TestStalledPodIsAvoidedAndReported(t *testing.T) {
 	close(unblock)
 	select {
 	case m := <-marks:
-		if m != (mark{"octo", "octo", ""}) {
+		if m != (mark{"octo", "octo", "octo-a", false}) {
 			t.Fatalf("cleared %+v", m)
 		}
 	case <-time.After(5 * time.Second):
@@ -152,8 +158,14 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	a.worker.srv.Config.Handler = hangingHandler(a.worker.srv.Config.Handler, unblock)
 	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}),
 		release("quick", apiv1.VersionTraffic{VersionID: v2ID, Percentage: 100}))
-	marks := make(chan string, 8)
-	e.gw.stallReporter = func(_ context.Context, _, _, pod string) error { marks <- pod; return nil }
+	marks := make(chan bool, 8)
+	e.gw.stallReporter = func(_ context.Context, _, _, pod string, stalled bool) error {
+		if pod != "octo-a" {
+			t.Errorf("reported pod %q", pod)
+		}
+		marks <- stalled
+		return nil
+	}
 	killed := make(chan string, 1)
 	e.gw.kill = func(_ context.Context, ns, name, uid string) error {
 		killed <- ns + "/" + name + "/" + uid
@@ -177,8 +189,8 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	}()
 	select {
 	case m := <-marks:
-		if m != "octo-a" {
-			t.Fatalf("marked %q", m)
+		if !m {
+			t.Fatal("cleared before it was marked")
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stalled pod was not reported")
@@ -201,10 +213,58 @@ func TestOverdueRequestEndsItsPod(t *testing.T) {
 	}
 	select {
 	case m := <-marks:
-		if m != "" {
-			t.Fatalf("after ending the pod the mark is %q", m)
+		if m {
+			t.Fatal("after ending the pod it was marked again")
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the mark stayed after the pod was ended")
+	}
+}
+
+// TestBundleStallsClearsOnlyItsOwnMark: a pod clears the bundle's mark only
+// when the mark names it; ClearStalls removes the marks a previous run left.
+func TestBundleStallsClearsOnlyItsOwnMark(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := apiv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	b := &apiv1.WorkerBundle{}
+	b.Namespace, b.Name = "octo", "octo"
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(b).Build()
+	report := BundleStalls(c)
+	ctx := context.Background()
+	mark := func() string {
+		var got apiv1.WorkerBundle
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b), &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Annotations[apiv1.AnnotationStalledPod]
+	}
+	for _, step := range []struct {
+		pod     string
+		stalled bool
+		want    string
+	}{
+		{"pod-a", true, "pod-a"},
+		{"pod-b", true, "pod-b"},  // a second pod stalls
+		{"pod-a", false, "pod-b"}, // the first recovers: the second's mark stays
+		{"pod-b", false, ""},
+		{"pod-c", true, "pod-c"},
+	} {
+		if err := report(ctx, "octo", "octo", step.pod, step.stalled); err != nil {
+			t.Fatal(err)
+		}
+		if got := mark(); got != step.want {
+			t.Fatalf("after %s stalled=%v the mark is %q, want %q", step.pod, step.stalled, got, step.want)
+		}
+	}
+	if err := ClearStalls(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := mark(); got != "" {
+		t.Errorf("after ClearStalls the mark is %q", got)
+	}
+	if err := report(ctx, "octo", "gone", "pod-a", true); err != nil {
+		t.Errorf("a deleted bundle: %v", err)
 	}
 }

@@ -167,6 +167,10 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	// limit ends its pod (gateway.WatchStalls).
 	gwOpts.Stalls, gwOpts.Kill = gateway.BundleStalls(core.Client), gateway.DeletePods(core.Client)
 	p.Gateway = gateway.New(gwOpts)
+	// No pod is stalled yet: marks a previous run left would keep surge pods.
+	if err := gateway.ClearStalls(ctx, core.Client); err != nil {
+		log.Warn("clear stall marks of a previous run", "err", err)
+	}
 	go p.Gateway.WatchStalls(ctx)
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
 	p.API = cfapi.New(cfapi.Options{
