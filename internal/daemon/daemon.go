@@ -85,10 +85,15 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		{apiserver.New(cfg, p, k.Endpoint()), containerd.New(cfg, log)},
 		// The services need only the API server and S3: they build with the node.
 		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), svc},
-		// Made from the services when this phase starts.
+		// Made from the services when this phase starts. The gateway process
+		// owns the edge port and passes the daemon's edge (API, dashboard,
+		// tail) through from a unix socket.
 		{
 			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
-				return edge.New(cfg.EdgePort, log, pf.EdgeParts()...)
+				return edge.NewUnix("edge", EdgeSocket(cfg), log, pf.EdgeParts()...)
+			}),
+			svc.deferred("gateway", "http://*.workers.localhost:"+strconv.Itoa(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
+				return newGatewayProcess(cfg, log, pf.Tails.FeedHandler())
 			}),
 			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
 				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), Tail: pf.Tails, Log: log.With("component", "pod-api")})
@@ -169,7 +174,7 @@ func TuneMemory() {
 }
 
 // webStatus is the daemon's status as the dashboard shows it: the API and
-// the gateway are served by the edge.
+// the dashboard are served by the edge.
 func (d *Daemon) webStatus() web.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -179,7 +184,6 @@ func (d *Daemon) webStatus() web.Status {
 		if c.Name == "edge" {
 			s.Parts = append(s.Parts,
 				web.Part{Name: "api", State: string(c.State), Endpoint: c.Endpoint + cfapi.BasePath, Error: c.Error},
-				web.Part{Name: "gateway", State: string(c.State), Endpoint: "http://*.workers.localhost:" + strconv.Itoa(d.cfg.EdgePort), Error: c.Error},
 				web.Part{Name: "dashboard", State: string(c.State), Endpoint: web.URL(d.cfg.EdgePort), Error: c.Error})
 		}
 	}

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -74,6 +76,8 @@ func defaultTimeouts() timeouts {
 
 // Server is the edge component.
 type Server struct {
+	name     string
+	network  string // "tcp" or "unix"
 	addr     string
 	log      *slog.Logger
 	parts    []Registrar
@@ -83,7 +87,20 @@ type Server struct {
 
 // New returns the edge server on 127.0.0.1:port, serving parts.
 func New(port int, log *slog.Logger, parts ...Registrar) *Server {
-	return &Server{addr: config.Addr(port), log: log, parts: parts, timeouts: defaultTimeouts()}
+	return NewTCP("edge", config.Addr(port), log, parts...)
+}
+
+// NewTCP returns an edge server named name on addr (host:port), serving
+// parts.
+func NewTCP(name, addr string, log *slog.Logger, parts ...Registrar) *Server {
+	return &Server{name: name, network: "tcp", addr: addr, log: log, parts: parts, timeouts: defaultTimeouts()}
+}
+
+// NewUnix returns an edge server named name on the unix socket path (mode
+// 0600), serving parts: the daemon's API and dashboard behind the gateway
+// process, which owns the loopback port (see Upstream).
+func NewUnix(name, path string, log *slog.Logger, parts ...Registrar) *Server {
+	return &Server{name: name, network: "unix", addr: path, log: log, parts: parts, timeouts: defaultTimeouts()}
 }
 
 // newHTTPServer is the edge's http.Server: every timeout set.
@@ -102,10 +119,15 @@ func newHTTPServer(h http.Handler, t timeouts, log *slog.Logger) *http.Server {
 }
 
 // Name implements embed.Component.
-func (s *Server) Name() string { return "edge" }
+func (s *Server) Name() string { return s.name }
 
 // Endpoint implements embed.Endpointer.
-func (s *Server) Endpoint() string { return "http://" + s.addr }
+func (s *Server) Endpoint() string {
+	if s.network == "unix" {
+		return "unix:" + s.addr
+	}
+	return "http://" + s.addr
+}
 
 // Start builds the routes and listens.
 func (s *Server) Start(ctx context.Context) error {
@@ -125,9 +147,9 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	e.HTTPErrorHandler = errorHandler(e, renderers)
-	ln, err := net.Listen("tcp", s.addr)
+	ln, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	s.http.ServeWith(ln, newHTTPServer(byHost(e, hosts, s.timeouts.BodyIdle), s.timeouts, s.log))
 	return nil
@@ -214,10 +236,37 @@ func errorHandler(e *echo.Echo, renderers []ErrorRenderer) echo.HTTPErrorHandler
 	}
 }
 
+// listen opens the server's socket; a unix socket replaces a stale one
+// and is readable by its owner only.
+func (s *Server) listen() (net.Listener, error) {
+	if s.network != "unix" {
+		ln, err := net.Listen(s.network, s.addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		return ln, nil
+	}
+	if err := os.Remove(s.addr); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", s.addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := os.Chmod(s.addr, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return ln, nil
+}
+
 // Ready waits for /healthz.
 func (s *Server) Ready(ctx context.Context) error {
 	if !s.http.Started() {
-		return errors.New("edge: not started")
+		return fmt.Errorf("%s: not started", s.name)
+	}
+	if s.network == "unix" {
+		return s.http.ReadyWith(ctx, UnixClient(s.addr, time.Second), "http://"+unixHost+"/healthz")
 	}
 	return s.http.Ready(ctx, s.Endpoint()+"/healthz")
 }
@@ -226,7 +275,7 @@ func (s *Server) Ready(ctx context.Context) error {
 // (streams never finish on their own).
 func (s *Server) Stop(ctx context.Context) error {
 	if err := s.http.Stop(ctx); err != nil {
-		return fmt.Errorf("edge: stop: %w", err)
+		return fmt.Errorf("%s: stop: %w", s.name, err)
 	}
 	return nil
 }

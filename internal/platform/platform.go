@@ -1,17 +1,15 @@
 // Package platform builds octo's shared services in one place: the
 // connection to the cluster and the S3 store, the domain layer over them
-// (internal/store), the tail hub, the Cloudflare API, the gateway and the
-// dashboard. Each consumer (the edge, the pod-facing server, the operators,
+// (internal/store), the tail hub, the Cloudflare API and the dashboard; and
+// the gateway role (StartGateway). Each consumer (the edge, the pod-facing server, the operators,
 // `octo api`) gets its typed dependencies from a Platform, built once, before
 // any of them starts.
 package platform
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -113,7 +111,6 @@ type Platform struct {
 	Core
 	Tails     *tail.Hub
 	API       *cfapi.Server
-	Gateway   *gateway.Gateway
 	Dashboard *web.Dashboard
 }
 
@@ -130,48 +127,15 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	log.Info("CRDs established", "after", time.Since(t0).Round(time.Millisecond))
-	scheme, err := store.Scheme()
+	core, err := connect(ctx, rc, cfg.S3, cfg.Identity, cfg.Validate)
 	if err != nil {
 		return nil, err
 	}
-	// The store (default account, S3 bucket) and the gateway's cache start
-	// side by side.
-	var (
-		core           *Core
-		gwOpts         gateway.Options
-		coreErr, gwErr error
-		wg             sync.WaitGroup
-	)
-	wg.Go(func() {
-		core, coreErr = connect(ctx, rc, cfg.S3, cfg.Identity, cfg.Validate)
-		log.Info("store connected (default account, S3 bucket)", "after", time.Since(t0).Round(time.Millisecond))
-	})
-	wg.Go(func() {
-		gwOpts, gwErr = gateway.ClusterOptions(ctx, rc, scheme, log.With("component", "gateway"))
-		log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
-	})
-	wg.Wait()
-	if err := errors.Join(coreErr, gwErr); err != nil {
-		return nil, err
-	}
-	gwOpts.EdgePort = cfg.EdgePort
+	log.Info("store connected (default account, S3 bucket)", "after", time.Since(t0).Round(time.Millisecond))
 	p := &Platform{Core: *core}
-	// The tail hub names the scripts of workerd services through the
-	// gateway's cache; the gateway marks the requests of tailed scripts.
-	p.Tails = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(gwOpts.Reader), Log: log.With("component", "tail")})
-	gwOpts.Watched = p.Tails.Watched
-	if cfg.Kubelet.RootDir != "" && cfg.Kubelet.NodeName != "" {
-		gwOpts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)
-	}
-	// A stalled pod's bundle gets a surge pod, and a request past its CPU
-	// limit ends its pod (gateway.WatchStalls).
-	gwOpts.Stalls, gwOpts.Kill = gateway.BundleStalls(core.Client), gateway.DeletePods(core.Client)
-	p.Gateway = gateway.New(gwOpts)
-	// No pod is stalled yet: marks a previous run left would keep surge pods.
-	if err := gateway.ClearStalls(ctx, core.Client); err != nil {
-		log.Warn("clear stall marks of a previous run", "err", err)
-	}
-	go p.Gateway.WatchStalls(ctx)
+	// The tail hub names the scripts of workerd services from the
+	// WorkerVersions; the gateway process follows its watched set (FeedHandler).
+	p.Tails = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(core.Client), Log: log.With("component", "tail")})
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
 	p.API = cfapi.New(cfapi.Options{
 		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),
@@ -195,8 +159,9 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	return p, nil
 }
 
-// EdgeParts are what the edge server mounts: the API, the tail WebSocket,
-// the gateway and the dashboard.
+// EdgeParts are what the daemon's edge server mounts: the API, the tail
+// WebSocket and the dashboard. The Workers are served by the gateway role
+// (StartGateway), in a process of its own, in front of it.
 func (p *Platform) EdgeParts() []edge.Registrar {
-	return []edge.Registrar{p.API, p.Tails, p.Gateway, p.Dashboard}
+	return []edge.Registrar{p.API, p.Tails, p.Dashboard}
 }

@@ -118,6 +118,9 @@ type Hub struct {
 	// listener, rebuilt under mu at every change and read without it: the
 	// gateway asks for every request.
 	watched atomic.Pointer[map[string]struct{}]
+	// feed versions the watched set for gateways in other processes
+	// (feed.go); guarded by mu.
+	feed feedState
 }
 
 type session struct {
@@ -188,6 +191,7 @@ func New(ctx context.Context, opts Options) *Hub {
 	if sweep <= 0 {
 		sweep = time.Minute
 	}
+	h.rewatchLocked() // version 1: the empty set
 	go h.sweepLoop(sweep)
 	return h
 }
@@ -217,8 +221,9 @@ func (h *Hub) Create(account, script string, rawFilters json.RawMessage) (Sessio
 		return Session{}, err
 	}
 	h.sessions[s.ID] = s
-	h.rewatchLocked()
+	v := h.rewatchLocked()
 	h.mu.Unlock()
+	h.awaitFollowers(v)
 	h.log.Debug("tail created", "id", s.ID, "script", script)
 	return s.Session, nil
 }
@@ -343,7 +348,8 @@ func (h *Hub) Sweep() {
 // called or the hub stops; the channel is closed then. Events are dropped
 // when the reader falls behind.
 func (h *Hub) Subscribe(account, script string) (<-chan Event, func()) {
-	sub := h.addSubscriber(account, script, nil)
+	sub, v := h.addSubscriber(account, script, nil)
+	h.awaitFollowers(v)
 	out := make(chan Event)
 	go func() {
 		defer close(out)
@@ -368,13 +374,15 @@ func (h *Hub) Subscribe(account, script string) (<-chan Event, func()) {
 	}
 }
 
-func (h *Hub) addSubscriber(account, script string, f *filters) *subscriber {
+// addSubscriber adds a listener and returns it with the watched set's
+// version that includes it (see awaitFollowers).
+func (h *Hub) addSubscriber(account, script string, f *filters) (*subscriber, uint64) {
 	sub := &subscriber{key: key(account, script), filters: f, ch: make(chan Event, subscriberBuffer), done: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ctx.Err() != nil {
 		sub.end(reasonShutdown)
-		return sub
+		return sub, 0
 	}
 	set := h.subs[sub.key]
 	if set == nil {
@@ -382,8 +390,7 @@ func (h *Hub) addSubscriber(account, script string, f *filters) *subscriber {
 		h.subs[sub.key] = set
 	}
 	set[sub] = struct{}{}
-	h.rewatchLocked()
-	return sub
+	return sub, h.rewatchLocked()
 }
 
 func (h *Hub) unsubscribeLocked(sub *subscriber) {
@@ -396,8 +403,9 @@ func (h *Hub) unsubscribeLocked(sub *subscriber) {
 	h.rewatchLocked()
 }
 
-// rewatchLocked rebuilds the watched set from the sessions and listeners.
-func (h *Hub) rewatchLocked() {
+// rewatchLocked rebuilds the watched set from the sessions and listeners
+// and returns its version, which changes only when the set does.
+func (h *Hub) rewatchLocked() uint64 {
 	w := make(map[string]struct{}, len(h.sessions)+len(h.subs))
 	for _, s := range h.sessions {
 		w[key(s.Account, s.Script)] = struct{}{}
@@ -405,7 +413,23 @@ func (h *Hub) rewatchLocked() {
 	for k := range h.subs {
 		w[k] = struct{}{}
 	}
+	if old := h.watched.Load(); old != nil && sameKeys(*old, w) {
+		return h.feed.version
+	}
 	h.watched.Store(&w)
+	return h.feed.changed()
+}
+
+func sameKeys(a, b map[string]struct{}) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Watched reports whether anyone tails account's script: a `wrangler tail`
@@ -429,7 +453,7 @@ func (h *Hub) attach(id string) (*subscriber, Session, error) {
 	if !ok {
 		return nil, Session{}, errNoSession
 	}
-	sub := h.addSubscriber(s.Account, s.Script, &s.filters)
+	sub, _ := h.addSubscriber(s.Account, s.Script, &s.filters)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.live(id); !ok {

@@ -37,7 +37,13 @@ func (s *Server) Started() bool { return s.srv != nil }
 
 // Ready waits until url answers 200 or the server stops.
 func (s *Server) Ready(ctx context.Context, url string) error {
-	return healthz.Poll(ctx, healthz.Client(nil), url, healthz.Exited(s.done))
+	return s.ReadyWith(ctx, healthz.Client(nil), url)
+}
+
+// ReadyWith is Ready with the caller's client (e.g. one that dials a unix
+// socket).
+func (s *Server) ReadyWith(ctx context.Context, client *http.Client, url string) error {
+	return healthz.Poll(ctx, client, url, healthz.Exited(s.done))
 }
 
 // Stop lets requests in flight finish for up to 2 s, then closes the rest.

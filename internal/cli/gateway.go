@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/octohq/octo/internal/platform"
+)
+
+// gatewayOptions configure `octo gateway`.
+type gatewayOptions struct {
+	kubeconfig string
+	cfg        platform.GatewayConfig
+}
+
+func newGatewayCommand(g *globals) *cobra.Command {
+	o := &gatewayOptions{}
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run only the Workers gateway against a cluster",
+		Long: `Run the gateway that serves deployed Workers by Host
+(<script>.<subdomain>.workers.localhost) from the pods of a cluster: the
+kubeconfig's current context. 'octo up' runs it as a child process that owns
+the edge port, with --upstream and --tail-feed pointing at the daemon's
+sockets; on its own it serves the Workers only (other hosts get 404, and no
+Worker is traced for 'wrangler tail').
+
+It needs to read WorkerAccounts, WorkerReleases, WorkerVersions and the
+Workers' pods, and to patch WorkerBundles and delete pods (a request past its
+CPU limit ends its pod).`,
+		Example: `  octo gateway --kubeconfig ~/.kube/config --listen 127.0.0.1:8080`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runGateway(cmd.Context(), g, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:8787", "address to serve the Workers on")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+	f.StringVar(&o.cfg.Upstream, "upstream", "", "unix socket of the daemon's edge: requests for other hosts go there")
+	f.StringVar(&o.cfg.TailFeed, "tail-feed", "", "unix socket of the tail hub's watched feed (which scripts are tailed)")
+	f.StringVar(&o.cfg.Kubelet.RootDir, "kubelet-root", "", "kubelet root directory when it runs on this host: its pods are reached on their unix sockets")
+	f.StringVar(&o.cfg.Kubelet.NodeName, "node-name", "", "name of this host's node (with --kubelet-root)")
+	return cmd
+}
+
+func runGateway(ctx context.Context, g *globals, o *gatewayOptions) error {
+	if (o.cfg.Kubelet.RootDir == "") != (o.cfg.Kubelet.NodeName == "") {
+		return exitf(ExitPrecondition, "--kubelet-root and --node-name go together")
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o.cfg.RestConfig = rc
+	o.cfg.Log = slog.New(slog.NewTextHandler(g.errOut, nil))
+	gw, err := platform.StartGateway(ctx, o.cfg)
+	if err != nil {
+		return err
+	}
+	o.cfg.Log.Info("serving Workers", "listen", o.cfg.Listen, "upstream", o.cfg.Upstream)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return gw.Stop(sctx)
+}

@@ -1,0 +1,114 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/octohq/octo/internal/edge"
+	"github.com/octohq/octo/internal/gateway"
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/tail"
+)
+
+// GatewayConfig configures the gateway role: the Workers gateway in a
+// process of its own, serving a loopback port (see RunGateway).
+type GatewayConfig struct {
+	RestConfig *rest.Config
+	// Listen is the address the gateway serves, host:port.
+	Listen string
+	// Upstream is the unix socket of the daemon's edge (the API, the
+	// dashboard, `wrangler tail`): requests for other hosts than Workers go
+	// there. Empty: they get 404.
+	Upstream string
+	// TailFeed is the unix socket of the tail hub's watched feed
+	// (tail.Hub.FeedHandler). Empty: no script is ever traced.
+	TailFeed string
+	// Kubelet names this host's node and kubelet root (embedded mode):
+	// its pods are reached on their unix sockets.
+	Kubelet Kubelet
+	Log     *slog.Logger
+}
+
+// Gateway is the running gateway role.
+type Gateway struct {
+	*gateway.Gateway
+	edge *edge.Server
+}
+
+// StartGateway syncs the gateway's watch cache, clears the stall marks of
+// a previous run and starts serving cfg.Listen; it returns once the port
+// serves. ctx bounds the cache, the tail feed and the stall watchdog; Stop
+// closes the port.
+//
+// The gateway runs apart from the daemon's control plane so that its
+// requests neither share a Go scheduler with the API server and the
+// operators nor wait on their garbage collections (ADR 0005).
+func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	_, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listen address %q: %w", cfg.Listen, err)
+	}
+	rc := withQPS(cfg.RestConfig)
+	scheme, err := store.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	opts, err := gateway.ClusterOptions(ctx, rc, scheme, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
+	c, err := client.New(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: cluster client: %w", err)
+	}
+	opts.EdgePort = port
+	if cfg.TailFeed != "" {
+		opts.Watched = tail.Follow(ctx, edge.UnixClient(cfg.TailFeed, tail.FeedPoll+5*time.Second), "http://octo/watched", log.With("part", "tail-feed")).Watched
+	}
+	if cfg.Kubelet.RootDir != "" && cfg.Kubelet.NodeName != "" {
+		opts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)
+	}
+	// A stalled pod's bundle gets a surge pod, and a request past its CPU
+	// limit ends its pod (gateway.WatchStalls).
+	opts.Stalls, opts.Kill = gateway.BundleStalls(c), gateway.DeletePods(c)
+	g := gateway.New(opts)
+	// No pod is stalled yet: marks a previous run left would keep surge pods.
+	if err := gateway.ClearStalls(ctx, c); err != nil {
+		log.Warn("clear stall marks of a previous run", "err", err)
+	}
+	go g.WatchStalls(ctx)
+	parts := []edge.Registrar{g}
+	if cfg.Upstream != "" {
+		parts = append(parts, edge.NewUpstream(cfg.Upstream, log))
+	}
+	srv := edge.NewTCP("gateway", cfg.Listen, log, parts...)
+	if err := srv.Start(ctx); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := srv.Ready(ctx); err != nil {
+		_ = srv.Stop(context.Background())
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return &Gateway{Gateway: g, edge: srv}, nil
+}
+
+// Stop closes the gateway's port, letting requests in flight finish for up
+// to 2 s.
+func (g *Gateway) Stop(ctx context.Context) error { return g.edge.Stop(ctx) }
