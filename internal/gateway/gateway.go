@@ -142,7 +142,9 @@ type Gateway struct {
 	routes  routes
 
 	// loads holds a *podLoad per pod UID (stall.go).
-	loads         sync.Map
+	loads sync.Map
+	// seenReady holds the UIDs of pods the gateway saw Ready (early.go).
+	seenReady     sync.Map
 	stallReporter StallReporter
 	kill          PodKiller
 }
@@ -526,26 +528,37 @@ func (p pod) addr(port int) string {
 	return net.JoinHostPort(p.ip, strconv.Itoa(port))
 }
 
-// readyPods returns the account's ready, not terminating pods.
-func (g *Gateway) readyPods(ctx context.Context, a store.Account) ([]pod, error) {
+// readyPods returns the account's ready, not terminating pods, and the
+// local pods that already serve on their sockets before the kubelet reports
+// them ready (early.go). starting reports whether some local pod may yet
+// start serving so.
+func (g *Gateway) readyPods(ctx context.Context, a store.Account) (out []pod, starting bool, err error) {
 	pods, err := g.pods.AccountPods(ctx, a.Namespace, a.ID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	out := make([]pod, 0, len(pods))
+	out = make([]pod, 0, len(pods))
 	for i := range pods {
 		p := &pods[i]
-		if !podReady(p) {
-			continue
-		}
 		s := g.parseSockets(p.Annotations[apiv1.AnnotationSockets])
 		if len(s) == 0 {
 			continue
 		}
-		out = append(out, pod{name: p.Namespace + "/" + p.Name, ip: p.Status.PodIP, sockets: s, local: g.localHost(p), load: g.load(p),
+		local := ""
+		if podReady(p) {
+			g.seenReady.Store(p.UID, struct{}{})
+			local = g.localHost(p)
+		} else {
+			var serving, maybe bool
+			if local, serving, maybe = g.earlyReady(p, s); !serving {
+				starting = starting || maybe
+				continue
+			}
+		}
+		out = append(out, pod{name: p.Namespace + "/" + p.Name, ip: p.Status.PodIP, sockets: s, local: local, load: g.load(p),
 			limits: g.parseSockets(p.Annotations[apiv1.AnnotationCPULimits])})
 	}
-	return out, nil
+	return out, starting, nil
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -52,9 +52,17 @@ func (g *Gateway) localHost(p *corev1.Pod) string {
 	}
 	host := string(p.UID) + localSuffix
 	g.dirsMu.RLock()
-	_, known := g.socketDirs[host]
+	sd, known := g.socketDirs[host]
 	g.dirsMu.RUnlock()
 	if known {
+		if sd.ip == "" && p.Status.PodIP != "" { // first seen before its IP (early.go)
+			g.dirsMu.Lock()
+			if sd, ok := g.socketDirs[host]; ok {
+				sd.ip = p.Status.PodIP
+				g.socketDirs[host] = sd
+			}
+			g.dirsMu.Unlock()
+		}
 		return host
 	}
 	path := g.localSockets(p)

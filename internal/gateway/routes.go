@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"time"
 	"context"
 	"errors"
 	"sync"
@@ -55,6 +56,10 @@ type hostKey struct {
 type podsEntry struct {
 	gen  uint64
 	pods []pod
+	// starting: a local pod may start serving before the next change
+	// (early.go), so the entry is recomputed after earlyRecheck.
+	starting bool
+	at       time.Time
 }
 
 type resolveEntry struct {
@@ -71,17 +76,19 @@ const maxRoutes = 8192
 // cachedReadyPods is readyPods, memoised while no pod changes.
 func (g *Gateway) cachedReadyPods(ctx context.Context, a store.Account) ([]pod, error) {
 	if g.changes == nil {
-		return g.readyPods(ctx, a)
+		pods, _, err := g.readyPods(ctx, a)
+		return pods, err
 	}
 	key := accountKey{a.Namespace, a.ID}
 	gen := g.changes.pods.Load()
 	g.routes.mu.RLock()
 	e, ok := g.routes.pods[key]
 	g.routes.mu.RUnlock()
-	if ok && e.gen == gen {
+	if ok && e.gen == gen && (!e.starting || time.Since(e.at) < earlyRecheck) {
 		return e.pods, nil
 	}
-	pods, err := g.readyPods(ctx, a)
+	now := time.Now()
+	pods, starting, err := g.readyPods(ctx, a)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +96,7 @@ func (g *Gateway) cachedReadyPods(ctx context.Context, a store.Account) ([]pod, 
 	if len(g.routes.pods) >= maxRoutes {
 		clear(g.routes.pods)
 	}
-	g.routes.pods[key] = podsEntry{gen: gen, pods: pods}
+	g.routes.pods[key] = podsEntry{gen: gen, pods: pods, starting: starting, at: now}
 	g.routes.mu.Unlock()
 	return pods, nil
 }
