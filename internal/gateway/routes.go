@@ -1,11 +1,11 @@
 package gateway
 
 import (
-	"time"
 	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	toolscache "k8s.io/client-go/tools/cache"
 
