@@ -34,6 +34,10 @@ const (
 	// Meanwhile the bundle's Deployment runs one more replica, which serves
 	// the bundle's other Workers while the stalled process spins.
 	AnnotationStalledPod = "api.cf-worker/stalled-pod"
+	// AnnotationWorkersChanged, on a WorkerBundle, is when its account last
+	// changed its workers (RFC 3339): workers that a later change only
+	// removes linger until Options.Linger after it.
+	AnnotationWorkersChanged = "api.cf-worker/workers-changed"
 
 	// FinalizerScriptFiles, on a WorkerRelease, removes the script's code and
 	// metadata from S3 when the release is deleted, however it is deleted

@@ -42,6 +42,15 @@ type AccountReconciler struct {
 	Scheme   *runtime.Scheme
 	Recorder record.EventRecorder
 	Options  Options
+	// Now is the clock of lingering workers; nil means time.Now.
+	Now func() time.Time
+}
+
+func (r *AccountReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
 
 // SetupWithManager registers the reconciler: accounts, their bundles, and the
@@ -109,6 +118,8 @@ type desiredBundles struct {
 	shardOf  map[string]int // script → shard
 	releases []*apiv1.WorkerRelease
 	problems []string
+	// prune is when the earliest lingering workers go (zero: none linger).
+	prune time.Time
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -175,7 +186,13 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.releaseStatuses(ctx, &acct, bundles, want)
+	if err := r.releaseStatuses(ctx, &acct, bundles, want); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !want.prune.IsZero() {
+		return ctrl.Result{RequeueAfter: max(want.prune.Sub(r.now()), 0) + 100*time.Millisecond}, nil
+	}
+	return ctrl.Result{}, nil
 }
 
 // writeBundle creates or updates the account's bundle of shard idx.
@@ -189,6 +206,9 @@ func (r *AccountReconciler) writeBundle(ctx context.Context, acct *apiv1.WorkerA
 			return err
 		}
 		mergeInto(&bundle.Labels, map[string]string{apiv1.LabelAccount: acct.Name, apiv1.LabelShard: strconv.Itoa(idx)})
+		if !sameWorkers(bundle.Spec.Workers, spec.Workers) {
+			mergeInto(&bundle.Annotations, map[string]string{apiv1.AnnotationWorkersChanged: r.now().UTC().Format(time.RFC3339Nano)})
+		}
 		spec.Replicas = bundle.Spec.Replicas // the account does not decide the scale
 		bundle.Spec = spec
 		return nil
@@ -422,12 +442,60 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		spec.Workers = append(spec.Workers, workers[s]...)
 		d.specs[idx] = spec
 	}
+	byShard := map[int]*apiv1.WorkerBundle{}
+	for _, b := range existing {
+		byShard[shardIndex(b)] = b
+	}
 	for idx, spec := range d.specs {
 		spec.Normalize()
 		assignPorts(spec.Workers, ports[idx])
+		if until, ok := r.linger(byShard[idx], spec, byID); ok {
+			spec.Workers = slices.Clone(byShard[idx].Spec.Workers)
+			if d.prune.IsZero() || until.Before(d.prune) {
+				d.prune = until
+			}
+		}
 		d.specs[idx] = spec
 	}
 	return d, nil
+}
+
+// linger reports whether the bundle b keeps its workers instead of spec's
+// (Options.Linger), and until when: spec only removes workers from b (same
+// pod template, every other worker on the same port), the removed ones
+// still have their WorkerVersion (a later build can include them), and b's
+// workers changed less than Linger ago.
+func (r *AccountReconciler) linger(b *apiv1.WorkerBundle, spec apiv1.WorkerBundleSpec, byID map[string]*apiv1.WorkerVersion) (time.Time, bool) {
+	if b == nil || r.Options.Linger <= 0 || len(b.Spec.Workers) <= len(spec.Workers) ||
+		!equality.Semantic.DeepEqual(b.Spec.PodTemplate, spec.PodTemplate) {
+		return time.Time{}, false
+	}
+	changed, err := time.Parse(time.RFC3339Nano, b.Annotations[apiv1.AnnotationWorkersChanged])
+	if err != nil {
+		return time.Time{}, false
+	}
+	until := changed.Add(r.Options.Linger)
+	if !r.now().Before(until) {
+		return time.Time{}, false
+	}
+	have := map[string]apiv1.BundleWorker{}
+	for _, w := range b.Spec.Workers {
+		if v := byID[w.VersionID]; v == nil || v.Spec.ScriptName != w.ScriptName {
+			return time.Time{}, false // its version is gone: no build could include it
+		}
+		have[w.VersionID] = w
+	}
+	for _, w := range spec.Workers {
+		if h, ok := have[w.VersionID]; !ok || h.Port != w.Port || h.ScriptName != w.ScriptName || h.VersionName != w.VersionName {
+			return time.Time{}, false
+		}
+	}
+	return until, true
+}
+
+// sameWorkers reports whether two normalized worker lists are equal.
+func sameWorkers(a, b []apiv1.BundleWorker) bool {
+	return slices.Equal(a, b)
 }
 
 // assignPorts keeps each worker's port from old while it is valid and

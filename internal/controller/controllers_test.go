@@ -76,14 +76,24 @@ func TestAccountBuildsBundle(t *testing.T) {
 		t.Errorf("after upload: workers %v, want %v", got, want)
 	}
 
-	// A new deployment: version 3 only. Its port stays; 1 and 2 leave.
+	// A new deployment: version 3 only. The change only removes workers,
+	// so they linger (nothing rolls out: wrangler's upload-then-deploy costs
+	// one rollout) until Options.Linger after the bundle's last change; then
+	// 1 and 2 leave and 3 keeps its port.
 	e.get("hello", rel)
 	rel.Spec.PushDeployment(deployment(uuidN("dddddddd", 2), traffic(id3, 100)))
 	e.update(rel)
+	rv = b.ResourceVersion
+	e.reconcileAccount(acct)
+	e.get("b1", &b)
+	if b.ResourceVersion != rv {
+		t.Errorf("after deploy: the bundle was rewritten (workers %v); its removed workers should linger", workersOf(&b))
+	}
+	e.now = e.now.Add(DefaultLinger)
 	e.reconcileAccount(acct)
 	e.get("b1", &b)
 	if got, want := workersOf(&b), []string{"hello/" + id3 + ":8083"}; !equalStrings(got, want) {
-		t.Errorf("after deploy: workers %v, want %v", got, want)
+		t.Errorf("after deploy and linger: workers %v, want %v", got, want)
 	}
 	// Version 4 uploaded: the lowest free port.
 	e.create(workerVersion(acct, "hello", 4, id4))
@@ -686,5 +696,43 @@ func TestJobBuilderStaleCache(t *testing.T) {
 	e.get(jb.Name, &jb)
 	if jb.Status.Phase != apiv1.JobBuilderSucceeded || jb.Annotations[apiv1.AnnotationBuildAttempts] != "1" {
 		t.Errorf("JobBuilder after a stale read: %+v %v", jb.Status, jb.Annotations)
+	}
+}
+
+// TestLingerEndsWhenAVersionIsGone: workers that a change only removed
+// linger (and the account is reconciled again when they go), unless one of
+// their versions no longer exists: no build could include it.
+func TestLingerEndsWhenAVersionIsGone(t *testing.T) {
+	v1 := workerVersion(acct, "hello", 1, id1)
+	v2 := workerVersion(acct, "hello", 2, id2)
+	rel := release(acct, "hello", deployment(uuidN("dddddddd", 1), traffic(id1, 100)))
+	e := newEnv(t, account(acct, "b1"), v1, v2, rel)
+	e.reconcileAccount(acct)
+	var b apiv1.WorkerBundle
+	e.get("b1", &b)
+	if got := workersOf(&b); len(got) != 2 {
+		t.Fatalf("workers %v, want versions 1 and 2", got)
+	}
+	e.get("hello", rel)
+	rel.Spec.PushDeployment(deployment(uuidN("dddddddd", 2), traffic(id2, 100)))
+	e.update(rel)
+	if res := e.reconcileAccount(acct); res.RequeueAfter <= 0 || res.RequeueAfter > DefaultLinger+time.Second {
+		t.Errorf("lingering: requeue after %v, want within the linger time", res.RequeueAfter)
+	}
+	e.get("b1", &b)
+	if got := workersOf(&b); len(got) != 2 {
+		t.Fatalf("deploy of version 2: workers %v, want version 1 to linger", got)
+	}
+	var old apiv1.WorkerVersion
+	e.get(v1.Name, &old)
+	if err := e.c.Delete(context.Background(), &old); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.reconcileAccount(acct); res.RequeueAfter != 0 {
+		t.Errorf("nothing lingers: requeue after %v", res.RequeueAfter)
+	}
+	e.get("b1", &b)
+	if got, want := workersOf(&b), []string{"hello/" + id2 + ":8082"}; !equalStrings(got, want) {
+		t.Errorf("version 1 deleted: workers %v, want %v", got, want)
 	}
 }

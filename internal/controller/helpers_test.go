@@ -139,7 +139,7 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	if err := opts.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	e.account = &AccountReconciler{Client: e.c, Scheme: s, Recorder: e.rec, Options: opts}
+	e.account = &AccountReconciler{Client: e.c, Scheme: s, Recorder: e.rec, Options: opts, Now: func() time.Time { return e.now }}
 	e.bundle = &BundleReconciler{Client: e.c, Scheme: s, Recorder: e.rec, Options: opts}
 	e.jb = &JobBuilderReconciler{Client: e.c, APIReader: e.c, Scheme: s, Recorder: e.rec, Options: opts, Now: func() time.Time { return e.now }}
 	return e

@@ -68,6 +68,9 @@ const (
 	// workerd process: a deploy restarts at most this many scripts' process
 	// (docs/adr/0004-sharded-bundles.md).
 	DefaultWorkersPerBundle = 32
+	// DefaultLinger is how long a bundle keeps the workers a change only
+	// removed (see Options.Linger).
+	DefaultLinger = time.Minute
 )
 
 // ImageBuilder builds bundle images; *builder.Builder is one.
@@ -118,6 +121,14 @@ type Options struct {
 	// an account with more gets further bundles. Default
 	// DefaultWorkersPerBundle.
 	WorkersPerBundle int
+	// Linger is how long a bundle keeps running the workers that a change
+	// of its account only removed (a deployment that moved to the version
+	// uploaded just before, a deleted script): such a change rolls nothing
+	// out at once, so `wrangler deploy` (upload, then deploy) costs one
+	// rollout, not two, and a rollback to the previous version finds it
+	// running. The removal is rolled out with the bundle's next change, or
+	// after Linger. Default DefaultLinger; negative: removed at once.
+	Linger time.Duration
 	// Blobs, when set, is the S3 store of the scripts' code: a WorkerRelease
 	// then carries a finalizer that removes its script's files from it.
 	Blobs PrefixDeleter
@@ -135,6 +146,7 @@ func (o *Options) defaults() error {
 	o.MaxConcurrentBuilds = cmp.Or(o.MaxConcurrentBuilds, DefaultMaxConcurrentBuilds)
 	o.MaxBuildAttempts = cmp.Or(o.MaxBuildAttempts, DefaultMaxBuildAttempts)
 	o.WorkersPerBundle = cmp.Or(o.WorkersPerBundle, DefaultWorkersPerBundle)
+	o.Linger = cmp.Or(o.Linger, DefaultLinger)
 	return nil
 }
 
