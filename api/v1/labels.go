@@ -34,6 +34,10 @@ const (
 	// Meanwhile the bundle's Deployment runs one more replica, which serves
 	// the bundle's other Workers while the stalled process spins.
 	AnnotationStalledPod = "api.cf-worker/stalled-pod"
+	// AnnotationValidatedBy, on a WorkerVersion, is the workerd version that
+	// started it once when it was uploaded (the API's sandboxed validation):
+	// a build with the same workerd does not start it again.
+	AnnotationValidatedBy = "api.cf-worker/validated-by"
 	// AnnotationWorkersChanged, on a WorkerBundle, is when its account last
 	// changed its workers (RFC 3339): workers that a later change only
 	// removes linger until Options.Linger after it.

@@ -539,6 +539,10 @@ func (b *Builder) validate(ctx context.Context, v *apiv1.WorkerVersion, w worker
 	if ok {
 		return res, nil
 	}
+	// Started at upload by the same workerd: nothing new to learn.
+	if v.Annotations[apiv1.AnnotationValidatedBy] == workerd.Version {
+		return validation{startup: time.Duration(v.Spec.StartupTimeMs) * time.Millisecond}, nil
+	}
 	fn := b.Validate
 	if fn == nil {
 		fn = func(ctx context.Context, w workerd.Worker, files map[string][]byte) (time.Duration, error) {

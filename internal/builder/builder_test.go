@@ -589,3 +589,42 @@ func TestSecretEnv(t *testing.T) {
 		seen[e] = c[0] + "/" + c[1]
 	}
 }
+
+// TestValidatedAtUploadIsNotStartedAgain: a version the API started at
+// upload with the same workerd is not started again by the build; one
+// validated by another workerd, or never, is.
+func TestValidatedAtUploadIsNotStartedAgain(t *testing.T) {
+	reg := startRegistry(t)
+	blobs := &fakeBlobs{m: map[string][]byte{}}
+	b, val := newBuilder(t, reg, blobs, "")
+	const (
+		idA = "aaaaaaaa-0000-4000-8000-000000000001"
+		idB = "bbbbbbbb-0000-4000-8000-000000000001"
+		idC = "cccccccc-0000-4000-8000-000000000001"
+	)
+	same := version(blobs, "same", idA, 1, `export default { fetch() { return new Response("a") } }`)
+	same.Annotations = map[string]string{apiv1.AnnotationValidatedBy: workerd.Version}
+	older := version(blobs, "older", idB, 1, `export default { fetch() { return new Response("b") } }`)
+	older.Annotations = map[string]string{apiv1.AnnotationValidatedBy: "1.20200101.0"}
+	never := version(blobs, "never", idC, 1, `export default { fetch() { return new Response("c") } }`)
+	res, err := b.Build(context.Background(), BuildRequest{AccountID: account, BundleName: "octo",
+		Workers: []BuildWorker{{Version: same, Port: 8081}, {Version: older, Port: 8082}, {Version: never, Port: 8083}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Ports) != 3 {
+		t.Errorf("ports %v, want all three workers", res.Ports)
+	}
+	val.mu.Lock()
+	defer val.mu.Unlock()
+	calls := 0
+	for name, n := range val.calls {
+		calls += n
+		if strings.HasPrefix(name, "same") {
+			t.Errorf("the version validated by workerd %s was started again", workerd.Version)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("validations %v, want the other two versions once each", val.calls)
+	}
+}

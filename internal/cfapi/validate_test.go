@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
 )
@@ -39,6 +40,8 @@ func TestUploadValidatedInWorkerd(t *testing.T) {
 	}
 	if v := env.latest("hello"); v.Spec.StartupTimeMs != *res.StartupTimeMs {
 		t.Fatalf("spec.startupTimeMs = %d, answer %d", v.Spec.StartupTimeMs, *res.StartupTimeMs)
+	} else if got := v.Annotations[apiv1.AnnotationValidatedBy]; got != workerd.Version {
+		t.Fatalf("validated-by annotation %q, want %q: the build would start it again", got, workerd.Version)
 	}
 	t.Logf("startup_time_ms = %d", *res.StartupTimeMs)
 

@@ -168,6 +168,7 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 			return nil, nil, fmt.Errorf("validate version: %w", err)
 		}
 		v.Spec.StartupTimeMs = max(d.Milliseconds(), 0)
+		v.Annotations = map[string]string{apiv1.AnnotationValidatedBy: workerd.Version}
 	}
 
 	// 1. S3: modules and metadata, immutable.

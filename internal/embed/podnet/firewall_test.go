@@ -20,10 +20,10 @@ func (f *fakeIptables) run(args ...string) error {
 	f.calls = append(f.calls, line)
 	switch {
 	case slices.Contains(args, "-N"):
-		if f.chains[FirewallChain] {
+		if f.chains[args[4]] {
 			return errors.New("iptables: Chain already exists.")
 		}
-		f.chains[FirewallChain] = true
+		f.chains[args[4]] = true
 	case slices.Contains(args, "-C"):
 		if !f.jumps[args[4]] {
 			return errors.New("iptables: Bad rule")
@@ -47,8 +47,12 @@ func TestInstallFirewall(t *testing.T) {
 			inserts++
 		}
 	}
-	if inserts != 2 || !f.jumps["INPUT"] || !f.jumps["FORWARD"] {
-		t.Errorf("jumps %v after %d inserts, want INPUT and FORWARD once each:\n%s", f.jumps, inserts, strings.Join(f.calls, "\n"))
+	if inserts != 3 || !f.jumps["INPUT"] || !f.jumps["FORWARD"] || !f.jumps["POSTROUTING"] {
+		t.Errorf("jumps %v after %d inserts, want INPUT, FORWARD and POSTROUTING once each:\n%s", f.jumps, inserts, strings.Join(f.calls, "\n"))
+	}
+	if all := strings.Join(f.calls, "\n"); !strings.Contains(all, "-t nat -I POSTROUTING 1 -s 10.42.0.0/24 -j "+MasqueradeChain) ||
+		!strings.Contains(all, "-A "+MasqueradeChain+" -d 10.42.0.0/24 -j RETURN") || !strings.Contains(all, "-j MASQUERADE") {
+		t.Errorf("masquerade chain missing or not hooked for the pod network:\n%s", all)
 	}
 	all := strings.Join(f.calls, "\n")
 	// The order matters: host and pods first, replies next, then the drop.

@@ -47,7 +47,8 @@ func (p *PodNet) Name() string { return "pod-network" }
 func (p *PodNet) Endpoint() string { return config.BridgeIP + ":" + strconv.Itoa(p.cfg.APIServerPort) }
 
 // ConfList is the CNI configuration: a bridge with host-local IPAM, chained
-// with portmap.
+// with portmap. The pods' traffic to other networks is masqueraded by one
+// rule for the whole pod network (MasqueradeChain), not per pod.
 func ConfList() string {
 	return fmt.Sprintf(`{
   "cniVersion": "1.0.0",
@@ -57,7 +58,7 @@ func ConfList() string {
       "type": "bridge",
       "bridge": %q,
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
