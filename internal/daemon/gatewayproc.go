@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/childproc"
 	"github.com/octohq/octo/internal/embed/healthz"
 	"github.com/octohq/octo/internal/embed/httpserve"
 )
@@ -112,13 +113,15 @@ func (g *gatewayProcess) spawnLocked() error {
 	// Its own process group keeps a terminal's Ctrl-C away from it: the
 	// daemon stops it. Pdeathsig ends it if the daemon is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// From a thread of its own: Pdeathsig follows the forking thread.
+	exited, err := childproc.Start(cmd)
+	if err != nil {
 		logf.Close()
 		return fmt.Errorf("start gateway: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		err := cmd.Wait()
+		err := <-exited
 		logf.Close()
 		done <- err
 	}()

@@ -21,6 +21,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/childproc"
 )
 
 // Namespace is the containerd namespace of the Kubernetes CRI.
@@ -179,14 +180,16 @@ func (c *Containerd) Start(ctx context.Context) error {
 	// Its own process group keeps a terminal's Ctrl-C away from it: the daemon
 	// stops it in order. Pdeathsig is a safety net if the daemon is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// From a thread of its own: Pdeathsig follows the forking thread.
+	exited, err := childproc.Start(cmd)
+	if err != nil {
 		logf.Close()
 		return fmt.Errorf("start child: %w", err)
 	}
 	c.cmd = cmd
 	c.done = make(chan error, 1)
 	go func() {
-		err := cmd.Wait()
+		err := <-exited
 		logf.Close()
 		c.done <- err
 	}()
