@@ -126,3 +126,21 @@ func TestStartingLocalPodServesOnceItsSocketsListen(t *testing.T) {
 		t.Fatalf("old pod not ready: backend %q, want v1", got)
 	}
 }
+
+// TestLoadLearnsTheHealthAddressLater: a pod first seen without an IP (routed
+// to before the kubelet reported it) gets its health worker's address once
+// it has one, so a stall in it is still found.
+func TestLoadLearnsTheHealthAddressLater(t *testing.T) {
+	gw := New(Options{})
+	p := readyPod("new", map[string]int{v1ID: 8081})
+	p.UID = "uid-1"
+	p.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	p.Spec.Containers = []corev1.Container{{Name: "workerd", Ports: []corev1.ContainerPort{{Name: healthPortName, ContainerPort: 8000}}}}
+	if h := gw.load(&p).healthAddr(); h != "" {
+		t.Fatalf("health address %q before the pod has an IP", h)
+	}
+	p.Status.PodIP = "10.42.0.7"
+	if h := gw.load(&p).healthAddr(); h != "10.42.0.7:8000" {
+		t.Fatalf("health address %q, want 10.42.0.7:8000 once the pod has its IP", h)
+	}
+}

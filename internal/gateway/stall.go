@@ -138,8 +138,19 @@ type podLoad struct {
 	expired  atomic.Bool  // dropped from Gateway.loads (idle)
 	since    atomic.Int64 // unix nanoseconds: when it was found stalled
 	lastDone atomic.Int64 // unix nanoseconds of the last finished request
+	// health is podIP:port of the pod's health worker, "" until the pod
+	// has an IP (a pod routed to before the kubelet reports it, early.go).
+	health atomic.Pointer[string]
 	// set once, when the load is created
-	key, namespace, name, uid, bundle, health string
+	key, namespace, name, uid, bundle string
+}
+
+// healthAddr is the address of the pod's health worker, or "".
+func (l *podLoad) healthAddr() string {
+	if h := l.health.Load(); h != nil {
+		return *h
+	}
+	return ""
 }
 
 // load returns the load record of the pod p, creating it. A pod is keyed
@@ -149,10 +160,19 @@ func (g *Gateway) load(p *corev1.Pod) *podLoad {
 	if key == "" {
 		key = p.Namespace + "/" + p.Name
 	}
-	if l, ok := g.loads.Load(key); ok {
-		return l.(*podLoad)
+	if v, ok := g.loads.Load(key); ok {
+		l := v.(*podLoad)
+		if l.healthAddr() == "" {
+			if h := healthAddr(p); h != "" { // the pod got its IP since
+				l.health.Store(&h)
+			}
+		}
+		return l
 	}
-	l := &podLoad{key: key, namespace: p.Namespace, name: p.Name, uid: string(p.UID), reqs: map[*request]struct{}{}, bundle: p.Annotations[apiv1.AnnotationBundleName], health: healthAddr(p)}
+	l := &podLoad{key: key, namespace: p.Namespace, name: p.Name, uid: string(p.UID), reqs: map[*request]struct{}{}, bundle: p.Annotations[apiv1.AnnotationBundleName]}
+	if h := healthAddr(p); h != "" {
+		l.health.Store(&h)
+	}
 	l.lastDone.Store(time.Now().UnixNano())
 	actual, _ := g.loads.LoadOrStore(key, l)
 	return actual.(*podLoad)
@@ -290,12 +310,13 @@ const stallGiveUp = apiv1.MaxCPULimit + time.Minute
 // it, then brings the bundle's mark in line.
 func (g *Gateway) checkStall(ctx context.Context, probe *http.Client, l *podLoad) {
 	defer g.report(ctx, l)
-	if l.health == "" || l.killed.Load() {
+	health := l.healthAddr()
+	if health == "" || l.killed.Load() {
 		return // nothing to probe; or ended, and its mark already cleared
 	}
 	key := l.namespace + "/" + l.name
 	stalled := l.stalled.Load()
-	answered, gone := healthy(ctx, probe, l.health)
+	answered, gone := healthy(ctx, probe, health)
 	if stalled && !answered && !gone && !g.podExists(ctx, l) {
 		gone = true // deleted (a rollout): its IP no longer answers at all
 	}
@@ -389,8 +410,11 @@ func isTimeout(err error) bool {
 }
 
 // healthAddr is podIP:port of the pod's health worker (the container port
-// named "health"), or "".
+// named "health"), or "" (also while the pod has no IP).
 func healthAddr(p *corev1.Pod) string {
+	if p.Status.PodIP == "" {
+		return ""
+	}
 	for _, c := range p.Spec.Containers {
 		for _, port := range c.Ports {
 			if port.Name == healthPortName {
