@@ -136,15 +136,19 @@ func (b *Bench) DirectAddr(script string) string {
 		b.Fatalf("%v", err)
 	}
 	version := rel.Spec.Deployments[0].Versions[0].VersionID
-	var pods corev1.PodList
-	if err := b.K8s.List(ctx, &pods, client.InNamespace(b.Def.Namespace), client.HasLabels{apiv1.LabelBundle}); err != nil {
-		b.Fatalf("%v", err)
-	}
-	for _, p := range pods.Items {
-		var sockets map[string]int
-		_ = json.Unmarshal([]byte(p.Annotations[apiv1.AnnotationSockets]), &sockets)
-		if port, ok := sockets[version]; ok && p.Status.PodIP != "" && p.DeletionTimestamp == nil && PodReady(&p) {
-			return p.Status.PodIP + ":" + strconv.Itoa(port)
+	// The gateway may serve a pod before the kubelet reports it Ready: wait
+	// for the report.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var pods corev1.PodList
+		if err := b.K8s.List(ctx, &pods, client.InNamespace(b.Def.Namespace), client.HasLabels{apiv1.LabelBundle}); err != nil {
+			b.Fatalf("%v", err)
+		}
+		for _, p := range pods.Items {
+			var sockets map[string]int
+			_ = json.Unmarshal([]byte(p.Annotations[apiv1.AnnotationSockets]), &sockets)
+			if port, ok := sockets[version]; ok && p.Status.PodIP != "" && p.DeletionTimestamp == nil && PodReady(&p) {
+				return p.Status.PodIP + ":" + strconv.Itoa(port)
+			}
 		}
 	}
 	b.Fatalf("no pod serves %s", version)
