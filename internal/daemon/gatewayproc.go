@@ -46,6 +46,9 @@ func EdgeSocket(cfg config.Config) string { return cfg.RunPath("edge.sock") }
 // TailFeedSocket is the unix socket of the tail hub's watched feed.
 func TailFeedSocket(cfg config.Config) string { return cfg.RunPath("tail-feed.sock") }
 
+// GatewayGOGC is the gateway process's GOGC.
+const GatewayGOGC = 400
+
 // restartDelay is how long the daemon waits before starting a gateway that
 // exited.
 const restartDelay = time.Second
@@ -108,8 +111,13 @@ func (g *gatewayProcess) spawnLocked() error {
 		"--node-name", g.cfg.NodeName,
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// The daemon's profiling port is its own.
+	// The daemon's profiling port is its own. The gateway's live heap is a
+	// few MB while it allocates per request: a collection at every 4x growth
+	// instead of 2x halves its GC work for a few MB (unless GOGC is set).
 	cmd.Env = append(os.Environ(), PprofEnv+"=")
+	if os.Getenv("GOGC") == "" {
+		cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GatewayGOGC))
+	}
 	// Its own process group keeps a terminal's Ctrl-C away from it: the
 	// daemon stops it. Pdeathsig ends it if the daemon is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
