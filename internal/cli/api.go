@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/octohq/octo/internal/cfapi"
@@ -67,11 +68,9 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 	case len(o.id.AccountID) != 32:
 		return exitf(ExitPrecondition, "--account-id must be 32 hex characters")
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	rc, err := restConfig(o.kubeconfig)
 	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -103,6 +102,19 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 		return err
 	}
 	return nil
+}
+
+// restConfig loads the kubeconfig at path, or the default one ($KUBECONFIG,
+// ~/.kube/config, in-cluster) when path is empty: the cluster of the roles
+// that run on their own (`octo api`, `octo gateway`).
+func restConfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	return rc, nil
 }
 
 // minTokenLength is the token length below which `octo api` warns (octo up

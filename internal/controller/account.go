@@ -206,7 +206,7 @@ func (r *AccountReconciler) writeBundle(ctx context.Context, acct *apiv1.WorkerA
 			return err
 		}
 		mergeInto(&bundle.Labels, map[string]string{apiv1.LabelAccount: acct.Name, apiv1.LabelShard: strconv.Itoa(idx)})
-		if !sameWorkers(bundle.Spec.Workers, spec.Workers) {
+		if !slices.Equal(bundle.Spec.Workers, spec.Workers) {
 			mergeInto(&bundle.Annotations, map[string]string{apiv1.AnnotationWorkersChanged: r.now().UTC().Format(time.RFC3339Nano)})
 		}
 		spec.Replicas = bundle.Spec.Replicas // the account does not decide the scale
@@ -491,11 +491,6 @@ func (r *AccountReconciler) linger(b *apiv1.WorkerBundle, spec apiv1.WorkerBundl
 		}
 	}
 	return until, true
-}
-
-// sameWorkers reports whether two normalized worker lists are equal.
-func sameWorkers(a, b []apiv1.BundleWorker) bool {
-	return slices.Equal(a, b)
 }
 
 // assignPorts keeps each worker's port from old while it is valid and

@@ -232,10 +232,5 @@ func poll(ctx context.Context, client *http.Client, url string, after uint64) (W
 // Watched reports whether the feed's latest set holds account's script
 // (see Hub.Watched).
 func (f *Follower) Watched(account, script string) bool {
-	w := f.set.Load()
-	if w == nil {
-		return false
-	}
-	_, ok := (*w)[key(account, script)]
-	return ok
+	return watchedIn(f.set.Load(), account, script)
 }

@@ -437,7 +437,11 @@ func sameKeys(a, b map[string]struct{}) bool {
 // dashboard listens. The gateway asks for every request, so it takes no
 // lock. Only then do the script's trace events leave its pod.
 func (h *Hub) Watched(account, script string) bool {
-	w := h.watched.Load()
+	return watchedIn(h.watched.Load(), account, script)
+}
+
+// watchedIn reports whether the set w (nil: empty) holds account's script.
+func watchedIn(w *map[string]struct{}, account, script string) bool {
 	if w == nil {
 		return false
 	}
