@@ -2,11 +2,8 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/edge"
 	"github.com/octohq/octo/internal/embed/childproc"
 	"github.com/octohq/octo/internal/embed/healthz"
 	"github.com/octohq/octo/internal/embed/httpserve"
@@ -67,16 +65,8 @@ func (g *gatewayProcess) Endpoint() string {
 
 // Start serves the feed and starts the child.
 func (g *gatewayProcess) Start(ctx context.Context) error {
-	path := TailFeedSocket(g.cfg)
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("tail feed: remove stale socket: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
+	ln, err := edge.ListenUnix(TailFeedSocket(g.cfg))
 	if err != nil {
-		return fmt.Errorf("tail feed: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return fmt.Errorf("tail feed: %w", err)
 	}
 	// The feed holds polls open (tail.FeedPoll): no write timeout.

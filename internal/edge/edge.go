@@ -246,14 +246,20 @@ func (s *Server) listen() (net.Listener, error) {
 		}
 		return ln, nil
 	}
-	if err := os.Remove(s.addr); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	return ListenUnix(s.addr)
+}
+
+// ListenUnix listens on the unix socket path, replacing a stale one, with
+// mode 0600: only root reaches what the daemon serves there.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale socket: %w", err)
 	}
-	ln, err := net.Listen("unix", s.addr)
+	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	if err := os.Chmod(s.addr, 0o600); err != nil {
+	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}

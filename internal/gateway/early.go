@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"net"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/octohq/octo/internal/workerd"
 )
 
 // A new pod on the gateway's node serves as soon as workerd listens on its
@@ -63,7 +60,7 @@ func (g *Gateway) earlyReady(p *corev1.Pod, sockets map[string]int) (local strin
 	if !ok {
 		return "", false, true
 	}
-	c, err := net.DialTimeout("unix", workerd.UnixSocketPath("/proc/self/fd/"+strconv.Itoa(int(sd.dir.Fd())), port), 50*time.Millisecond)
+	c, err := net.DialTimeout("unix", sd.socket(port), 50*time.Millisecond)
 	if err != nil {
 		return "", false, true
 	}

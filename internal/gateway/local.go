@@ -93,6 +93,12 @@ type socketDir struct {
 	ip  string
 }
 
+// socket is the path that reaches the socket of port through the open
+// directory (the full path may be longer than a socket address allows).
+func (sd socketDir) socket(port int) string {
+	return workerd.UnixSocketPath("/proc/self/fd/"+strconv.Itoa(int(sd.dir.Fd())), port)
+}
+
 // maxSocketDirs bounds the gateway's table of local pods (one open
 // directory each).
 const maxSocketDirs = 1024
@@ -157,7 +163,7 @@ func (g *Gateway) dialer(tcp func(ctx context.Context, network, addr string) (ne
 		if perr != nil || !ok {
 			return nil, &net.OpError{Op: "dial", Net: "unix", Err: errUnknownLocalPod}
 		}
-		c, err := d.DialContext(ctx, "unix", workerd.UnixSocketPath("/proc/self/fd/"+strconv.Itoa(int(sd.dir.Fd())), n))
+		c, err := d.DialContext(ctx, "unix", sd.socket(n))
 		if err == nil || ctx.Err() != nil || sd.ip == "" {
 			return c, err
 		}
