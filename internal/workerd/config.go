@@ -177,11 +177,18 @@ const (
 	// KVHeader carries "<accountID>/<namespaceID>" on every request of the
 	// external service that backs a kv_namespace binding.
 	KVHeader = "x-octo-kv"
+	// R2Header carries "<accountID>/<bucket name>" on every request of the
+	// external service that backs an r2_bucket binding (workerd's R2
+	// protocol: cf-r2-request / cf-r2-metadata-size).
+	R2Header = "x-octo-r2"
+	// D1Header carries "<accountID>/<database UUID>" on every request of the
+	// fetcher that backs a d1 binding (POST /query, /execute).
+	D1Header = "x-octo-d1"
 	// AccountHeader names the account of the pod on every request of the
 	// tail collector service.
 	AccountHeader = "x-octo-account"
 	// AuthHeader carries the pod credential of the account a request names
-	// (in KVHeader or AccountHeader): the pod API refuses requests without
+	// (in KVHeader, R2Header, D1Header or AccountHeader): the pod API refuses requests without
 	// the right one.
 	AuthHeader = "x-octo-auth"
 )
