@@ -43,6 +43,9 @@ type Options struct {
 	// KVLimits bound each account's Workers KV; the zero value means the
 	// defaults (DefaultKVStorageBytes, DefaultKVNamespaces).
 	KVLimits KVLimits
+	// D1Dir is where the D1 databases live (<D1Dir>/<account>/<uuid>.sqlite);
+	// empty means D1 refuses every request.
+	D1Dir string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -58,6 +61,7 @@ type Store struct {
 	now      func() time.Time
 	locks    scriptLocks
 	kv       *KV
+	d1       *D1
 }
 
 // New returns a Store.
@@ -73,11 +77,15 @@ func New(opts Options) *Store {
 	return &Store{
 		k8s: opts.Client, blobs: opts.Blobs, accounts: accounts, author: opts.AuthorEmail,
 		validate: opts.Validate, now: now, kv: NewKVWithLimits(opts.Blobs, now, opts.KVLimits),
+		d1: NewD1(opts.D1Dir, now),
 	}
 }
 
 // KV is the account-scoped Workers KV store in the same bucket.
 func (s *Store) KV() *KV { return s.kv }
+
+// D1 is the account-scoped D1 store (SQLite files under Options.D1Dir).
+func (s *Store) D1() *D1 { return s.d1 }
 
 // Blobs is the S3 bucket the store writes.
 func (s *Store) Blobs() *BlobStore { return s.blobs }
