@@ -146,3 +146,13 @@ func kvPrefixRange(prefix string) (s3Prefix, startAfter string) {
 	// everything above it through.
 	return kvSegments(e[:full]), kvSegments(e) + " "
 }
+
+// r2BucketsPrefix holds one record per R2 bucket of the account:
+// accounts/<account>/r2/buckets/<bucket name>.json ({name, creation_date,
+// location, storage_class}). The objects of an R2 bucket are not in octo's
+// bucket but in an S3 bucket of their own (R2S3Bucket).
+func r2BucketsPrefix(account string) string { return accountPrefix(account) + "r2/buckets/" }
+
+// r2BucketKey is the record of an R2 bucket (names need no escaping:
+// ValidR2BucketName).
+func r2BucketKey(account, name string) string { return r2BucketsPrefix(account) + name + ".json" }

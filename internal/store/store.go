@@ -61,6 +61,7 @@ type Store struct {
 	now      func() time.Time
 	locks    scriptLocks
 	kv       *KV
+	r2       *R2
 	d1       *D1
 }
 
@@ -77,12 +78,16 @@ func New(opts Options) *Store {
 	return &Store{
 		k8s: opts.Client, blobs: opts.Blobs, accounts: accounts, author: opts.AuthorEmail,
 		validate: opts.Validate, now: now, kv: NewKVWithLimits(opts.Blobs, now, opts.KVLimits),
+		r2: NewR2(opts.Blobs, now),
 		d1: NewD1(opts.D1Dir, now),
 	}
 }
 
 // KV is the account-scoped Workers KV store in the same bucket.
 func (s *Store) KV() *KV { return s.kv }
+
+// R2 is the account-scoped R2 store on the same S3 connection.
+func (s *Store) R2() *R2 { return s.r2 }
 
 // D1 is the account-scoped D1 store (SQLite files under Options.D1Dir).
 func (s *Store) D1() *D1 { return s.d1 }
