@@ -63,6 +63,9 @@ type Options struct {
 	Key *Key
 	// KV is the store behind the KV protocol; nil answers 503 to KV requests.
 	KV *store.KV
+	// R2 is the store behind the R2 protocol; nil answers 503 to R2
+	// requests.
+	R2 *store.R2
 	// Tail collects the trace events of the tail Workers; nil drops them.
 	Tail *tail.Hub
 	Log  *slog.Logger
@@ -73,6 +76,7 @@ type Server struct {
 	addr string
 	key  *Key
 	kv   http.Handler
+	r2   http.Handler
 	// tail collects the trace items of account's pods.
 	tail func(w http.ResponseWriter, r *http.Request, account string)
 	// source admits the client address of KV and collector requests:
@@ -96,6 +100,9 @@ func New(opts Options) *Server {
 	s := &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), key: opts.Key, source: podSource, log: log}
 	if opts.KV != nil {
 		s.kv = KVProtocol(opts.KV, log)
+	}
+	if opts.R2 != nil {
+		s.r2 = R2Protocol(opts.R2, log)
 	}
 	if opts.Tail != nil {
 		s.tail = opts.Tail.Collect
@@ -125,6 +132,16 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 			s.kv.ServeHTTP(w, r)
+		case r.Header.Get(workerd.R2Header) != "":
+			account, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get(workerd.R2Header)), "/")
+			if !s.authenticate(w, r, account) {
+				return
+			}
+			if s.r2 == nil {
+				http.Error(w, "R2 is not available", http.StatusServiceUnavailable)
+				return
+			}
+			s.r2.ServeHTTP(w, r)
 		case strings.HasPrefix(r.URL.Path, tail.Path) && r.Method == http.MethodPost:
 			account := strings.TrimSpace(r.Header.Get(workerd.AccountHeader))
 			if !s.authenticate(w, r, account) {
