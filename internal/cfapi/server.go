@@ -76,6 +76,7 @@ func (s *Server) Register(e *echo.Echo) {
 	a.GET("", s.getAccount)
 	a.GET("/workers/subdomain", s.accountSubdomain)
 	s.registerKV(a)
+	s.registerR2(g, a)
 	s.registerScripts(a)
 	s.registerWorkers(a)
 	s.registerTails(a)
