@@ -80,6 +80,7 @@ func (s *Server) Register(e *echo.Echo) {
 	s.registerScripts(a)
 	s.registerWorkers(a)
 	s.registerTails(a)
+	s.registerD1(e, a)
 
 	// Anything else under the API answers a JSON 404, not an empty body.
 	g.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })

@@ -114,6 +114,7 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 		Identity: id,
 		Validate: store.WorkerdValidator(s.validator),
 		EdgePort: cfg.EdgePort,
+		D1Dir:    cfg.Path("d1"),
 		Status:   func() web.Status { return s.status() },
 		// The dashboard shows only the variables' names (web.EnvNames).
 		Env:               func() []string { return envvars.Lines(cfg, creds, id) },

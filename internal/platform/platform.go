@@ -51,7 +51,7 @@ func Connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, val
 	if err := crds.Install(ctx, rc); err != nil {
 		return nil, err
 	}
-	return connect(ctx, rc, s3, id, validate)
+	return connect(ctx, rc, s3, id, validate, "")
 }
 
 // withQPS copies rc with a QPS for bursts: client-go's default of 5
@@ -64,7 +64,8 @@ func withQPS(rc *rest.Config) *rest.Config {
 }
 
 // connect is Connect once the CRDs are installed.
-func connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, validate store.ValidateFunc) (*Core, error) {
+// d1Dir holds the D1 databases; empty leaves D1 unavailable.
+func connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, validate store.ValidateFunc, d1Dir string) (*Core, error) {
 	scheme, err := store.Scheme()
 	if err != nil {
 		return nil, err
@@ -80,7 +81,7 @@ func connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, val
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(store.Options{Client: c, Blobs: blobs, AuthorEmail: id.Email, Validate: validate})
+	st := store.New(store.Options{Client: c, Blobs: blobs, AuthorEmail: id.Email, Validate: validate, D1Dir: d1Dir})
 	return &Core{RestConfig: rc, Client: c, Store: st}, nil
 }
 
@@ -94,6 +95,9 @@ type Config struct {
 	// EdgePort is the loopback port of the API, the dashboard and the
 	// Workers.
 	EdgePort int
+	// D1Dir is where the D1 databases live (<data dir>/d1); empty leaves
+	// D1 unavailable.
+	D1Dir string
 	// Status reports the daemon's parts to the dashboard.
 	Status func() web.Status
 	// Env returns the `octo env` lines the dashboard shows.
@@ -127,7 +131,7 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	log.Info("CRDs established", "after", time.Since(t0).Round(time.Millisecond))
-	core, err := connect(ctx, rc, cfg.S3, cfg.Identity, cfg.Validate)
+	core, err := connect(ctx, rc, cfg.S3, cfg.Identity, cfg.Validate, cfg.D1Dir)
 	if err != nil {
 		return nil, err
 	}

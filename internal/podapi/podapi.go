@@ -66,6 +66,9 @@ type Options struct {
 	// R2 is the store behind the R2 protocol; nil answers 503 to R2
 	// requests.
 	R2 *store.R2
+	// D1 is the store behind the D1 protocol; nil answers 503 to D1
+	// requests.
+	D1 *store.D1
 	// Tail collects the trace events of the tail Workers; nil drops them.
 	Tail *tail.Hub
 	Log  *slog.Logger
@@ -77,6 +80,7 @@ type Server struct {
 	key  *Key
 	kv   http.Handler
 	r2   http.Handler
+	d1   http.Handler
 	// tail collects the trace items of account's pods.
 	tail func(w http.ResponseWriter, r *http.Request, account string)
 	// source admits the client address of KV and collector requests:
@@ -103,6 +107,9 @@ func New(opts Options) *Server {
 	}
 	if opts.R2 != nil {
 		s.r2 = R2Protocol(opts.R2, log)
+	}
+	if opts.D1 != nil {
+		s.d1 = D1Protocol(opts.D1, log)
 	}
 	if opts.Tail != nil {
 		s.tail = opts.Tail.Collect
@@ -142,6 +149,16 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 			s.r2.ServeHTTP(w, r)
+		case r.Header.Get(workerd.D1Header) != "":
+			account, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get(workerd.D1Header)), "/")
+			if !s.authenticate(w, r, account) {
+				return
+			}
+			if s.d1 == nil {
+				http.Error(w, "D1 is not available", http.StatusServiceUnavailable)
+				return
+			}
+			s.d1.ServeHTTP(w, r)
 		case strings.HasPrefix(r.URL.Path, tail.Path) && r.Method == http.MethodPost:
 			account := strings.TrimSpace(r.Header.Get(workerd.AccountHeader))
 			if !s.authenticate(w, r, account) {
