@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net/http"
 	"regexp"
 	"sort"
 	"strconv"
@@ -569,7 +568,7 @@ func r2Holds(cond *R2Conditional, o *R2Object) bool {
 func (r *R2) stat(ctx context.Context, account, bucket, key string) (R2Object, error) {
 	info, err := r.blobs.c.StatObject(ctx, R2S3Bucket(account, bucket), key, minio.StatObjectOptions{})
 	if err != nil {
-		if er := minio.ToErrorResponse(err); er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket" {
+		if er := minio.ToErrorResponse(err); isS3NotFound(err) && er.Code != "NoSuchBucket" {
 			// HEAD answers carry no error code: tell a missing bucket
 			// from a missing key.
 			if ok, berr := r.blobs.c.BucketExists(ctx, R2S3Bucket(account, bucket)); berr == nil && !ok {
