@@ -79,6 +79,11 @@ type BuildInput struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port,omitempty"`
+
+	// ServiceTarget marks the version that service bindings to its script, from the build's
+	// other versions, reach.
+	// +optional
+	ServiceTarget bool `json:"serviceTarget,omitempty"`
 }
 
 // JobBuilderStatus is the observed state of a build.

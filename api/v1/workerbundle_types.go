@@ -55,6 +55,18 @@ type BundleWorker struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port,omitempty"`
+
+	// ServiceTarget marks the version that service bindings to ScriptName, from the bundle's
+	// other workers, reach: the script's active version (the one with the largest share of
+	// its active deployment).
+	// +optional
+	ServiceTarget bool `json:"serviceTarget,omitempty"`
+
+	// Copy says that the script lives in another bundle of the account: this bundle runs its
+	// active version only so that its own workers' service bindings (fetch and RPC) reach it
+	// in-process. A copy does not place the script in this bundle.
+	// +optional
+	Copy bool `json:"copy,omitempty"`
 }
 
 // FailedWorker is a (script, version) pair left out of a bundle because it did not start.

@@ -253,6 +253,10 @@ const (
 	BindingDataBlob = "data_blob"
 	// BindingService is a binding to another script: Service, Environment, Entrypoint.
 	BindingService = "service"
+	// BindingR2 is an R2 bucket of the account; its name is in BucketName.
+	BindingR2 = "r2_bucket"
+	// BindingD1 is a D1 database of the account; its UUID is in DatabaseID.
+	BindingD1 = "d1"
 )
 
 // WorkerBinding is one binding of a version, as in the upload's metadata.bindings, without any
@@ -283,6 +287,16 @@ type WorkerBinding struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	NamespaceID string `json:"namespaceID,omitempty"`
+
+	// BucketName is the R2 bucket of an r2_bucket binding.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	BucketName string `json:"bucketName,omitempty"`
+
+	// DatabaseID is the D1 database UUID of a d1 binding.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	DatabaseID string `json:"databaseID,omitempty"`
 
 	// Part names the module holding the content of a wasm_module, text_blob or data_blob
 	// binding (service-worker syntax).

@@ -137,6 +137,9 @@ type validation struct {
 type BuildWorker struct {
 	Version *apiv1.WorkerVersion
 	Port    int
+	// ServiceTarget marks the version that service bindings to its script,
+	// from the build's other workers, reach (its script's active version).
+	ServiceTarget bool
 }
 
 // BuildRequest is one bundle build.
@@ -256,13 +259,23 @@ func shortHash(s string, n int) string {
 }
 
 // kvServiceName is the workerd service of a KV namespace.
-func kvServiceName(namespaceID string) string {
-	id := kvUnsafe.ReplaceAllString(strings.ToLower(namespaceID), "-")
-	id = strings.Trim(id, "-")
-	if len(id) > 64 {
-		id = id[:64]
+func kvServiceName(namespaceID string) string { return externalServiceName("kv", namespaceID) }
+
+// r2ServiceName is the workerd service of an R2 bucket.
+func r2ServiceName(bucket string) string { return externalServiceName("r2", bucket) }
+
+// d1ServiceName is the workerd service of a D1 database.
+func d1ServiceName(databaseID string) string { return externalServiceName("d1", databaseID) }
+
+// externalServiceName is the workerd service, on the pod API, of the
+// store of kind (kv, r2, d1) named id: octo-<kind>-<id, sanitised>-<hash>.
+func externalServiceName(kind, id string) string {
+	clean := kvUnsafe.ReplaceAllString(strings.ToLower(id), "-")
+	clean = strings.Trim(clean, "-")
+	if len(clean) > 64 {
+		clean = clean[:64]
 	}
-	return "octo-kv-" + id + "-" + shortHash(namespaceID, 6)
+	return "octo-" + kind + "-" + clean + "-" + shortHash(id, 6)
 }
 
 var fileUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -309,10 +322,18 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	}
 	preps := make([]*prepared, len(workers))
 	names := map[string]bool{HealthWorkerName: true}
+	services := make([]string, len(workers))
+	bound := map[string]string{} // script → the service its service bindings reach
+	for i, bw := range workers {
+		services[i] = serviceName(bw.Version, names)
+		if bw.ServiceTarget {
+			bound[bw.Version.Spec.ScriptName] = services[i]
+		}
+	}
 	for i, bw := range workers {
 		p := &prepared{bw: bw}
 		preps[i] = p
-		w, files, fail, err := b.prepare(ctx, bw, serviceName(bw.Version, names), req, secretEnv)
+		w, files, fail, err := b.prepare(ctx, bw, services[i], bound, req, secretEnv)
 		if err != nil {
 			return BuildResult{}, err
 		}
@@ -356,7 +377,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 		cfg.TailHeaders = b.podHeaders(req.AccountID, workerd.AccountHeader, req.AccountID)
 	}
 	var entries []entry
-	kv := map[string]workerd.KVService{}
+	external := map[string]workerd.ExternalService{}
 	for _, p := range preps {
 		s := p.bw.Version.Spec
 		if p.fail != "" {
@@ -375,15 +396,23 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			entries = append(entries, entry{name: "etc/worker/" + path, mode: 0o644, data: data})
 		}
 		for _, bd := range s.Bindings {
-			if bd.Type == apiv1.BindingKV {
-				svc := kvServiceName(bd.NamespaceID)
-				kv[svc] = workerd.KVService{Name: svc, Address: cmp.Or(req.KVAddress, "127.0.0.1:9"),
-					Headers: b.podHeaders(req.AccountID, workerd.KVHeader, req.AccountID+"/"+bd.NamespaceID)}
+			var svc, header, id string
+			switch bd.Type {
+			case apiv1.BindingKV:
+				svc, header, id = kvServiceName(bd.NamespaceID), workerd.KVHeader, bd.NamespaceID
+			case apiv1.BindingR2:
+				svc, header, id = r2ServiceName(bd.BucketName), workerd.R2Header, bd.BucketName
+			case apiv1.BindingD1:
+				svc, header, id = d1ServiceName(bd.DatabaseID), workerd.D1Header, bd.DatabaseID
+			default:
+				continue
 			}
+			external[svc] = workerd.ExternalService{Name: svc, Address: cmp.Or(req.KVAddress, "127.0.0.1:9"),
+				Headers: b.podHeaders(req.AccountID, header, req.AccountID+"/"+id)}
 		}
 	}
-	for _, svc := range sortedKeys(kv) {
-		cfg.KV = append(cfg.KV, kv[svc])
+	for _, svc := range sortedKeys(external) {
+		cfg.External = append(cfg.External, external[svc])
 	}
 	health := workerd.Worker{
 		Name:              HealthWorkerName,
@@ -482,7 +511,7 @@ func checkWorkers(workers []BuildWorker) error {
 // prepare fetches the modules of one version and configures its worker. A
 // version that cannot be configured (a binding type octo cannot run, a
 // missing module) gets a failure message; an error means S3 failed.
-func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, req BuildRequest, secretEnv func(script, key string) string) (workerd.Worker, map[string][]byte, string, error) {
+func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, bound map[string]string, req BuildRequest, secretEnv func(script, key string) string) (workerd.Worker, map[string][]byte, string, error) {
 	s := bw.Version.Spec
 	paths := map[string]string{}
 	files := map[string][]byte{}
@@ -501,11 +530,20 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, r
 		p := moduleFile(service, i, m.Name)
 		paths[m.Name], files[p] = p, data
 	}
-	w, err := workerd.FromVersion(bw.Version, paths, kvServiceName, func(binding string) string {
-		return secretEnv(s.ScriptName, secretKey(bw.Version, binding))
+	w, err := workerd.FromVersion(bw.Version, paths, workerd.Targets{
+		KV: kvServiceName, R2: r2ServiceName, D1: d1ServiceName,
+		Script: func(script string) string { return bound[script] },
+		SecretEnv: func(binding string) string {
+			return secretEnv(s.ScriptName, secretKey(bw.Version, binding))
+		},
 	})
 	if err != nil {
 		return workerd.Worker{}, nil, err.Error(), nil
+	}
+	for _, bd := range s.Bindings {
+		if bd.Type == apiv1.BindingService && bound[bd.Service] == "" {
+			return workerd.Worker{}, nil, fmt.Sprintf("service binding %s: script %s has no active version in this bundle", bd.Name, bd.Service), nil
+		}
 	}
 	w.Name = service
 	w.Address = "*:" + strconv.Itoa(bw.Port)

@@ -513,18 +513,18 @@ func TestBuildErrors(t *testing.T) {
 	good := version(blobs, "good", "11111111-0000-4000-8000-000000000001", 1, `export default {}`)
 	gone := version(blobs, "gone", "22222222-0000-4000-8000-000000000001", 1, `export default {}`)
 	delete(blobs.m, gone.Spec.Modules[0].Key)
-	unsupported := version(blobs, "r2", "33333333-0000-4000-8000-000000000001", 1, `export default {}`,
-		apiv1.WorkerBinding{Name: "BUCKET", Type: "r2_bucket"})
+	unsupported := version(blobs, "caller", "33333333-0000-4000-8000-000000000001", 1, `export default {}`,
+		apiv1.WorkerBinding{Name: "OTHER", Type: apiv1.BindingService, Service: "elsewhere"})
 
-	// A missing module or an unsupported binding fails that worker only.
+	// A missing module or a binding the bundle cannot serve fails that worker only.
 	res, err := b.Build(ctx, BuildRequest{AccountID: account, BundleName: "x", Workers: []BuildWorker{
 		{Version: good, Port: 8081}, {Version: gone, Port: 8082}, {Version: unsupported, Port: 8083},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Ports) != 1 || len(res.Failed) != 2 || !strings.Contains(res.Failed[0].Message, "missing from storage") ||
-		!strings.Contains(res.Failed[1].Message, "r2_bucket") {
+	if len(res.Ports) != 1 || len(res.Failed) != 2 || !strings.Contains(res.Failed[1].Message, "missing from storage") ||
+		!strings.Contains(res.Failed[0].Message, "script elsewhere has no active version in this bundle") {
 		t.Errorf("ports %v failed %+v", res.Ports, res.Failed)
 	}
 

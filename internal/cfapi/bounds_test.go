@@ -89,7 +89,7 @@ func TestUploadPartBounds(t *testing.T) {
 // TestKVBindingNamespaceID: a kv_namespace binding needs an ID of the form
 // octo makes (32 lowercase hex digits).
 func TestKVBindingNamespaceID(t *testing.T) {
-	env := newScriptsEnv(t)
+	env := newScriptsEnv(t).withKVNamespace()
 	for _, id := range []string{"D5D2B0405F5FF994B5805E2A7E9068CA", "d5d2b0405f5ff994b5805e2a7e9068c", "../../d5d2b0405f5ff994b5805e2a7e", "zzzzb0405f5ff994b5805e2a7e9068ca"} {
 		env.fails(env.upload(http.MethodPut, "/scripts/kvid", esmMeta(map[string]any{"name": "KV", "type": "kv_namespace", "namespace_id": id}), esm("index.js", helloESM)),
 			http.StatusBadRequest, store.CodeKVBadNamespaceID, "namespace_id")

@@ -113,6 +113,20 @@ func newScriptsEnvWith(t testing.TB, admit bool) *scEnv {
 	return env
 }
 
+// scKVNamespace is the KV namespace withKVNamespace gives an env.
+const scKVNamespace = "d5d2b0405f5ff994b5805e2a7e9068ca"
+
+// withKVNamespace gives env's account the namespace scKVNamespace (its
+// stored record, as the KV store writes it): uploads refuse a KV namespace
+// the account does not have.
+func (env *scEnv) withKVNamespace() *scEnv {
+	rec := `{"id":"` + scKVNamespace + `","title":"fixture","created_on":"2026-01-01T00:00:00Z"}`
+	if err := testBlobs.Put(context.Background(), "accounts/"+env.acct.ID+"/kv/"+scKVNamespace+"/namespace.json", []byte(rec), "application/json", nil); err != nil {
+		env.t.Fatal(err)
+	}
+	return env
+}
+
 // build makes the store of env.storeOpts and an API server over it.
 func (env *scEnv) build() {
 	env.st = store.New(env.storeOpts)

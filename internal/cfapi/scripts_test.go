@@ -229,7 +229,7 @@ func TestScriptsUploadShapes(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			env := newScriptsEnv(t)
+			env := newScriptsEnv(t).withKVNamespace()
 			script := fmt.Sprintf("shape-%d", i)
 			env.fails(env.call(http.MethodGet, "/services/"+script, nil), http.StatusNotFound, store.CodeNotFound, "does not exist")
 			r := env.must(env.upload(http.MethodPut, "/scripts/"+script+"?include_subdomain_availability=true&excludeScript=true&bindings_inherit=strict", c.meta, c.parts...))
@@ -796,7 +796,7 @@ func TestScriptsSecrets(t *testing.T) {
 
 func TestScriptsKeepAndInheritBindings(t *testing.T) {
 	t.Parallel()
-	env := newScriptsEnv(t)
+	env := newScriptsEnv(t).withKVNamespace()
 	const script = "keep-app"
 	env.deployHello(script,
 		map[string]any{"name": "GREETING", "type": "plain_text", "text": "hello"},
@@ -840,13 +840,13 @@ func TestScriptsKeepAndInheritBindings(t *testing.T) {
 	}
 
 	// inherit resolves from the previous version.
-	env.deployHello(script, map[string]any{"name": "AUTO_KV", "type": "kv_namespace", "namespace_id": "0123456789abcdef0123456789abcdef"})
+	env.deployHello(script, map[string]any{"name": "AUTO_KV", "type": "kv_namespace", "namespace_id": scKVNamespace})
 	env.must(put(withKeep(nil,
 		map[string]any{"name": "AUTO_KV", "type": "inherit"},
 		map[string]any{"name": "TOKEN", "type": "inherit"},
 		map[string]any{"name": "NEW", "type": "plain_text", "text": "n"})))
 	v = env.latest(script)
-	if b := bindingByName(v, "AUTO_KV"); b == nil || b.Type != "kv_namespace" || b.NamespaceID != "0123456789abcdef0123456789abcdef" {
+	if b := bindingByName(v, "AUTO_KV"); b == nil || b.Type != "kv_namespace" || b.NamespaceID != scKVNamespace {
 		t.Errorf("inherited AUTO_KV = %+v", b)
 	}
 	if b := bindingByName(v, "TOKEN"); b == nil || b.SecretRef == nil {
@@ -977,8 +977,11 @@ func badUploadCases() []badUploadCase {
 		{name: "unsupported part content type", body: form(esmMeta(), hello, scPart{name: "logo.png", ct: "image/png", data: "png"}), status: bad, code: val, msg: "unsupported content type"},
 		{name: "content type over 256 characters", body: form(esmMeta(), hello, scPart{name: "a.txt", ct: "text/plain; x=" + strings.Repeat("y", 250), data: "a"}), status: bad, code: val, msg: "unsupported content type"},
 		{name: "oversize upload", body: form(esmMeta(), hello, scPart{name: "big.txt", ct: "text/plain", data: big}), status: large, code: store.CodeTooLarge, msg: "larger than"},
-		{name: "unknown binding type d1", body: form(bindings(map[string]any{"name": "DB", "type": "d1", "id": "x"}), hello), status: bad, code: store.CodeBadRequest, msg: "not support"},
-		{name: "unknown binding type r2_bucket", body: form(bindings(map[string]any{"name": "B", "type": "r2_bucket", "bucket_name": "b"}), hello), status: bad, code: store.CodeBadRequest, msg: `type "r2_bucket", which octo does not support`},
+		{name: "unknown binding type queue", body: form(bindings(map[string]any{"name": "Q", "type": "queue", "queue_name": "q"}), hello), status: bad, code: store.CodeBadRequest, msg: `type "queue", which octo does not support`},
+		{name: "r2_bucket without bucket_name", body: form(bindings(map[string]any{"name": "B", "type": "r2_bucket"}), hello), status: bad, code: val, msg: "no bucket_name"},
+		{name: "d1 without id", body: form(bindings(map[string]any{"name": "DB", "type": "d1"}), hello), status: bad, code: val, msg: "has no id"},
+		{name: "kv namespace of no one", body: form(bindings(map[string]any{"name": "KV", "type": "kv_namespace", "namespace_id": "0123456789abcdef0123456789abcdef"}), hello), status: bad, code: store.CodeKVBadNamespaceID, msg: "KV namespace '0123456789abcdef0123456789abcdef' is not valid."},
+		{name: "service binding to a missing script", body: form(bindings(map[string]any{"name": "S", "type": "service", "service": "nobody-here"}), hello), status: bad, code: store.CodeServiceBindingTarget, msg: "Target script 'nobody-here' not found"},
 		{name: "durable object migrations", body: form(map[string]any{"main_module": "index.js", "migrations": map[string]any{"new_tag": "v1"}}, hello), status: bad, code: store.CodeBadRequest, msg: "not supported"},
 		{name: "static assets", body: form(map[string]any{"main_module": "index.js", "assets": map[string]any{"jwt": "x"}}, hello), status: bad, code: store.CodeBadRequest, msg: "not supported"},
 		{name: "invalid binding name", body: form(bindings(map[string]any{"name": "MY-VAR", "type": "plain_text", "text": "x"}), hello), status: bad, code: val, msg: "invalid binding name"},

@@ -26,7 +26,7 @@ func withWorkerd(t *testing.T, env *scEnv) {
 }
 
 func TestUploadValidatedInWorkerd(t *testing.T) {
-	env := newScriptsEnv(t)
+	env := newScriptsEnv(t).withKVNamespace()
 	withWorkerd(t, env)
 
 	// A good upload reports its startup time, in the answer and the version.

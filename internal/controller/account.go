@@ -370,6 +370,7 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		return cmp.Or(cmp.Compare(a.Spec.ScriptName, b.Spec.ScriptName), cmp.Compare(a.Name, b.Name))
 	})
 	seen := map[string]bool{}
+	active := map[string]*apiv1.WorkerVersion{} // by script: what its service bindings reach
 	for i := range rels.Items {
 		rel := &rels.Items[i]
 		if rel.Spec.AccountID != acct.Name || rel.DeletionTimestamp != nil || !sel.Matches(labels.Set(rel.Labels)) {
@@ -383,6 +384,7 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		seen[script] = true
 		scripts = append(scripts, script)
 		d.releases = append(d.releases, rel)
+		share := int32(-1)
 		if dep := rel.ActiveDeployment(); dep != nil {
 			for _, vt := range dep.Versions {
 				v := byID[vt.VersionID]
@@ -391,10 +393,16 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 					continue
 				}
 				add(v)
+				if vt.Percentage > share {
+					active[script], share = v, vt.Percentage
+				}
 			}
 		}
 		if v := latest[script]; v != nil {
 			add(v)
+			if active[script] == nil {
+				active[script] = v
+			}
 		}
 	}
 
@@ -406,7 +414,7 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		ports[idx] = map[string]int32{}
 		for _, w := range b.Spec.Workers {
 			ports[idx][w.VersionID] = w.Port
-			if _, ok := placed[w.ScriptName]; !ok {
+			if _, ok := placed[w.ScriptName]; !ok && !w.Copy {
 				placed[w.ScriptName] = idx
 			}
 		}
@@ -447,6 +455,7 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		byShard[shardIndex(b)] = b
 	}
 	for idx, spec := range d.specs {
+		spec.Workers = withServiceTargets(spec.Workers, idx, d.shardOf, active, byID)
 		spec.Normalize()
 		assignPorts(spec.Workers, ports[idx])
 		if until, ok := r.linger(byShard[idx], spec, byID); ok {
@@ -486,11 +495,42 @@ func (r *AccountReconciler) linger(b *apiv1.WorkerBundle, spec apiv1.WorkerBundl
 		have[w.VersionID] = w
 	}
 	for _, w := range spec.Workers {
-		if h, ok := have[w.VersionID]; !ok || h.Port != w.Port || h.ScriptName != w.ScriptName || h.VersionName != w.VersionName {
+		if h, ok := have[w.VersionID]; !ok || h.Port != w.Port || h.ScriptName != w.ScriptName || h.VersionName != w.VersionName ||
+			h.ServiceTarget != w.ServiceTarget || h.Copy != w.Copy {
 			return time.Time{}, false
 		}
 	}
 	return until, true
+}
+
+// withServiceTargets marks, in the workers of shard idx, the version each
+// service binding reaches (its script's active version), and adds a copy of
+// those whose script lives in another shard, with the targets of their own
+// bindings in turn: a service binding is a call inside one workerd process,
+// so fetch and RPC (WorkerEntrypoint methods) both work. A binding to a
+// script without a release is left to the build, which reports it.
+func withServiceTargets(workers []apiv1.BundleWorker, idx int, shardOf map[string]int, active, byID map[string]*apiv1.WorkerVersion) []apiv1.BundleWorker {
+	for i := 0; i < len(workers); i++ {
+		v := byID[workers[i].VersionID]
+		if v == nil {
+			continue
+		}
+		for _, b := range v.Spec.Bindings {
+			t := active[b.Service]
+			if b.Type != apiv1.BindingService || t == nil {
+				continue
+			}
+			j := slices.IndexFunc(workers, func(w apiv1.BundleWorker) bool { return w.VersionID == t.Spec.VersionID })
+			if j < 0 {
+				home, placed := shardOf[t.Spec.ScriptName]
+				workers = append(workers, apiv1.BundleWorker{ScriptName: t.Spec.ScriptName, VersionID: t.Spec.VersionID,
+					VersionName: t.Name, Copy: !placed || home != idx})
+				j = len(workers) - 1
+			}
+			workers[j].ServiceTarget = true
+		}
+	}
+	return workers
 }
 
 // assignPorts keeps each worker's port from old while it is valid and

@@ -257,8 +257,8 @@ const config :Workerd.Config = (
 		},
 		"include": []any{
 			[]any{"dir/a.txt", "text/plain", custom},
-			[]any{"dir/b.txt", "application/octet-stream", map[string]any{"k": "dir/b.txt"}},
-			[]any{"dir/sub/c.txt", "application/octet-stream", map[string]any{"k": "dir/sub/c.txt"}},
+			[]any{"dir/b.txt", nil, map[string]any{"k": "dir/b.txt"}},
+			[]any{"dir/sub/c.txt", nil, map[string]any{"k": "dir/sub/c.txt"}},
 		},
 		"noInclude": []any{"top.txt", 7.0, nil},
 		"multipart": map[string]any{"key": "big.bin", "size": float64(5<<20 + 4), "twoParts": true, "suffix": "aatail",

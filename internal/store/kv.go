@@ -325,8 +325,16 @@ func (st *KV) DeleteNamespace(ctx context.Context, account, id string) error {
 	return st.blobs.DeletePrefix(ctx, kvNamespacePrefix(account, id))
 }
 
+// kvNone is the value of a user metadata name that holds nothing: not
+// base64 and not a number.
+const kvNone = "-"
+
+// userMetadata always sets both names, kvNone for what e lacks: the S3
+// store keeps an object's earlier user metadata across an overwrite that
+// leaves a name out (versitygw's sidecar metadata), and a put must replace
+// the whole entry, as on Cloudflare.
 func (st *KV) userMetadata(e KVEntry) map[string]string {
-	meta := map[string]string{}
+	meta := map[string]string{kvMetaMetadata: kvNone, kvMetaExpiration: kvNone}
 	if len(e.Metadata) > 0 {
 		meta[kvMetaMetadata] = base64.StdEncoding.EncodeToString(e.Metadata)
 	}

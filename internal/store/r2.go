@@ -61,7 +61,20 @@ const (
 	// r2MetaCustom holds the whole custom metadata (base64url JSON) when a
 	// key or value cannot travel as a plain x-amz-meta-<key> header.
 	r2MetaCustom = "octo-r2-custom"
+	// r2MetaRecord holds the object's whole HTTP and custom metadata
+	// (base64url JSON, r2MetaJSON), written with every put: the S3 store
+	// keeps an object's earlier metadata across an overwrite that leaves a
+	// header out (versitygw's sidecar metadata), so the headers alone could
+	// show a previous upload's values. When present it is the truth.
+	r2MetaRecord = "octo-r2-meta"
 )
+
+// r2MetaJSON is the content of r2MetaRecord.
+type r2MetaJSON struct {
+	HTTP   R2HTTPMetadata    `json:"http"`
+	Expiry int64             `json:"expiry,omitempty"` // unix seconds; 0 = none
+	Custom map[string]string `json:"custom,omitempty"`
+}
 
 // R2 keeps Cloudflare R2 buckets in the S3 store: one S3 bucket per
 // (account, R2 bucket), named by R2S3Bucket, so accounts never see each
@@ -447,15 +460,36 @@ func r2CustomSafe(custom map[string]string) bool {
 }
 
 // r2UserMetadata is the S3 user metadata that keeps custom.
-func r2UserMetadata(custom map[string]string) map[string]string {
-	if len(custom) == 0 {
-		return nil
+func r2UserMetadata(o R2PutOptions) map[string]string {
+	rec := r2MetaJSON{HTTP: o.HTTP, Custom: o.Custom}
+	if !o.HTTP.CacheExpiry.IsZero() {
+		rec.Expiry = o.HTTP.CacheExpiry.Unix()
 	}
-	if r2CustomSafe(custom) {
-		return custom
+	b, _ := json.Marshal(rec)
+	return map[string]string{r2MetaRecord: base64.RawURLEncoding.EncodeToString(b)}
+}
+
+// r2MetaFrom reads r2MetaRecord from S3 user metadata, if there.
+func r2MetaFrom(meta map[string]string) (*R2HTTPMetadata, map[string]string, bool) {
+	for k, v := range meta {
+		if !strings.EqualFold(k, r2MetaRecord) {
+			continue
+		}
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		var rec r2MetaJSON
+		if err != nil || json.Unmarshal(b, &rec) != nil {
+			return nil, nil, false
+		}
+		h := rec.HTTP
+		if rec.Expiry != 0 {
+			h.CacheExpiry = time.Unix(rec.Expiry, 0).UTC()
+		}
+		if rec.Custom == nil {
+			rec.Custom = map[string]string{}
+		}
+		return &h, rec.Custom, true
 	}
-	b, _ := json.Marshal(custom)
-	return map[string]string{r2MetaCustom: base64.RawURLEncoding.EncodeToString(b)}
+	return nil, nil, false
 }
 
 // r2Custom reads custom metadata back from S3 user metadata (whose names
@@ -493,7 +527,7 @@ func r2PutOptions(o R2PutOptions) minio.PutObjectOptions {
 		ContentType: o.HTTP.ContentType, ContentLanguage: o.HTTP.ContentLanguage,
 		ContentDisposition: o.HTTP.ContentDisposition, ContentEncoding: o.HTTP.ContentEncoding,
 		CacheControl: o.HTTP.CacheControl, Expires: o.HTTP.CacheExpiry,
-		UserMetadata: r2UserMetadata(o.Custom),
+		UserMetadata: r2UserMetadata(o),
 	}
 }
 
@@ -527,6 +561,9 @@ func r2Object(info minio.ObjectInfo, withMeta bool) R2Object {
 		}
 		o.HTTP = h
 		o.Custom = r2Custom(info.UserMetadata)
+		if rh, rc, ok := r2MetaFrom(info.UserMetadata); ok {
+			o.HTTP, o.Custom = rh, rc
+		}
 	}
 	return o
 }

@@ -174,11 +174,11 @@ func TestR2Objects(t *testing.T) {
 	if *head.HTTP != wantHTTP || fmt.Sprint(head.Custom) != fmt.Sprint(custom) || head.Version != put.Version {
 		t.Errorf("head = %+v http %+v custom %v", head, head.HTTP, head.Custom)
 	}
-	// Plain custom metadata stays plain S3 user metadata.
+	// Without HTTP metadata an object has none, as on R2.
 	if _, err := r2.Put(ctx, acct, "bkt", "plain", strings.NewReader("x"), 1, store.R2PutOptions{Custom: map[string]string{"a-b": "c d"}}); err != nil {
 		t.Fatal(err)
 	}
-	if h, err := r2.Head(ctx, acct, "bkt", "plain"); err != nil || fmt.Sprint(h.Custom) != "map[a-b:c d]" || h.HTTP.ContentType == "" {
+	if h, err := r2.Head(ctx, acct, "bkt", "plain"); err != nil || fmt.Sprint(h.Custom) != "map[a-b:c d]" || *h.HTTP != (store.R2HTTPMetadata{}) {
 		t.Errorf("plain head = %+v, %v", h, err)
 	}
 
@@ -434,3 +434,26 @@ func TestR2Multipart(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestR2OverwriteReplacesMetadata: a put replaces the object's HTTP and
+// custom metadata, even with none.
+func TestR2OverwriteReplacesMetadata(t *testing.T) {
+	ctx := context.Background()
+	r2, acct := newR2Bucket(t)
+	if _, err := r2.Put(ctx, acct, "bkt", "k", strings.NewReader("one"), 3, store.R2PutOptions{
+		HTTP:   store.R2HTTPMetadata{ContentType: "text/plain", CacheControl: "max-age=60"},
+		Custom: map[string]string{"owner": "ann", "Mixed Case": "x"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Put(ctx, acct, "bkt", "k", strings.NewReader("two!"), 4, store.R2PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := r2.Head(ctx, acct, "bkt", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Size != 4 || len(head.Custom) != 0 || *head.HTTP != (store.R2HTTPMetadata{}) {
+		t.Errorf("after an overwrite without metadata: size %d http %+v custom %v", head.Size, head.HTTP, head.Custom)
+	}
+}

@@ -77,6 +77,11 @@ type Binding struct {
 	Service     string          `json:"service,omitempty"`
 	Environment string          `json:"environment,omitempty"`
 	Entrypoint  string          `json:"entrypoint,omitempty"`
+	// BucketName and Jurisdiction are an r2_bucket binding's bucket.
+	BucketName   string `json:"bucket_name,omitempty"`
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	// ID is a d1 binding's database UUID.
+	ID string `json:"id,omitempty"`
 }
 
 // supportedBindings are the binding types octo serves.
@@ -84,6 +89,7 @@ var supportedBindings = map[string]bool{
 	apiv1.BindingPlainText: true, apiv1.BindingJSON: true, apiv1.BindingSecretText: true,
 	apiv1.BindingKV: true, apiv1.BindingWasmModule: true, apiv1.BindingTextBlob: true,
 	apiv1.BindingDataBlob: true, BindingInherit: true,
+	apiv1.BindingR2: true, apiv1.BindingD1: true, apiv1.BindingService: true,
 }
 
 // Limits is metadata.limits: the Worker's per-request limits. Only cpu_ms
@@ -331,7 +337,7 @@ func (u *Upload) validateBindings() error {
 		}
 		names[b.Name] = true
 		if !supportedBindings[b.Type] {
-			return invalid("binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
+			return invalid("binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, r2_bucket, d1, service, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
 		}
 		switch b.Type {
 		case apiv1.BindingPlainText:
@@ -359,6 +365,24 @@ func (u *Upload) validateBindings() error {
 			if !ValidKVNamespaceID(b.NamespaceID) {
 				return Errorf(Invalid, CodeKVBadNamespaceID,
 					"KV namespace '%.64s' is not valid: kv_namespace binding %q needs a namespace_id of 32 lowercase hex digits", b.NamespaceID, b.Name)
+			}
+		case apiv1.BindingR2:
+			if b.BucketName == "" {
+				return badUpload("r2_bucket binding %q has no bucket_name", b.Name)
+			}
+			if b.Jurisdiction != "" && b.Jurisdiction != "default" {
+				return invalid("r2_bucket binding %q asks for jurisdiction %q: octo keeps every bucket on this machine (no jurisdictions)", b.Name, b.Jurisdiction)
+			}
+		case apiv1.BindingD1:
+			if b.ID == "" {
+				return badUpload("d1 binding %q has no id", b.Name)
+			}
+		case apiv1.BindingService:
+			if err := ValidScriptName(b.Service); err != nil {
+				return badUpload("service binding %q: %s", b.Name, err.(*Error).Msg)
+			}
+			if b.Entrypoint != "" && !bindingRE.MatchString(b.Entrypoint) {
+				return badUpload("service binding %q: invalid entrypoint %q", b.Name, b.Entrypoint)
 			}
 		case apiv1.BindingWasmModule, apiv1.BindingTextBlob, apiv1.BindingDataBlob:
 			if u.part(b.Part) == nil {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -26,7 +28,24 @@ func WorkerdValidator(val *workerd.Validator) ValidateFunc {
 		// Secrets stay unset (null) during this start; any variable name will do.
 		secrets := 0
 		secretEnv := func(string) string { secrets++; return fmt.Sprintf("OCTO_SECRET_%d", secrets) }
-		w, err := workerd.FromVersion(v, paths, func(string) string { return "kv" }, secretEnv)
+		// Bindings reach services that do not run during this start:
+		// workerd only needs their names to resolve.
+		stub := func(kind string) func(string) string {
+			return func(id string) string {
+				sum := sha256.Sum256([]byte(id))
+				return kind + "-" + hex.EncodeToString(sum[:6])
+			}
+		}
+		self := workerd.ServiceName(v.Spec.ScriptName, v.Spec.VersionID)
+		w, err := workerd.FromVersion(v, paths, workerd.Targets{
+			KV: stub("kv"), R2: stub("r2"), D1: stub("d1"), SecretEnv: secretEnv,
+			Script: func(script string) string {
+				if script == v.Spec.ScriptName {
+					return self
+				}
+				return stub("script")(script)
+			},
+		})
 		if err != nil {
 			return 0, err
 		}

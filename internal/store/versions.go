@@ -121,6 +121,9 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 	for _, k := range in.unbind {
 		bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
 	}
+	if err := s.checkBindingTargets(ctx, a, script, bindings, in.Metadata.Bindings); err != nil {
+		return nil, nil, err
+	}
 	if len(bindings) > maxBindings { // kept secrets come on top of the upload's bindings
 		return nil, nil, badUpload("too many bindings (%d with the kept ones, at most %d)", len(bindings), maxBindings)
 	}
@@ -391,7 +394,8 @@ func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, sec
 			out = append(out, apiv1.WorkerBinding{Name: b.Name, Type: b.Type, SecretRef: &apiv1.SecretKeyRef{Name: secretName, Key: key}})
 		default:
 			wb := apiv1.WorkerBinding{Name: b.Name, Type: b.Type, NamespaceID: b.NamespaceID, Part: b.Part,
-				Service: b.Service, Environment: b.Environment, Entrypoint: b.Entrypoint}
+				Service: b.Service, Environment: b.Environment, Entrypoint: b.Entrypoint,
+				BucketName: b.BucketName, DatabaseID: b.ID}
 			if b.Text != nil {
 				wb.Text = *b.Text
 			}

@@ -85,7 +85,7 @@ func TestRenderFull(t *testing.T) {
 	}
 	cfg := Config{
 		Workers:       []Worker{es, sw},
-		KV:            []KVService{{Name: "kv-d5d2", Address: "10.0.0.1:8080", Headers: map[string]string{"x-z": "2", "x-a": "1"}}},
+		External:      []ExternalService{{Name: "kv-d5d2", Address: "10.0.0.1:8080", Headers: map[string]string{"x-z": "2", "x-a": "1"}}},
 		TailCollector: "10.0.0.1:9090",
 		V8Flags:       DefaultV8Flags,
 	}
@@ -256,13 +256,13 @@ func TestRenderInvalid(t *testing.T) {
 		"data without module": {mod(func(w *Worker) { w.Bindings = []Binding{{Name: "A", Kind: Data}} }), "no module"},
 		"wasm unknown module": {mod(func(w *Worker) { w.Bindings = []Binding{{Name: "A", Kind: Wasm, Module: "x.wasm"}} }), "not a module"},
 		"bad env":             {mod(func(w *Worker) { w.Bindings = []Binding{{Name: "A", Kind: FromEnv, Env: "A-B"}} }), "environment variable"},
-		"unknown kind":        {mod(func(w *Worker) { w.Bindings = []Binding{{Name: "A", Kind: "r2"}} }), "unknown binding kind"},
+		"unknown kind":        {mod(func(w *Worker) { w.Bindings = []Binding{{Name: "A", Kind: "queue"}} }), "unknown binding kind"},
 		"bad address":         {mod(func(w *Worker) { w.Address = "a b" }), "address"},
 		"dup worker":          {Config{Workers: []Worker{helloWorker(), helloWorker()}}, "already used"},
 		"kv clashes with worker": {Config{Workers: []Worker{helloWorker()},
-			KV: []KVService{{Name: "hello-83a49508", Address: "x:1"}}}, "already used"},
+			External: []ExternalService{{Name: "hello-83a49508", Address: "x:1"}}}, "already used"},
 		"bad header": {Config{Workers: []Worker{helloWorker()},
-			KV: []KVService{{Name: "kv", Address: "x:1", Headers: map[string]string{"a b": "c"}}}}, "header"},
+			External: []ExternalService{{Name: "kv", Address: "x:1", Headers: map[string]string{"a b": "c"}}}}, "header"},
 		"bad collector": {Config{Workers: []Worker{helloWorker()}, TailCollector: "a\nb"}, "tail collector"},
 		"bad V8 flag":   {Config{Workers: []Worker{helloWorker()}, V8Flags: []string{"--x\"]"}}, "V8 flag"},
 	} {

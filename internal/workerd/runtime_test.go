@@ -243,7 +243,7 @@ func TestValidateClampedDate(t *testing.T) {
 		Modules:           []apiv1.WorkerModule{{Name: "index.js", Type: apiv1.ModuleESModule}},
 		CompatibilityDate: "2099-01-01",
 	}}
-	w, err := FromVersion(v, map[string]string{"index.js": "index.js"}, nil, nil)
+	w, err := FromVersion(v, map[string]string{"index.js": "index.js"}, Targets{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestValidateDraftWorker(t *testing.T) {
 		Modules:  []apiv1.WorkerModule{{Name: "fresh-worker", Type: apiv1.ModuleESModule}},
 		Bindings: []apiv1.WorkerBinding{{Name: "S", Type: apiv1.BindingSecretText}},
 	}}
-	w, err := FromVersion(v, map[string]string{"fresh-worker": "m/0"}, nil, func(b string) string { return "OCTO_SECRET_" + b })
+	w, err := FromVersion(v, map[string]string{"fresh-worker": "m/0"}, Targets{SecretEnv: func(b string) string { return "OCTO_SECRET_" + b }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func TestServe(t *testing.T) {
 		},
 	}}
 	files := map[string]string{"index.js": "w/index.js", "./banner.txt": "w/banner.txt", "data.bin": "w/data.bin", "conf.json": "w/conf.json"}
-	w, err := FromVersion(v, files, func(id string) string { return "kv-" + id[:8] }, func(b string) string { return "OCTO_SECRET_" + b })
+	w, err := FromVersion(v, files, Targets{KV: func(id string) string { return "kv-" + id[:8] }, SecretEnv: func(b string) string { return "OCTO_SECRET_" + b }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestServe(t *testing.T) {
 	w.Tail = true
 	cfg := Config{
 		Workers:       []Worker{w},
-		KV:            []KVService{{Name: "kv-d5d2b040", Address: strings.TrimPrefix(kv.URL, "http://"), Headers: map[string]string{"x-octo-namespace": "d5d2b0405f5ff994b5805e2a7e9068ca"}}},
+		External:      []ExternalService{{Name: "kv-d5d2b040", Address: strings.TrimPrefix(kv.URL, "http://"), Headers: map[string]string{"x-octo-namespace": "d5d2b0405f5ff994b5805e2a7e9068ca"}}},
 		TailCollector: strings.TrimPrefix(collector.URL, "http://"),
 		V8Flags:       DefaultV8Flags,
 	}

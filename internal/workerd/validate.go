@@ -7,14 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 // ValidateTimeout bounds one validation. workerd has no startup time limit
@@ -33,9 +37,32 @@ type StartupError struct {
 
 func (e *StartupError) Error() string { return e.Message }
 
-// validationKVAddress is where KV services point during validation: nothing
-// listens there, and KV is never called at startup.
+// validationKVAddress is where the KV, R2 and D1 services point during
+// validation: nothing listens there, and bindings are not called at startup.
 const validationKVAddress = "127.0.0.1:9"
+
+// stubWorker stands in, during validation, for the Worker name that
+// service bindings reach at entrypoints ("" is the default export): an
+// internal Worker exporting each of them, and its module's source.
+func stubWorker(name string, entrypoints []string) (Worker, string) {
+	var src strings.Builder
+	src.WriteString("import { WorkerEntrypoint } from \"cloudflare:workers\";\n")
+	src.WriteString("export default { fetch() { return new Response(null, { status: 503 }); } };\n")
+	seen := map[string]bool{}
+	for _, e := range entrypoints {
+		if e == "" || e == "default" || seen[e] || !bindingNameRE.MatchString(e) {
+			continue
+		}
+		seen[e] = true
+		fmt.Fprintf(&src, "export class %s extends WorkerEntrypoint {}\n", e)
+	}
+	return Worker{
+		Name:              name,
+		Modules:           []Module{{Name: "stub.js", Type: apiv1.ModuleESModule, Path: "octo-stub/" + name + ".js"}},
+		CompatibilityDate: DefaultCompatibilityDate,
+		Internal:          true,
+	}, src.String()
+}
 
 // Validator starts Workers once in workerd to catch startup errors before a
 // version is accepted. The uploaded code runs confined (see Sandbox), for at
@@ -92,12 +119,26 @@ func (v *Validator) Validate(ctx context.Context, w Worker, files map[string][]b
 	w.UnixSocket = "" // the pod's socket directory exists only in the pod
 	w.Tail = false
 	cfg := Config{Workers: []Worker{w}}
-	kv := map[string]bool{}
+	stubs := map[string][]string{} // bound Worker → its entrypoints
+	external := map[string]bool{}
 	for _, b := range w.Bindings {
-		if b.Kind == KV && !kv[b.Service] {
-			kv[b.Service] = true
-			cfg.KV = append(cfg.KV, KVService{Name: b.Service, Address: validationKVAddress})
+		switch {
+		case b.Kind == Service && b.Service != w.Name:
+			stubs[b.Service] = append(stubs[b.Service], b.Entrypoint)
+		case (b.Kind == KV || b.Kind == R2 || b.Kind == D1) && !external[b.Service]:
+			external[b.Service] = true
+			cfg.External = append(cfg.External, ExternalService{Name: b.Service, Address: validationKVAddress})
 		}
+	}
+	if len(stubs) > 0 {
+		files = maps.Clone(files)
+	}
+	for _, name := range slices.Sorted(maps.Keys(stubs)) {
+		// The bound Worker is not started with it; a stub with the same
+		// entrypoints stands in (workerd resolves them at startup).
+		sw, src := stubWorker(name, stubs[name])
+		cfg.Workers = append(cfg.Workers, sw)
+		files[sw.Modules[0].Path] = []byte(src)
 	}
 	text, err := cfg.Render()
 	if err != nil {
@@ -126,13 +167,15 @@ func (v *Validator) Validate(ctx context.Context, w Worker, files map[string][]b
 		return 0, fmt.Errorf("validate %s: %w", w.Name, err)
 	}
 	defer os.RemoveAll(dir)
-	for _, m := range w.Modules {
-		p := filepath.Join(dir, filepath.FromSlash(m.Path))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return 0, fmt.Errorf("validate %s: %w", w.Name, err)
-		}
-		if err := os.WriteFile(p, files[m.Path], 0o600); err != nil {
-			return 0, fmt.Errorf("validate %s: %w", w.Name, err)
+	for _, cw := range cfg.Workers {
+		for _, m := range cw.Modules {
+			p := filepath.Join(dir, filepath.FromSlash(m.Path))
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return 0, fmt.Errorf("validate %s: %w", w.Name, err)
+			}
+			if err := os.WriteFile(p, files[m.Path], 0o600); err != nil {
+				return 0, fmt.Errorf("validate %s: %w", w.Name, err)
+			}
 		}
 	}
 	configPath := filepath.Join(dir, "config.capnp")

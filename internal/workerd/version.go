@@ -35,20 +35,41 @@ func ClampCompatibilityDate(date string) string {
 	return date
 }
 
+// Targets name what a version's bindings reach outside its own code: the
+// workerd service of each KV namespace, R2 bucket, D1 database and bound
+// script, and the environment variable that holds each secret. FromVersion
+// refuses a binding whose func is nil.
+type Targets struct {
+	// KV is the external service of a KV namespace ID.
+	KV func(namespaceID string) string
+	// R2 is the external service of an R2 bucket name.
+	R2 func(bucket string) string
+	// D1 is the external service of a D1 database ID.
+	D1 func(databaseID string) string
+	// Script is the Worker (service name) a service binding to script
+	// reaches.
+	Script func(script string) string
+	// SecretEnv is the environment variable of a secret binding.
+	SecretEnv func(binding string) string
+}
+
 // FromVersion maps a WorkerVersion to a Worker, the way Cloudflare runs an uploaded version:
 //
 //   - the main module (main_module or body_part) first, then the others in
 //     upload order; source maps are left out. A body_part makes a
 //     service-worker script.
-//   - plain_text → Text; json → JSON; secret_text → FromEnv(secretEnv(name));
-//     kv_namespace → KV(kvService(namespace ID)); wasm_module → Wasm,
-//     text_blob → Text read from the module, data_blob → Data.
+//   - plain_text → Text; json → JSON; secret_text → FromEnv(t.SecretEnv(name));
+//     kv_namespace → KV(t.KV(namespace ID)); r2_bucket → R2(t.R2(bucket));
+//     d1 → D1(t.D1(database ID)); service → Service(t.Script(script)) at its
+//     entrypoint; wasm_module → Wasm, text_blob → Text read from the module,
+//     data_blob → Data.
 //   - the compatibility date is clamped (ClampCompatibilityDate).
 //
 // files maps each module name to its path relative to the config file.
 // Name is ServiceName(script, version ID); Address and Tail are left for the
-// caller. Binding types octo does not run yet are an error.
-func FromVersion(v *apiv1.WorkerVersion, files map[string]string, kvService func(namespaceID string) string, secretEnv func(binding string) string) (Worker, error) {
+// caller. Binding types octo does not run yet, and bindings whose Targets
+// func is nil, are an error.
+func FromVersion(v *apiv1.WorkerVersion, files map[string]string, t Targets) (Worker, error) {
 	s := &v.Spec
 	w := Worker{
 		Name:               ServiceName(s.ScriptName, s.VersionID),
@@ -108,15 +129,30 @@ func FromVersion(v *apiv1.WorkerVersion, files map[string]string, kvService func
 			}
 			wb.Kind, wb.JSON = JSON, string(b.JSON.Raw)
 		case apiv1.BindingSecretText:
-			if secretEnv == nil {
+			if t.SecretEnv == nil {
 				return Worker{}, fmt.Errorf("version %s: secret binding %s needs an environment variable", s.VersionID, b.Name)
 			}
-			wb.Kind, wb.Env = FromEnv, secretEnv(b.Name)
+			wb.Kind, wb.Env = FromEnv, t.SecretEnv(b.Name)
 		case apiv1.BindingKV:
-			if kvService == nil {
+			if t.KV == nil {
 				return Worker{}, fmt.Errorf("version %s: KV binding %s needs a KV service", s.VersionID, b.Name)
 			}
-			wb.Kind, wb.Service = KV, kvService(b.NamespaceID)
+			wb.Kind, wb.Service = KV, t.KV(b.NamespaceID)
+		case apiv1.BindingR2:
+			if t.R2 == nil {
+				return Worker{}, fmt.Errorf("version %s: R2 binding %s needs an R2 service", s.VersionID, b.Name)
+			}
+			wb.Kind, wb.Service = R2, t.R2(b.BucketName)
+		case apiv1.BindingD1:
+			if t.D1 == nil {
+				return Worker{}, fmt.Errorf("version %s: D1 binding %s needs a D1 service", s.VersionID, b.Name)
+			}
+			wb.Kind, wb.Service = D1, t.D1(b.DatabaseID)
+		case apiv1.BindingService:
+			if t.Script == nil {
+				return Worker{}, fmt.Errorf("version %s: service binding %s needs the Worker of script %s", s.VersionID, b.Name, b.Service)
+			}
+			wb.Kind, wb.Service, wb.Entrypoint = Service, t.Script(b.Service), b.Entrypoint
 		case apiv1.BindingWasmModule:
 			wb.Kind, wb.Module = Wasm, b.Part
 		case apiv1.BindingTextBlob:

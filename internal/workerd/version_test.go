@@ -128,7 +128,7 @@ func TestFromVersion(t *testing.T) {
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := FromVersion(tc.v, testFiles(tc.v), kvSvc, secretEnv)
+			got, err := FromVersion(tc.v, testFiles(tc.v), Targets{KV: kvSvc, SecretEnv: secretEnv})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestFromVersion(t *testing.T) {
 				t.Fatalf("FromVersion:\n got %+v\nwant %+v", got, tc.want)
 			}
 			// Every mapped version renders.
-			cfg := Config{Workers: []Worker{got}, KV: []KVService{{Name: "kv-d5d2", Address: "127.0.0.1:1"}}}
+			cfg := Config{Workers: []Worker{got}, External: []ExternalService{{Name: "kv-d5d2", Address: "127.0.0.1:1"}}}
 			if _, err := cfg.Render(); err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -155,7 +155,7 @@ func TestFromVersionErrors(t *testing.T) {
 			map[string]string{"index.js": "a"}, "not among its modules"},
 		"no main": {testVersion(func(s *apiv1.WorkerVersionSpec) { s.MainModule = "" }), nil, "neither"},
 		"unsupported binding": {testVersion(func(s *apiv1.WorkerVersionSpec) {
-			s.Bindings = []apiv1.WorkerBinding{{Name: "B", Type: "r2_bucket"}}
+			s.Bindings = []apiv1.WorkerBinding{{Name: "B", Type: "queue"}}
 		}), nil, "cannot run yet"},
 		"json without value": {testVersion(func(s *apiv1.WorkerVersionSpec) {
 			s.Bindings = []apiv1.WorkerBinding{{Name: "B", Type: apiv1.BindingJSON}}
@@ -166,7 +166,7 @@ func TestFromVersionErrors(t *testing.T) {
 			if files == nil {
 				files = testFiles(tc.v)
 			}
-			_, err := FromVersion(tc.v, files, kvSvc, secretEnv)
+			_, err := FromVersion(tc.v, files, Targets{KV: kvSvc, SecretEnv: secretEnv})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v, want one containing %q", err, tc.want)
 			}

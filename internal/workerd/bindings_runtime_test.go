@@ -1,0 +1,167 @@
+package workerd
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+)
+
+// TestValidateBindingsToOthers: a version bound to another script, an R2
+// bucket and a D1 database starts in validation, where none of them runs.
+func TestValidateBindingsToOthers(t *testing.T) {
+	bin := workerdBin(t)
+	v := &apiv1.WorkerVersion{Spec: apiv1.WorkerVersionSpec{
+		ScriptName: "caller", VersionID: testVersionID, MainModule: "index.js",
+		Modules:           []apiv1.WorkerModule{{Name: "index.js", Type: apiv1.ModuleESModule}},
+		CompatibilityDate: "2025-01-01",
+		Bindings: []apiv1.WorkerBinding{
+			{Name: "OTHER", Type: apiv1.BindingService, Service: "other"},
+			{Name: "GREETER", Type: apiv1.BindingService, Service: "other", Entrypoint: "Greeter"},
+			{Name: "SELF", Type: apiv1.BindingService, Service: "caller"},
+			{Name: "BUCKET", Type: apiv1.BindingR2, BucketName: "photos"},
+			{Name: "DB", Type: apiv1.BindingD1, DatabaseID: "c9d4c5a2-1111-4222-8333-444455556666"},
+		},
+	}}
+	name := ServiceName("caller", testVersionID)
+	w, err := FromVersion(v, map[string]string{"index.js": "index.js"}, Targets{
+		R2: func(b string) string { return "r2-" + b },
+		D1: func(id string) string { return "d1-" + id[:8] },
+		Script: func(s string) string {
+			return map[string]string{"caller": name}[s] + map[string]string{"other": "other-1"}[s]
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = testValidator(bin).Validate(context.Background(), w, map[string][]byte{
+		"index.js": []byte(`export default { async fetch(req, env) { return env.OTHER.fetch(req); } };`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeServiceBindings: a Worker reaches another Worker of the config
+// through a service binding, by fetch and by RPC on a named entrypoint, and
+// a D1 binding gets the JavaScript API of workerd's d1-api module.
+func TestServeServiceBindings(t *testing.T) {
+	bin := workerdBin(t)
+	callee := Worker{
+		Name:              "callee-1",
+		Modules:           []Module{{Name: "callee.js", Type: apiv1.ModuleESModule, Path: "callee/callee.js"}},
+		CompatibilityDate: "2025-01-01",
+		Internal:          true,
+	}
+	caller := Worker{
+		Name:              "caller-1",
+		Modules:           []Module{{Name: "caller.js", Type: apiv1.ModuleESModule, Path: "caller/caller.js"}},
+		CompatibilityDate: "2025-01-01",
+		Bindings: []Binding{
+			{Name: "CALLEE", Kind: Service, Service: "callee-1"},
+			{Name: "GREETER", Kind: Service, Service: "callee-1", Entrypoint: "Greeter"},
+			{Name: "DB", Kind: D1, Service: "d1-x"},
+			{Name: "BUCKET", Kind: R2, Service: "r2-x"},
+		},
+		Address: "127.0.0.1:0",
+	}
+	cfg := Config{Workers: []Worker{callee, caller},
+		External: []ExternalService{{Name: "d1-x", Address: "127.0.0.1:9"}, {Name: "r2-x", Address: "127.0.0.1:9"}}}
+	text, err := cfg.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, `(name = "callee-1", http`) {
+		t.Errorf("an internal Worker got a socket:\n%s", text)
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"config.capnp": text,
+		"callee/callee.js": `import { WorkerEntrypoint } from "cloudflare:workers";
+export class Greeter extends WorkerEntrypoint {
+  async hello(name) { return "hello " + name; }
+}
+export default { fetch(req) { return new Response("callee saw " + new URL(req.url).pathname); } };`,
+		"caller/caller.js": `export default {
+  async fetch(req, env) {
+    const viaFetch = await (await env.CALLEE.fetch("http://callee/x/y")).text();
+    const viaRPC = await env.GREETER.hello("octo");
+    return Response.json({ viaFetch, viaRPC, d1: typeof env.DB.prepare, r2: typeof env.BUCKET.get });
+  },
+};`,
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port, stderr := serveConfig(t, bin, filepath.Join(dir, "config.capnp"), caller.Name)
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	want := `{"viaFetch":"callee saw /x/y","viaRPC":"hello octo","d1":"function","r2":"function"}`
+	if res.StatusCode != 200 || string(body) != want {
+		t.Fatalf("%s %s, want %s (stderr %s)", res.Status, body, want, stderr())
+	}
+}
+
+// serveConfig runs `workerd serve config` until the test ends and returns
+// the port of socket and a reader of workerd's stderr.
+func serveConfig(t *testing.T, bin, config, socket string) (int, func() string) {
+	t.Helper()
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctlR.Close() })
+	cmd := exec.Command(bin, "serve", config, "--control-fd=3")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.ExtraFiles = []*os.File{ctlW}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctlW.Close()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	port := make(chan int, 1)
+	go func() {
+		defer close(port)
+		sc := bufio.NewScanner(ctlR)
+		for sc.Scan() {
+			var ev struct {
+				Event  string `json:"event"`
+				Socket string `json:"socket"`
+				Port   int    `json:"port"`
+			}
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == socket {
+				port <- ev.Port
+				return
+			}
+		}
+	}()
+	select {
+	case p, ok := <-port:
+		if ok {
+			return p, stderr.String
+		}
+	case <-time.After(10 * time.Second):
+	}
+	t.Fatalf("workerd did not listen on %s; stderr:\n%s", socket, stderr.String())
+	return 0, nil
+}
