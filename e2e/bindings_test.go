@@ -1,0 +1,112 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// storageBindings is TestWrangler's storage-bindings step (wrangler 4.86):
+// an R2 bucket and a D1 database made with wrangler's own commands, seeded
+// with `r2 object put` and `d1 execute`, and a Worker that uses R2, D1, KV
+// and service bindings (fetch and RPC) together; then wrangler reads back
+// what the Worker wrote; uploads naming a database or script the account
+// lacks are refused (a missing bucket wrangler provisions itself).
+func storageBindings(t *testing.T, w *wranglerCLI, g *gatewayClient, work string) {
+	dir := copyProject(t, "bindings", filepath.Join(work, "bindings"))
+	callee := copyProject(t, "bindings-callee", filepath.Join(work, "bindings-callee"))
+
+	w.must(t, dir, "", "r2", "bucket", "create", "e2e-bucket")
+	if out := w.must(t, dir, "", "r2", "bucket", "list"); !strings.Contains(out, "e2e-bucket") {
+		t.Fatalf("r2 bucket list does not show e2e-bucket:\n%s", out)
+	}
+	seed := filepath.Join(t.TempDir(), "seed.txt")
+	if err := os.WriteFile(seed, []byte("seeded by wrangler"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.must(t, dir, "", "r2", "object", "put", "e2e-bucket/seed.txt", "--file", seed, "--remote")
+
+	w.must(t, dir, "", "d1", "create", "e2e-db")
+	var dbs []struct {
+		UUID string `json:"uuid"`
+		Name string `json:"name"`
+	}
+	w.mustJSON(t, dir, &dbs, "d1", "list", "--json")
+	dbID := ""
+	for _, db := range dbs {
+		if db.Name == "e2e-db" {
+			dbID = db.UUID
+		}
+	}
+	if dbID == "" {
+		t.Fatalf("d1 list --json lacks e2e-db: %+v", dbs)
+	}
+	kvID := w.createNamespace(t, dir, "e2e-bindings-kv")
+	cfg := filepath.Join(dir, "wrangler.toml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.NewReplacer("__D1_ID__", dbID, "__KV_ID__", kvID).Replace(string(b)))
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// wrangler finds the database by its name in wrangler.toml.
+	w.must(t, dir, "", "d1", "execute", "e2e-db", "--remote", "--yes",
+		"--command", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (id, v) VALUES (1, 'from-wrangler')")
+
+	// A binding to a script that does not exist yet is refused.
+	_, stderr, code := w.run(t, dir, "", nil, "deploy")
+	if code == 0 || !strings.Contains(stderr, "e2e-callee") {
+		t.Fatalf("deploy before e2e-callee exists: exit %d, want a refusal naming e2e-callee:\n%s", code, stderr)
+	}
+
+	w.must(t, callee, "", "deploy")
+	w.must(t, dir, "", "deploy")
+	took := g.waitBody(t, "e2e-bindings", "/", expected(t, "bindings"))
+	t.Logf("e2e-bindings answers after %s", took)
+
+	// What the Worker wrote is there for wrangler too.
+	out := w.must(t, dir, "", "r2", "object", "get", "e2e-bucket/from-worker.txt", "--remote", "--pipe")
+	if out != "written by the worker" {
+		t.Errorf("r2 object get from-worker.txt = %q", out)
+	}
+	var rows []struct {
+		Results []map[string]any `json:"results"`
+	}
+	w.mustJSON(t, dir, &rows, "d1", "execute", "e2e-db", "--remote", "--yes", "--json", "--command", "SELECT v FROM t ORDER BY id")
+	if len(rows) != 1 || len(rows[0].Results) != 2 || rows[0].Results[1]["v"] != "from-worker" {
+		t.Errorf("d1 execute SELECT after the Worker ran = %+v", rows)
+	}
+
+	// An upload naming a database the account lacks is refused; a missing
+	// bucket is created by wrangler's provisioning before the upload.
+	for name, repl := range map[string][2]string{
+		"missing database": {`database_id = "` + dbID + `"`, `database_id = "00000000-0000-4000-8000-000000000000"`},
+		"missing bucket":   {`bucket_name = "e2e-bucket"`, `bucket_name = "e2e-provisioned"`},
+	} {
+		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), repl[0], repl[1], 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := w.run(t, dir, "", nil, "deploy")
+		switch name {
+		case "missing database":
+			if code == 0 || !strings.Contains(stderr, "00000000-0000-4000-8000-000000000000") || !strings.Contains(stderr, "7404") {
+				t.Errorf("%s: deploy exit %d, want a refusal naming it (7404):\n%s", name, code, stderr)
+			}
+		case "missing bucket":
+			if code != 0 {
+				t.Errorf("%s: deploy exit %d, want wrangler to provision the bucket:\n%s", name, code, stderr)
+			}
+			if out := w.must(t, dir, "", "r2", "bucket", "list"); !strings.Contains(out, "e2e-provisioned") {
+				t.Errorf("r2 bucket list after provisioning lacks e2e-provisioned:\n%s", out)
+			}
+		}
+	}
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
