@@ -365,3 +365,72 @@ func TestServerTimeouts(t *testing.T) {
 		t.Fatalf("read timeouts too long: %v, %v", srv.ReadHeaderTimeout, srv.ReadTimeout)
 	}
 }
+
+// TestR2AndD1RefuseOtherAccounts: a pod that names another account's R2
+// bucket or D1 database, without that account's credential, is refused
+// before anything is read; with its own credential it names only its own
+// account's buckets and databases, so a's bucket and database are not found
+// from b.
+func TestR2AndD1RefuseOtherAccounts(t *testing.T) {
+	e := newAuthEnv(t)
+	ctx := context.Background()
+	r2 := store.NewR2(testBlobs, nil)
+	if _, err := r2.CreateBucket(ctx, e.a, "private", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Put(ctx, e.a, "private", "secret", strings.NewReader("s3cret"), 6, store.R2PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d1 := store.NewD1(t.TempDir(), nil)
+	t.Cleanup(func() { _ = d1.Close() })
+	db, err := d1.Create(ctx, e.a, "private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d1.Query(ctx, e.a, db.UUID, []store.D1Statement{{SQL: "CREATE TABLE s (v TEXT)"}, {SQL: "INSERT INTO s VALUES ('s3cret')"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.s = New(Options{Key: e.key, KV: e.kv, Tail: e.hub, R2: r2, D1: d1})
+
+	r2Get := func(hdr map[string]string) *httptest.ResponseRecorder {
+		hdr["cf-r2-request"] = `{"version":1,"method":"get","object":"secret"}`
+		return e.do(podAddr, http.MethodGet, "/", nil, hdr)
+	}
+	d1Query := func(remote string, hdr map[string]string) *httptest.ResponseRecorder {
+		return e.do(remote, http.MethodPost, "/query?resultsFormat=ARRAY_OF_OBJECTS", strings.NewReader(`{"sql":"SELECT v FROM s","params":[]}`), hdr)
+	}
+	for name, at := range e.attacks() {
+		for kind, hdr := range map[string]map[string]string{
+			"r2": {workerd.R2Header: e.a + "/private"},
+			"d1": {workerd.D1Header: e.a + "/" + db.UUID},
+		} {
+			if at.cred != "" {
+				hdr[workerd.AuthHeader] = at.cred
+			}
+			var rec *httptest.ResponseRecorder
+			if kind == "r2" {
+				hdr["cf-r2-request"] = `{"version":1,"method":"get","object":"secret"}`
+				rec = e.do(at.remote, http.MethodGet, "/", nil, hdr)
+			} else {
+				rec = d1Query(at.remote, hdr)
+			}
+			if rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "s3cret") {
+				t.Errorf("%s, %s: status %d body %q, want 403", name, kind, rec.Code, rec.Body)
+			}
+		}
+	}
+	// b, as itself, naming a's bucket and database: not found in b.
+	if rec := r2Get(map[string]string{workerd.R2Header: e.b + "/private", workerd.AuthHeader: e.key.Credential(e.b)}); rec.Code != http.StatusNotFound || strings.Contains(rec.Body.String(), "s3cret") {
+		t.Errorf("b naming a's bucket: %d %q", rec.Code, rec.Body)
+	}
+	if rec := d1Query(podAddr, map[string]string{workerd.D1Header: e.b + "/" + db.UUID, workerd.AuthHeader: e.key.Credential(e.b)}); rec.Code == http.StatusOK || strings.Contains(rec.Body.String(), "s3cret") {
+		t.Errorf("b naming a's database: %d %q", rec.Code, rec.Body)
+	}
+	// The owner reads both.
+	if rec := r2Get(map[string]string{workerd.R2Header: e.a + "/private", workerd.AuthHeader: e.key.Credential(e.a)}); rec.Code != http.StatusOK || !strings.HasSuffix(rec.Body.String(), "s3cret") {
+		t.Errorf("owner r2 get: %d %q", rec.Code, rec.Body)
+	}
+	if rec := d1Query(podAddr, map[string]string{workerd.D1Header: e.a + "/" + db.UUID, workerd.AuthHeader: e.key.Credential(e.a)}); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "s3cret") {
+		t.Errorf("owner d1 query: %d %q", rec.Code, rec.Body)
+	}
+}

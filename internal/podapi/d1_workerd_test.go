@@ -166,7 +166,7 @@ const config :Workerd.Config = (
 
 // serveWorkerd runs `workerd serve config` until the test ends and returns
 // the port of socket and workerd's stderr.
-func serveWorkerd(t *testing.T, bin, config, socket string) (int, *strings.Builder) {
+func serveWorkerd(t testing.TB, bin, config, socket string) (int, *strings.Builder) {
 	t.Helper()
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {

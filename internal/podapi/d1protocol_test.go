@@ -16,7 +16,7 @@ import (
 const d1TestAccount = "0123456789abcdef0123456789abcdef"
 
 // newD1 returns a D1 store with one database and its x-octo-d1 value.
-func newD1(t *testing.T) (*store.D1, string) {
+func newD1(t testing.TB) (*store.D1, string) {
 	t.Helper()
 	d1 := store.NewD1(t.TempDir(), nil)
 	t.Cleanup(func() { _ = d1.Close() })
