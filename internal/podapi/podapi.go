@@ -123,42 +123,18 @@ func (s *Server) Name() string { return "pod-api" }
 // Endpoint implements embed.Endpointer.
 func (s *Server) Endpoint() string { return "http://" + s.addr }
 
-// Handler routes the pods' requests: x-octo-kv → KV, POST /tail/* → the
-// collector, GET /healthz. KV and collector requests are authenticated
-// first (see authenticate).
+// Handler routes the pods' requests: x-octo-kv → KV, x-octo-r2 → R2,
+// x-octo-d1 → D1, POST /tail/* → the collector, GET /healthz. Store and
+// collector requests are authenticated first (see authenticate).
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Header.Get(workerd.KVHeader) != "":
-			account, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get(workerd.KVHeader)), "/")
-			if !s.authenticate(w, r, account) {
-				return
-			}
-			if s.kv == nil {
-				http.Error(w, "KV is not available", http.StatusServiceUnavailable)
-				return
-			}
-			s.kv.ServeHTTP(w, r)
+			s.serveStore(w, r, workerd.KVHeader, "KV", s.kv)
 		case r.Header.Get(workerd.R2Header) != "":
-			account, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get(workerd.R2Header)), "/")
-			if !s.authenticate(w, r, account) {
-				return
-			}
-			if s.r2 == nil {
-				http.Error(w, "R2 is not available", http.StatusServiceUnavailable)
-				return
-			}
-			s.r2.ServeHTTP(w, r)
+			s.serveStore(w, r, workerd.R2Header, "R2", s.r2)
 		case r.Header.Get(workerd.D1Header) != "":
-			account, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get(workerd.D1Header)), "/")
-			if !s.authenticate(w, r, account) {
-				return
-			}
-			if s.d1 == nil {
-				http.Error(w, "D1 is not available", http.StatusServiceUnavailable)
-				return
-			}
-			s.d1.ServeHTTP(w, r)
+			s.serveStore(w, r, workerd.D1Header, "D1", s.d1)
 		case strings.HasPrefix(r.URL.Path, tail.Path) && r.Method == http.MethodPost:
 			account := strings.TrimSpace(r.Header.Get(workerd.AccountHeader))
 			if !s.authenticate(w, r, account) {
@@ -176,6 +152,21 @@ func (s *Server) Handler() http.Handler {
 				" (KV requests carry "+workerd.KVHeader+"; trace items are POSTed to "+tail.Path+"<service>)", http.StatusNotFound)
 		}
 	})
+}
+
+// serveStore serves a KV, R2 or D1 request, whose header names
+// "<account>/<id>", with h once the account is authenticated; a nil h
+// answers 503.
+func (s *Server) serveStore(w http.ResponseWriter, r *http.Request, header, what string, h http.Handler) {
+	account, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get(header)), "/")
+	if !s.authenticate(w, r, account) {
+		return
+	}
+	if h == nil {
+		http.Error(w, what+" is not available", http.StatusServiceUnavailable)
+		return
+	}
+	h.ServeHTTP(w, r)
 }
 
 // authenticate admits a request that names account only when it comes from
