@@ -5,7 +5,6 @@ package podapi
 // x-octo-auth headers injected, as octo's builder writes it.
 
 import (
-	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -178,43 +176,7 @@ const config :Workerd.Config = (
 			t.Fatal(err)
 		}
 	}
-	ctlR, ctlW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctlR.Close()
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.capnp"), "--control-fd=3")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.ExtraFiles = []*os.File{ctlW}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctlW.Close()
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	port := make(chan int, 1)
-	go func() {
-		sc := bufio.NewScanner(ctlR)
-		for sc.Scan() {
-			var ev struct {
-				Event, Socket string
-				Port          int
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == "main" {
-				port <- ev.Port
-				return
-			}
-		}
-		close(port)
-	}()
-	var p int
-	select {
-	case p = <-port:
-	case <-time.After(20 * time.Second):
-	}
-	if p == 0 {
-		t.Fatalf("workerd did not listen; stderr:\n%s", stderr.String())
-	}
+	p, stderr := serveWorkerd(t, bin, filepath.Join(dir, "config.capnp"), "main")
 	client := &http.Client{Timeout: 60 * time.Second}
 	res, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", p))
 	if err != nil {
