@@ -38,10 +38,8 @@ type actionRequest struct {
 
 func readAction(c echo.Context, d *Dashboard) (actionRequest, error) {
 	var req actionRequest
-	dec := json.NewDecoder(io.LimitReader(c.Request().Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, fail(http.StatusBadRequest, "invalid JSON body: %v", err)
+	if err := decodeJSON(c, &req, 64<<10); err != nil {
+		return req, err
 	}
 	if req.Account == "" {
 		req.Account = d.opts.DefaultAccount.ID
@@ -50,6 +48,17 @@ func readAction(c echo.Context, d *Dashboard) (actionRequest, error) {
 		return req, fail(http.StatusBadRequest, "no script")
 	}
 	return req, nil
+}
+
+// decodeJSON reads a JSON body of at most limit bytes without unknown
+// fields into v.
+func decodeJSON(c echo.Context, v any, limit int64) error {
+	dec := json.NewDecoder(io.LimitReader(c.Request().Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fail(http.StatusBadRequest, "invalid JSON body: %v", err)
+	}
+	return nil
 }
 
 // deploy makes a deployment through the store, as `wrangler versions deploy`
@@ -209,21 +218,26 @@ func (d *Dashboard) kvValue(c echo.Context) error {
 		return err
 	}
 	b := e.Value[:min(len(e.Value), MaxPreview)]
-	out := kvValueJSON{Key: key, Size: int64(len(e.Value)), Truncated: len(e.Value) > len(b), Expiration: e.Expiration}
-	text := b
-	if out.Truncated {
+	out := kvValueJSON{Key: key, Size: int64(len(e.Value)), Expiration: e.Expiration}
+	out.Preview, out.Truncated, out.Binary = preview(b, out.Size)
+	return c.JSON(http.StatusOK, out)
+}
+
+// preview renders the first bytes b of a value of size bytes: as text when
+// they are UTF-8 without NULs, else as hex; truncated when b is not all.
+func preview(b []byte, size int64) (text string, truncated, binary bool) {
+	truncated = size > int64(len(b))
+	t := b
+	if truncated {
 		// Do not call a value binary because the cut split a character.
-		for i := 0; i < utf8.UTFMax && len(text) > 0 && !utf8.Valid(text); i++ {
-			text = text[:len(text)-1]
+		for i := 0; i < utf8.UTFMax && len(t) > 0 && !utf8.Valid(t); i++ {
+			t = t[:len(t)-1]
 		}
 	}
-	if utf8.Valid(text) && !strings.ContainsRune(string(text), 0) {
-		out.Preview = string(text)
-	} else {
-		out.Binary = true
-		out.Preview = hexDump(b)
+	if utf8.Valid(t) && !strings.ContainsRune(string(t), 0) {
+		return string(t), truncated, false
 	}
-	return c.JSON(http.StatusOK, out)
+	return hexDump(b), truncated, true
 }
 
 // hexDump renders bytes as space-separated hex, 16 per line.

@@ -180,6 +180,45 @@ func TestBrowser(t *testing.T) {
 	}
 	b.Shot("kv")
 
+	// R2: buckets with their sizes, folders, an object's preview.
+	b.Do("open R2", chromedp.Click(chromedp.CSS(`#nav a[data-view="r2"]`)))
+	b.Wait(`document.querySelector('#r2-buckets button[data-bucket="e2e-assets"]') && document.querySelector('#r2-objects button[data-key="index.html"]')`, "the R2 buckets and objects")
+	if got := webtest.Eval[string](b, `document.querySelector('#r2-buckets button[data-bucket="e2e-assets"]').innerText`); !strings.Contains(got, "5 objects") {
+		t.Errorf("bucket entry = %q, want 5 objects", got)
+	}
+	b.Do("open docs/", chromedp.Click(chromedp.CSS(`#r2-objects button[data-prefix="docs/"]`)))
+	b.Wait(`document.querySelector('#r2-objects button[data-key="docs/a.md"]') && document.querySelector('#r2-objects button[data-prefix="docs/deep/"]') && !document.querySelector('#r2-objects button[data-key="index.html"]')`, "the objects under docs/")
+	b.Do("choose docs/a.md", chromedp.Click(chromedp.CSS(`#r2-objects button[data-key="docs/a.md"]`)))
+	b.Wait(`document.querySelector('#r2-preview') && document.querySelector('#r2-preview').textContent === '# A'`, "the object preview")
+	b.Do("back to the bucket root, into img/", chromedp.Click(chromedp.CSS(`#r2-path button[data-prefix=""]`)))
+	b.Wait(`document.querySelector('#r2-objects button[data-prefix="img/"]')`, "the bucket root")
+	b.Do("open img/", chromedp.Click(chromedp.CSS(`#r2-objects button[data-prefix="img/"]`)))
+	b.Wait(`document.querySelector('#r2-objects button[data-key="img/logo.png"]')`, "the image")
+	b.Do("choose the image", chromedp.Click(chromedp.CSS(`#r2-objects button[data-key="img/logo.png"]`)))
+	b.Wait(`document.querySelector('#r2-custom') && document.querySelector('#r2-custom').innerText.includes('author = octo') && document.querySelector('#r2-preview').textContent.startsWith('89 50 4e 47')`, "the image's metadata and hex preview")
+	b.Shot("r2")
+
+	// D1: databases, tables, the read-only query box.
+	b.Do("open D1", chromedp.Click(chromedp.CSS(`#nav a[data-view="d1"]`)))
+	b.Wait(`document.querySelector('#d1-databases button[data-database="`+w.d1DB+`"]') && document.querySelector('#d1-tables tr[data-table="users"]')`, "the D1 database and its tables")
+	if got := webtest.Eval[string](b, `document.querySelector('#d1-tables tr[data-table="users"]').innerText.replace(/\s+/g, ' ')`); !strings.Contains(got, "users 3 id INTEGER · key name TEXT") {
+		t.Errorf("users row = %q", got)
+	}
+	b.Do("run a query",
+		chromedp.SetValue(chromedp.CSS("#d1-sql"), "SELECT id, name FROM users ORDER BY id DESC"),
+		chromedp.Click(chromedp.CSS("#d1-run")))
+	b.Wait(`document.querySelectorAll('#d1-result tbody tr').length === 3`, "the query's rows")
+	if got := webtest.Eval[[]string](b, `[...document.querySelectorAll('#d1-result tbody tr')].map(r => r.innerText.replace(/\s+/g, ' '))`); strings.Join(got, ",") != "3 linus,2 grace,1 ada" {
+		t.Errorf("query rows = %q", got)
+	}
+	b.Shot("d1")
+	b.Do("try a write",
+		chromedp.SetValue(chromedp.CSS("#d1-sql"), "DELETE FROM users"),
+		chromedp.Click(chromedp.CSS("#d1-run")))
+	b.Wait(`document.querySelector('#d1-error') && document.querySelector('#d1-error').textContent.includes('Only read statements')`, "the refusal")
+	b.Do("query a table by its name", chromedp.Click(chromedp.CSS(`#d1-tables tr[data-table="users"] button.link`)))
+	b.Wait(`document.querySelectorAll('#d1-result tbody tr').length === 3 && document.querySelector('#d1-sql').value.includes('FROM "users"')`, "the table's rows")
+
 	// Cluster.
 	b.Do("open cluster", chromedp.Click(chromedp.CSS(`#nav a[data-view="cluster"]`)))
 	b.Wait(`document.querySelectorAll('#pods tr[data-pod]').length === 2 && document.querySelector('#events tbody')`, "pods and events")

@@ -198,6 +198,8 @@ type world struct {
 	blobs *store.BlobStore
 	// kvNS is the ID of the default account's KV namespace "e2e-kv".
 	kvNS string
+	// d1DB is the UUID of the default account's D1 database "e2e-db".
+	d1DB string
 	// writes counts the writes to the cluster's objects.
 	writes atomic.Int64
 	hub    *tail.Hub
@@ -258,7 +260,8 @@ func newWorld(t testing.TB, port int) *world {
 				return c.Delete(ctx, obj, opts...)
 			},
 		}).Build()
-	w.st = store.New(store.Options{Client: w.c, Blobs: w.blobs, AuthorEmail: "dev@octo.localhost"})
+	w.st = store.New(store.Options{Client: w.c, Blobs: w.blobs, AuthorEmail: "dev@octo.localhost", D1Dir: t.TempDir()})
+	t.Cleanup(func() { _ = w.st.D1().Close() })
 	kvNS, err := w.st.KV().CreateNamespace(ctx, acct, "e2e-kv")
 	if err != nil {
 		t.Fatal(err)
@@ -269,6 +272,8 @@ func newWorld(t testing.TB, port int) *world {
 			t.Fatal(err)
 		}
 	}
+	w.r2Fixture(t)
+	w.d1DB = w.d1Fixture(t)
 	d, err := New(Options{
 		Status: func() Status { return w.stat }, Reader: w.c, Store: w.st,
 		DefaultAccount: store.Account{ID: acct, Subdomain: "octo"}, APIURL: "http://127.0.0.1:8787/client/v4",
@@ -348,4 +353,58 @@ func (w *world) kvValue(t testing.TB, key string) string {
 		t.Fatalf("KV get %q: %v", key, err)
 	}
 	return string(e.Value)
+}
+
+// r2Fixture is the default account's R2 bucket "e2e-assets": two objects at
+// the top, two under docs/, an image with custom metadata.
+var r2Fixture = map[string]string{
+	"index.html":     "<h1>hello from R2</h1>",
+	"notes.txt":      "plain notes",
+	"docs/a.md":      "# A",
+	"docs/deep/b.md": "# B",
+	"img/logo.png":   "\x89PNG\r\n\x1a\n\x00\x00",
+}
+
+// r2Fixture creates the bucket e2e-assets with r2Fixture, and an empty
+// bucket e2e-empty.
+func (w *world) r2Fixture(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	r2 := w.st.R2()
+	for _, b := range []string{"e2e-assets", "e2e-empty"} {
+		if _, err := r2.CreateBucket(ctx, acct, b, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range r2Fixture {
+		opts := store.R2PutOptions{}
+		if strings.HasSuffix(k, ".html") {
+			opts.HTTP = store.R2HTTPMetadata{ContentType: "text/html"}
+		}
+		if k == "img/logo.png" {
+			opts.HTTP = store.R2HTTPMetadata{ContentType: "image/png"}
+			opts.Custom = map[string]string{"author": "octo"}
+		}
+		if _, err := r2.Put(ctx, acct, "e2e-assets", k, strings.NewReader(v), int64(len(v)), opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// d1Fixture creates the D1 database e2e-db: a table of three users and an
+// empty table, and returns its UUID.
+func (w *world) d1Fixture(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	db, err := w.st.D1().Create(ctx, acct, "e2e-db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.st.D1().Query(ctx, acct, db.UUID, []store.D1Statement{{SQL: `CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+		CREATE TABLE audit (at TEXT, what TEXT);
+		INSERT INTO users (name) VALUES ('ada'), ('grace'), ('linus')`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db.UUID
 }

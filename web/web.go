@@ -1,7 +1,8 @@
 // Package web is octo's dashboard: one page of plain HTML, CSS and a small
 // vanilla script, embedded in the binary and served by the edge server on
 // the loopback port of the API, with a JSON API under /dashboard/api/ that
-// the page polls.
+// the page polls. The R2 and D1 views read buckets and databases through the
+// domain layer (store) and change nothing.
 //
 // The dashboard reads Kubernetes objects through a controller-runtime
 // client.Reader and performs every change (rollback, gradual split, delete,
@@ -213,6 +214,12 @@ func (d *Dashboard) Register(e *echo.Echo) {
 	g.GET("/kv/:account/:namespace/value", d.kvValue)
 	g.PUT("/kv/:account/:namespace/value", d.kvPut)
 	g.DELETE("/kv/:account/:namespace/value", d.kvDelete)
+	g.GET("/r2/:account", d.r2Buckets)
+	g.GET("/r2/:account/:bucket/objects", d.r2Objects)
+	g.GET("/r2/:account/:bucket/object", d.r2Object)
+	g.GET("/d1/:account", d.d1Databases)
+	g.GET("/d1/:account/:database/tables", d.d1Tables)
+	g.POST("/d1/:account/:database/query", d.d1Query)
 	g.GET("/tail/:account/:script", d.tail)
 }
 

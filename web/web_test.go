@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -695,4 +696,123 @@ func freePort(t testing.TB) (net.Listener, int) {
 	_, p, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ := strconv.Atoi(p)
 	return ln, port
+}
+
+func TestR2(t *testing.T) {
+	w := newWorld(t, testPort)
+	base := "/dashboard/api/r2/" + acct
+	var buckets struct {
+		Buckets []r2BucketJSON `json:"buckets"`
+	}
+	w.getJSON(t, base, &buckets)
+	if len(buckets.Buckets) != 2 || buckets.Buckets[0].Name != "e2e-assets" || buckets.Buckets[1].Name != "e2e-empty" {
+		t.Fatalf("buckets = %+v", buckets)
+	}
+	var size int64
+	for _, v := range r2Fixture {
+		size += int64(len(v))
+	}
+	if b := buckets.Buckets[0]; b.Objects != int64(len(r2Fixture)) || b.Bytes != size || b.CreatedAt.IsZero() {
+		t.Errorf("e2e-assets = %+v, want %d objects, %d bytes", b, len(r2Fixture), size)
+	}
+	if b := buckets.Buckets[1]; b.Objects != 0 || b.Bytes != 0 {
+		t.Errorf("e2e-empty = %+v", b)
+	}
+	w.getJSON(t, "/dashboard/api/r2/"+acct2, &buckets)
+	if buckets.Buckets == nil || len(buckets.Buckets) != 0 {
+		t.Errorf("buckets of the other account = %#v, want []", buckets.Buckets)
+	}
+
+	var page struct {
+		Objects  []r2ObjectJSON `json:"objects"`
+		Prefixes []string       `json:"prefixes"`
+		Cursor   string         `json:"cursor"`
+	}
+	w.getJSON(t, base+"/e2e-assets/objects", &page)
+	var keys []string
+	for _, o := range page.Objects {
+		keys = append(keys, o.Key)
+	}
+	if fmt.Sprint(keys) != "[index.html notes.txt]" || fmt.Sprint(page.Prefixes) != "[docs/ img/]" || page.Cursor != "" {
+		t.Errorf("top level = %v %v cursor %q", keys, page.Prefixes, page.Cursor)
+	}
+	if o := page.Objects[0]; o.ContentType != "text/html" || o.Size != int64(len(r2Fixture["index.html"])) || o.ETag == "" {
+		t.Errorf("index.html = %+v", o)
+	}
+	w.getJSON(t, base+"/e2e-assets/objects?prefix=docs%2F", &page)
+	if len(page.Objects) != 1 || page.Objects[0].Key != "docs/a.md" || fmt.Sprint(page.Prefixes) != "[docs/deep/]" {
+		t.Errorf("docs/ = %+v", page)
+	}
+
+	var o r2ObjectPreviewJSON
+	w.getJSON(t, base+"/e2e-assets/object?key=index.html", &o)
+	if o.Preview != "<h1>hello from R2</h1>" || o.Binary || o.Truncated || o.ContentType != "text/html" {
+		t.Errorf("index.html preview = %+v", o)
+	}
+	w.getJSON(t, base+"/e2e-assets/object?key=img%2Flogo.png", &o)
+	if !o.Binary || !strings.HasPrefix(o.Preview, "89 50 4e 47") || o.Custom["author"] != "octo" || o.ContentType != "image/png" {
+		t.Errorf("logo preview = %+v", o)
+	}
+	wantError(t, w.do(t, http.MethodGet, base+"/e2e-assets/object?key=missing", "", nil), http.StatusNotFound, "")
+	wantError(t, w.do(t, http.MethodGet, base+"/e2e-assets/object", "", nil), http.StatusBadRequest, "no key")
+	wantError(t, w.do(t, http.MethodGet, base+"/no-such-bucket/objects", "", nil), http.StatusNotFound, "")
+	// The other account cannot name the first one's bucket.
+	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/r2/"+acct2+"/e2e-assets/objects", "", nil), http.StatusNotFound, "")
+}
+
+func TestD1(t *testing.T) {
+	w := newWorld(t, testPort)
+	base := "/dashboard/api/d1/" + acct
+	var dbs struct {
+		Databases []d1DatabaseJSON `json:"databases"`
+	}
+	w.getJSON(t, base, &dbs)
+	if len(dbs.Databases) != 1 || dbs.Databases[0].UUID != w.d1DB || dbs.Databases[0].Name != "e2e-db" ||
+		dbs.Databases[0].Tables != 2 || dbs.Databases[0].Bytes <= 0 {
+		t.Fatalf("databases = %+v", dbs)
+	}
+	w.getJSON(t, "/dashboard/api/d1/"+acct2, &dbs)
+	if dbs.Databases == nil || len(dbs.Databases) != 0 {
+		t.Errorf("databases of the other account = %#v, want []", dbs.Databases)
+	}
+
+	var tables struct {
+		Tables []d1TableJSON `json:"tables"`
+	}
+	w.getJSON(t, base+"/"+w.d1DB+"/tables", &tables)
+	if got := fmt.Sprint(tables.Tables); got != "[{audit [{at TEXT false} {what TEXT false}] 0} {users [{id INTEGER true} {name TEXT false}] 3}]" {
+		t.Errorf("tables = %s", got)
+	}
+
+	var res struct {
+		Columns   []string `json:"columns"`
+		Rows      [][]any  `json:"rows"`
+		Truncated bool     `json:"truncated"`
+	}
+	query := func(sql string) *httptest.ResponseRecorder {
+		b, _ := json.Marshal(map[string]string{"sql": sql})
+		return w.do(t, http.MethodPost, base+"/"+w.d1DB+"/query", string(b), map[string]string{"Content-Type": "application/json"})
+	}
+	rec := query("SELECT id, name FROM users WHERE name LIKE '%a%' ORDER BY id")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("query = %d %s", rec.Code, rec.Body)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Columns, res.Rows, res.Truncated) != "[id name] [[1 ada] [2 grace]] false" {
+		t.Errorf("query = %+v", res)
+	}
+
+	// Writes are refused in D1's envelope code and change nothing.
+	before := w.state(t)
+	wantError(t, query("DELETE FROM users"), http.StatusBadRequest, "Only read statements")
+	wantError(t, query("WITH x AS (SELECT 1) DELETE FROM users"), http.StatusBadRequest, "readonly")
+	wantError(t, query("SELECT * FROM nope"), http.StatusBadRequest, "no such table")
+	w.getJSON(t, base+"/"+w.d1DB+"/tables", &tables)
+	if tables.Tables[1].Rows != 3 || w.state(t) != before {
+		t.Errorf("a refused query changed something: users has %d rows", tables.Tables[1].Rows)
+	}
+	wantError(t, w.do(t, http.MethodPost, base+"/"+w.d1DB+"/query", `{"sql": 1}`, map[string]string{"Content-Type": "application/json"}), http.StatusBadRequest, "invalid JSON")
+	wantError(t, w.do(t, http.MethodGet, "/dashboard/api/d1/"+acct2+"/"+w.d1DB+"/tables", "", nil), http.StatusNotFound, "")
 }

@@ -628,31 +628,41 @@ func runStatement(ctx context.Context, tx *sql.Tx, query string, params []any) (
 // BOOLEAN into time.Time and bool; they are turned back (text times in
 // SQLite's "YYYY-MM-DD HH:MM:SS" form).
 func readRows(rows *sql.Rows) (D1Result, error) {
+	r, _, err := readRowsUpTo(rows, -1)
+	return r, err
+}
+
+// readRowsUpTo is readRows that stops after max rows (none when max < 0)
+// and reports whether more were left.
+func readRowsUpTo(rows *sql.Rows, max int) (D1Result, bool, error) {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return D1Result{}, err
+		return D1Result{}, false, err
 	}
 	types, err := rows.ColumnTypes()
 	if err != nil {
-		return D1Result{}, err
+		return D1Result{}, false, err
 	}
 	r := D1Result{Columns: cols, Rows: [][]any{}}
 	for rows.Next() {
+		if max >= 0 && len(r.Rows) == max {
+			return r, true, nil
+		}
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
-			return D1Result{}, err
+			return D1Result{}, false, err
 		}
 		for i, v := range vals {
 			vals[i] = d1Value(v, types[i].DatabaseTypeName())
 		}
 		r.Rows = append(r.Rows, vals)
 	}
-	return r, rows.Err()
+	return r, false, rows.Err()
 }
 
 // d1Value normalises a value read by the driver.

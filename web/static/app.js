@@ -181,6 +181,29 @@
 
   const views = {};
 
+  // accountPicker is the Account <select> of the storage views. Its sync()
+  // keeps st.account on an existing account (the first one by default) and
+  // returns it; picking another account calls onChange.
+  function accountPicker(id, st, onChange) {
+    const sel = h('select', { id, 'aria-label': 'Account' });
+    sel.addEventListener('change', () => { st.account = sel.value; onChange(); });
+    sel.sync = async () => {
+      const accts = (await api('GET', '/workers')).accounts;
+      if (!st.account || !accts.some((a) => a.id === st.account)) st.account = accts.length ? accts[0].id : '';
+      set(sel, JSON.stringify(accts.map((a) => a.id)), () => accts.map((a) => h('option', { value: a.id }, a.name + ' (' + shortID(a.id) + ')')));
+      sel.value = st.account;
+      return st.account;
+    };
+    return sel;
+  }
+
+  // pick keeps cur when items holds it (by idOf), else the first item's id
+  // or '' for none.
+  function pick(cur, items, idOf) {
+    if (cur && items.some((x) => idOf(x) === cur)) return cur;
+    return items.length ? idOf(items[0]) : '';
+  }
+
   // Overview: parts, counts, env lines.
   views.overview = {
     title: 'Overview',
@@ -428,7 +451,7 @@
     title: 'KV',
     mount(root) {
       const st = { account: '', ns: '', key: '' };
-      const acctSel = h('select', { id: 'kv-account', 'aria-label': 'Account' });
+      const acctSel = accountPicker('kv-account', st, () => { st.ns = ''; st.key = ''; refresh(true); });
       const nsList = h('div', { id: 'kv-namespaces', class: 'list' });
       const prefix = h('input', { id: 'kv-prefix', type: 'search', placeholder: 'Filter by prefix', 'aria-label': 'Key prefix' });
       const keys = h('div', { id: 'kv-keys', class: 'list keys' });
@@ -447,7 +470,6 @@
           }, 'Stored ' + k);
         },
       }, 'Put');
-      acctSel.addEventListener('change', () => { st.account = acctSel.value; st.ns = ''; st.key = ''; refresh(true); });
       let prefixTimer;
       prefix.addEventListener('input', () => { clearTimeout(prefixTimer); prefixTimer = setTimeout(() => refresh(true), 250); });
       const kvBase = () => '/kv/' + enc(st.account) + '/' + enc(st.ns);
@@ -487,14 +509,10 @@
             h('div', { class: 'put' }, h('h3', {}, 'Put a value'), putKey, putVal, h('div', { class: 'row end' }, putBtn))))));
       return {
         async refresh() {
-          const accts = (await api('GET', '/workers')).accounts;
-          if (!st.account || !accts.some((a) => a.id === st.account)) st.account = accts.length ? accts[0].id : '';
-          set(acctSel, JSON.stringify(accts.map((a) => a.id)), () => accts.map((a) => h('option', { value: a.id }, a.name + ' (' + shortID(a.id) + ')')));
-          acctSel.value = st.account;
-          if (!st.account) return;
+          if (!await acctSel.sync()) return;
           const ns = (await api('GET', '/kv/' + enc(st.account))).namespaces;
-          if (st.ns && !ns.some((n) => n.id === st.ns)) { st.ns = ''; st.key = ''; }
-          if (!st.ns && ns.length) st.ns = ns[0].id;
+          const chosen = pick(st.ns, ns, (n) => n.id);
+          if (chosen !== st.ns) { st.ns = chosen; st.key = ''; }
           set(nsList, JSON.stringify(ns) + st.ns, () => ns.length ? ns.map((n) => h('button', {
             class: 'item' + (n.id === st.ns ? ' selected' : ''), dataset: { namespace: n.id },
             onclick: () => { st.ns = n.id; st.key = ''; refresh(true); },
@@ -507,6 +525,151 @@
           }, k.name)), data.cursor ? h('p', { class: 'muted small' }, 'First 1000 keys shown: narrow the prefix.') : null]
             : h('p', { class: 'empty' }, prefix.value ? 'No key starts with that prefix.' : 'No keys.'));
           if (!value._key || value._key === 'none') await showValue();
+        },
+      };
+    },
+  };
+
+  // R2: buckets, objects folded at "/", an object's metadata and preview.
+  views.r2 = {
+    title: 'R2',
+    mount(root) {
+      const st = { account: '', bucket: '', prefix: '', key: '' };
+      const acctSel = accountPicker('r2-account', st, () => { st.bucket = ''; st.prefix = ''; st.key = ''; refresh(true); });
+      const bucketList = h('div', { id: 'r2-buckets', class: 'list' });
+      const crumbs = h('div', { id: 'r2-path', class: 'crumbs' });
+      const objects = h('div', { id: 'r2-objects', class: 'list keys' });
+      const detail = h('div', { id: 'r2-object' });
+      const base = () => '/r2/' + enc(st.account) + '/' + enc(st.bucket);
+      const go = (prefix) => { st.prefix = prefix; st.key = ''; refresh(true); showObject(); };
+      async function showObject() {
+        if (!st.key) { set(detail, 'none', () => h('p', { class: 'empty' }, 'Choose an object.')); return; }
+        const key = st.key;
+        try {
+          const o = await api('GET', base() + '/object?key=' + enc(key));
+          set(detail, JSON.stringify(o), () => [
+            h('h3', {}, h('code', {}, o.key)),
+            h('p', { class: 'muted small' }, bytes(o.size), ' · ', o.contentType || 'no content type', ' · uploaded ', when(o.uploaded),
+              o.binary ? ' · binary (hex)' : '', o.truncated ? ' · first 4 KiB shown' : ''),
+            h('p', { class: 'muted small' }, 'ETag ', h('code', {}, o.etag)),
+            o.custom ? h('p', { class: 'small', id: 'r2-custom' }, 'Custom metadata: ',
+              Object.entries(o.custom).map(([k, v], i) => [i ? ' ' : null, h('span', { class: 'chip' }, k + ' = ' + v)])) : null,
+            h('pre', { id: 'r2-preview', class: 'preview' }, o.preview),
+          ]);
+        } catch (e) {
+          set(detail, 'err' + e.message, () => h('p', { class: 'error' }, e.message));
+        }
+      }
+      root.append(h('section', { class: 'card' },
+        h('div', { class: 'row' }, h('h2', {}, 'R2 object storage'), h('span', { class: 'spacer' }), h('label', {}, 'Account ', acctSel)),
+        h('div', { class: 'r2' },
+          h('div', {}, h('h3', {}, 'Buckets'), bucketList),
+          h('div', {}, h('h3', {}, 'Objects'), crumbs, objects),
+          h('div', {}, detail))));
+      return {
+        async refresh() {
+          if (!await acctSel.sync()) return;
+          const buckets = (await api('GET', '/r2/' + enc(st.account))).buckets;
+          const chosen = pick(st.bucket, buckets, (b) => b.name);
+          if (chosen !== st.bucket) { st.bucket = chosen; st.prefix = ''; st.key = ''; }
+          set(bucketList, JSON.stringify(buckets) + st.bucket, () => buckets.length ? buckets.map((b) => h('button', {
+            class: 'item' + (b.name === st.bucket ? ' selected' : ''), dataset: { bucket: b.name },
+            onclick: () => { st.bucket = b.name; go(''); },
+          }, b.name, h('div', { class: 'muted small' }, b.objects + (b.objects === 1 ? ' object · ' : ' objects · ') + bytes(b.bytes)))) :
+            h('p', { class: 'empty' }, 'No buckets: create one with wrangler r2 bucket create.'));
+          if (!st.bucket) { set(crumbs, 'none', () => []); set(objects, 'none', () => []); set(detail, 'none', () => []); return; }
+          const page = await api('GET', base() + '/objects' + (st.prefix ? '?prefix=' + enc(st.prefix) : ''));
+          set(crumbs, st.bucket + '/' + st.prefix, () => {
+            const parts = st.prefix.split('/').filter(Boolean);
+            return [h('button', { class: 'link', dataset: { prefix: '' }, onclick: () => go('') }, st.bucket),
+              parts.map((p, i) => ['/', h('button', { class: 'link', dataset: { prefix: parts.slice(0, i + 1).join('/') + '/' },
+                onclick: () => go(parts.slice(0, i + 1).join('/') + '/') }, p)])];
+          });
+          set(objects, JSON.stringify(page) + st.key, () => (page.objects.length || page.prefixes.length) ? [
+            page.prefixes.map((p) => h('button', { class: 'item folder', dataset: { prefix: p }, onclick: () => go(p) },
+              p.slice(st.prefix.length))),
+            page.objects.map((o) => h('button', {
+              class: 'item' + (o.key === st.key ? ' selected' : ''), dataset: { key: o.key },
+              onclick: () => { st.key = o.key; refresh(true); showObject(); },
+            }, o.key.slice(st.prefix.length), h('div', { class: 'muted small' }, bytes(o.size) + (o.contentType ? ' · ' + o.contentType : '')))),
+            page.cursor ? h('p', { class: 'muted small' }, 'First ' + page.objects.length + ' objects shown.') : null]
+            : h('p', { class: 'empty' }, 'No objects.'));
+          if (!detail._key || detail._key === 'none') await showObject();
+        },
+      };
+    },
+  };
+
+  // cell renders a D1 value: NULL, a BLOB (an array of bytes) by its size,
+  // anything else as text.
+  function cell(v) {
+    if (v === null) return h('td', { class: 'muted' }, 'NULL');
+    if (Array.isArray(v)) return h('td', { class: 'muted' }, 'BLOB ' + bytes(v.length));
+    return h('td', {}, String(v));
+  }
+
+  // D1: databases, tables, a read-only query box.
+  views.d1 = {
+    title: 'D1',
+    mount(root) {
+      const st = { account: '', db: '' };
+      const acctSel = accountPicker('d1-account', st, () => { st.db = ''; refresh(true); });
+      const dbList = h('div', { id: 'd1-databases', class: 'list' });
+      const tables = h('div', { id: 'd1-tables' });
+      const sql = h('textarea', { id: 'd1-sql', rows: 4, placeholder: 'SELECT * FROM users LIMIT 100', 'aria-label': 'SQL query' });
+      const result = h('div', { id: 'd1-result' });
+      const base = () => '/d1/' + enc(st.account) + '/' + enc(st.db);
+      const run = h('button', {
+        id: 'd1-run', class: 'primary',
+        onclick: async () => {
+          if (!st.db || !sql.value.trim()) { toast('Choose a database and write a query', true); return; }
+          run.disabled = true;
+          try {
+            const r = await api('POST', base() + '/query', { sql: sql.value });
+            set(result, JSON.stringify(r), () => [
+              h('p', { class: 'muted small', id: 'd1-meta' }, r.rows.length + (r.rows.length === 1 ? ' row' : ' rows') + ' · ' + r.durationMs + ' ms',
+                r.truncated ? ' · first ' + r.rows.length + ' shown' : ''),
+              r.columns.length ? h('table', { class: 'd1-rows' },
+                h('thead', {}, h('tr', {}, r.columns.map((c) => h('th', {}, c)))),
+                h('tbody', {}, r.rows.map((row) => h('tr', {}, row.map(cell))))) : null,
+            ]);
+          } catch (e) {
+            set(result, 'err' + e.message, () => h('p', { class: 'error', id: 'd1-error' }, e.message));
+          } finally {
+            run.disabled = false;
+          }
+        },
+      }, 'Run');
+      root.append(h('section', { class: 'card' },
+        h('div', { class: 'row' }, h('h2', {}, 'D1 databases'), h('span', { class: 'spacer' }), h('label', {}, 'Account ', acctSel)),
+        h('div', { class: 'd1' },
+          h('div', {}, h('h3', {}, 'Databases'), dbList),
+          h('div', {}, h('h3', {}, 'Tables'), tables,
+            h('div', { class: 'put' }, h('h3', {}, 'Query (read-only)'), sql,
+              h('div', { class: 'row end' }, h('span', { class: 'muted small' }, 'SELECT, WITH, VALUES or EXPLAIN; at most 500 rows'), run)),
+            result))));
+      return {
+        async refresh() {
+          if (!await acctSel.sync()) return;
+          const dbs = (await api('GET', '/d1/' + enc(st.account))).databases;
+          const chosen = pick(st.db, dbs, (d) => d.uuid);
+          if (chosen !== st.db) { st.db = chosen; set(result, 'none', () => []); }
+          set(dbList, JSON.stringify(dbs) + st.db, () => dbs.length ? dbs.map((d) => h('button', {
+            class: 'item' + (d.uuid === st.db ? ' selected' : ''), dataset: { database: d.uuid },
+            onclick: () => { st.db = d.uuid; set(result, 'none', () => []); refresh(true); },
+          }, d.name, h('div', { class: 'muted small' }, d.tables + (d.tables === 1 ? ' table · ' : ' tables · ') + bytes(d.bytes)),
+            h('div', { class: 'muted small' }, d.uuid))) : h('p', { class: 'empty' }, 'No databases: create one with wrangler d1 create.'));
+          if (!st.db) { set(tables, 'none', () => []); return; }
+          const ts = (await api('GET', base() + '/tables')).tables;
+          set(tables, JSON.stringify(ts), () => table('d1-tables', ['Table', 'Rows', 'Columns'],
+            ts.map((t) => h('tr', { dataset: { table: t.name } },
+              h('td', {}, h('button', { class: 'link', title: 'Query this table', onclick: () => {
+                sql.value = 'SELECT * FROM "' + t.name.replaceAll('"', '""') + '" LIMIT 100';
+                run.click();
+              } }, t.name)),
+              h('td', {}, t.rows),
+              h('td', { class: 'small' }, t.columns.map((c, i) => [i ? ' ' : null, h('span', { class: 'chip' }, c.name + ' ' + (c.type || 'ANY') + (c.primaryKey ? ' · key' : ''))])))),
+            'No tables yet: create them with wrangler d1 execute or migrations.'));
         },
       };
     },
