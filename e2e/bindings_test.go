@@ -30,20 +30,7 @@ func storageBindings(t *testing.T, w *wranglerCLI, g *gatewayClient, work string
 	w.must(t, dir, "", "r2", "object", "put", "e2e-bucket/seed.txt", "--file", seed, "--remote")
 
 	w.must(t, dir, "", "d1", "create", "e2e-db")
-	var dbs []struct {
-		UUID string `json:"uuid"`
-		Name string `json:"name"`
-	}
-	w.mustJSON(t, dir, &dbs, "d1", "list", "--json")
-	dbID := ""
-	for _, db := range dbs {
-		if db.Name == "e2e-db" {
-			dbID = db.UUID
-		}
-	}
-	if dbID == "" {
-		t.Fatalf("d1 list --json lacks e2e-db: %+v", dbs)
-	}
+	dbID := d1ID(t, w, dir, "e2e-db")
 	kvID := w.createNamespace(t, dir, "e2e-bindings-kv")
 	cfg := filepath.Join(dir, "wrangler.toml")
 	b, err := os.ReadFile(cfg)
@@ -70,17 +57,7 @@ func storageBindings(t *testing.T, w *wranglerCLI, g *gatewayClient, work string
 	t.Logf("e2e-bindings answers after %s", took)
 
 	// What the Worker wrote is there for wrangler too.
-	out := w.must(t, dir, "", "r2", "object", "get", "e2e-bucket/from-worker.txt", "--remote", "--pipe")
-	if out != "written by the worker" {
-		t.Errorf("r2 object get from-worker.txt = %q", out)
-	}
-	var rows []struct {
-		Results []map[string]any `json:"results"`
-	}
-	w.mustJSON(t, dir, &rows, "d1", "execute", "e2e-db", "--remote", "--yes", "--json", "--command", "SELECT v FROM t ORDER BY id")
-	if len(rows) != 1 || len(rows[0].Results) != 2 || rows[0].Results[1]["v"] != "from-worker" {
-		t.Errorf("d1 execute SELECT after the Worker ran = %+v", rows)
-	}
+	workerWrites(t, w, dir, "after the Worker ran")
 
 	// An upload naming a database the account lacks is refused; a missing
 	// bucket is created by wrangler's provisioning before the upload.
@@ -106,7 +83,68 @@ func storageBindings(t *testing.T, w *wranglerCLI, g *gatewayClient, work string
 			}
 		}
 	}
+	// Back to the real bucket and database.
 	if err := os.WriteFile(cfg, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	w.must(t, dir, "", "deploy")
+	g.waitBody(t, "e2e-bindings", "/", expected(t, "bindings"))
+}
+
+// storageSurvived checks, after `octo down` + `octo up`, that the bindings
+// Worker answers as before (which reads the seeded R2 object and D1 row)
+// and that wrangler reads back what the Worker wrote.
+func storageSurvived(t *testing.T, w *wranglerCLI, g *gatewayClient, work string) {
+	dir := filepath.Join(work, "bindings")
+	g.waitBody(t, "e2e-bindings", "/", expected(t, "bindings"))
+	workerWrites(t, w, dir, "after down/up")
+}
+
+// workerWrites checks, with wrangler, the R2 object and the D1 row the
+// bindings Worker wrote next to what wrangler seeded.
+func workerWrites(t *testing.T, w *wranglerCLI, dir, when string) {
+	t.Helper()
+	if out := w.r2Get(t, dir, "e2e-bucket/from-worker.txt"); out != "written by the worker" {
+		t.Errorf("%s: r2 object get from-worker.txt = %q", when, out)
+	}
+	if rows := w.d1Rows(t, dir, "e2e-db", "SELECT v FROM t ORDER BY id"); len(rows) != 2 || rows[0]["v"] != "from-wrangler" || rows[1]["v"] != "from-worker" {
+		t.Errorf("%s: d1 rows = %+v, want from-wrangler, from-worker", when, rows)
+	}
+}
+
+// r2Get is an object's content, by `wrangler r2 object get <bucket>/<key> --remote --pipe`.
+func (w *wranglerCLI) r2Get(t *testing.T, dir, path string) string {
+	t.Helper()
+	return w.must(t, dir, "", "r2", "object", "get", path, "--remote", "--pipe")
+}
+
+// d1Rows runs one statement with `wrangler d1 execute --remote --json` and
+// returns its rows.
+func (w *wranglerCLI) d1Rows(t *testing.T, dir, db, sql string) []map[string]any {
+	t.Helper()
+	var out []struct {
+		Results []map[string]any `json:"results"`
+	}
+	w.mustJSON(t, dir, &out, "d1", "execute", db, "--remote", "--yes", "--json", "--command", sql)
+	if len(out) != 1 {
+		t.Fatalf("d1 execute %q: %d results, want 1: %+v", sql, len(out), out)
+	}
+	return out[0].Results
+}
+
+// d1ID is the UUID of the account's database name, from `d1 list --json`.
+func d1ID(t *testing.T, w *wranglerCLI, dir, name string) string {
+	t.Helper()
+	var dbs []struct {
+		UUID string `json:"uuid"`
+		Name string `json:"name"`
+	}
+	w.mustJSON(t, dir, &dbs, "d1", "list", "--json")
+	for _, db := range dbs {
+		if db.Name == name {
+			return db.UUID
+		}
+	}
+	t.Fatalf("d1 list --json lacks %s: %+v", name, dbs)
+	return ""
 }

@@ -108,7 +108,28 @@ func TestSecurity(t *testing.T) {
 			t.Errorf("the victim's KV value is now %q", out)
 		}
 	}
+	// The victim's R2 object and D1 rows, made with wrangler's own commands.
+	victimObject := filepath.Join(work, "victim.txt")
+	if err := os.WriteFile(victimObject, []byte("victim-object"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.must(t, work, "", "r2", "bucket", "create", "e2e-sec-bucket")
+	w.must(t, work, "", "r2", "object", "put", "e2e-sec-bucket/secret.txt", "--file", victimObject, "--remote")
+	w.must(t, work, "", "d1", "create", "e2e-sec-db")
+	dbID := d1ID(t, w, work, "e2e-sec-db")
+	w.must(t, work, "", "d1", "execute", "e2e-sec-db", "--remote", "--yes",
+		"--command", "CREATE TABLE secrets (v TEXT); INSERT INTO secrets (v) VALUES ('victim-row')")
+	victimStorage := func(t *testing.T) {
+		t.Helper()
+		if out := w.r2Get(t, work, "e2e-sec-bucket/secret.txt"); out != "victim-object" {
+			t.Errorf("the victim's R2 object is now %q", out)
+		}
+		if rows := w.d1Rows(t, work, "e2e-sec-db", "SELECT v FROM secrets"); len(rows) != 1 || rows[0]["v"] != "victim-row" {
+			t.Errorf("the victim's D1 rows are now %+v", rows)
+		}
+	}
 	podAPI := "http://" + config.BridgeIP + ":" + edgePort
+	storageAttacks := podAPIStorageAttacks(podAPI, acct, dbID)
 
 	t.Run("local-user-cannot-use-the-pod-api", func(t *testing.T) {
 		for _, req := range []string{
@@ -143,9 +164,9 @@ func TestSecurity(t *testing.T) {
 		gb := newGatewayClient(t, bvars)
 		gb.subdomain = "attacker"
 		gb.waitBody(t, "e2e-attacker", "/", "attacker ready")
-		attack := func(method, target string, headers ...string) string {
+		attack := func(method, target, body string, headers ...string) string {
 			t.Helper()
-			q := url.Values{"target": {target}, "method": {method}, "h": headers, "body": {"evil"}}
+			q := url.Values{"target": {target}, "method": {method}, "h": headers, "body": {body}}
 			code, body, err := gb.get("e2e-attacker", "/?"+q.Encode())
 			if err != nil || code != http.StatusOK {
 				t.Fatalf("attacker: %d %q %v", code, body, err)
@@ -159,14 +180,41 @@ func TestSecurity(t *testing.T) {
 				{"x-octo-kv:" + acct + "/" + nsID, "x-octo-auth:00"},
 				{"x-octo-account:" + acct},
 			} {
-				got := attack(a.method, a.target, creds...)
+				got := attack(a.method, a.target, "evil", creds...)
 				t.Logf("%s %s with %q from a pod of another account: %s", a.method, a.target, creds, got)
 				if got == "200" || got == "204" {
 					t.Errorf("%s %s with %q from another account's pod succeeded (%s)", a.method, a.target, creds, got)
 				}
 			}
 		}
+		for _, a := range storageAttacks {
+			got := attack(a.method, a.url, a.body, a.headers...)
+			t.Logf("%s %s with %q from a pod of another account: %s", a.method, a.url, a.headers, got)
+			if got == "200" || got == "204" {
+				t.Errorf("%s %s with %q from another account's pod succeeded (%s)", a.method, a.url, a.headers, got)
+			}
+		}
 		victimKV(t)
+
+		// Through bindings: the other account's bucket of the same name is
+		// its own (wrangler provisions it, empty), and a binding to the
+		// victim's database is refused at upload.
+		snoop := copyProject(t, "snoop", filepath.Join(work, "snoop"))
+		wb.must(t, snoop, "", "deploy")
+		gb.waitBody(t, "e2e-snoop", "/", expected(t, "snoop"))
+		cfg := filepath.Join(snoop, "wrangler.toml")
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, "\n[[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"e2e-sec-db\"\ndatabase_id = \""+dbID+"\"\n"...)
+		if err := os.WriteFile(cfg, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, code := wb.run(t, snoop, "", nil, "deploy"); code == 0 || !strings.Contains(stderr, "7404") {
+			t.Errorf("another account's deploy bound to the victim's database: exit %d, want a refusal (7404):\n%s", code, stderr)
+		}
+		victimStorage(t)
 	})
 
 	t.Run("a-raw-pod-cannot-use-another-accounts-data", func(t *testing.T) {
@@ -226,7 +274,13 @@ func TestSecurity(t *testing.T) {
 				}
 			}
 		}
+		for _, a := range storageAttacks {
+			if got := do(append([]string{a.method, a.url, a.body}, a.headers...)...); got != "403" {
+				t.Errorf("%s %s with %q from a pod answered %s, want 403", a.method, a.url, a.headers, got)
+			}
+		}
 		victimKV(t)
+		victimStorage(t)
 	})
 
 	t.Run("uploaded-code-cannot-take-the-hosts-memory", func(t *testing.T) {
@@ -411,5 +465,31 @@ func deleteAccount(t *testing.T, vars map[string]string, id, ns string) {
 	res := schema.GroupVersionResource{Group: apiv1.Group, Version: apiv1.Version, Resource: "workeraccounts"}
 	if err := c.dyn.Resource(res).Namespace(ns).Delete(context.Background(), id, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete WorkerAccount %s/%s: %v", ns, id, err)
+	}
+}
+
+// podAPIAttack is a request to the pod API naming another account's data.
+type podAPIAttack struct {
+	method, url, body string
+	headers           []string
+}
+
+// podAPIStorageAttacks read and write the victim's R2 bucket e2e-sec-bucket
+// and D1 database dbID through the pod API, speaking workerd's R2 and D1
+// protocols, without the victim's credential or with a made-up one.
+func podAPIStorageAttacks(podAPI, acct, dbID string) []podAPIAttack {
+	r2 := "x-octo-r2:" + acct + "/e2e-sec-bucket"
+	d1 := "x-octo-d1:" + acct + "/" + dbID
+	fake := "x-octo-auth:" + strings.Repeat("0", 64)
+	get := `cf-r2-request:{"version":1,"method":"get","object":"secret.txt"}`
+	put := `{"version":1,"method":"put","object":"secret.txt"}`
+	drop := `{"params":[],"sql":"DROP TABLE secrets"}`
+	return []podAPIAttack{
+		{"GET", podAPI + "/", "", []string{r2, get}},
+		{"GET", podAPI + "/", "", []string{r2, get, fake}},
+		{"PUT", podAPI + "/", put + "evil", []string{r2, fmt.Sprintf("cf-r2-metadata-size:%d", len(put))}},
+		{"PUT", podAPI + "/", put + "evil", []string{r2, fmt.Sprintf("cf-r2-metadata-size:%d", len(put)), fake}},
+		{"POST", podAPI + "/query", `{"params":[],"sql":"SELECT v FROM secrets"}`, []string{d1}},
+		{"POST", podAPI + "/execute", drop, []string{d1, fake}},
 	}
 }

@@ -455,6 +455,11 @@ func TestWorkers(t *testing.T) {
 		}
 	})
 
+	// R2, D1, KV and service bindings with the newest wrangler; their data
+	// must survive down/up (down-up-serves-again). Last before it: the
+	// bundles' placement the subtests above rely on stays as it was.
+	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
+
 	t.Run("down-up-serves-again", func(t *testing.T) {
 		e.with(t).mustOcto("down")
 		e.with(t).mustOcto("up")
@@ -463,6 +468,7 @@ func TestWorkers(t *testing.T) {
 		}
 		g.waitBody(t, "e2e-esm", "/", "hello from esm v3")
 		g.waitBody(t, "e2e-secret", "/", "rotated-value")
+		storageSurvived(t, w, g, work)
 	})
 }
 

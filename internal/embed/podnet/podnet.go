@@ -75,11 +75,15 @@ func ConfList() string {
 // ConfPath is the CNI configuration file containerd reads.
 func (p *PodNet) ConfPath() string { return p.cfg.Path("cni", "net.d", "10-octo.conflist") }
 
-// Start writes the CNI configuration, creates the bridge, installs the
-// firewall that keeps other hosts off the pod network (FirewallChain), turns
-// on IP forwarding and starts the API forwarder.
+// Start writes the CNI configuration, makes NetnsDir a mount of its own,
+// creates the bridge, installs the firewall that keeps other hosts off the
+// pod network (FirewallChain), turns on IP forwarding and starts the API
+// forwarder.
 func (p *PodNet) Start(ctx context.Context) error {
 	if err := config.WriteFileAtomic(p.ConfPath(), []byte(ConfList()), 0o644); err != nil {
+		return err
+	}
+	if err := ensureNetnsMount(NetnsDir); err != nil {
 		return err
 	}
 	if err := ensureBridge(); err != nil {
