@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/crds"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -38,6 +39,9 @@ func ManagerOptions(log *slog.Logger) (ctrl.Options, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false,
+		// octo's kinds are mapped from their CRDs, not from discovery,
+		// which lists them only a second or two after a cold start.
+		MapperProvider: crds.MapperFor,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: sel},
 			&corev1.Service{}:    {Label: sel},

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -54,6 +55,9 @@ type Daemon struct {
 	log    *slog.Logger
 	svc    *services
 	phases [][]embed.Component
+	// apiserver's start also starts the services' build (services.Start):
+	// it installs the CRDs as soon as the API server serves.
+	apiserver embed.Component
 
 	mu     sync.Mutex
 	status Status
@@ -78,17 +82,20 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	podAPI := podapi.New(podapi.Options{Port: cfg.EdgePort})
-	d := &Daemon{cfg: cfg, log: log, svc: svc, phases: [][]embed.Component{
+	api := apiserver.New(cfg, p, k.Endpoint())
+	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, phases: [][]embed.Component{
 		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		// containerd (~0.6 s) starts beside the API server: only the kubelet
 		// needs it.
-		{apiserver.New(cfg, p, k.Endpoint()), containerd.New(cfg, log)},
-		// The services need only the API server and S3: they build with the node.
-		{cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), svc},
-		// Made from the services when this phase starts. The gateway process
-		// owns the edge port and passes the daemon's edge (API, dashboard,
-		// tail) through from a unix socket.
+		{api, containerd.New(cfg, log)},
+		// The services need only the API server and S3 (they began to build
+		// with the API server, see start); what is made from them starts as
+		// soon as they are built, beside the node's parts: none of them
+		// waits for the kubelet or kube-proxy. The gateway process owns the
+		// edge port and passes the daemon's edge (API, dashboard, tail)
+		// through from a unix socket. In a phase the last stops first.
 		{
+			cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), svc,
 			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
 				return edge.NewUnix("edge", EdgeSocket(cfg), log, pf.EdgeParts()...)
 			}),
@@ -224,6 +231,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	readyCtx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	for _, phase := range d.phases {
+		if slices.Contains(phase, d.apiserver) {
+			if err := d.svc.Start(ctx); err != nil {
+				return err
+			}
+		}
 		var wg sync.WaitGroup
 		errs := make([]error, len(phase))
 		for i, c := range phase {

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/octohq/octo/internal/config"
@@ -38,6 +40,7 @@ type services struct {
 	// builder share it (and its concurrency bound). Set by build.
 	validator *workerd.Validator
 
+	started  sync.Once
 	done     chan struct{} // closed when Start's build has ended
 	platform *platform.Platform
 	err      error
@@ -60,11 +63,18 @@ func (s *services) extractWorkerd() {
 func (s *services) Name() string { return "services" }
 
 // Start builds the platform in the background; ctx bounds its services.
+//
+// The daemon calls it as soon as the API server starts (the build waits
+// until it serves), so that the CRDs are installed while the API server
+// still runs its post-start hooks; the call of the services' own phase then
+// does nothing.
 func (s *services) Start(ctx context.Context) error {
-	go func() {
-		defer close(s.done)
-		s.platform, s.err = s.build(ctx)
-	}()
+	s.started.Do(func() {
+		go func() {
+			defer close(s.done)
+			s.platform, s.err = s.build(ctx)
+		}()
+	})
 	return nil
 }
 
@@ -101,6 +111,9 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := waitServing(ctx, rc); err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	<-s.extracted
 	if s.extractErr != nil {
@@ -130,14 +143,14 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 	return p, nil
 }
 
-// deferred is a component of a later phase made from the built platform
-// right before it starts; the daemon lists it by name from the beginning.
+// deferred is a component made from the built platform once it is built;
+// the daemon lists it by name from the beginning.
 func (s *services) deferred(name, endpoint string, make func(*platform.Platform) embed.Component) *deferred {
-	return &deferred{name: name, endpoint: endpoint, make: func() (embed.Component, error) {
+	return &deferred{name: name, endpoint: endpoint, make: func(ctx context.Context) (embed.Component, error) {
 		select {
 		case <-s.done:
-		default:
-			return nil, errors.New("the services are not built yet")
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the services: %w", context.Cause(ctx))
 		}
 		if s.err != nil {
 			return nil, fmt.Errorf("services: %w", s.err)
@@ -146,12 +159,12 @@ func (s *services) deferred(name, endpoint string, make func(*platform.Platform)
 	}}
 }
 
-// deferred is a component made, when its phase starts, from what earlier
-// phases built (see services.deferred).
+// deferred is a component made from the built services: its Start waits
+// for the build (see services.deferred).
 type deferred struct {
 	name     string
 	endpoint string
-	make     func() (embed.Component, error)
+	make     func(context.Context) (embed.Component, error)
 	c        embed.Component
 }
 
@@ -161,9 +174,9 @@ func (d *deferred) Name() string { return d.name }
 // Endpoint implements embed.Endpointer.
 func (d *deferred) Endpoint() string { return d.endpoint }
 
-// Start makes the component and starts it.
+// Start waits for the services, makes the component and starts it.
 func (d *deferred) Start(ctx context.Context) error {
-	c, err := d.make()
+	c, err := d.make(ctx)
 	if err != nil {
 		return err
 	}
@@ -180,4 +193,29 @@ func (d *deferred) Stop(ctx context.Context) error {
 		return nil
 	}
 	return d.c.Stop(ctx)
+}
+
+// servingPoll is how often waitServing asks the API server.
+const servingPoll = 50 * time.Millisecond
+
+// waitServing waits until the API server answers its version: it serves
+// then, while its post-start hooks (RBAC roles, priority classes) still run.
+func waitServing(ctx context.Context, rc *rest.Config) error {
+	rc = rest.CopyConfig(rc)
+	rc.Timeout = 2 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("discovery client: %w", err)
+	}
+	for {
+		_, err := dc.ServerVersion()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the API server to serve: %w (last: %v)", context.Cause(ctx), err)
+		case <-time.After(servingPoll):
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/crds"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
 )
@@ -37,8 +38,16 @@ func ClusterOptions(ctx context.Context, rc *rest.Config, scheme *runtime.Scheme
 	}
 	shared := ptr.To(true)
 	objs := []client.Object{&corev1.Pod{}, &apiv1.WorkerAccount{}, &apiv1.WorkerRelease{}, &apiv1.WorkerVersion{}}
+	// octo's kinds are mapped from their CRDs: discovery lists them only
+	// a second or two after a cold start.
+	mapper, hc, err := crds.ClusterMapper(rc)
+	if err != nil {
+		return Options{}, err
+	}
 	c, err := cache.New(rc, cache.Options{
 		Scheme:           scheme,
+		HTTPClient:       hc,
+		Mapper:           mapper,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			objs[0]: {Label: labels.NewSelector().Add(*req), UnsafeDisableDeepCopy: shared},

@@ -70,7 +70,11 @@ func connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, val
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(rc, client.Options{Scheme: scheme})
+	mapper, hc, err := crds.ClusterMapper(rc)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(rc, client.Options{Scheme: scheme, HTTPClient: hc, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("cluster client: %w", err)
 	}
