@@ -267,6 +267,10 @@ func r2ServiceName(bucket string) string { return externalServiceName("r2", buck
 // d1ServiceName is the workerd service of a D1 database.
 func d1ServiceName(databaseID string) string { return externalServiceName("d1", databaseID) }
 
+// missingTargetName is the stub service that stands in for script when
+// service bindings name it but it has no active version.
+func missingTargetName(script string) string { return externalServiceName("missing", script) }
+
 // externalServiceName is the workerd service, on the pod API, of the
 // store of kind (kv, r2, d1) named id: octo-<kind>-<id, sanitised>-<hash>.
 func externalServiceName(kind, id string) string {
@@ -414,6 +418,27 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	for _, svc := range sortedKeys(external) {
 		cfg.External = append(cfg.External, external[svc])
 	}
+	// A service binding whose script has no active version (deleted since
+	// the upload) reaches a stub that answers 503, as the caller must keep
+	// running.
+	missing := map[string][]string{} // script → the entrypoints bound
+	for _, p := range preps {
+		for _, bd := range p.bw.Version.Spec.Bindings {
+			if p.fail == "" && bd.Type == apiv1.BindingService && bound[bd.Service] == "" {
+				missing[bd.Service] = append(missing[bd.Service], bd.Entrypoint)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		entries = append(entries, dir("etc/worker/octo-stub", 0o755))
+	}
+	for _, script := range sortedKeys(missing) {
+		sw, src := workerd.StubWorker(missingTargetName(script), missing[script],
+			fmt.Sprintf("Worker %q is not deployed: this service binding has no target", script))
+		cfg.Workers = append(cfg.Workers, sw)
+		entries = append(entries, entry{name: "etc/worker/" + sw.Modules[0].Path, mode: 0o644, data: []byte(src)})
+		log.Warn("service binding to a script without an active version", "script", script)
+	}
 	health := workerd.Worker{
 		Name:              HealthWorkerName,
 		Modules:           []workerd.Module{{Name: "health.js", Type: apiv1.ModuleESModule, Path: HealthWorkerName + "/health.js"}},
@@ -532,18 +557,13 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, b
 	}
 	w, err := workerd.FromVersion(bw.Version, paths, workerd.Targets{
 		KV: kvServiceName, R2: r2ServiceName, D1: d1ServiceName,
-		Script: func(script string) string { return bound[script] },
+		Script: func(script string) string { return cmp.Or(bound[script], missingTargetName(script)) },
 		SecretEnv: func(binding string) string {
 			return secretEnv(s.ScriptName, secretKey(bw.Version, binding))
 		},
 	})
 	if err != nil {
 		return workerd.Worker{}, nil, err.Error(), nil
-	}
-	for _, bd := range s.Bindings {
-		if bd.Type == apiv1.BindingService && bound[bd.Service] == "" {
-			return workerd.Worker{}, nil, fmt.Sprintf("service binding %s: script %s has no active version in this bundle", bd.Name, bd.Service), nil
-		}
 	}
 	w.Name = service
 	w.Address = "*:" + strconv.Itoa(bw.Port)

@@ -514,18 +514,34 @@ func TestBuildErrors(t *testing.T) {
 	gone := version(blobs, "gone", "22222222-0000-4000-8000-000000000001", 1, `export default {}`)
 	delete(blobs.m, gone.Spec.Modules[0].Key)
 	unsupported := version(blobs, "caller", "33333333-0000-4000-8000-000000000001", 1, `export default {}`,
-		apiv1.WorkerBinding{Name: "OTHER", Type: apiv1.BindingService, Service: "elsewhere"})
+		apiv1.WorkerBinding{Name: "OTHER", Type: apiv1.BindingService, Service: "elsewhere"},
+		apiv1.WorkerBinding{Name: "RPC", Type: apiv1.BindingService, Service: "elsewhere", Entrypoint: "Greeter"})
 
-	// A missing module or a binding the bundle cannot serve fails that worker only.
+	// A missing module fails that worker only. A service binding to a
+	// script without an active version (deleted) reaches a stub that
+	// answers 503, and its worker keeps running.
 	res, err := b.Build(ctx, BuildRequest{AccountID: account, BundleName: "x", Workers: []BuildWorker{
 		{Version: good, Port: 8081}, {Version: gone, Port: 8082}, {Version: unsupported, Port: 8083},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Ports) != 1 || len(res.Failed) != 2 || !strings.Contains(res.Failed[1].Message, "missing from storage") ||
-		!strings.Contains(res.Failed[0].Message, "script elsewhere has no active version in this bundle") {
+	if len(res.Ports) != 2 || res.Ports[unsupported.Spec.VersionID] != 8083 || len(res.Failed) != 1 || !strings.Contains(res.Failed[0].Message, "missing from storage") {
 		t.Errorf("ports %v failed %+v", res.Ports, res.Failed)
+	}
+	img := pull(t, res.Image)
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 2 {
+		t.Fatalf("layers %d, %v", len(layers), err)
+	}
+	_, files := layerFiles(t, layers[1])
+	stub := missingTargetName("elsewhere")
+	if src := string(files["etc/worker/octo-stub/"+stub+".js"]); !strings.Contains(src, `Worker \"elsewhere\" is not deployed`) ||
+		!strings.Contains(src, "export class Greeter extends WorkerEntrypoint {}") {
+		t.Errorf("the stub of elsewhere is %q", src)
+	}
+	if capnp := string(files["etc/worker/config.capnp"]); !strings.Contains(capnp, `service = (name = "`+stub+`"`) {
+		t.Errorf("config.capnp binds no service to the stub %s:\n%s", stub, capnp)
 	}
 
 	// Every worker failing still gives an image with the health worker.

@@ -251,12 +251,27 @@ func (s *Server) scriptSubdomain(c echo.Context) error {
 	return ok(c, res)
 }
 
+// references answers which scripts' active versions bind this one and which
+// scripts its own active version binds, as `wrangler delete` asks before it
+// deletes (it warns that the dependent Workers will break).
 func (s *Server) references(c echo.Context) error {
-	if _, err := s.store.Release(c.Request().Context(), account(c), c.Param("script")); err != nil {
+	ctx, a, script := c.Request().Context(), account(c), c.Param("script")
+	if _, err := s.store.Release(ctx, a, script); err != nil {
 		return err
 	}
+	refs, err := s.store.ServiceReferences(ctx, a, script)
+	if err != nil {
+		return err
+	}
+	entries := func(scripts []string) []map[string]any {
+		out := []map[string]any{}
+		for _, sc := range scripts {
+			out = append(out, map[string]any{"service": sc})
+		}
+		return out
+	}
 	return ok(c, map[string]any{
-		"services":        map[string]any{"incoming": []any{}, "outgoing": []any{}},
+		"services":        map[string]any{"incoming": entries(refs.Incoming), "outgoing": entries(refs.Outgoing)},
 		"durable_objects": []any{}, "dispatch_outbounds": []any{},
 	})
 }

@@ -1710,3 +1710,35 @@ func TestScriptsDeploymentHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestReferences: `wrangler delete` asks which Workers bind the one it
+// deletes; only active versions count.
+func TestReferences(t *testing.T) {
+	t.Parallel()
+	env := newScriptsEnv(t)
+	env.deployHello("callee")
+	env.deployHello("caller", map[string]any{"name": "C", "type": "service", "service": "callee"},
+		map[string]any{"name": "SELF", "type": "service", "service": "caller"})
+	env.deployHello("bystander")
+	type refs struct {
+		Services struct {
+			Incoming []map[string]any `json:"incoming"`
+			Outgoing []map[string]any `json:"outgoing"`
+		} `json:"services"`
+	}
+	var r refs
+	env.must(env.call(http.MethodGet, "/scripts/callee/references", nil)).into(t, &r)
+	if fmt.Sprint(r.Services.Incoming, r.Services.Outgoing) != "[map[service:caller]] []" {
+		t.Errorf("callee's references = %+v, want caller incoming", r.Services)
+	}
+	env.must(env.call(http.MethodGet, "/scripts/caller/references", nil)).into(t, &r)
+	if fmt.Sprint(r.Services.Incoming, r.Services.Outgoing) != "[] [map[service:callee]]" {
+		t.Errorf("caller's references = %+v, want callee outgoing (itself left out)", r.Services)
+	}
+	// A new active version without the binding ends the reference.
+	env.deployHello("caller")
+	env.must(env.call(http.MethodGet, "/scripts/callee/references", nil)).into(t, &r)
+	if len(r.Services.Incoming) != 0 {
+		t.Errorf("after caller dropped the binding: incoming %+v", r.Services.Incoming)
+	}
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	apiv1 "github.com/octohq/octo/api/v1"
 )
@@ -70,4 +72,50 @@ func (s *Store) checkBindingTargets(ctx context.Context, a Account, script strin
 		}
 	}
 	return nil
+}
+
+// ServiceRefs are the scripts a script's active versions are bound to by
+// service bindings, and the scripts whose active versions bind it.
+type ServiceRefs struct {
+	// Incoming are the other scripts whose active versions bind the script.
+	Incoming []string
+	// Outgoing are the scripts the script's active versions bind.
+	Outgoing []string
+}
+
+// ServiceReferences finds script's service references among the active
+// versions of the account's scripts (every version of its active
+// deployment), each script once, by name.
+func (s *Store) ServiceReferences(ctx context.Context, a Account, script string) (ServiceRefs, error) {
+	releases, err := s.Releases(ctx, a)
+	if err != nil {
+		return ServiceRefs{}, err
+	}
+	versions, err := s.AccountVersions(ctx, a)
+	if err != nil {
+		return ServiceRefs{}, err
+	}
+	in, out := map[string]bool{}, map[string]bool{}
+	for _, r := range releases {
+		dep := r.ActiveDeployment()
+		if dep == nil {
+			continue
+		}
+		caller := r.Spec.ScriptName
+		for _, v := range versions[caller] {
+			if !slices.ContainsFunc(dep.Versions, func(t apiv1.VersionTraffic) bool { return t.VersionID == v.Spec.VersionID }) {
+				continue
+			}
+			for _, b := range v.Spec.Bindings {
+				switch {
+				case b.Type != apiv1.BindingService || b.Service == caller:
+				case b.Service == script:
+					in[caller] = true
+				case caller == script:
+					out[b.Service] = true
+				}
+			}
+		}
+	}
+	return ServiceRefs{Incoming: slices.Sorted(maps.Keys(in)), Outgoing: slices.Sorted(maps.Keys(out))}, nil
 }

@@ -85,7 +85,7 @@ func TestServeServiceBindings(t *testing.T) {
 		t.Errorf("an internal Worker got a socket:\n%s", text)
 	}
 	dir := t.TempDir()
-	for name, content := range map[string]string{
+	writeFiles(t, dir, map[string]string{
 		"config.capnp": text,
 		"callee/callee.js": `import { WorkerEntrypoint } from "cloudflare:workers";
 export class Greeter extends WorkerEntrypoint {
@@ -99,15 +99,7 @@ export default { fetch(req) { return new Response("callee saw " + new URL(req.ur
     return Response.json({ viaFetch, viaRPC, d1: typeof env.DB.prepare, r2: typeof env.BUCKET.get });
   },
 };`,
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	port, stderr := serveConfig(t, bin, filepath.Join(dir, "config.capnp"), caller.Name)
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 	if err != nil {
@@ -164,4 +156,70 @@ func serveConfig(t *testing.T, bin, config, socket string) (int, func() string) 
 	}
 	t.Fatalf("workerd did not listen on %s; stderr:\n%s", socket, stderr.String())
 	return 0, nil
+}
+
+// TestStubWorkerStandsInForAMissingTarget: a Worker bound to a script that
+// does not run gets the stub's 503 and message by fetch, and an error (not a
+// crash) by RPC.
+func TestStubWorkerStandsInForAMissingTarget(t *testing.T) {
+	bin := workerdBin(t)
+	stub, stubSrc := StubWorker("missing-x", []string{"Greeter", ""}, `Worker "x" is not deployed`)
+	caller := Worker{
+		Name:              "caller-1",
+		Modules:           []Module{{Name: "caller.js", Type: apiv1.ModuleESModule, Path: "caller/caller.js"}},
+		CompatibilityDate: "2025-01-01",
+		Bindings: []Binding{
+			{Name: "X", Kind: Service, Service: stub.Name},
+			{Name: "GREETER", Kind: Service, Service: stub.Name, Entrypoint: "Greeter"},
+		},
+		Address: "127.0.0.1:0",
+	}
+	text, err := (&Config{Workers: []Worker{stub, caller}}).Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"config.capnp":       text,
+		stub.Modules[0].Path: stubSrc,
+		"caller/caller.js": `export default {
+  async fetch(req, env) {
+    const r = await env.X.fetch("http://x/");
+    let rpc;
+    try { rpc = await env.GREETER.hello("octo"); } catch (e) { rpc = "error: " + e.message; }
+    return Response.json({ status: r.status, body: await r.text(), rpc });
+  },
+};`,
+	})
+	port, stderr := serveConfig(t, bin, filepath.Join(dir, "config.capnp"), caller.Name)
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+		RPC    string `json:"rpc"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 {
+		t.Fatalf("%s, %v (stderr %s)", res.Status, err, stderr())
+	}
+	if got.Status != 503 || got.Body != `Worker "x" is not deployed` || !strings.HasPrefix(got.RPC, "error: ") {
+		t.Errorf("through the stub: %+v, want 503 with the message and an RPC error", got)
+	}
+}
+
+// writeFiles writes files (path relative to dir → content) under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -41,13 +41,20 @@ func (e *StartupError) Error() string { return e.Message }
 // validation: nothing listens there, and bindings are not called at startup.
 const validationKVAddress = "127.0.0.1:9"
 
-// stubWorker stands in, during validation, for the Worker name that
-// service bindings reach at entrypoints ("" is the default export): an
-// internal Worker exporting each of them, and its module's source.
-func stubWorker(name string, entrypoints []string) (Worker, string) {
+// StubWorker stands in for the Worker that service bindings reach at
+// entrypoints ("" is the default export) when it does not run beside them:
+// an internal Worker exporting each of them, and its module's source. Its
+// fetch answers 503 with message as the body (none when empty); its
+// entrypoints have no methods, so an RPC call fails.
+func StubWorker(name string, entrypoints []string, message string) (Worker, string) {
 	var src strings.Builder
 	src.WriteString("import { WorkerEntrypoint } from \"cloudflare:workers\";\n")
-	src.WriteString("export default { fetch() { return new Response(null, { status: 503 }); } };\n")
+	body := "null"
+	if message != "" {
+		b, _ := json.Marshal(message) // a string always encodes
+		body = string(b)
+	}
+	fmt.Fprintf(&src, "export default { fetch() { return new Response(%s, { status: 503 }); } };\n", body)
 	seen := map[string]bool{}
 	for _, e := range entrypoints {
 		if e == "" || e == "default" || seen[e] || !bindingNameRE.MatchString(e) {
@@ -136,7 +143,7 @@ func (v *Validator) Validate(ctx context.Context, w Worker, files map[string][]b
 	for _, name := range slices.Sorted(maps.Keys(stubs)) {
 		// The bound Worker is not started with it; a stub with the same
 		// entrypoints stands in (workerd resolves them at startup).
-		sw, src := stubWorker(name, stubs[name])
+		sw, src := StubWorker(name, stubs[name], "")
 		cfg.Workers = append(cfg.Workers, sw)
 		files[sw.Modules[0].Path] = []byte(src)
 	}

@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/kubernetes"
@@ -123,10 +125,49 @@ func (k *Kubelet) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dependencies: %w", err)
 	}
+	if err := k.preRegister(ctx); err != nil {
+		return err
+	}
 	ctx, k.cancel = context.WithCancel(ctx)
 	k.done = make(chan error, 1)
 	go func() { k.done <- kubeletapp.Run(ctx, server, deps, utilfeature.DefaultFeatureGate) }()
 	return nil
+}
+
+// preRegister creates the node's Node object, with the kubelet's own
+// credentials, labels and InternalIP, unless it exists. kube-proxy waits for
+// the node's addresses and looks once a second: at a cold start it waited up
+// to a second after the kubelet's registration. The kubelet takes the object
+// over when it registers (status, labels). A pod scheduled before the
+// kubelet runs waits for it, as on any node that is not Ready yet.
+func (k *Kubelet) preRegister(ctx context.Context) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", k.pki.KubeconfigPath("kubelet"))
+	if err != nil {
+		return fmt.Errorf("kubelet kubeconfig: %w", err)
+	}
+	rc.Timeout = 10 * time.Second
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	_, err = cs.CoreV1().Nodes().Create(ctx, InitialNode(k.cfg.NodeName, k.cfg.NodeIP), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("register node %s: %w", k.cfg.NodeName, err)
+	}
+	return nil
+}
+
+// InitialNode is the Node preRegister creates: the labels and the
+// addresses the kubelet gives its node.
+func InitialNode(name, ip string) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			corev1.LabelHostname: name, corev1.LabelOSStable: goruntime.GOOS, corev1.LabelArchStable: goruntime.GOARCH,
+		}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: ip}, {Type: corev1.NodeHostName, Address: name},
+		}},
+	}
 }
 
 // Ready waits until the node reports Ready with a heartbeat newer than this
