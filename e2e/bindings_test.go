@@ -148,3 +148,19 @@ func d1ID(t *testing.T, w *wranglerCLI, dir, name string) string {
 	t.Fatalf("d1 list --json lacks %s: %+v", name, dbs)
 	return ""
 }
+
+// deletedTarget is TestWrangler's step after storageBindings (wrangler
+// 4.86): `wrangler delete` of a Worker that others bind names them (it asks
+// …/references), and the Worker bound to it keeps serving: the binding's
+// fetch answers 503 and its RPC calls throw.
+func deletedTarget(t *testing.T, w *wranglerCLI, g *gatewayClient, work string) {
+	orphan := copyProject(t, "bindings-orphan", filepath.Join(work, "bindings-orphan"))
+	w.must(t, orphan, "", "deploy")
+	g.waitBody(t, "e2e-orphan", "/", "fetch: 200 callee saw /ping\nrpc: hello caller from the callee\n")
+	out, errOut, code := w.run(t, filepath.Join(work, "bindings-callee"), "", nil, "delete")
+	if code != 0 || !strings.Contains(out+errOut, "e2e-callee is currently in use by other Workers") ||
+		!strings.Contains(out+errOut, "Worker e2e-orphan uses this Worker as a Service Binding") {
+		t.Errorf("wrangler delete e2e-callee: exit %d, want it to name e2e-orphan and delete:\n%s%s", code, out, errOut)
+	}
+	g.waitBody(t, "e2e-orphan", "/", expected(t, "bindings-orphan"))
+}
