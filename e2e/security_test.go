@@ -114,7 +114,7 @@ func TestSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.must(t, work, "", "r2", "bucket", "create", "e2e-sec-bucket")
-	w.must(t, work, "", "r2", "object", "put", "e2e-sec-bucket/secret.txt", "--file", victimObject, "--remote")
+	w.must(t, work, "", w.r2Object("put", "e2e-sec-bucket/secret.txt", "--file", victimObject)...)
 	w.must(t, work, "", "d1", "create", "e2e-sec-db")
 	dbID := d1ID(t, w, work, "e2e-sec-db")
 	w.must(t, work, "", "d1", "execute", "e2e-sec-db", "--remote", "--yes",

@@ -288,10 +288,8 @@ func wranglerSuite(t *testing.T, e *env, vars map[string]string, sub string, cl 
 		}
 	})
 
-	if cl == wrangler486 {
-		t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
-		t.Run("deleted-binding-target", func(t *testing.T) { deletedTarget(t, w, g, work) })
-	}
+	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
+	t.Run("deleted-binding-target", func(t *testing.T) { deletedTarget(t, w, g, work) })
 
 	t.Run("versions", func(t *testing.T) {
 		d := need(t, "esm")
