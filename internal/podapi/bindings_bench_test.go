@@ -16,6 +16,7 @@ import (
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/store/storetest"
 	"github.com/octohq/octo/internal/workerd"
+	"github.com/octohq/octo/internal/workerd/workerdtest"
 )
 
 // benchWorker answers /d1 with one D1 query by primary key, /r2put by
@@ -39,13 +40,7 @@ const benchWorker = `export default {
 // benchBindings runs benchWorker in a real workerd with a D1 database of
 // 1,000 rows and an R2 bucket behind the pod API, and returns its base URL.
 func benchBindings(b *testing.B) string {
-	if !workerd.Embedded() {
-		b.Skip("built without workerd: run `make workerd` first")
-	}
-	bin, err := workerd.Extract(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	bin := workerdBinary(b)
 	ctx := context.Background()
 	d1, d1Hdr := newD1(b)
 	uuid := strings.TrimPrefix(d1Hdr, d1TestAccount+"/")
@@ -93,7 +88,7 @@ const config :Workerd.Config = (
 			b.Fatal(err)
 		}
 	}
-	port, _ := serveWorkerd(b, bin, filepath.Join(dir, "config.capnp"), "http")
+	port, _ := workerdtest.Serve(b, bin, filepath.Join(dir, "config.capnp"), "http", nil)
 	return fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 

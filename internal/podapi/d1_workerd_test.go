@@ -6,7 +6,6 @@ package podapi
 // pod API handler. Needs `make workerd`; skipped without it.
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,13 +13,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/octohq/octo/internal/workerd"
+	"github.com/octohq/octo/internal/workerd/workerdtest"
 )
 
 const d1Worker = `export default {
@@ -78,13 +76,7 @@ const d1Worker = `export default {
 };`
 
 func TestD1InWorkerd(t *testing.T) {
-	if !workerd.Embedded() {
-		t.Skip("built without workerd: run `make workerd` first")
-	}
-	bin, err := workerd.Extract(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := workerdBinary(t)
 	d1, hdr := newD1(t)
 	key, err := GenerateKey()
 	if err != nil {
@@ -117,7 +109,7 @@ const config :Workerd.Config = (
 	if err := os.WriteFile(filepath.Join(dir, "index.js"), []byte(d1Worker), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port, stderr := serveWorkerd(t, bin, filepath.Join(dir, "config.capnp"), "http")
+	port, stderr := workerdtest.Serve(t, bin, filepath.Join(dir, "config.capnp"), "http", nil)
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +118,7 @@ const config :Workerd.Config = (
 	res.Body.Close()
 	var got map[string]any
 	if err := json.Unmarshal(body, &got); err != nil {
-		t.Fatalf("%s: %s\nworkerd: %s", res.Status, body, stderr.String())
+		t.Fatalf("%s: %s\nworkerd: %s", res.Status, body, stderr())
 	}
 	want := map[string]any{
 		"insertMeta": map[string]any{"changes": 1.0, "last_row_id": 1.0, "changed_db": true, "size_after": true,
@@ -160,51 +152,20 @@ const config :Workerd.Config = (
 		}
 	}
 	if t.Failed() {
-		t.Logf("worker answered %s\nworkerd: %s", body, stderr.String())
+		t.Logf("worker answered %s\nworkerd: %s", body, stderr())
 	}
 }
 
-// serveWorkerd runs `workerd serve config` until the test ends and returns
-// the port of socket and workerd's stderr.
-func serveWorkerd(t testing.TB, bin, config, socket string) (int, *strings.Builder) {
-	t.Helper()
-	ctlR, ctlW, err := os.Pipe()
+// workerdBinary extracts the embedded workerd for a test, or skips it when
+// octo was built without workerd.
+func workerdBinary(tb testing.TB) string {
+	tb.Helper()
+	if !workerd.Embedded() {
+		tb.Skip("built without workerd: run `make workerd` first")
+	}
+	bin, err := workerd.Extract(tb.TempDir())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer ctlR.Close()
-	cmd := exec.Command(bin, "serve", config, "--control-fd=3")
-	stderr := &strings.Builder{}
-	cmd.Stderr = stderr
-	cmd.ExtraFiles = []*os.File{ctlW}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctlW.Close()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	port := make(chan int, 1)
-	go func() {
-		sc := bufio.NewScanner(ctlR)
-		for sc.Scan() {
-			var ev struct {
-				Event  string `json:"event"`
-				Socket string `json:"socket"`
-				Port   int    `json:"port"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == socket {
-				port <- ev.Port
-				return
-			}
-		}
-		close(port)
-	}()
-	select {
-	case p, ok := <-port:
-		if ok {
-			return p, stderr
-		}
-	case <-time.After(20 * time.Second):
-	}
-	t.Fatalf("workerd did not listen; stderr:\n%s", stderr.String())
-	return 0, nil
+	return bin
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/store/storetest"
 	"github.com/octohq/octo/internal/workerd"
+	"github.com/octohq/octo/internal/workerd/workerdtest"
 )
 
 const r2WorkerJS = `
@@ -134,13 +135,7 @@ export default {
 `
 
 func TestR2WithWorkerd(t *testing.T) {
-	if !workerd.Embedded() {
-		t.Skip("built without workerd: run `make workerd` first")
-	}
-	bin, err := workerd.Extract(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := workerdBinary(t)
 	ctx := context.Background()
 	acct := storetest.Account(t).ID
 	r2 := store.NewR2(testBlobs, nil)
@@ -176,7 +171,7 @@ const config :Workerd.Config = (
 			t.Fatal(err)
 		}
 	}
-	p, stderr := serveWorkerd(t, bin, filepath.Join(dir, "config.capnp"), "main")
+	p, stderr := workerdtest.Serve(t, bin, filepath.Join(dir, "config.capnp"), "main", nil)
 	client := &http.Client{Timeout: 60 * time.Second}
 	res, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", p))
 	if err != nil {
@@ -186,7 +181,7 @@ const config :Workerd.Config = (
 	res.Body.Close()
 	var got map[string]any
 	if err := json.Unmarshal(body, &got); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("%s: %s\nstderr: %s", res.Status, body, stderr.String())
+		t.Fatalf("%s: %s\nstderr: %s", res.Status, body, stderr())
 	}
 
 	etag := fmt.Sprintf("%x", md5.Sum([]byte("hello world")))
@@ -238,6 +233,6 @@ const config :Workerd.Config = (
 		}
 	}
 	if t.Failed() {
-		t.Logf("workerd stderr:\n%s", stderr.String())
+		t.Logf("workerd stderr:\n%s", stderr())
 	}
 }

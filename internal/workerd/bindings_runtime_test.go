@@ -1,20 +1,18 @@
 package workerd
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/workerd/workerdtest"
 )
 
 // TestValidateBindingsToOthers: a version bound to another script, an R2
@@ -100,7 +98,7 @@ export default { fetch(req) { return new Response("callee saw " + new URL(req.ur
   },
 };`,
 	})
-	port, stderr := serveConfig(t, bin, filepath.Join(dir, "config.capnp"), caller.Name)
+	port, stderr := workerdtest.Serve(t, bin, filepath.Join(dir, "config.capnp"), caller.Name, nil)
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 	if err != nil {
 		t.Fatal(err)
@@ -111,51 +109,6 @@ export default { fetch(req) { return new Response("callee saw " + new URL(req.ur
 	if res.StatusCode != 200 || string(body) != want {
 		t.Fatalf("%s %s, want %s (stderr %s)", res.Status, body, want, stderr())
 	}
-}
-
-// serveConfig runs `workerd serve config` until the test ends and returns
-// the port of socket and a reader of workerd's stderr.
-func serveConfig(t *testing.T, bin, config, socket string) (int, func() string) {
-	t.Helper()
-	ctlR, ctlW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctlR.Close() })
-	cmd := exec.Command(bin, "serve", config, "--control-fd=3")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.ExtraFiles = []*os.File{ctlW}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctlW.Close()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	port := make(chan int, 1)
-	go func() {
-		defer close(port)
-		sc := bufio.NewScanner(ctlR)
-		for sc.Scan() {
-			var ev struct {
-				Event  string `json:"event"`
-				Socket string `json:"socket"`
-				Port   int    `json:"port"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == socket {
-				port <- ev.Port
-				return
-			}
-		}
-	}()
-	select {
-	case p, ok := <-port:
-		if ok {
-			return p, stderr.String
-		}
-	case <-time.After(10 * time.Second):
-	}
-	t.Fatalf("workerd did not listen on %s; stderr:\n%s", socket, stderr.String())
-	return 0, nil
 }
 
 // TestStubWorkerStandsInForAMissingTarget: a Worker bound to a script that
@@ -191,7 +144,7 @@ func TestStubWorkerStandsInForAMissingTarget(t *testing.T) {
   },
 };`,
 	})
-	port, stderr := serveConfig(t, bin, filepath.Join(dir, "config.capnp"), caller.Name)
+	port, stderr := workerdtest.Serve(t, bin, filepath.Join(dir, "config.capnp"), caller.Name, nil)
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ package workerd
 // `make test`); without the binary they are skipped. No root needed.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/workerd/workerdtest"
 )
 
 var (
@@ -408,45 +408,7 @@ export default {
 	write("w/data.bin", "\x00\x01\xff")
 	write("w/conf.json", `{"fromModule": true}`)
 
-	ctlR, ctlW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctlR.Close()
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.capnp"), "--control-fd=3")
-	cmd.Env = []string{"OCTO_SECRET_TOKEN=s3cr3t"}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.ExtraFiles = []*os.File{ctlW}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctlW.Close()
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	port := make(chan int, 1)
-	go func() {
-		sc := bufio.NewScanner(ctlR)
-		for sc.Scan() {
-			var ev struct {
-				Event  string `json:"event"`
-				Socket string `json:"socket"`
-				Port   int    `json:"port"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == w.Name {
-				port <- ev.Port
-				return
-			}
-		}
-		close(port)
-	}()
-	var p int
-	select {
-	case p = <-port:
-	case <-time.After(10 * time.Second):
-	}
-	if p == 0 {
-		t.Fatalf("workerd did not listen; stderr:\n%s\nconfig:\n%s", stderr.String(), text)
-	}
+	p, stderr := workerdtest.Serve(t, bin, filepath.Join(dir, "config.capnp"), w.Name, []string{"OCTO_SECRET_TOKEN=s3cr3t"})
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/path?q=1", p))
 	if err != nil {
 		t.Fatal(err)
@@ -455,7 +417,7 @@ export default {
 	res.Body.Close()
 	var got map[string]any
 	if err := json.Unmarshal(body, &got); err != nil {
-		t.Fatalf("%s: %s (stderr %s)", res.Status, body, stderr.String())
+		t.Fatalf("%s: %s (stderr %s)", res.Status, body, stderr())
 	}
 	want := map[string]any{
 		"greeting":   "héllo \"wörld\"\n\\ 😀",
@@ -492,6 +454,6 @@ export default {
 			t.Fatalf("tail event %v", ev)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("no tail events; stderr:\n%s", stderr.String())
+		t.Fatalf("no tail events; stderr:\n%s", stderr())
 	}
 }
