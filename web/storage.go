@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -37,6 +38,44 @@ func (d *Dashboard) storageRequest(c echo.Context) (context.Context, context.Can
 	return ctx, cancel, a, err
 }
 
+// r2UsageTTL is how long the dashboard reuses a bucket's object count and
+// size: counting lists every object of the bucket, and the page polls every
+// 2 s.
+const r2UsageTTL = 10 * time.Second
+
+// r2UsageCache keeps the buckets' usage for r2UsageTTL, by account/bucket.
+type r2UsageCache struct {
+	mu sync.Mutex
+	m  map[string]r2Usage
+}
+
+type r2Usage struct {
+	objects, bytes int64
+	at             time.Time
+}
+
+// get returns the usage of key counted less than r2UsageTTL before now, or
+// counts it again.
+func (c *r2UsageCache) get(key string, now time.Time, count func() (int64, int64, error)) (int64, int64, error) {
+	c.mu.Lock()
+	u, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && now.Sub(u.at) < r2UsageTTL {
+		return u.objects, u.bytes, nil
+	}
+	objects, size, err := count()
+	if err != nil {
+		return 0, 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]r2Usage{}
+	}
+	c.m[key] = r2Usage{objects: objects, bytes: size, at: now}
+	return objects, size, nil
+}
+
 type r2BucketJSON struct {
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -60,7 +99,9 @@ func (d *Dashboard) r2Buckets(c echo.Context) error {
 	}
 	out := make([]r2BucketJSON, 0, len(all))
 	for _, b := range all {
-		objects, size, err := r2.Usage(ctx, a.ID, b.Name)
+		objects, size, err := d.usage.get(a.ID+"/"+b.Name, d.now(), func() (int64, int64, error) {
+			return r2.Usage(ctx, a.ID, b.Name)
+		})
 		if err != nil {
 			return err
 		}

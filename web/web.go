@@ -133,6 +133,7 @@ type Dashboard struct {
 	hosts  map[string]bool
 	origin map[string]bool
 	auth   auth
+	usage  r2UsageCache
 }
 
 // New returns a Dashboard.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -717,6 +718,19 @@ func TestR2(t *testing.T) {
 	}
 	if b := buckets.Buckets[1]; b.Objects != 0 || b.Bytes != 0 {
 		t.Errorf("e2e-empty = %+v", b)
+	}
+	// The counts are reused for r2UsageTTL (the page polls every 2 s).
+	if _, err := w.st.R2().Put(context.Background(), acct, "e2e-empty", "new.txt", strings.NewReader("new"), 3, store.R2PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.getJSON(t, base, &buckets)
+	if b := buckets.Buckets[1]; b.Objects != 0 {
+		t.Errorf("e2e-empty within the TTL = %+v, want the counted 0 objects", b)
+	}
+	w.advance(r2UsageTTL)
+	w.getJSON(t, base, &buckets)
+	if b := buckets.Buckets[1]; b.Objects != 1 || b.Bytes != 3 {
+		t.Errorf("e2e-empty after the TTL = %+v, want 1 object of 3 bytes", b)
 	}
 	w.getJSON(t, "/dashboard/api/r2/"+acct2, &buckets)
 	if buckets.Buckets == nil || len(buckets.Buckets) != 0 {
