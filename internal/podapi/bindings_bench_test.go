@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,15 +54,7 @@ func benchBindings(b *testing.B) string {
 	if _, err := r2.CreateBucket(ctx, acct, "bench", ""); err != nil {
 		b.Fatal(err)
 	}
-	key, err := GenerateKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := New(Options{Key: key, D1: d1, R2: r2})
-	s.source = func(netip.Addr) bool { return true }
-	api := httptest.NewServer(s.Handler())
-	b.Cleanup(api.Close)
-	addr := strings.TrimPrefix(api.URL, "http://")
+	addr, key := serveLoopback(b, Options{D1: d1, R2: r2})
 	dir := b.TempDir()
 	config := fmt.Sprintf(`using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (

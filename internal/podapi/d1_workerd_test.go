@@ -78,14 +78,7 @@ const d1Worker = `export default {
 func TestD1InWorkerd(t *testing.T) {
 	bin := workerdBinary(t)
 	d1, hdr := newD1(t)
-	key, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{Key: key, D1: d1})
-	s.source = func(netip.Addr) bool { return true }
-	api := httptest.NewServer(s.Handler())
-	defer api.Close()
+	addr, key := serveLoopback(t, Options{D1: d1})
 
 	dir := t.TempDir()
 	config := fmt.Sprintf(`using Workerd = import "/workerd/workerd.capnp";
@@ -102,7 +95,7 @@ const config :Workerd.Config = (
   ],
   sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
 );
-`, strings.TrimPrefix(api.URL, "http://"), workerd.D1Header, hdr, workerd.AuthHeader, key.Credential(d1TestAccount))
+`, addr, workerd.D1Header, hdr, workerd.AuthHeader, key.Credential(d1TestAccount))
 	if err := os.WriteFile(filepath.Join(dir, "config.capnp"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +161,22 @@ func workerdBinary(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return bin
+}
+
+// serveLoopback serves a pod API with opts and a new key on a test server
+// that accepts callers on loopback (workerd in a test calls from
+// 127.0.0.1), until the test ends; it returns the server's host:port and
+// the key.
+func serveLoopback(tb testing.TB, opts Options) (string, *Key) {
+	tb.Helper()
+	key, err := GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts.Key = key
+	s := New(opts)
+	s.source = func(netip.Addr) bool { return true }
+	srv := httptest.NewServer(s.Handler())
+	tb.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), key
 }

@@ -11,12 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -142,14 +139,7 @@ func TestR2WithWorkerd(t *testing.T) {
 	if _, err := r2.CreateBucket(ctx, acct, "wd-bucket", ""); err != nil {
 		t.Fatal(err)
 	}
-	key, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{Key: key, R2: r2})
-	s.source = func(netip.Addr) bool { return true } // workerd calls from loopback
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	addr, key := serveLoopback(t, Options{R2: r2})
 
 	dir := t.TempDir()
 	config := fmt.Sprintf(`using Workerd = import "/workerd/workerd.capnp";
@@ -165,7 +155,7 @@ const config :Workerd.Config = (
   ],
   sockets = [(name = "main", address = "127.0.0.1:0", http = (), service = "main")],
 );
-`, strings.TrimPrefix(srv.URL, "http://"), workerd.R2Header, acct+"/wd-bucket", workerd.AuthHeader, key.Credential(acct))
+`, addr, workerd.R2Header, acct+"/wd-bucket", workerd.AuthHeader, key.Credential(acct))
 	for name, content := range map[string]string{"config.capnp": config, "index.js": r2WorkerJS} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
