@@ -39,8 +39,8 @@ func ManagerOptions(log *slog.Logger) (ctrl.Options, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false,
-		// octo's kinds are mapped from their CRDs, not from discovery,
-		// which lists them only a second or two after a cold start.
+		// octo's kinds are mapped from their CRDs, not from discovery:
+		// the operators start right after they are installed.
 		MapperProvider: crds.MapperFor,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: sel},

@@ -34,10 +34,10 @@ func MapperFor(rc *rest.Config, hc *http.Client) (meta.RESTMapper, error) {
 
 // Mapper is a RESTMapper that maps the kinds of the embedded CRDs from the
 // manifests themselves and asks next (a discovery-based mapper) for every
-// other group. A client made right after Install needs it: the API server
-// serves a CRD once it is Established, but discovery lists the new group only
-// a second or two later, and a discovery-based mapper made the first create
-// of a WorkerAccount at a cold `octo up` wait that long.
+// other group. The clients octo makes right after Install (the services, the
+// gateway's cache, the operators' manager all start within a second of it
+// at a cold `octo up`) then never depend on when discovery starts listing
+// the new group, and octo's kinds cost no discovery round trip.
 func Mapper(next meta.RESTMapper) (meta.RESTMapper, error) {
 	crds, err := CRDs()
 	if err != nil {

@@ -38,8 +38,8 @@ func ClusterOptions(ctx context.Context, rc *rest.Config, scheme *runtime.Scheme
 	}
 	shared := ptr.To(true)
 	objs := []client.Object{&corev1.Pod{}, &apiv1.WorkerAccount{}, &apiv1.WorkerRelease{}, &apiv1.WorkerVersion{}}
-	// octo's kinds are mapped from their CRDs: discovery lists them only
-	// a second or two after a cold start.
+	// octo's kinds are mapped from their CRDs, not discovery: the gateway
+	// starts right after they are installed.
 	mapper, hc, err := crds.ClusterMapper(rc)
 	if err != nil {
 		return Options{}, err
