@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -44,7 +45,9 @@ const BaseRepository = "octo/workerd"
 
 // Command is how the bundle's container starts workerd: through
 // octo-launch, which first clears SocketDir of a previous run's sockets.
-var Command = []string{LauncherBin, SocketDir, WorkerdBin, "serve", ConfigPath}
+// --experimental allows the loader host's workerLoader binding; uploads are
+// validated without it, so no static Worker uses an experimental feature.
+var Command = []string{LauncherBin, SocketDir, WorkerdBin, "serve", "--experimental", ConfigPath}
 
 // glibcFiles are the shared objects workerd needs (its NEEDED entries and
 // the loader).
@@ -60,6 +63,8 @@ const DefaultCACerts = "/etc/ssl/certs/ca-certificates.crt"
 type baseKey struct {
 	Files   string `json:"files"` // the host files and their size and mtime
 	Version string `json:"version"`
+	// Entrypoint is Command: a new command makes a new base.
+	Entrypoint string `json:"entrypoint"`
 }
 
 // cachedBase is the content of Builder.BaseCache.
@@ -179,7 +184,7 @@ func (b *Builder) EnsureBase(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := baseKey{Files: stamp, Version: workerd.Version}
+	key := baseKey{Files: stamp, Version: workerd.Version, Entrypoint: strings.Join(Command, " ")}
 	known := b.base
 	if b.baseKey != key {
 		known = b.loadBaseCache(key) // after a restart

@@ -44,6 +44,12 @@ import (
 // probe of the bundle's pods. Worker sockets use FirstWorkerPort and up.
 const HealthPort = 8080
 
+// LoaderPort is the port of the loader host (workerd.LoaderWorker), which
+// runs versions uploaded since the image was built until the next image
+// serves them (docs/adr/0007). The sockets annotation names it
+// workerd.LoaderWorkerName.
+const LoaderPort = 8079
+
 // FirstWorkerPort is the lowest port given to a worker's socket.
 const FirstWorkerPort = 8081
 
@@ -166,6 +172,9 @@ type BuildRequest struct {
 	// (workerd.Worker.Traced) whose trace events go there, with headers
 	// x-octo-account: <account> and x-octo-auth.
 	TailAddress string
+	// Loader adds the loader host (workerd.LoaderWorker) on LoaderPort,
+	// which fetches code from the pod API at KVAddress.
+	Loader bool
 	// SecretEnv names the environment variable holding a secret of a script
 	// by its data key (WorkerBinding.SecretKey); nil means SecretEnv. The
 	// pods must set the same variables.
@@ -438,6 +447,14 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 		cfg.Workers = append(cfg.Workers, sw)
 		entries = append(entries, entry{name: "etc/worker/" + sw.Modules[0].Path, mode: 0o644, data: []byte(src)})
 		log.Warn("service binding to a script without an active version", "script", script)
+	}
+	if req.Loader && req.KVAddress != "" {
+		lw, src := workerd.LoaderWorker("*:"+strconv.Itoa(LoaderPort), workerd.UnixSocketPath(SocketDir, LoaderPort))
+		cfg.Workers = append(cfg.Workers, lw)
+		cfg.External = append(cfg.External, workerd.ExternalService{Name: workerd.LoaderCodeService, Address: req.KVAddress,
+			Headers: b.podHeaders(req.AccountID, workerd.AccountHeader, req.AccountID)})
+		entries = append(entries, dir("etc/worker/"+workerd.LoaderWorkerName, 0o755),
+			entry{name: "etc/worker/" + lw.Modules[0].Path, mode: 0o644, data: []byte(src)})
 	}
 	health := workerd.Worker{
 		Name:              HealthWorkerName,

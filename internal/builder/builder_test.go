@@ -270,7 +270,7 @@ func TestEnsureBase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(cf.Config.Entrypoint, " ") != "/bin/octo-launch /run/octo /bin/workerd serve /etc/worker/config.capnp" || cf.OS != "linux" || cf.Architecture != "amd64" {
+			if strings.Join(cf.Config.Entrypoint, " ") != "/bin/octo-launch /run/octo /bin/workerd serve --experimental /etc/worker/config.capnp" || cf.OS != "linux" || cf.Architecture != "amd64" {
 				t.Errorf("config: entrypoint %q, platform %s/%s", cf.Config.Entrypoint, cf.OS, cf.Architecture)
 			}
 			layers, _ := img.Layers()

@@ -23,6 +23,7 @@ import (
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/builder"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 const acct = "0123456789abcdef0123456789abcdef"
@@ -286,7 +287,7 @@ func TestBundleBuildAndDeploy(t *testing.T) {
 	// fails; id4 took the lowest free port.
 	var ports map[string]int32
 	_ = json.Unmarshal([]byte(dep.Spec.Template.Annotations[apiv1.AnnotationSockets]), &ports)
-	want := map[string]int32{id4: 8082}
+	want := map[string]int32{id4: 8082, workerd.LoaderWorkerName: builder.LoaderPort}
 	if got := workersOf(&b); !equalStrings(got, []string{"broken/" + id3 + ":8081", "hello/" + id4 + ":8082"}) {
 		t.Errorf("workers %v", got)
 	}
@@ -324,7 +325,9 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 		t.Errorf("labels %v selector %v", tpl.Labels, dep.Spec.Selector)
 	}
 	var got map[string]int32
-	if err := json.Unmarshal([]byte(tpl.Annotations[apiv1.AnnotationSockets]), &got); err != nil || !equalPorts(got, sockets) {
+	annotated := maps.Clone(sockets)
+	annotated[workerd.LoaderWorkerName] = builder.LoaderPort // every image has the loader host
+	if err := json.Unmarshal([]byte(tpl.Annotations[apiv1.AnnotationSockets]), &got); err != nil || !equalPorts(got, annotated) {
 		t.Errorf("sockets annotation %q, want %v", tpl.Annotations[apiv1.AnnotationSockets], sockets)
 	}
 	if len(tpl.Spec.Containers) != 1 {

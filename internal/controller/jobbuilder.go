@@ -252,6 +252,7 @@ func (r *JobBuilderReconciler) request(ctx context.Context, jb *apiv1.JobBuilder
 		Repository:  jb.Spec.TargetImage,
 		KVAddress:   r.Options.PodHost,
 		TailAddress: r.Options.PodHost,
+		Loader:      true,
 		SecretEnv:   builder.SecretEnv,
 	}
 	var missing []apiv1.FailedWorker

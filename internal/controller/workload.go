@@ -24,6 +24,7 @@ import (
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/builder"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 // Pod settings of a bundle's workerd Deployment.
@@ -208,6 +209,7 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image strin
 	for _, s := range socks {
 		ports[s.VersionID] = s.Port
 	}
+	ports[workerd.LoaderWorkerName] = builder.LoaderPort
 	mergeInto(&t.Annotations, map[string]string{apiv1.AnnotationSockets: SocketsAnnotation(ports), apiv1.AnnotationBundleName: b.Name})
 	if limits := cpuLimits(socks, versions); limits != nil {
 		t.Annotations[apiv1.AnnotationCPULimits] = SocketsAnnotation(limits)

@@ -103,7 +103,8 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 				return newGatewayProcess(cfg, log, pf.Tails.FeedHandler())
 			}),
 			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
-				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), R2: pf.Store.R2(), D1: pf.Store.D1(), Tail: pf.Tails, Log: log.With("component", "pod-api")})
+				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), R2: pf.Store.R2(), D1: pf.Store.D1(), Tail: pf.Tails,
+					Code: pf.Store.LoaderCode, Log: log.With("component", "pod-api")})
 			}),
 			svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
 				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath, podKey: podKey,

@@ -110,7 +110,10 @@ type Options struct {
 	// Changes lets the gateway reuse its routing work between changes of
 	// the objects it reads (ClusterOptions sets it); nil: none is reused.
 	Changes *Changes
-	Log     *slog.Logger
+	// NoLoader turns the fast path off (loader.go): a new deployment is
+	// served once a pod runs it, the previous one until then.
+	NoLoader bool
+	Log      *slog.Logger
 }
 
 // Gateway is the Workers gateway: an http.Handler for the hosts Handles
@@ -140,6 +143,12 @@ type Gateway struct {
 
 	changes *Changes
 	routes  routes
+
+	noLoader bool
+	// loadable memoises workerd.Loadable by version ID (versions are
+	// immutable).
+	loadableMu sync.Mutex
+	loadables  map[string]bool
 
 	// loads holds a *podLoad per pod UID (stall.go).
 	loads sync.Map
@@ -186,6 +195,7 @@ func New(opts Options) *Gateway {
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
 		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets,
 		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
+		noLoader: opts.NoLoader, loadables: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 	}
 	if g.rand == nil {
@@ -282,6 +292,9 @@ type backend struct {
 	load    *podLoad
 	// limit is the version's CPU limit (apiv1.AnnotationCPULimits).
 	limit time.Duration
+	// script is set when addr is the pod's loader host, which runs version
+	// of script (loader.go).
+	loaderScript string
 }
 
 type targetKey struct{}
@@ -598,18 +611,23 @@ func (g *Gateway) parseSockets(v string) map[string]int {
 }
 
 // pick chooses, in the newest deployment that a ready pod serves, the
-// version (by percentage) and a pod serving it: until a new deployment's pods
-// are ready, the deployment it replaced keeps answering, so a redeploy drops
-// no request. nil means nothing serves the script yet.
-// pick chooses the pod and socket for a request to script: the version by
-// the deployments' percentages, the traced twin's socket when traced.
+// version (by percentage) and a pod serving it, the traced twin's socket
+// when traced: until a new deployment's pods are ready, the pod of the
+// deployment it replaced runs the new version in its loader host when it
+// can (pickLoader), or else keeps answering with the old one, so a redeploy
+// drops no request. nil means nothing serves the script yet.
 func (g *Gateway) pick(ctx context.Context, a store.Account, script string, deployments [][]apiv1.VersionTraffic, preview, traced bool) (*target, error) {
 	pods, err := g.cachedReadyPods(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	for _, versions := range deployments {
+	for i, versions := range deployments {
 		if t := g.pickIn(pods, script, versions, preview, traced); t != nil {
+			if i > 0 && !preview && !traced {
+				if lt := g.pickLoader(ctx, a, script, deployments[0], pods, t); lt != nil {
+					return lt, nil
+				}
+			}
 			return t, nil
 		}
 	}

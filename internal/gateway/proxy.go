@@ -50,6 +50,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	for i, k := range keys {
 		h[k] = vals[i : i+1 : i+1]
 	}
+	loaderHeaders(h, t.primary)
 }
 
 // retryTransport retries once, on another pod, a request whose connection
@@ -61,29 +62,42 @@ type retryTransport struct {
 	log  *slog.Logger
 }
 
+// A loader host that could not load its version (loadFailed) answers
+// before any Worker sees the request: that request, whatever its method, is
+// retried the same way on the pod of the previous deployment.
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if err == nil {
-		return resp, nil
-	}
 	tg, _ := req.Context().Value(targetKey{}).(*target)
-	if tg == nil || len(tg.alts) == 0 || !idempotent(req.Method) || !dialError(err) || req.Context().Err() != nil {
+	switch {
+	case err == nil && !loadFailed(tg, resp):
+		return resp, nil
+	case tg == nil || len(tg.alts) == 0 || req.Context().Err() != nil:
+		return resp, err
+	case err != nil && (!dialError(err) || !idempotent(req.Method)):
 		return nil, err
 	}
 	alt := tg.alts[0]
 	retry := req.Clone(req.Context())
 	retry.URL.Host = alt.addr
+	loaderHeaders(retry.Header, alt)
 	if req.Body != nil && req.Body != http.NoBody {
 		if req.GetBody == nil {
-			return nil, err
+			return resp, err
 		}
 		body, gerr := req.GetBody()
 		if gerr != nil {
-			return nil, err
+			return resp, err
 		}
 		retry.Body = body
 	}
-	t.log.Debug("retrying on another pod", "script", tg.script, "failed", tg.primary.pod, "retry", alt.pod, "err", err)
+	if resp != nil {
+		t.log.Info("loader could not run the new version; retrying on the previous deployment", "script", tg.script,
+			"version", tg.primary.version, "pod", tg.primary.pod, "retry", alt.pod)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	} else {
+		t.log.Debug("retrying on another pod", "script", tg.script, "failed", tg.primary.pod, "retry", alt.pod, "err", err)
+	}
 	return t.base.RoundTrip(retry)
 }
 

@@ -434,3 +434,42 @@ func TestR2AndD1RefuseOtherAccounts(t *testing.T) {
 		t.Errorf("owner d1 query: %d %q", rec.Code, rec.Body)
 	}
 }
+
+// TestCodeRefusesOtherAccounts: a version's code (with its secrets) goes to
+// the loader host of its own account's pods only.
+func TestCodeRefusesOtherAccounts(t *testing.T) {
+	e := newAuthEnv(t)
+	const id = "11111111-0000-4000-8000-000000000001"
+	e.s = New(Options{Key: e.key, Code: func(_ context.Context, account, script, version string) (workerd.LoaderCode, error) {
+		if account != e.a || script != "hello" || version != id {
+			return workerd.LoaderCode{}, store.Errorf(store.NotFound, 0, "version %s of script %q not found", version, script)
+		}
+		secret := "s3cret"
+		return workerd.LoaderCode{MainModule: "index.js", Env: []workerd.LoaderBinding{{Name: "TOKEN", Text: &secret}}}, nil
+	}})
+	target := workerd.LoaderCodePath + "hello/" + id
+	for name, at := range e.attacks() {
+		hdr := map[string]string{workerd.AccountHeader: e.a}
+		if at.cred != "" {
+			hdr[workerd.AuthHeader] = at.cred
+		}
+		rec := e.do(at.remote, http.MethodGet, target, nil, hdr)
+		if rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "s3cret") {
+			t.Errorf("%s: status %d %q, want 403", name, rec.Code, rec.Body)
+		}
+	}
+	// b, as itself, names a's version: looked up in b, not found.
+	rec := e.do(podAddr, http.MethodGet, target, nil, map[string]string{workerd.AccountHeader: e.b, workerd.AuthHeader: e.key.Credential(e.b)})
+	if rec.Code != http.StatusNotFound || strings.Contains(rec.Body.String(), "s3cret") {
+		t.Errorf("b naming a's version: %d %q, want 404", rec.Code, rec.Body)
+	}
+	own := map[string]string{workerd.AccountHeader: e.a, workerd.AuthHeader: e.key.Credential(e.a)}
+	if rec := e.do(podAddr, http.MethodGet, target, nil, own); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"text":"s3cret"`) {
+		t.Fatalf("owner: %d %q", rec.Code, rec.Body)
+	}
+	for _, bad := range []string{workerd.LoaderCodePath + "hello", workerd.LoaderCodePath + "hello/" + id + "/x", workerd.LoaderCodePath + "/" + id} {
+		if rec := e.do(podAddr, http.MethodGet, bad, nil, own); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", bad, rec.Code)
+		}
+	}
+}

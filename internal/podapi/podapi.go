@@ -71,8 +71,15 @@ type Options struct {
 	D1 *store.D1
 	// Tail collects the trace events of the tail Workers; nil drops them.
 	Tail *tail.Hub
+	// Code returns the code of a version for the loader hosts of the
+	// account's pods (store.Store.LoaderCode); nil answers 503.
+	Code CodeFunc
 	Log  *slog.Logger
 }
+
+// CodeFunc returns what the loader host needs to run version id of script
+// in account (docs/adr/0007).
+type CodeFunc func(ctx context.Context, account, script, id string) (workerd.LoaderCode, error)
 
 // Server is the pod-facing component.
 type Server struct {
@@ -83,6 +90,7 @@ type Server struct {
 	d1   http.Handler
 	// tail collects the trace items of account's pods.
 	tail func(w http.ResponseWriter, r *http.Request, account string)
+	code CodeFunc
 	// source admits the client address of KV and collector requests:
 	// podSource (tests replace it to call from loopback).
 	source func(netip.Addr) bool
@@ -101,7 +109,7 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), key: opts.Key, source: podSource, log: log}
+	s := &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), key: opts.Key, source: podSource, log: log, code: opts.Code}
 	if opts.KV != nil {
 		s.kv = KVProtocol(opts.KV, log)
 	}
@@ -124,8 +132,9 @@ func (s *Server) Name() string { return "pod-api" }
 func (s *Server) Endpoint() string { return "http://" + s.addr }
 
 // Handler routes the pods' requests: x-octo-kv → KV, x-octo-r2 → R2,
-// x-octo-d1 → D1, POST /tail/* → the collector, GET /healthz. Store and
-// collector requests are authenticated first (see authenticate).
+// x-octo-d1 → D1, POST /tail/* → the collector, GET /code/* → a version's
+// code for the loader host, GET /healthz. All but /healthz are
+// authenticated first (see authenticate).
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -145,6 +154,12 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 			s.tail(w, r, account)
+		case strings.HasPrefix(r.URL.Path, workerd.LoaderCodePath) && r.Method == http.MethodGet:
+			account := strings.TrimSpace(r.Header.Get(workerd.AccountHeader))
+			if !s.authenticate(w, r, account) {
+				return
+			}
+			s.serveCode(w, r, account)
 		case r.URL.Path == "/healthz":
 			_, _ = w.Write([]byte("ok"))
 		default:

@@ -54,6 +54,12 @@ const (
 	// Service is a service binding to the Worker Binding.Service of the same
 	// config, at its Binding.Entrypoint (empty: the default export).
 	Service BindingKind = "service"
+	// Fetcher is a Fetcher of the external service Binding.Service (one of
+	// Config.External): fetch() sends the request there.
+	Fetcher BindingKind = "fetcher"
+	// Loader is a workerLoader binding (cache LoaderID), which loads Workers
+	// at run time; workerd needs --experimental for it.
+	Loader BindingKind = "workerLoader"
 )
 
 // D1Module is the workerd-internal module that gives a D1 binding its
@@ -434,6 +440,10 @@ func bindingValue(bd Binding, paths map[string]string) string {
 		return "service = " + quote(bd.Service)
 	case FromEnv:
 		return "fromEnvironment = " + quote(bd.Env)
+	case Fetcher:
+		return "service = " + quote(bd.Service)
+	case Loader:
+		return "workerLoader = (id = " + quote(LoaderID) + ")"
 	}
 	panic("workerd: unvalidated binding kind " + string(bd.Kind))
 }
@@ -621,7 +631,7 @@ func (bd Binding) validate(modules map[string]Module, services map[string]string
 		}
 	case Data, Wasm:
 		return needModule()
-	case KV, R2, D1:
+	case KV, R2, D1, Fetcher:
 		if services[bd.Service] != externalService {
 			return fmt.Errorf("%s service %q is not defined", bd.Kind, bd.Service)
 		}
@@ -636,6 +646,7 @@ func (bd Binding) validate(modules map[string]Module, services map[string]string
 		if !envNameRE.MatchString(bd.Env) {
 			return fmt.Errorf("invalid environment variable name %q", bd.Env)
 		}
+	case Loader:
 	default:
 		return fmt.Errorf("unknown binding kind %q", bd.Kind)
 	}

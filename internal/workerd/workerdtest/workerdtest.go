@@ -22,12 +22,19 @@ const ListenTimeout = 20 * time.Second
 // workerd does not listen within ListenTimeout.
 func Serve(tb testing.TB, bin, config, socket string, env []string) (int, func() string) {
 	tb.Helper()
+	return ServeFlags(tb, bin, config, socket, env)
+}
+
+// ServeFlags is Serve with more flags of `workerd serve`, e.g.
+// --experimental.
+func ServeFlags(tb testing.TB, bin, config, socket string, env []string, flags ...string) (int, func() string) {
+	tb.Helper()
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ctlR.Close() })
-	cmd := exec.Command(bin, "serve", config, "--control-fd=3")
+	cmd := exec.Command(bin, append([]string{"serve", config, "--control-fd=3"}, flags...)...)
 	cmd.Env = env
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// The fast path of a redeploy (docs/adr/0007-fast-redeploy-with-the-worker-loader.md).
+// A new deployment is served by a new pod once its image is built and the
+// pod runs, 1–3 s after the upload. Until then, every bundle pod has a
+// loader host (workerd.LoaderWorker) that can run a version it was not
+// built with: pickLoader sends the new version's requests to the loader of
+// the pod that serves the script's previous deployment, with the version in
+// workerd.LoaderVersionHeader. Once a pod serves the new deployment
+// statically, pickIn finds it first and the loader is no longer asked; the
+// old pod, with the children it loaded, goes away with the rollout.
+//
+// Only redeploys take the fast path (the script's own pod rolls out next,
+// which bounds what its loader holds), only untraced requests (a loaded
+// child's trace events do not reach the collector), never preview hosts,
+// and only versions the loader can run (workerd.Loadable: no KV, R2, D1 or
+// service bindings yet).
+
+// pickLoader returns a target on the loader host of served's pod for the
+// newest deployment, whose versions no pod serves yet, or nil when the fast
+// path does not apply. served is what pickIn chose in an older deployment;
+// it becomes the fallback should the load fail.
+func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string, newest []apiv1.VersionTraffic, pods []pod, served *target) *target {
+	if g.noLoader {
+		return nil
+	}
+	var p *pod
+	for i := range pods {
+		if pods[i].name == served.primary.pod {
+			p = &pods[i]
+			break
+		}
+	}
+	if p == nil {
+		return nil
+	}
+	port, ok := p.sockets[workerd.LoaderWorkerName]
+	if !ok || port <= 0 || port >= 65536 {
+		return nil // an image built before the loader
+	}
+	version := g.pickVersion(newest)
+	if !g.loadable(ctx, a, script, version) {
+		return nil
+	}
+	t := &target{script: script, primary: backend{pod: p.name, addr: p.addr(port), version: version, load: p.load,
+		limit: apiv1.DefaultCPULimit, loaderScript: script}}
+	t.alts = append([]backend{served.primary}, served.alts...)
+	return t
+}
+
+// loadable reports whether the loader can run version id of script
+// (workerd.Loadable), memoised. A version not in the cache yet is not
+// loadable for now.
+func (g *Gateway) loadable(ctx context.Context, a store.Account, script, id string) bool {
+	g.loadableMu.Lock()
+	ok, known := g.loadables[id]
+	g.loadableMu.Unlock()
+	if known {
+		return ok
+	}
+	versions, err := store.ReadVersions(ctx, g.reader, a, script)
+	if err != nil {
+		g.log.Warn("gateway: read versions", "script", script, "err", err)
+		return false
+	}
+	for i := range versions {
+		if versions[i].Spec.VersionID != id {
+			continue
+		}
+		err := workerd.Loadable(&versions[i])
+		if err != nil {
+			g.log.Debug("gateway: version takes the slow path", "script", script, "version", id, "reason", err)
+		}
+		g.loadableMu.Lock()
+		if len(g.loadables) >= maxRoutes {
+			clear(g.loadables)
+		}
+		g.loadables[id] = err == nil
+		g.loadableMu.Unlock()
+		return err == nil
+	}
+	return false
+}
+
+// loaderHeaders sets, on a request to b, the loader's headers when b is a
+// loader host, and removes them otherwise: no client chooses a version.
+func loaderHeaders(h http.Header, b backend) {
+	if b.loaderScript != "" {
+		h.Set(workerd.LoaderVersionHeader, b.version)
+		h.Set(workerd.LoaderScriptHeader, b.loaderScript)
+		return
+	}
+	h.Del(workerd.LoaderVersionHeader)
+	h.Del(workerd.LoaderScriptHeader)
+}
+
+// loadFailed reports whether resp is a loader host's own answer that it
+// could not load the version of t.
+func loadFailed(t *target, resp *http.Response) bool {
+	return t != nil && t.primary.loaderScript != "" && resp != nil &&
+		resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(workerd.LoaderFailedHeader) != ""
+}

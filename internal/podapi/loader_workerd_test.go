@@ -1,0 +1,175 @@
+package podapi
+
+// A real workerd, started with --experimental as bundle pods are, runs the
+// loader host exactly as the builder renders it, against the pod API
+// handler's /code route: a version is fetched once and run with its vars,
+// JSON, secrets and modules; a version the pod API cannot give answers the
+// loader's own 503, and a later request loads it again. Needs `make
+// workerd`; skipped without it.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
+	"github.com/octohq/octo/internal/workerd/workerdtest"
+)
+
+const loaderTestAccount = "0123456789abcdef0123456789abcdef"
+
+// loaderVersion is a version the loader can run: ES module, a text module,
+// a data module, a JSON module, a var, a JSON binding and a secret.
+func loaderVersion(id, greeting string) (*apiv1.WorkerVersion, map[string][]byte) {
+	v := &apiv1.WorkerVersion{Spec: apiv1.WorkerVersionSpec{
+		AccountID: loaderTestAccount, ScriptName: "hello", VersionID: id, Number: 1,
+		MainModule: "index.js", CompatibilityDate: "2026-01-01",
+		Modules: []apiv1.WorkerModule{
+			{Name: "index.js", Type: apiv1.ModuleESModule},
+			{Name: "words.txt", Type: apiv1.ModuleText},
+			{Name: "bytes.bin", Type: apiv1.ModuleData},
+			{Name: "conf.json", Type: apiv1.ModuleJSON},
+			{Name: "index.js.map", Type: apiv1.ModuleSourceMap},
+		},
+		Bindings: []apiv1.WorkerBinding{
+			{Name: "GREETING", Type: apiv1.BindingPlainText, Text: greeting},
+			{Name: "LIMITS", Type: apiv1.BindingJSON, JSON: &apiextensionsv1.JSON{Raw: []byte(`{"max":3}`)}},
+			{Name: "TOKEN", Type: apiv1.BindingSecretText},
+			{Name: "UNSET", Type: apiv1.BindingSecretText},
+		},
+	}}
+	files := map[string][]byte{
+		"index.js": []byte(`import words from "./words.txt";
+import bytes from "./bytes.bin";
+import conf from "./conf.json";
+export default {
+  async fetch(req, env) {
+    return Response.json({ greeting: env.GREETING, limits: env.LIMITS, token: env.TOKEN, unset: env.UNSET,
+      words, bytes: [...new Uint8Array(bytes)], conf, url: req.url,
+      leaked: req.headers.get("` + workerd.LoaderVersionHeader + `"), custom: req.headers.get("x-custom") });
+  },
+};`),
+		"words.txt": []byte("some words"),
+		"bytes.bin": {0, 1, 255},
+		"conf.json": []byte(`{"on":true}`),
+	}
+	return v, files
+}
+
+func TestLoaderInWorkerd(t *testing.T) {
+	bin := workerdBinary(t)
+	const v1, v2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
+	var mu sync.Mutex
+	fetches := map[string]int{}
+	failNext := map[string]bool{v2: true}
+	code := func(ctx context.Context, account, script, id string) (workerd.LoaderCode, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		fetches[script+"/"+id]++
+		if account != loaderTestAccount || script != "hello" {
+			return workerd.LoaderCode{}, store.Errorf(store.NotFound, 0, "no script %s in account %s", script, account)
+		}
+		if failNext[id] {
+			failNext[id] = false
+			return workerd.LoaderCode{}, fmt.Errorf("S3 is down")
+		}
+		greeting := map[string]string{v1: "hello", v2: "bonjour"}[id]
+		if greeting == "" {
+			return workerd.LoaderCode{}, store.Errorf(store.NotFound, 0, "version %s not found", id)
+		}
+		v, files := loaderVersion(id, greeting)
+		return workerd.NewLoaderCode(v, files, map[string]string{"TOKEN": "s3cr3t"})
+	}
+	addr, key := serveLoopback(t, Options{Code: code})
+
+	lw, src := workerd.LoaderWorker("127.0.0.1:0", "")
+	cfg := workerd.Config{Workers: []workerd.Worker{lw}, External: []workerd.ExternalService{{
+		Name: workerd.LoaderCodeService, Address: addr,
+		Headers: map[string]string{workerd.AccountHeader: loaderTestAccount, workerd.AuthHeader: key.Credential(loaderTestAccount)},
+	}}}
+	text, err := cfg.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, workerd.LoaderWorkerName), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.capnp"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, lw.Modules[0].Path), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port, stderr := workerdtest.ServeFlags(t, bin, filepath.Join(dir, "config.capnp"), workerd.LoaderWorkerName, nil, "--experimental")
+
+	get := func(version, script string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/path?q=1", port), nil)
+		req.Host = "hello.example.workers.localhost"
+		if version != "" {
+			req.Header.Set(workerd.LoaderVersionHeader, version)
+			req.Header.Set(workerd.LoaderScriptHeader, script)
+		}
+		req.Header.Set("x-custom", "kept")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, string(b)
+	}
+
+	// v1 runs with everything it binds and imports; the loader's headers
+	// do not reach it.
+	for range 3 {
+		res, body := get(v1, "hello")
+		var got map[string]any
+		if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil {
+			t.Fatalf("v1: %s %s\nworkerd: %s", res.Status, body, stderr())
+		}
+		want := `{"bytes":[0,1,255],"conf":{"on":true},"custom":"kept","greeting":"hello","leaked":null,"limits":{"max":3},` +
+			`"token":"s3cr3t","unset":null,"url":"http://hello.example.workers.localhost/path?q=1","words":"some words"}`
+		if g, _ := json.Marshal(got); string(g) != want {
+			t.Fatalf("v1 answered\n%s\nwant\n%s", g, want)
+		}
+	}
+	// v2's first load fails (the pod API answers 500): the loader's own
+	// 503, marked for the gateway's retry; the next request loads it.
+	res, body := get(v2, "hello")
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get(workerd.LoaderFailedHeader) == "" || !strings.Contains(body, "S3 is down") {
+		t.Fatalf("v2 with the pod API failing: %s %q %s", res.Status, res.Header, body)
+	}
+	res, body = get(v2, "hello")
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"greeting":"bonjour"`) {
+		t.Fatalf("v2 after the failure: %s %s\nworkerd: %s", res.Status, body, stderr())
+	}
+	// Unknown versions and scripts, and requests without the headers.
+	for _, c := range []struct{ version, script, want string }{
+		{"33333333-0000-4000-8000-000000000003", "hello", "not found"},
+		{v1, "other", "no script other"},
+		{"", "", "needs " + workerd.LoaderVersionHeader},
+	} {
+		res, body := get(c.version, c.script)
+		if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get(workerd.LoaderFailedHeader) == "" || !strings.Contains(body, c.want) {
+			t.Errorf("version %q script %q: %s %s, want 503 with %q", c.version, c.script, res.Status, body, c.want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fetches["hello/"+v1] != 1 || fetches["hello/"+v2] != 2 || fetches["other/"+v1] != 1 {
+		t.Errorf("code fetches %v, want hello's v1 once (then cached), v2 twice (failed, then loaded), other's once", fetches)
+	}
+}
