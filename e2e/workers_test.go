@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,13 +226,28 @@ func TestWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := startPoller(g, "e2e-esm", 10*time.Millisecond, func(body string) bool { return true })
-		deploy(t, "esm")
+		id := deploy(t, "esm")
 		waitStable(t, g, "e2e-esm", "hello from esm v3", 20)
 		time.Sleep(3 * time.Second) // the old pod's termination
 		bad, total, first := p.stop()
 		t.Logf("requests during redeploy: %d, failed: %d", total, bad)
 		if bad != 0 {
 			t.Errorf("%d of %d requests failed during the redeploy; first: %v", bad, total, first)
+		}
+		// Both paths served v3: the old pod's loader host at once (ADR
+		// 0007; the gateway logs it once per version), then v3's own pod.
+		log, _ := os.ReadFile(e.cfg.ComponentLogPath("gateway"))
+		if !slices.ContainsFunc(strings.Split(string(log), "\n"), func(l string) bool {
+			return strings.Contains(l, "the loader serves a new version") && strings.Contains(l, id)
+		}) {
+			t.Errorf("the gateway never sent version %s to a loader host (fast path); %s has no line for it", id, e.cfg.ComponentLogPath("gateway"))
+		}
+		served := false
+		for _, pod := range bundlePods(t, e) {
+			served = served || strings.Contains(pod.Annotations[apiv1.AnnotationSockets], id)
+		}
+		if !served {
+			t.Errorf("no bundle pod serves version %s statically after the rollout", id)
 		}
 	})
 

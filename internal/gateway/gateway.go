@@ -149,6 +149,8 @@ type Gateway struct {
 	// immutable).
 	loadableMu sync.Mutex
 	loadables  map[string]bool
+	// announced holds the versions pickLoader logged.
+	announced map[string]bool
 
 	// loads holds a *podLoad per pod UID (stall.go).
 	loads sync.Map
@@ -195,7 +197,7 @@ func New(opts Options) *Gateway {
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
 		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets,
 		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
-		noLoader: opts.NoLoader, loadables: map[string]bool{},
+		noLoader: opts.NoLoader, loadables: map[string]bool{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 	}
 	if g.rand == nil {

@@ -51,6 +51,7 @@ func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string
 	if !g.loadable(ctx, a, script, version) {
 		return nil
 	}
+	g.announce(script, version, p.name)
 	t := &target{script: script, primary: backend{pod: p.name, addr: p.addr(port), version: version, load: p.load,
 		limit: apiv1.DefaultCPULimit, loaderScript: script}}
 	t.alts = append([]backend{served.primary}, served.alts...)
@@ -89,6 +90,22 @@ func (g *Gateway) loadable(ctx context.Context, a store.Account, script, id stri
 		return err == nil
 	}
 	return false
+}
+
+// announce logs, once per version, that its pod's loader serves it.
+func (g *Gateway) announce(script, version, pod string) {
+	g.loadableMu.Lock()
+	first := !g.announced[version]
+	if first {
+		if len(g.announced) >= maxRoutes {
+			clear(g.announced)
+		}
+		g.announced[version] = true
+	}
+	g.loadableMu.Unlock()
+	if first {
+		g.log.Info("gateway: the loader serves a new version until its pod is ready", "script", script, "version", version, "pod", pod)
+	}
 }
 
 // loaderHeaders sets, on a request to b, the loader's headers when b is a
