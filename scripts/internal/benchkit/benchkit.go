@@ -302,8 +302,9 @@ func Pct(d []time.Duration, p int) time.Duration {
 
 // Up starts the octo binary bin on a new data dir and non-default ports (as
 // the e2e suite does), with further `octo up` flags, and returns a Bench on
-// it and the function that stops octo and removes the data dir. Any failure
-// of the Bench stops octo first.
+// it and the function that stops octo and removes the data dir (keeps it,
+// printing where, when OCTO_BENCH_KEEP is set). Any failure of the Bench
+// stops octo first.
 func Up(bin string, flags ...string) (*Bench, func()) {
 	binPath, err := filepath.Abs(bin)
 	if err != nil {
@@ -321,6 +322,14 @@ func Up(bin string, flags ...string) (*Bench, func()) {
 		return nil
 	}
 	down := func() {
+		if os.Getenv("OCTO_BENCH_KEEP") != "" {
+			// Keep the Workers for another look: `octo up --data-dir` it.
+			if err := octo("down"); err != nil {
+				log.Print(err)
+			}
+			log.Printf("OCTO_BENCH_KEEP: data dir %s kept", dataDir)
+			return
+		}
 		if err := octo("down", "--purge", "--yes"); err != nil {
 			log.Print(err)
 		}
