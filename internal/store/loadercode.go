@@ -47,19 +47,24 @@ func (s *Store) LoaderCode(ctx context.Context, accountID, script, id string) (w
 	secrets := map[string]string{}
 	read := map[string]map[string][]byte{} // Secret name → its data
 	for _, b := range v.Spec.Bindings {
-		if b.Type != apiv1.BindingSecretText || b.SecretRef == nil {
+		if b.Type != apiv1.BindingSecretText {
 			continue
 		}
-		data, ok := read[b.SecretRef.Name]
+		// As the pods' environment has it (controller.secretEnv).
+		name := SecretName(script)
+		if b.SecretRef != nil {
+			name = b.SecretRef.Name
+		}
+		data, ok := read[name]
 		if !ok {
 			var sec corev1.Secret
-			err := s.k8s.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: b.SecretRef.Name}, &sec)
+			err := s.k8s.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: name}, &sec)
 			if err != nil && !apierrors.IsNotFound(err) {
 				return workerd.LoaderCode{}, fmt.Errorf("get secrets of %s: %w", script, err)
 			}
-			data, read[b.SecretRef.Name] = sec.Data, sec.Data
+			data, read[name] = sec.Data, sec.Data
 		}
-		if val, ok := data[b.SecretRef.Key]; ok {
+		if val, ok := data[b.SecretKey()]; ok {
 			secrets[b.Name] = string(val)
 		}
 	}
