@@ -391,6 +391,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	}
 	var entries []entry
 	external := map[string]workerd.ExternalService{}
+	loader := req.Loader && req.KVAddress != ""
 	for _, p := range preps {
 		s := p.bw.Version.Spec
 		if p.fail != "" {
@@ -399,8 +400,11 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			continue
 		}
 		cfg.Workers = append(cfg.Workers, p.w)
-		if req.TailAddress != "" {
-			// Traced only while someone tails: the gateway picks the twin then.
+		if req.TailAddress != "" && !(loader && workerd.Loadable(p.bw.Version) == nil) {
+			// Traced only while someone tails: the gateway picks the twin
+			// then. A version the loader host can run gets its traced twin
+			// from it, on demand (workerd.LoaderTraceHeader): no second
+			// isolate per Worker at every start.
 			cfg.Workers = append(cfg.Workers, p.w.Traced(int(p.bw.Port)))
 		}
 		res.Ports[s.VersionID] = p.bw.Port
@@ -448,7 +452,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 		entries = append(entries, entry{name: "etc/worker/" + sw.Modules[0].Path, mode: 0o644, data: []byte(src)})
 		log.Warn("service binding to a script without an active version", "script", script)
 	}
-	if req.Loader && req.KVAddress != "" {
+	if loader {
 		lw, src := workerd.LoaderWorker("*:"+strconv.Itoa(LoaderPort), workerd.UnixSocketPath(SocketDir, LoaderPort))
 		cfg.Workers = append(cfg.Workers, lw)
 		cfg.External = append(cfg.External, workerd.ExternalService{Name: workerd.LoaderCodeService, Address: req.KVAddress,

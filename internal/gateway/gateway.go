@@ -297,6 +297,9 @@ type backend struct {
 	// script is set when addr is the pod's loader host, which runs version
 	// of script (loader.go).
 	loaderScript string
+	// trace is the Worker name of the traced twin the loader host runs
+	// (workerd.LoaderTraceHeader); empty: untraced.
+	trace string
 }
 
 type targetKey struct{}
@@ -623,10 +626,17 @@ func (g *Gateway) pick(ctx context.Context, a store.Account, script string, depl
 	if err != nil {
 		return nil, err
 	}
+	// A traced request for a version the loader host runs goes to the
+	// host, which loads its traced twin (loader.go); other versions have a
+	// static twin at port + workerd.TracedPortOffset.
+	var tracedByLoader func(version string) bool
+	if traced {
+		tracedByLoader = func(version string) bool { return g.loadable(ctx, a, script, version) }
+	}
 	for i, versions := range deployments {
-		if t := g.pickIn(pods, script, versions, preview, traced); t != nil {
-			if i > 0 && !preview && !traced {
-				if lt := g.pickLoader(ctx, a, script, deployments[0], pods, t); lt != nil {
+		if t := g.pickIn(pods, script, versions, preview, tracedByLoader); t != nil {
+			if i > 0 && !preview {
+				if lt := g.pickLoader(ctx, a, script, deployments[0], pods, t, traced); lt != nil {
 					return lt, nil
 				}
 			}
@@ -636,12 +646,9 @@ func (g *Gateway) pick(ctx context.Context, a store.Account, script string, depl
 	return nil, nil
 }
 
-// pickIn is pick within one deployment.
-func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraffic, preview, traced bool) *target {
-	offset := 0
-	if traced {
-		offset = workerd.TracedPortOffset
-	}
+// pickIn is pick within one deployment; tracedByLoader is nil for an
+// untraced request.
+func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraffic, preview bool, tracedByLoader func(version string) bool) *target {
 	chosen := g.pickVersion(versions)
 	order := []string{chosen}
 	if !preview {
@@ -655,9 +662,16 @@ func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraf
 	// serve the deployment's other versions (retry targets only).
 	var cands, rest []backend
 	for _, id := range order {
+		viaLoader := tracedByLoader != nil && tracedByLoader(id)
 		for _, p := range pods {
-			if port, ok := p.sockets[id]; ok && port > 0 && port < 65536 {
-				b := backend{pod: p.name, addr: p.addr(port + offset), version: id, load: p.load, limit: p.limit(id)}
+			if port, ok := p.sockets[id]; ok && validPort(port) {
+				b := backend{pod: p.name, addr: p.addr(port), version: id, load: p.load, limit: p.limit(id)}
+				switch lp, ok := p.sockets[workerd.LoaderWorkerName]; {
+				case viaLoader && ok && validPort(lp):
+					b.addr, b.loaderScript, b.trace = p.addr(lp), script, workerd.ServiceName(script, id)
+				case tracedByLoader != nil:
+					b.addr = p.addr(port + workerd.TracedPortOffset)
+				}
 				if len(cands) == 0 || cands[0].version == id {
 					cands = append(cands, b)
 				} else {

@@ -20,16 +20,20 @@ import (
 // old pod, with the children it loaded, goes away with the rollout.
 //
 // Only redeploys take the fast path (the script's own pod rolls out next,
-// which bounds what its loader holds), only untraced requests (a loaded
-// child's trace events do not reach the collector), never preview hosts,
-// and only versions the loader can run (workerd.Loadable: no KV, R2, D1 or
-// service bindings yet).
+// which bounds what its loader holds), never preview hosts, and only
+// versions the loader can run (workerd.Loadable: no KV, R2, D1 or service
+// bindings yet).
+//
+// The loader host also runs the traced twins of the versions it can run
+// (pickIn): the builder gives those no static twin, so a Worker costs one
+// isolate at start, not two, and its twin is loaded only while someone
+// tails it.
 
 // pickLoader returns a target on the loader host of served's pod for the
 // newest deployment, whose versions no pod serves yet, or nil when the fast
 // path does not apply. served is what pickIn chose in an older deployment;
 // it becomes the fallback should the load fail.
-func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string, newest []apiv1.VersionTraffic, pods []pod, served *target) *target {
+func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string, newest []apiv1.VersionTraffic, pods []pod, served *target, traced bool) *target {
 	if g.noLoader {
 		return nil
 	}
@@ -44,7 +48,7 @@ func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string
 		return nil
 	}
 	port, ok := p.sockets[workerd.LoaderWorkerName]
-	if !ok || port <= 0 || port >= 65536 {
+	if !ok || !validPort(port) {
 		return nil // an image built before the loader
 	}
 	version := g.pickVersion(newest)
@@ -54,6 +58,9 @@ func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string
 	g.announce(script, version, p.name)
 	t := &target{script: script, primary: backend{pod: p.name, addr: p.addr(port), version: version, load: p.load,
 		limit: apiv1.DefaultCPULimit, loaderScript: script}}
+	if traced {
+		t.primary.trace = workerd.ServiceName(script, version)
+	}
 	t.alts = append([]backend{served.primary}, served.alts...)
 	return t
 }
@@ -111,14 +118,21 @@ func (g *Gateway) announce(script, version, pod string) {
 // loaderHeaders sets, on a request to b, the loader's headers when b is a
 // loader host, and removes them otherwise: no client chooses a version.
 func loaderHeaders(h http.Header, b backend) {
+	h.Del(workerd.LoaderTraceHeader)
 	if b.loaderScript != "" {
 		h.Set(workerd.LoaderVersionHeader, b.version)
 		h.Set(workerd.LoaderScriptHeader, b.loaderScript)
+		if b.trace != "" {
+			h.Set(workerd.LoaderTraceHeader, b.trace)
+		}
 		return
 	}
 	h.Del(workerd.LoaderVersionHeader)
 	h.Del(workerd.LoaderScriptHeader)
 }
+
+// validPort reports whether a sockets annotation's port can be dialled.
+func validPort(port int) bool { return port > 0 && port < 65536 }
 
 // loadFailed reports whether resp is a loader host's own answer that it
 // could not load the version of t.

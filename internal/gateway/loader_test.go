@@ -90,27 +90,46 @@ func TestLoaderServesARedeployUntilItsPodIsReady(t *testing.T) {
 	}
 }
 
-// TestLoaderOff: with NoLoader, or when someone tails the script, the
-// previous deployment serves until the new pod is ready.
+// TestLoaderOff: with NoLoader the previous deployment serves until the
+// new pod is ready.
 func TestLoaderOff(t *testing.T) {
 	b1, loader := newBackend(t, "v1"), newBackend(t, "loader")
-	for name, opts := range map[string]func(*Gateway){
-		"NoLoader": func(g *Gateway) { g.noLoader = true },
-		"tailed":   func(g *Gateway) { g.watched = func(string, string) bool { return true } },
+	e := newEnv(t, nil, redeployed("hello", v1ID, v2ID), version("hello", v1ID, 1), version("hello", v2ID, 2))
+	e.gw.noLoader = true
+	e.pods.set(readyPod("old", map[string]int{v1ID: b1.port(), workerd.LoaderWorkerName: loader.port()}))
+	resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+	if got := e.echoed(resp, body); got.Backend != "v1" {
+		t.Fatalf("backend %s, want v1", got.Backend)
+	}
+}
+
+// TestTracedByLoader: while someone tails a script, a version the loader
+// can run is traced by the loader host (its traced twin, named as the
+// static Worker); one it cannot run by its static twin.
+func TestTracedByLoader(t *testing.T) {
+	twin, loader := newBackend(t, "kv-twin"), newBackend(t, "loader")
+	kv := apiv1.WorkerBinding{Name: "KV", Type: apiv1.BindingKV, NamespaceID: "ns"}
+	e := newEnv(t, nil,
+		release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}), version("hello", v1ID, 1),
+		redeployed("fresh", v2ID, v3ID), version("fresh", v2ID, 1), version("fresh", v3ID, 2),
+		release("kvs", apiv1.VersionTraffic{VersionID: "44444444-4444-4444-8444-444444444444", Percentage: 100}),
+		version("kvs", "44444444-4444-4444-8444-444444444444", 1, kv))
+	e.gw.watched = func(string, string) bool { return true }
+	e.pods.set(readyPod("octo-1", map[string]int{
+		v1ID: 9, v2ID: 10, "44444444-4444-4444-8444-444444444444": twin.port() - workerd.TracedPortOffset,
+		workerd.LoaderWorkerName: loader.port(),
+	}))
+	for host, want := range map[string][3]string{
+		"hello": {"loader", v1ID, workerd.ServiceName("hello", v1ID)},
+		"fresh": {"loader", v3ID, workerd.ServiceName("fresh", v3ID)}, // a traced redeploy
+		"kvs":   {"kv-twin", "", ""},
 	} {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, nil, redeployed("hello", v1ID, v2ID), version("hello", v1ID, 1), version("hello", v2ID, 2))
-			opts(e.gw)
-			sockets := map[string]int{v1ID: b1.port(), workerd.LoaderWorkerName: loader.port()}
-			if name == "tailed" {
-				sockets[v1ID] = b1.port() - workerd.TracedPortOffset // the traced twin is b1
-			}
-			e.pods.set(readyPod("old", sockets))
-			resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
-			if got := e.echoed(resp, body); got.Backend != "v1" {
-				t.Fatalf("backend %s, want v1", got.Backend)
-			}
-		})
+		resp, body := e.do(http.MethodGet, host+".octo.workers.localhost:8787", "/", nil, http.Header{"X-Octo-Trace": {"forged"}})
+		got := e.echoed(resp, body)
+		if got.Backend != want[0] || got.Headers[workerd.LoaderVersionHeader] != want[1] || got.Headers[workerd.LoaderTraceHeader] != want[2] {
+			t.Errorf("%s: backend %s version %q trace %q, want %v", host, got.Backend,
+				got.Headers[workerd.LoaderVersionHeader], got.Headers[workerd.LoaderTraceHeader], want)
+		}
 	}
 }
 

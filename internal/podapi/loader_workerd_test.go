@@ -13,11 +13,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
@@ -55,6 +57,7 @@ import bytes from "./bytes.bin";
 import conf from "./conf.json";
 export default {
   async fetch(req, env) {
+    console.log("served " + env.GREETING);
     return Response.json({ greeting: env.GREETING, limits: env.LIMITS, token: env.TOKEN, unset: env.UNSET,
       words, bytes: [...new Uint8Array(bytes)], conf, url: req.url,
       leaked: req.headers.get("` + workerd.LoaderVersionHeader + `"), custom: req.headers.get("x-custom") });
@@ -93,11 +96,24 @@ func TestLoaderInWorkerd(t *testing.T) {
 	}
 	addr, key := serveLoopback(t, Options{Code: code})
 
+	// The trace collector: what the traced loads' tails post.
+	var traces sync.Map // Worker name → body
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get(workerd.AccountHeader) == loaderTestAccount {
+			traces.Store(strings.TrimPrefix(r.URL.Path, workerd.TailPath), string(b))
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(collector.Close)
+
 	lw, src := workerd.LoaderWorker("127.0.0.1:0", "")
-	cfg := workerd.Config{Workers: []workerd.Worker{lw}, External: []workerd.ExternalService{{
-		Name: workerd.LoaderCodeService, Address: addr,
-		Headers: map[string]string{workerd.AccountHeader: loaderTestAccount, workerd.AuthHeader: key.Credential(loaderTestAccount)},
-	}}}
+	cfg := workerd.Config{
+		TailCollector: strings.TrimPrefix(collector.URL, "http://"), TailHeaders: map[string]string{workerd.AccountHeader: loaderTestAccount},
+		Workers: []workerd.Worker{lw}, External: []workerd.ExternalService{{
+			Name: workerd.LoaderCodeService, Address: addr,
+			Headers: map[string]string{workerd.AccountHeader: loaderTestAccount, workerd.AuthHeader: key.Credential(loaderTestAccount)},
+		}}}
 	text, err := cfg.Render()
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +130,7 @@ func TestLoaderInWorkerd(t *testing.T) {
 	}
 	port, stderr := workerdtest.ServeFlags(t, bin, filepath.Join(dir, "config.capnp"), workerd.LoaderWorkerName, nil, "--experimental")
 
+	traced := ""
 	get := func(version, script string) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/path?q=1", port), nil)
@@ -121,6 +138,9 @@ func TestLoaderInWorkerd(t *testing.T) {
 		if version != "" {
 			req.Header.Set(workerd.LoaderVersionHeader, version)
 			req.Header.Set(workerd.LoaderScriptHeader, script)
+		}
+		if traced != "" {
+			req.Header.Set(workerd.LoaderTraceHeader, traced)
 		}
 		req.Header.Set("x-custom", "kept")
 		res, err := http.DefaultClient.Do(req)
@@ -146,6 +166,31 @@ func TestLoaderInWorkerd(t *testing.T) {
 			t.Fatalf("v1 answered\n%s\nwant\n%s", g, want)
 		}
 	}
+	// Nobody asked for a trace: none was posted. A traced request runs the
+	// version's traced twin, whose events (the console.log) reach the
+	// collector under the Worker name asked for.
+	if _, ok := traces.Load("hello-11111111"); ok {
+		t.Fatal("an untraced load posted trace events")
+	}
+	traced = "hello-11111111"
+	if res, body := get(v1, "hello"); res.StatusCode != http.StatusOK || !strings.Contains(body, `"leaked":null`) {
+		t.Fatalf("traced v1: %s %s\nworkerd: %s", res.Status, body, stderr())
+	}
+	traced = ""
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, ok := traces.Load("hello-11111111"); ok {
+			if !strings.Contains(b.(string), "served hello") || !strings.Contains(b.(string), `"scriptName":"hello-11111111"`) {
+				t.Errorf("trace events %s, want the console.log under scriptName hello-11111111", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no trace events reached the collector\nworkerd: %s", stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// v2's first load fails (the pod API answers 500): the loader's own
 	// 503, marked for the gateway's retry; the next request loads it.
 	res, body := get(v2, "hello")
@@ -169,7 +214,7 @@ func TestLoaderInWorkerd(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if fetches["hello/"+v1] != 1 || fetches["hello/"+v2] != 2 || fetches["other/"+v1] != 1 {
-		t.Errorf("code fetches %v, want hello's v1 once (then cached), v2 twice (failed, then loaded), other's once", fetches)
+	if fetches["hello/"+v1] != 2 || fetches["hello/"+v2] != 2 || fetches["other/"+v1] != 1 {
+		t.Errorf("code fetches %v, want hello's v1 twice (once traced; then cached), v2 twice (failed, then loaded), other's once", fetches)
 	}
 }
