@@ -644,3 +644,49 @@ func TestValidatedAtUploadIsNotStartedAgain(t *testing.T) {
 		t.Errorf("validations %v, want the other two versions once each", val.calls)
 	}
 }
+
+// TestBuildWithLoader: with the loader host (docs/adr/0007), the image runs
+// it on LoaderPort with the pod API as its code service and the trace
+// collector's bindings; a version the loader can run has no static traced
+// twin (the host loads it on demand), one with a KV binding keeps its twin.
+func TestBuildWithLoader(t *testing.T) {
+	reg := startRegistry(t)
+	blobs := &fakeBlobs{m: map[string][]byte{}}
+	b, _ := newBuilder(t, reg, blobs, "")
+	b.PodCredential = func(accountID string) string { return "cred-of-" + accountID }
+	const idPlain, idKV = "aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000001"
+	plain := version(blobs, "plain", idPlain, 1, `export default { fetch() { return new Response("p") } }`,
+		apiv1.WorkerBinding{Name: "GREETING", Type: apiv1.BindingPlainText, Text: "hi"})
+	withKV := version(blobs, "withkv", idKV, 1, `export default { fetch() { return new Response("k") } }`,
+		apiv1.WorkerBinding{Name: "CACHE", Type: apiv1.BindingKV, NamespaceID: "0123456789abcdef0123456789abcdef"})
+	res, err := b.Build(context.Background(), BuildRequest{
+		AccountID: account, BundleName: "octo", Loader: true,
+		Workers:   []BuildWorker{{Version: plain, Port: 8081}, {Version: withKV, Port: 8082}},
+		KVAddress: "10.42.0.1:8787", TailAddress: "10.42.0.1:8787",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := pull(t, res.Image).Layers()
+	_, files := layerFiles(t, layers[1])
+	capnp := string(files["etc/worker/config.capnp"])
+	for _, want := range []string{
+		`(name = "octo-loader", address = "*:8079", http = (), service = "octo-loader")`,
+		`(name = "octo-loader-unix", address = "unix:/run/octo/8079.sock"`,
+		`(name = "LOADER", workerLoader = (id = "octo"))`,
+		`(name = "CODE", service = "octo-loader-code")`,
+		`(name = "COLLECTOR", service = "octo-tail-collector")`,
+		`(name = "octo-loader-code", external = (address = "10.42.0.1:8787", http = (injectRequestHeaders = [(name = "x-octo-account", value = "` + account + `"), (name = "x-octo-auth", value = "cred-of-` + account + `")]))),`,
+		`(name = "withkv-bbbbbbbb-traced", address = "*:28082"`,
+	} {
+		if !strings.Contains(capnp, want) {
+			t.Errorf("config.capnp lacks %s", want)
+		}
+	}
+	if strings.Contains(capnp, "plain-aaaaaaaa-traced") {
+		t.Errorf("the loadable version has a static traced twin:\n%s", capnp)
+	}
+	if src := string(files["etc/worker/octo-loader/loader.js"]); !strings.Contains(src, "env.LOADER.get(") {
+		t.Errorf("no loader host module in the code layer: %v", keys(files))
+	}
+}
