@@ -91,9 +91,10 @@ type Options struct {
 	// means 2 s. An unknown subdomain refreshes it at once.
 	AccountTTL time.Duration
 	// Watched reports whether someone tails a script (tail.Hub.Watched);
-	// the requests of such scripts go to the version's traced twin
-	// (workerd.TracedPortOffset), the others to the untraced Worker. nil:
-	// nobody ever tails.
+	// the requests of such scripts go to the version's traced twin (in
+	// the pod's loader host, or static at workerd.TracedPortOffset; see
+	// loader.go), the others to the untraced Worker. nil: nobody ever
+	// tails.
 	Watched func(account, script string) bool
 	// LocalSockets returns the host directory of a pod's socket volume
 	// (apiv1.SocketVolume) when the pod runs on this host, or "" when it
