@@ -1,5 +1,6 @@
 // Package podapi serves, on the pod bridge address, what workerd pods call
-// on the host: KV and the tail collector.
+// on the host: KV, R2, D1, the tail collector, and the code of new versions
+// for the loader host of every bundle pod (GET /code/<script>/<version>).
 //
 // The workerd config of every bundle reaches it at 10.42.0.1:<port>:
 // kvNamespace bindings are external HTTP services whose requests carry
