@@ -19,10 +19,14 @@ const (
 	LabelShard = "api.cf-worker/shard"
 
 	// AnnotationSockets, on a bundle's pod template, is the JSON object
-	// {"<versionID>": port, ...} of the workers the pod serves. The gateway
-	// reads it from every pod: during a rollout old and new pods each
-	// advertise their own.
+	// {"<versionID>": port, ...} of the workers the pod serves, and
+	// "octo-loader": port when its image runs the loader host
+	// (docs/adr/0007). The gateway reads it from every pod: during a
+	// rollout old and new pods each advertise their own.
 	AnnotationSockets = "api.cf-worker/sockets"
+	// AnnotationLoaderPort, on a JobBuilder, is the port of the loader host
+	// in its image; absent when the image has none (built before it).
+	AnnotationLoaderPort = "api.cf-worker/loader-port"
 	// AnnotationFailedWorkers, on a JobBuilder, is the JSON list of the
 	// workers (FailedWorker) left out of its image.
 	AnnotationFailedWorkers = "api.cf-worker/failed-workers"

@@ -191,6 +191,9 @@ type BuildResult struct {
 	Tag string
 	// Ports maps the version ID of every worker in the image to its port.
 	Ports map[string]int
+	// LoaderPort is the port of the loader host in the image, 0 when it has
+	// none (BuildRequest.Loader).
+	LoaderPort int
 	// Failed are the workers left out because they did not start, sorted by
 	// script then version ID.
 	Failed []apiv1.FailedWorker
@@ -453,6 +456,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 		log.Warn("service binding to a script without an active version", "script", script)
 	}
 	if loader {
+		res.LoaderPort = LoaderPort
 		lw, src := workerd.LoaderWorker("*:"+strconv.Itoa(LoaderPort), workerd.UnixSocketPath(SocketDir, LoaderPort))
 		cfg.Workers = append(cfg.Workers, lw)
 		cfg.External = append(cfg.External, workerd.ExternalService{Name: workerd.LoaderCodeService, Address: req.KVAddress,

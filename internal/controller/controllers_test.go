@@ -26,6 +26,30 @@ import (
 	"github.com/octohq/octo/internal/workerd"
 )
 
+// TestLoaderSocketAnnotated: a pod advertises the loader host only when
+// its image has one (apiv1.AnnotationLoaderPort on the JobBuilder that
+// built it); images built before the loader keep their static twins.
+func TestLoaderSocketAnnotated(t *testing.T) {
+	b := &apiv1.WorkerBundle{ObjectMeta: metav1.ObjectMeta{Name: "octo", Namespace: "octo"}, Spec: apiv1.WorkerBundleSpec{AccountID: acct}}
+	socks := []socket{{ScriptName: "hello", VersionID: "11111111-0000-4000-8000-000000000001", VersionName: "hello-v1", Port: 8081}}
+	for name, c := range map[string]struct {
+		annotations map[string]string
+		want        map[string]int32
+	}{
+		"with loader":   {map[string]string{apiv1.AnnotationLoaderPort: "8079"}, map[string]int32{socks[0].VersionID: 8081, workerd.LoaderWorkerName: builder.LoaderPort}},
+		"before loader": {nil, map[string]int32{socks[0].VersionID: 8081}},
+		"bad value":     {map[string]string{apiv1.AnnotationLoaderPort: "70000"}, map[string]int32{socks[0].VersionID: 8081}},
+	} {
+		jb := &apiv1.JobBuilder{ObjectMeta: metav1.ObjectMeta{Annotations: c.annotations}, Status: apiv1.JobBuilderStatus{Image: "img"}}
+		var dep appsv1.Deployment
+		mutateDeployment(&dep, b, jb, socks, nil)
+		var got map[string]int32
+		if err := json.Unmarshal([]byte(dep.Spec.Template.Annotations[apiv1.AnnotationSockets]), &got); err != nil || !equalPorts(got, c.want) {
+			t.Errorf("%s: sockets %v, want %v", name, got, c.want)
+		}
+	}
+}
+
 const acct = "0123456789abcdef0123456789abcdef"
 
 var (
@@ -287,7 +311,7 @@ func TestBundleBuildAndDeploy(t *testing.T) {
 	// fails; id4 took the lowest free port.
 	var ports map[string]int32
 	_ = json.Unmarshal([]byte(dep.Spec.Template.Annotations[apiv1.AnnotationSockets]), &ports)
-	want := map[string]int32{id4: 8082, workerd.LoaderWorkerName: builder.LoaderPort}
+	want := map[string]int32{id4: 8082}
 	if got := workersOf(&b); !equalStrings(got, []string{"broken/" + id3 + ":8081", "hello/" + id4 + ":8082"}) {
 		t.Errorf("workers %v", got)
 	}
@@ -325,9 +349,7 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, b *apiv1.WorkerBundle
 		t.Errorf("labels %v selector %v", tpl.Labels, dep.Spec.Selector)
 	}
 	var got map[string]int32
-	annotated := maps.Clone(sockets)
-	annotated[workerd.LoaderWorkerName] = builder.LoaderPort // every image has the loader host
-	if err := json.Unmarshal([]byte(tpl.Annotations[apiv1.AnnotationSockets]), &got); err != nil || !equalPorts(got, annotated) {
+	if err := json.Unmarshal([]byte(tpl.Annotations[apiv1.AnnotationSockets]), &got); err != nil || !equalPorts(got, sockets) {
 		t.Errorf("sockets annotation %q, want %v", tpl.Annotations[apiv1.AnnotationSockets], sockets)
 	}
 	if len(tpl.Spec.Containers) != 1 {

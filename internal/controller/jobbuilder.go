@@ -222,6 +222,11 @@ func (r *JobBuilderReconciler) build(ctx context.Context, jb *apiv1.JobBuilder) 
 	if err := r.setAnnotation(ctx, jb, apiv1.AnnotationFailedWorkers, string(b)); err != nil {
 		return ctrl.Result{}, err
 	}
+	if res.LoaderPort > 0 {
+		if err := r.setAnnotation(ctx, jb, apiv1.AnnotationLoaderPort, strconv.Itoa(res.LoaderPort)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	st = jb.Status.DeepCopy()
 	st.Phase, st.FinishedAt = apiv1.JobBuilderSucceeded, ptrTime(r.now())
 	st.Image, st.Digest = res.Image, res.Digest

@@ -57,7 +57,9 @@ var DefaultCPURequest = resource.MustParse("10m")
 // pod (MemoryFor). With V8's young generation capped (workerd.DefaultV8Flags)
 // and no tail consumer on the path, one busy hello-world Worker holds
 // ~132 MiB flat under sustained load; an idle process ~50 MiB, and each
-// further worker ~1.6 MiB idle, twice that with its traced twin.
+// further worker ~1.6 MiB idle, twice that with a static traced twin (only
+// the versions the loader host cannot run have one), plus what the loader
+// host loads until the next rollout.
 const (
 	memoryRequestBase      = 64 << 20
 	memoryRequestPerWorker = 4 << 20
@@ -99,10 +101,20 @@ func sockets(jb *apiv1.JobBuilder) []socket {
 }
 
 // SocketsAnnotation is the value of apiv1.AnnotationSockets: {"<versionID>": port}
-// as JSON with sorted keys.
+// (and "octo-loader": port) as JSON with sorted keys.
 func SocketsAnnotation(ports map[string]int32) string {
 	b, _ := json.Marshal(ports) // encoding/json sorts map keys
 	return string(b)
+}
+
+// loaderPort is the port of the loader host in jb's image
+// (apiv1.AnnotationLoaderPort), 0 when it has none.
+func loaderPort(jb *apiv1.JobBuilder) int32 {
+	p, err := strconv.ParseInt(jb.Annotations[apiv1.AnnotationLoaderPort], 10, 32)
+	if err != nil || p <= 0 || p >= 65536 {
+		return 0
+	}
+	return int32(p)
 }
 
 // PortName names a worker's port: "w<port>", at most 15 characters.
@@ -130,7 +142,7 @@ func (r *BundleReconciler) applyWorkload(ctx context.Context, b *apiv1.WorkerBun
 		if err := r.claim(b, dep); err != nil {
 			return err
 		}
-		mutateDeployment(dep, b, serving.Status.Image, socks, versions)
+		mutateDeployment(dep, b, serving, socks, versions)
 		return nil
 	})
 	if err != nil {
@@ -190,7 +202,8 @@ func mergeInto(dst *map[string]string, src map[string]string) {
 // others (defaults, other tools' annotations) alone. Every field it sets is
 // written as the API server would default it, so that an unchanged bundle
 // compares equal and is not written again.
-func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image string, socks []socket, versions map[string]*apiv1.WorkerVersion) {
+func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, serving *apiv1.JobBuilder, socks []socket, versions map[string]*apiv1.WorkerVersion) {
+	image := serving.Status.Image
 	mergeInto(&dep.Labels, workloadLabels(b))
 	dep.Spec.Replicas = ptr.To(replicas(b))
 	if dep.Spec.Selector == nil { // immutable once created
@@ -209,7 +222,9 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, image strin
 	for _, s := range socks {
 		ports[s.VersionID] = s.Port
 	}
-	ports[workerd.LoaderWorkerName] = builder.LoaderPort
+	if p := loaderPort(serving); p > 0 {
+		ports[workerd.LoaderWorkerName] = p
+	}
 	mergeInto(&t.Annotations, map[string]string{apiv1.AnnotationSockets: SocketsAnnotation(ports), apiv1.AnnotationBundleName: b.Name})
 	if limits := cpuLimits(socks, versions); limits != nil {
 		t.Annotations[apiv1.AnnotationCPULimits] = SocketsAnnotation(limits)

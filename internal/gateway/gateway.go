@@ -111,8 +111,10 @@ type Options struct {
 	// Changes lets the gateway reuse its routing work between changes of
 	// the objects it reads (ClusterOptions sets it); nil: none is reused.
 	Changes *Changes
-	// NoLoader turns the fast path off (loader.go): a new deployment is
-	// served once a pod runs it, the previous one until then.
+	// NoLoader turns the redeploy fast path off (loader.go): a new
+	// deployment is served once a pod runs it, the previous one until then.
+	// Traced twins of the versions the loader runs still come from the
+	// loader host: their images have no static twin.
 	NoLoader bool
 	Log      *slog.Logger
 }
@@ -146,10 +148,10 @@ type Gateway struct {
 	routes  routes
 
 	noLoader bool
-	// loadable memoises workerd.Loadable by version ID (versions are
-	// immutable).
+	// loadables memoises, by version ID, whether workerd.Loadable accepts
+	// the version and its CPU limit (versions are immutable).
 	loadableMu sync.Mutex
-	loadables  map[string]bool
+	loadables  map[string]loadability
 	// announced holds the versions pickLoader logged.
 	announced map[string]bool
 
@@ -198,7 +200,7 @@ func New(opts Options) *Gateway {
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
 		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets,
 		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
-		noLoader: opts.NoLoader, loadables: map[string]bool{}, announced: map[string]bool{},
+		noLoader: opts.NoLoader, loadables: map[string]loadability{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 	}
 	if g.rand == nil {
@@ -295,12 +297,15 @@ type backend struct {
 	load    *podLoad
 	// limit is the version's CPU limit (apiv1.AnnotationCPULimits).
 	limit time.Duration
-	// script is set when addr is the pod's loader host, which runs version
-	// of script (loader.go).
+	// loaderScript is set when addr is the pod's loader host: the script
+	// whose version the host runs (loader.go).
 	loaderScript string
 	// trace is the Worker name of the traced twin the loader host runs
 	// (workerd.LoaderTraceHeader); empty: untraced.
 	trace string
+	// untraced is, for a traced twin in the loader host, the address of the
+	// same pod's untraced Worker: the retry should the host fail to load it.
+	untraced string
 }
 
 type targetKey struct{}
@@ -669,7 +674,7 @@ func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraf
 				b := backend{pod: p.name, addr: p.addr(port), version: id, load: p.load, limit: p.limit(id)}
 				switch lp, ok := p.sockets[workerd.LoaderWorkerName]; {
 				case viaLoader && ok && validPort(lp):
-					b.addr, b.loaderScript, b.trace = p.addr(lp), script, workerd.ServiceName(script, id)
+					b.addr, b.loaderScript, b.trace, b.untraced = p.addr(lp), script, workerd.ServiceName(script, id), b.addr
 				case tracedByLoader != nil:
 					b.addr = p.addr(port + workerd.TracedPortOffset)
 				}
@@ -690,6 +695,10 @@ func (g *Gateway) pickIn(pods []pod, script string, versions []apiv1.VersionTraf
 		i = g.rand(len(cands))
 	}
 	t := &target{script: script, primary: cands[i]}
+	if u := t.primary.untraced; u != "" {
+		// A failed traced load answers untraced rather than not at all.
+		t.alts = append(t.alts, backend{pod: t.primary.pod, addr: u, version: t.primary.version, load: t.primary.load, limit: t.primary.limit})
+	}
 	for j, b := range cands {
 		if j != i && b.pod != t.primary.pod {
 			t.alts = append(t.alts, b)

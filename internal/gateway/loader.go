@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"time"
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/store"
@@ -52,12 +53,13 @@ func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string
 		return nil // an image built before the loader
 	}
 	version := g.pickVersion(newest)
-	if !g.loadable(ctx, a, script, version) {
+	l := g.loadability(ctx, a, script, version)
+	if !l.ok {
 		return nil
 	}
 	g.announce(script, version, p.name)
 	t := &target{script: script, primary: backend{pod: p.name, addr: p.addr(port), version: version, load: p.load,
-		limit: apiv1.DefaultCPULimit, loaderScript: script}}
+		limit: l.cpuLimit, loaderScript: script}}
 	if traced {
 		t.primary.trace = workerd.ServiceName(script, version)
 	}
@@ -65,20 +67,31 @@ func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string
 	return t
 }
 
-// loadable reports whether the loader can run version id of script
-// (workerd.Loadable), memoised. A version not in the cache yet is not
-// loadable for now.
+// loadability is what the gateway needs to know of a version for the
+// loader: whether it can run it, and the version's CPU limit.
+type loadability struct {
+	ok       bool
+	cpuLimit time.Duration
+}
+
+// loadable reports whether the loader can run version id of script.
 func (g *Gateway) loadable(ctx context.Context, a store.Account, script, id string) bool {
+	return g.loadability(ctx, a, script, id).ok
+}
+
+// loadability reads version id of script (workerd.Loadable, its CPU
+// limit), memoised. A version not in the cache yet is not loadable for now.
+func (g *Gateway) loadability(ctx context.Context, a store.Account, script, id string) loadability {
 	g.loadableMu.Lock()
-	ok, known := g.loadables[id]
+	l, known := g.loadables[id]
 	g.loadableMu.Unlock()
 	if known {
-		return ok
+		return l
 	}
 	versions, err := store.ReadVersions(ctx, g.reader, a, script)
 	if err != nil {
 		g.log.Warn("gateway: read versions", "script", script, "err", err)
-		return false
+		return loadability{}
 	}
 	for i := range versions {
 		if versions[i].Spec.VersionID != id {
@@ -88,15 +101,16 @@ func (g *Gateway) loadable(ctx context.Context, a store.Account, script, id stri
 		if err != nil {
 			g.log.Debug("gateway: version takes the slow path", "script", script, "version", id, "reason", err)
 		}
+		l = loadability{ok: err == nil, cpuLimit: versions[i].Spec.CPULimit()}
 		g.loadableMu.Lock()
 		if len(g.loadables) >= maxRoutes {
 			clear(g.loadables)
 		}
-		g.loadables[id] = err == nil
+		g.loadables[id] = l
 		g.loadableMu.Unlock()
-		return err == nil
+		return l
 	}
-	return false
+	return loadability{}
 }
 
 // announce logs, once per version, that its pod's loader serves it.

@@ -134,3 +134,21 @@ func TestTracedByLoader(t *testing.T) {
 }
 
 func tcpPort(s *httptest.Server) int { return s.Listener.Addr().(*net.TCPAddr).Port }
+
+// TestTracedLoadFailsUntraced: when the loader host cannot load a traced
+// twin, the request is answered by the same pod's untraced Worker.
+func TestTracedLoadFailsUntraced(t *testing.T) {
+	b1 := newBackend(t, "v1")
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(workerd.LoaderFailedHeader, "1")
+		http.Error(w, "octo: cannot load", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(failing.Close)
+	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}), version("hello", v1ID, 1))
+	e.gw.watched = func(string, string) bool { return true }
+	e.pods.set(readyPod("octo-1", map[string]int{v1ID: b1.port(), workerd.LoaderWorkerName: tcpPort(failing)}))
+	resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+	if got := e.echoed(resp, body); got.Backend != "v1" || got.Headers[workerd.LoaderTraceHeader] != "" {
+		t.Fatalf("backend %s headers %v, want the untraced v1 without loader headers", got.Backend, got.Headers)
+	}
+}

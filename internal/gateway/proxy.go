@@ -56,7 +56,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 // retryTransport retries once, on another pod, a request whose connection
 // could not be opened (a pod that just terminated), when the method is
 // idempotent and the body can be replayed. Nothing reached the pod, so the
-// retry is safe.
+// retry is safe. It also retries a request a loader host could not run
+// (loadFailed); proxied requests carry no GetBody, so that retry is for
+// requests without a body, and the others get the host's 503.
 type retryTransport struct {
 	base http.RoundTripper
 	log  *slog.Logger

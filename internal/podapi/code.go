@@ -34,7 +34,7 @@ func (s *Server) serveCode(w http.ResponseWriter, r *http.Request, account strin
 		return
 	case err != nil:
 		s.log.Warn("loader code", "account", account, "script", script, "version", id, "err", err)
-		http.Error(w, "octo pod API: "+err.Error(), http.StatusInternalServerError)
+		http.Error(w, "octo pod API: cannot read the version's code (see octo's log)", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -60,7 +60,8 @@ export default {
     console.log("served " + env.GREETING);
     return Response.json({ greeting: env.GREETING, limits: env.LIMITS, token: env.TOKEN, unset: env.UNSET,
       words, bytes: [...new Uint8Array(bytes)], conf, url: req.url,
-      leaked: req.headers.get("` + workerd.LoaderVersionHeader + `"), custom: req.headers.get("x-custom") });
+      leaked: req.headers.get("` + workerd.LoaderVersionHeader + `"), custom: req.headers.get("x-custom") },
+      { headers: { "` + workerd.LoaderFailedHeader + `": "forged by the Worker" } });
   },
 };`),
 		"words.txt": []byte("some words"),
@@ -160,6 +161,9 @@ func TestLoaderInWorkerd(t *testing.T) {
 		if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil {
 			t.Fatalf("v1: %s %s\nworkerd: %s", res.Status, body, stderr())
 		}
+		if res.Header.Get(workerd.LoaderFailedHeader) != "" {
+			t.Fatalf("the Worker's own %s reached the gateway: only the host's 503 may carry it", workerd.LoaderFailedHeader)
+		}
 		want := `{"bytes":[0,1,255],"conf":{"on":true},"custom":"kept","greeting":"hello","leaked":null,"limits":{"max":3},` +
 			`"token":"s3cr3t","unset":null,"url":"http://hello.example.workers.localhost/path?q=1","words":"some words"}`
 		if g, _ := json.Marshal(got); string(g) != want {
@@ -192,19 +196,26 @@ func TestLoaderInWorkerd(t *testing.T) {
 	}
 
 	// v2's first load fails (the pod API answers 500): the loader's own
-	// 503, marked for the gateway's retry; the next request loads it.
+	// 503, marked for the gateway's retry, without the pod API's words; so
+	// does the next request, at once; after the retry delay the next
+	// request loads it.
 	res, body := get(v2, "hello")
-	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get(workerd.LoaderFailedHeader) == "" || !strings.Contains(body, "S3 is down") {
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get(workerd.LoaderFailedHeader) == "" ||
+		!strings.Contains(body, "cannot load hello version "+v2) || strings.Contains(body, "S3 is down") {
 		t.Fatalf("v2 with the pod API failing: %s %q %s", res.Status, res.Header, body)
 	}
+	if res, body := get(v2, "hello"); res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "retrying shortly") {
+		t.Fatalf("v2 right after the failure: %s %s", res.Status, body)
+	}
+	time.Sleep(2100 * time.Millisecond)
 	res, body = get(v2, "hello")
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"greeting":"bonjour"`) {
 		t.Fatalf("v2 after the failure: %s %s\nworkerd: %s", res.Status, body, stderr())
 	}
 	// Unknown versions and scripts, and requests without the headers.
 	for _, c := range []struct{ version, script, want string }{
-		{"33333333-0000-4000-8000-000000000003", "hello", "not found"},
-		{v1, "other", "no script other"},
+		{"33333333-0000-4000-8000-000000000003", "hello", "cannot load hello version 33333333"},
+		{v1, "other", "cannot load other version"},
 		{"", "", "needs " + workerd.LoaderVersionHeader},
 	} {
 		res, body := get(c.version, c.script)
