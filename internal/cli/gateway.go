@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -45,6 +46,7 @@ CPU limit ends its pod).`,
 	f.StringVar(&o.cfg.TailFeed, "tail-feed", "", "unix socket of the tail hub's watched feed (which scripts are tailed)")
 	f.StringVar(&o.cfg.Kubelet.RootDir, "kubelet-root", "", "kubelet root directory when it runs on this host: its pods are reached on their unix sockets")
 	f.StringVar(&o.cfg.Kubelet.NodeName, "node-name", "", "name of this host's node (with --kubelet-root)")
+	f.Var(timeValue{&o.cfg.Kubelet.Started}, "node-started", "when this host's node started, RFC 3339 (with --kubelet-root): its pods from before get no request until the kubelet reports them again")
 	return cmd
 }
 
@@ -70,3 +72,24 @@ func runGateway(ctx context.Context, g *globals, o *gatewayOptions) error {
 	defer cancel()
 	return gw.Stop(sctx)
 }
+
+// timeValue is a flag holding an RFC 3339 time.
+type timeValue struct{ t *time.Time }
+
+func (v timeValue) String() string {
+	if v.t == nil || v.t.IsZero() {
+		return ""
+	}
+	return v.t.Format(time.RFC3339Nano)
+}
+
+func (v timeValue) Set(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("want an RFC 3339 time such as 2006-01-02T15:04:05Z: %w", err)
+	}
+	*v.t = t
+	return nil
+}
+
+func (v timeValue) Type() string { return "time" }

@@ -66,6 +66,7 @@ type Daemon struct {
 // New assembles the components of cfg in start order. Components in one phase
 // start concurrently; a phase starts when the previous one is ready.
 func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	started := time.Now()
 	p := pki.New(cfg)
 	// The controller-manager's options must be built before the API server's
 	// (process-wide feature gate defaults; see controllermanager.New).
@@ -83,24 +84,31 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	podAPI := podapi.New(podapi.Options{Port: cfg.EdgePort})
 	api := apiserver.New(cfg, p, k.Endpoint())
+	// containerd starts beside the API server and holds nothing back but
+	// the kubelet: at a warm start with many pods it takes seconds longer
+	// than the API server.
+	ctrd := startEarly(containerd.New(cfg, log))
 	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, phases: [][]embed.Component{
 		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
-		// containerd (~0.6 s) starts beside the API server: only the kubelet
-		// needs it.
-		{api, containerd.New(cfg, log)},
+		{api, ctrd},
 		// The services need only the API server and S3 (they began to build
 		// with the API server, see start); what is made from them starts as
 		// soon as they are built, beside the node's parts: none of them
 		// waits for the kubelet or kube-proxy. The gateway process owns the
 		// edge port and passes the daemon's edge (API, dashboard, tail)
 		// through from a unix socket. In a phase the last stops first.
+		// The controller-manager, the scheduler and kube-proxy authorize
+		// through the cluster's default roles, which the API server writes
+		// after it serves (~1.8 s at a cold start); the kubelet (the Node
+		// authorizer) and octo's parts (admin) need none of them.
 		{
-			cm, scheduler.New(p), kubelet.New(cfg, p), kubeproxy.New(cfg, p), svc,
+			gate(cm, api.Bootstrapped), gate(scheduler.New(p), api.Bootstrapped), gate(kubelet.New(cfg, p), ctrd.Wait),
+			gate(kubeproxy.New(cfg, p), api.Bootstrapped), svc,
 			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
 				return edge.NewUnix("edge", EdgeSocket(cfg), log, pf.EdgeParts()...)
 			}),
 			svc.deferred("gateway", "http://*.workers.localhost:"+strconv.Itoa(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
-				return newGatewayProcess(cfg, log, pf.Tails.FeedHandler())
+				return newGatewayProcess(cfg, log, pf.Tails.FeedHandler(), started)
 			}),
 			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
 				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), R2: pf.Store.R2(), D1: pf.Store.D1(), Tail: pf.Tails,
@@ -113,7 +121,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		},
 	}}
 	svc.status = d.webStatus
-	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: time.Now(), State: Starting}
+	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: started, State: Starting}
 	for _, phase := range d.phases {
 		for _, c := range phase {
 			cs := ComponentStatus{Name: c.Name(), State: Pending}
@@ -231,6 +239,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
+	var late sync.WaitGroup // components started early (see early)
+	var lateErrs []error
+	var lateMu sync.Mutex
 	for _, phase := range d.phases {
 		if slices.Contains(phase, d.apiserver) {
 			if err := d.svc.Start(ctx); err != nil {
@@ -240,6 +251,16 @@ func (d *Daemon) start(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make([]error, len(phase))
 		for i, c := range phase {
+			if e, ok := c.(*early); ok {
+				late.Go(func() {
+					err := d.startOne(ctx, readyCtx, c)
+					e.finish(err)
+					lateMu.Lock()
+					lateErrs = append(lateErrs, err)
+					lateMu.Unlock()
+				})
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -248,10 +269,12 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
+			late.Wait()
 			return err
 		}
 	}
-	return nil
+	late.Wait()
+	return errors.Join(lateErrs...)
 }
 
 func (d *Daemon) startOne(runCtx, readyCtx context.Context, c embed.Component) error {

@@ -28,6 +28,8 @@ type gatewayProcess struct {
 	cfg  config.Config
 	log  *slog.Logger
 	feed http.Handler
+	// nodeStarted goes to the child as --node-started.
+	nodeStarted time.Time
 
 	feedSrv httpserve.Server
 
@@ -51,8 +53,9 @@ const GatewayGOGC = 400
 // exited.
 const restartDelay = time.Second
 
-func newGatewayProcess(cfg config.Config, log *slog.Logger, feed http.Handler) *gatewayProcess {
-	return &gatewayProcess{cfg: cfg, log: log.With("component", "gateway"), feed: feed}
+// nodeStarted is when the daemon, and so its kubelet, started.
+func newGatewayProcess(cfg config.Config, log *slog.Logger, feed http.Handler, nodeStarted time.Time) *gatewayProcess {
+	return &gatewayProcess{cfg: cfg, log: log.With("component", "gateway"), feed: feed, nodeStarted: nodeStarted}
 }
 
 // Name implements embed.Component.
@@ -99,6 +102,7 @@ func (g *gatewayProcess) spawnLocked() error {
 		"--tail-feed", TailFeedSocket(g.cfg),
 		"--kubelet-root", g.cfg.KubeletDir(),
 		"--node-name", g.cfg.NodeName,
+		"--node-started", g.nodeStarted.Format(time.RFC3339Nano),
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The daemon's profiling port is its own. The gateway's live heap is a

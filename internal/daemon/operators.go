@@ -69,12 +69,8 @@ func (o *operators) Start(ctx context.Context) error {
 	if o.mgr, err = ctrl.NewManager(s.rc, opts); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	puller, err := newCRIPuller(s.cfg)
-	if err != nil {
-		return err
-	}
 	err = controller.Setup(o.mgr, controller.Options{
-		Puller:  puller,
+		Puller:  newCRIPuller(s.cfg),
 		Builder: b, Registry: s.cfg.RegistryAddr(),
 		PodHost:     config.BridgeIP + ":" + strconv.Itoa(s.cfg.EdgePort),
 		GatewayPort: s.cfg.EdgePort, Log: log, Blobs: s.blobs,

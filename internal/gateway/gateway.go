@@ -101,6 +101,13 @@ type Options struct {
 	// does not: such pods are reached on their unix sockets, the others on
 	// podIP:port. nil: always podIP:port. See NodeSockets.
 	LocalSockets func(p *corev1.Pod) string
+	// NodeStarted is when this host's node started (embedded mode). A pod
+	// of the node (LocalSockets names its volume) whose containers all
+	// started before then is what an earlier run left: its status still
+	// shows that run's IP, which the node may have given another pod
+	// since, and Ready. It gets no request until the kubelet reports it
+	// again. Zero: no such check.
+	NodeStarted time.Time
 	// Stalls marks the bundle of a stalled pod (see WatchStalls), e.g.
 	// BundleStalls; nil: stalled pods are only avoided.
 	Stalls StallReporter
@@ -139,6 +146,7 @@ type Gateway struct {
 	sockets   map[string]map[string]int // annotation value → parsed
 
 	localSockets func(p *corev1.Pod) string
+	nodeStarted  time.Time
 	// socketDirs maps the host part of a local pod's addresses (localHost)
 	// to its socket directory, open.
 	dirsMu     sync.RWMutex
@@ -198,7 +206,7 @@ func New(opts Options) *Gateway {
 	g := &Gateway{
 		accounts: opts.Accounts, reader: opts.Reader, pods: opts.Pods, edgePort: opts.EdgePort,
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
-		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets,
+		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets, nodeStarted: opts.NodeStarted,
 		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
 		noLoader: opts.NoLoader, loadables: map[string]loadability{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
@@ -569,6 +577,9 @@ func (g *Gateway) readyPods(ctx context.Context, a store.Account) (out []pod, st
 			continue
 		}
 		local := ""
+		if g.earlierRun(p) {
+			continue // until the kubelet reports its new containers
+		}
 		if podReady(p) {
 			g.seenReady.Store(p.UID, struct{}{})
 			local = g.localHost(p)
@@ -583,6 +594,21 @@ func (g *Gateway) readyPods(ctx context.Context, a store.Account) (out []pod, st
 			limits: g.parseSockets(p.Annotations[apiv1.AnnotationCPULimits])})
 	}
 	return out, starting, nil
+}
+
+// earlierRun reports whether p is a pod of this host's node from before
+// the node started (Options.NodeStarted).
+func (g *Gateway) earlierRun(p *corev1.Pod) bool {
+	if g.nodeStarted.IsZero() || g.localSockets == nil || g.localSockets(p) == "" {
+		return false
+	}
+	since := g.nodeStarted.Truncate(time.Second) // StartedAt has seconds only
+	for _, c := range p.Status.ContainerStatuses {
+		if r := c.State.Running; r != nil && !r.StartedAt.Time.Before(since) {
+			return false
+		}
+	}
+	return true
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -55,7 +55,9 @@ func (g *Gateway) localHost(p *corev1.Pod) string {
 	sd, known := g.socketDirs[host]
 	g.dirsMu.RUnlock()
 	if known {
-		if sd.ip == "" && p.Status.PodIP != "" { // first seen before its IP (early.go)
+		// First seen before its IP (early.go), or given a new one: the
+		// fallback must not dial an address the pod no longer has.
+		if sd.ip != p.Status.PodIP && p.Status.PodIP != "" {
 			g.dirsMu.Lock()
 			if sd, ok := g.socketDirs[host]; ok {
 				sd.ip = p.Status.PodIP

@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -78,5 +80,62 @@ func TestLocalPodOverUnixSocket(t *testing.T) {
 	pods.set(p)
 	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != 200 || e.echoed(resp, body).Backend != "tcp" {
 		t.Fatalf("pod of another node: %d %q, want podIP:%s", resp.StatusCode, body, strconv.Itoa(port))
+	}
+}
+
+// TestPodOfAnEarlierRunWaitsForTheKubelet: after `octo up` on a data dir
+// with Workers, the pods' objects still show the IP and Ready status of the
+// run before, and the node may have given that IP to another pod. Such a
+// pod gets no request until the kubelet reports its new containers; then it
+// is reached, at its new IP when its socket is missing.
+func TestPodOfAnEarlierRunWaitsForTheKubelet(t *testing.T) {
+	tcp := newBackend(t, "tcp")
+	port := tcp.port()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "pods", "uid-1", "volumes", "kubernetes.io~empty-dir", apiv1.SocketVolume), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	if err := apiv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100})).Build()
+	pods := &fakePods{}
+	started := time.Now()
+	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, LocalSockets: NodeSockets(root, "node-a"), NodeStarted: started})
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	e := &env{t: t, gw: gw, k8s: c, pods: pods, srv: srv}
+
+	p := readyPod("octo-1", map[string]int{v1ID: port})
+	p.UID, p.Spec.NodeName = types.UID("uid-1"), "node-a"
+	p.Spec.Volumes = []corev1.Volume{{Name: apiv1.SocketVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	// The earlier run's IP is another pod's now, which serves on the same
+	// port.
+	other, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPod := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "another pod's Worker")
+	}))
+	otherPod.Listener = other
+	otherPod.Start()
+	t.Cleanup(otherPod.Close)
+	p.Status.PodIP = "127.0.0.2"
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "workerd", State: corev1.ContainerState{
+		Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started.Add(-time.Hour))}}}}
+	pods.set(p)
+	host := "hello.octo.workers.localhost:8787"
+	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "another pod") {
+		t.Fatalf("pod of the earlier run: %d %q, want 503 and no request to its old IP", resp.StatusCode, body)
+	}
+
+	// The kubelet restarted it: new containers, a new IP.
+	p.Status.PodIP = "127.0.0.1"
+	p.Status.ContainerStatuses[0].State.Running.StartedAt = metav1.NewTime(started.Add(time.Second))
+	pods.set(p)
+	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != 200 || e.echoed(resp, body).Backend != "tcp" {
+		t.Fatalf("pod reported again: %d %q, want its new IP to answer", resp.StatusCode, body)
 	}
 }

@@ -84,16 +84,22 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	}
 	if cfg.Kubelet.RootDir != "" && cfg.Kubelet.NodeName != "" {
 		opts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)
+		opts.NodeStarted = cfg.Kubelet.Started
 	}
 	// A stalled pod's bundle gets a surge pod, and a request past its CPU
 	// limit ends its pod (gateway.WatchStalls).
 	opts.Stalls, opts.Kill = gateway.BundleStalls(c), gateway.DeletePods(c)
 	g := gateway.New(opts)
-	// No pod is stalled yet: marks a previous run left would keep surge pods.
-	if err := gateway.ClearStalls(ctx, c); err != nil {
-		log.Warn("clear stall marks of a previous run", "err", err)
-	}
-	go g.WatchStalls(ctx)
+	// No pod is stalled yet: marks a previous run left would keep surge
+	// pods. Clearing them waits on a list of every bundle, seconds at a
+	// warm start with many Workers: the port serves meanwhile, and stall
+	// detection starts once they are cleared.
+	go func() {
+		if err := gateway.ClearStalls(ctx, c); err != nil {
+			log.Warn("clear stall marks of a previous run", "err", err)
+		}
+		g.WatchStalls(ctx)
+	}()
 	parts := []edge.Registrar{g}
 	if cfg.Upstream != "" {
 		parts = append(parts, edge.NewUpstream(cfg.Upstream, log))

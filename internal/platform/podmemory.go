@@ -26,6 +26,10 @@ type Kubelet struct {
 	// (embedded mode): the gateway then reaches the node's workerd pods on
 	// their unix sockets (gateway.NodeSockets). Empty: over the pod network.
 	RootDir string
+	// Started is when the node's kubelet (the daemon) started, with
+	// RootDir: pods it left from an earlier run get no request until it
+	// reports them again (gateway.Options.NodeStarted).
+	Started time.Time
 }
 
 // summary is the part of the kubelet's /stats/summary the dashboard shows.

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	apiv1 "github.com/octohq/octo/api/v1"
@@ -119,10 +121,24 @@ func EnsureDefaultAccount(ctx context.Context, c client.Client, id Identity) err
 		return fmt.Errorf("create namespace %s: %w", a.Namespace, err)
 	}
 	wa := &apiv1.WorkerAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: apiv1.GroupVersion.String(), Kind: "WorkerAccount"},
 		ObjectMeta: metav1.ObjectMeta{Name: a.ID, Namespace: a.Namespace},
 		Spec:       apiv1.WorkerAccountSpec{WorkerBundleName: a.Subdomain, DisplayName: a.Name, Subdomain: a.Subdomain},
 	}
-	if err := c.Create(ctx, wa); err != nil && !apierrors.IsAlreadyExists(err) {
+	err := c.Get(ctx, client.ObjectKeyFromObject(wa), &apiv1.WorkerAccount{})
+	if err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	// An apply creates it, not a create: the API server holds every create
+	// of a custom resource for 2 s after its CRD became Established (for
+	// servers behind a load balancer), and at a cold start this comes half
+	// a second after. Fields the user changes later stay theirs: this runs
+	// only when the account is missing.
+	body, err := json.Marshal(wa)
+	if err != nil {
+		return fmt.Errorf("encode default WorkerAccount: %w", err)
+	}
+	if err := c.Patch(ctx, wa, client.RawPatch(types.ApplyPatchType, body), client.FieldOwner("octo")); err != nil {
 		return fmt.Errorf("create default WorkerAccount: %w", err)
 	}
 	return nil

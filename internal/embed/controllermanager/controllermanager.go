@@ -41,6 +41,7 @@ func New(cfg config.Config, p *pki.PKI) (*ControllerManager, error) {
 	args := []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=" + config.Host, fmt.Sprintf("--secure-port=%d", Port),
+		"--tls-cert-file=" + p.Path(pki.ServingName+".crt"), "--tls-private-key-file=" + p.Path(pki.ServingName+".key"),
 		"--service-account-private-key-file=" + p.Path("sa.key"),
 		"--root-ca-file=" + p.Path("ca.crt"),
 		"--cluster-signing-cert-file=" + p.Path("ca.crt"),

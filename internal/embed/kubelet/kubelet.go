@@ -110,6 +110,7 @@ func (k *Kubelet) Start(ctx context.Context) error {
 	if err := kubeletvalidation.ValidateKubeletConfiguration(kc, utilfeature.DefaultFeatureGate); err != nil {
 		return fmt.Errorf("validate configuration: %w", err)
 	}
+	kc.TLSCertFile, kc.TLSPrivateKeyFile = k.pki.Path(pki.ServingName+".crt"), k.pki.Path(pki.ServingName+".key")
 	flags := kubeletoptions.NewKubeletFlags()
 	flags.KubeConfig = k.pki.KubeconfigPath("kubelet")
 	flags.RootDirectory = k.cfg.KubeletDir()

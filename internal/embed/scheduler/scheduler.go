@@ -37,6 +37,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	args := []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=" + config.Host, fmt.Sprintf("--secure-port=%d", Port),
+		"--tls-cert-file=" + s.pki.Path(pki.ServingName+".crt"), "--tls-private-key-file=" + s.pki.Path(pki.ServingName+".key"),
 		"--leader-elect=false", "--profiling=false",
 	}
 	if _, err := kubeflags.Parse("kube-scheduler", *opts.Flags, args); err != nil {
