@@ -88,6 +88,14 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	// the kubelet: at a warm start with many pods it takes seconds longer
 	// than the API server.
 	ctrd := startEarly(containerd.New(cfg, log))
+	// The kubelet and the controller-manager share a process-wide variable
+	// of the CSI volume plugin: each one's plugin set-up overwrites it, and
+	// the kubelet's node registration (CSINode) reads it until it succeeds.
+	// Read after the controller-manager's set-up, it holds no node name,
+	// and the kubelet exits the process after 140 s of retries. So the
+	// controller-manager starts once the node is Ready, which the kubelet
+	// reports only after that registration.
+	klet := startEarly(gate(kubelet.New(cfg, p), all(ctrd.Wait, api.HooksIfWarm)))
 	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, phases: [][]embed.Component{
 		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		{api, ctrd},
@@ -100,24 +108,30 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		// The controller-manager, the scheduler and kube-proxy authorize
 		// through the cluster's default roles, which the API server writes
 		// after it serves (~1.8 s at a cold start); the kubelet (the Node
-		// authorizer) and octo's parts (admin) need none of them.
+		// authorizer) and octo's parts (admin) need none of them. The
+		// controller-manager also needs every post-start hook done (it gives
+		// up unless /healthz passes within 10 s), and the hooks, a chain of
+		// ~300 requests, took 16–24 s under the load of a warm start with
+		// 1,000 Workers: at a warm start the kubelet, the gateway and the
+		// operators, which bring that load, start after them (HooksIfWarm).
+		// The edge, the API and the pod API start at once.
 		{
-			gate(cm, api.Bootstrapped), gate(scheduler.New(p), api.Bootstrapped), gate(kubelet.New(cfg, p), ctrd.Wait),
-			gate(kubeproxy.New(cfg, p), api.Bootstrapped), svc,
+			gate(cm, all(api.Bootstrapped, klet.Wait)), gate(scheduler.New(p), api.RolesExist), klet,
+			gate(kubeproxy.New(cfg, p), api.RolesExist), svc,
 			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
 				return edge.NewUnix("edge", EdgeSocket(cfg), log, pf.EdgeParts()...)
 			}),
-			svc.deferred("gateway", "http://*.workers.localhost:"+strconv.Itoa(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
+			gate(svc.deferred("gateway", "http://*.workers.localhost:"+strconv.Itoa(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
 				return newGatewayProcess(cfg, log, pf.Tails.FeedHandler(), started)
-			}),
+			}), api.HooksIfWarm),
 			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
 				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), R2: pf.Store.R2(), D1: pf.Store.D1(), Tail: pf.Tails,
 					Code: pf.Store.LoaderCode, Log: log.With("component", "pod-api")})
 			}),
-			svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
+			gate(svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
 				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath, podKey: podKey,
 					validate: svc.validator.Validate}
-			}),
+			}), api.HooksIfWarm),
 		},
 	}}
 	svc.status = d.webStatus

@@ -69,6 +69,18 @@ func (g *gated) Stop(ctx context.Context) error {
 	return g.Component.Stop(ctx)
 }
 
+// all is the gate that opens once every one of gates has.
+func all(gates ...func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for _, g := range gates {
+			if err := g(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // early is a component that starts with its phase without holding it back:
 // the next phase starts without waiting for it, and a component that needs
 // it waits with Wait (see gate). The daemon still waits for it before it

@@ -78,3 +78,18 @@ func TestEarlyWaitReportsTheOutcome(t *testing.T) {
 		t.Fatalf("Wait = %v, want %v", err, boom)
 	}
 }
+
+func TestAllOpensAfterEveryGate(t *testing.T) {
+	var order []string
+	open := func(name string, err error) func(context.Context) error {
+		return func(context.Context) error { order = append(order, name); return err }
+	}
+	if err := all(open("a", nil), open("b", nil))(context.Background()); err != nil || len(order) != 2 {
+		t.Fatalf("all = %v after %v, want nil after both", err, order)
+	}
+	boom := errors.New("boom")
+	order = nil
+	if err := all(open("a", boom), open("b", nil))(context.Background()); !errors.Is(err, boom) || len(order) != 1 {
+		t.Fatalf("all = %v after %v, want the first gate's error, the second not waited for", err, order)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/octohq/octo/internal/embed"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/envvars"
+	"github.com/octohq/octo/internal/pki"
 	"github.com/octohq/octo/internal/platform"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
@@ -133,7 +134,7 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 		Env:               func() []string { return envvars.Lines(cfg, creds, id) },
 		DashboardLoginKey: loginKey,
 		Kubelet: platform.Kubelet{Addr: config.Addr(cfg.KubeletPort), NodeName: cfg.NodeName,
-			CertFile: cfg.Path("kubelet", "pki", "kubelet.crt"), RootDir: cfg.KubeletDir()},
+			CAFile: pki.New(cfg).Path("ca.crt"), RootDir: cfg.KubeletDir()},
 		Log: log,
 	})
 	if err != nil {

@@ -2,10 +2,13 @@ package pki
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"testing"
+
+	"k8s.io/client-go/util/keyutil"
 
 	"github.com/octohq/octo/internal/config"
 )
@@ -25,7 +28,7 @@ func TestEnsureCreatesThenReuses(t *testing.T) {
 		t.Fatalf("first Ensure: changed=%v err=%v", changed, err)
 	}
 	before := map[string][]byte{}
-	for _, f := range []string{"ca.crt", "apiserver.crt", "admin.crt", "kubelet.crt", "sa.key"} {
+	for _, f := range []string{"ca.crt", "apiserver.crt", "admin.crt", "kubelet.crt", ServingName + ".crt", "sa.key"} {
 		b, err := os.ReadFile(p.Path(f))
 		if err != nil {
 			t.Fatal(err)
@@ -107,4 +110,36 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestServingAndServiceAccountKeys: the node's components serve with one
+// certificate of the cluster CA for the loopback address and the node's
+// name, and service account tokens are signed with an ECDSA key the API
+// server and the controller-manager read.
+func TestServingAndServiceAccountKeys(t *testing.T) {
+	p := newTestPKI(t, t.TempDir())
+	if _, err := p.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	ca := readCert(t, p.Path("ca.crt"))
+	c := readCert(t, p.Path(ServingName+".crt"))
+	if err := c.CheckSignatureFrom(ca); err != nil {
+		t.Fatalf("serving certificate not signed by the cluster CA: %v", err)
+	}
+	if err := c.VerifyHostname("node-a"); err != nil {
+		t.Errorf("serving certificate: %v", err)
+	}
+	if err := c.VerifyHostname("127.0.0.1"); err != nil {
+		t.Errorf("serving certificate: %v", err)
+	}
+	key, err := keyutil.PrivateKeyFromFile(p.Path("sa.key"))
+	if err != nil {
+		t.Fatalf("service account key: %v", err)
+	}
+	if _, ok := key.(*ecdsa.PrivateKey); !ok {
+		t.Errorf("service account key is %T, want ECDSA", key)
+	}
+	if _, err := keyutil.PublicKeysFromFile(p.Path("sa.pub")); err != nil {
+		t.Errorf("service account public key: %v", err)
+	}
 }

@@ -15,13 +15,15 @@ import (
 )
 
 // Kubelet is how the dashboard reads the node's stats: the kubelet's
-// address, the name and certificate it serves with (self-signed), reached
+// address, the name it serves as and the CA of its certificate, reached
 // with the admin credentials of the cluster's rest.Config. The API server's
 // node proxy cannot be used: it refuses loopback node addresses.
 type Kubelet struct {
 	Addr     string // host:port
 	NodeName string
-	CertFile string
+	// CAFile holds the PEM certificate that signed the kubelet's serving
+	// certificate (octo's cluster CA, pki.ServingName).
+	CAFile string
 	// RootDir is the kubelet's root directory when it runs on this host
 	// (embedded mode): the gateway then reaches the node's workerd pods on
 	// their unix sockets (gateway.NodeSockets). Empty: over the pod network.
@@ -54,14 +56,13 @@ func PodMemory(rc *rest.Config, k Kubelet) (func(ctx context.Context) (map[strin
 		return nil, fmt.Errorf("pod memory: %w", err)
 	}
 	return func(ctx context.Context) (map[string]uint64, error) {
-		// The kubelet makes a new certificate when it starts: read it each time.
-		pem, err := os.ReadFile(k.CertFile)
+		pem, err := os.ReadFile(k.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("kubelet certificate: %w", err)
+			return nil, fmt.Errorf("kubelet CA: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kubelet certificate %s: no PEM certificate", k.CertFile)
+			return nil, fmt.Errorf("kubelet CA %s: no PEM certificate", k.CAFile)
 		}
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: k.NodeName}
 		if base != nil {

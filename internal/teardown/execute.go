@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func (p Plan) Execute(ctx context.Context, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &executor{sys: p.system.withDefaults(), log: log}
+	e := &executor{sys: p.system.withDefaults(), own: p.own, log: log}
 	var errs []error
 	for _, st := range p.Steps {
 		if err := ctx.Err(); err != nil {
@@ -106,6 +107,7 @@ func (p Plan) Execute(ctx context.Context, log *slog.Logger) error {
 // executor runs the steps of one Execute call.
 type executor struct {
 	sys System
+	own []string // see Plan.own
 	log *slog.Logger
 	// killed are the kill steps whose process was signalled and not yet
 	// seen exiting.
@@ -243,13 +245,13 @@ func (e *executor) remove(path string, all bool) error {
 	return nil
 }
 
-// removeHostPath removes a file or tree teardown planned outside the data
-// dir, refusing anything outside the directories octo's components write.
+// removeHostPath removes a file or tree teardown planned, refusing
+// anything outside the directories octo's components write.
 func (e *executor) removeHostPath(path string) error {
 	s := e.sys
-	if !filepath.IsAbs(path) ||
-		!(within(path, s.CNIDir, false) || within(path, s.ContainerLogDir, false) || within(path, s.KubeletDir, false)) {
-		return fmt.Errorf("refusing to remove %s: not in %s, %s or %s", path, s.CNIDir, s.ContainerLogDir, s.KubeletDir)
+	dirs := append([]string{s.CNIDir, s.ContainerLogDir, s.KubeletDir, s.RuncRoot}, e.own...)
+	if !filepath.IsAbs(path) || !slices.ContainsFunc(dirs, func(d string) bool { return d != "" && within(path, d, false) }) {
+		return fmt.Errorf("refusing to remove %s: not in %s", path, strings.Join(dirs, ", "))
 	}
 	return e.remove(path, true)
 }

@@ -143,7 +143,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 		ProcRoot: r("proc"), SysctlRoot: r("proc/sys"), CgroupRoot: r("sys/fs/cgroup"),
 		NetClassDir: r("sys/class/net"), NetnsDir: r("run/netns"), CNIDir: r("var/lib/cni"),
 		ContainerLogDir: r("var/log/containers"), PodLogDir: r("var/log/pods"), KubeletDir: r("var/lib/kubelet"),
-		Run: fw.run,
+		RuncRoot: r("run/containerd/runc"), Run: fw.run,
 	}
 	ops := &fakeOps{sys: sys}
 	sys.ops = ops
@@ -189,6 +189,20 @@ func newFakeHost(t *testing.T) *fakeHost {
 			t.Fatal(err)
 		}
 	}
+	// A stopped task: its bundle in the run dir (the real /run/octo-<hash>
+	// of this data dir), its work dir, runc's state; and another
+	// containerd's runc state, which stays.
+	bundle := cfg.RunPath("containerd", taskPlugin, "k8s.io", "4b9e")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(cfg.RunDir()) })
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.write(t, "data/containerd/root/"+taskPlugin+"/k8s.io/4b9e/log", "")
+	h.write(t, "run/containerd/runc/k8s.io/4b9e/state.json", "{}")
+	h.write(t, "run/containerd/runc/k8s.io/other/state.json", "{}")
 	h.write(t, "var/lib/kubelet/device-plugins/kubelet.sock", "")
 	h.write(t, "var/lib/kubelet/device-plugins/kubelet_internal_checkpoint", "{}")
 
@@ -240,8 +254,8 @@ func TestExecuteTearsDownAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(left) != 19 {
-		t.Errorf("leftovers before teardown: %d, want 19:\n%s", len(left), strings.Join(left, "\n"))
+	if len(left) != 22 {
+		t.Errorf("leftovers before teardown: %d, want 22:\n%s", len(left), strings.Join(left, "\n"))
 	}
 
 	state, err := h.sys.ReadHostState(h.cfg)
@@ -279,13 +293,18 @@ func TestExecuteTearsDownAndIsIdempotent(t *testing.T) {
 		"run/netns", "sys/fs/cgroup/memory/kubepods", "sys/fs/cgroup/cpu/kubepods",
 		"var/lib/cni/networks", "var/lib/cni/results/octo-4b9e-eth0",
 		"var/log/containers/web_default_nginx-1.log", "var/lib/kubelet", "data/" + BaselineFile,
+		"data/containerd/root/" + taskPlugin + "/k8s.io/4b9e", "run/containerd/runc/k8s.io/4b9e",
 	} {
 		if h.exists(gone) {
 			t.Errorf("%s still exists", gone)
 		}
 	}
+	if _, err := os.Lstat(h.cfg.RunPath("containerd", taskPlugin, "k8s.io", "4b9e")); err == nil {
+		t.Error("the task's bundle still exists")
+	}
 	for _, kept := range []string{
 		"sys/fs/cgroup/cpu/user.slice", "var/lib/cni/results/other-1-eth0", "var/log/containers/mine.log", "proc/100",
+		"run/containerd/runc/k8s.io/other",
 	} {
 		if !h.exists(kept) {
 			t.Errorf("%s was removed", kept)

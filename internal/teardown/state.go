@@ -94,6 +94,8 @@ func (s System) ReadHostState(cfg config.Config) (HostState, error) {
 	st.ContainerLogs, err = readLogLinks(s.ContainerLogDir)
 	note("container log links", err)
 	st.KubeletFiles = existing(s.kubeletFiles(), false)
+	st.Tasks, err = readTasks(cfg, s.RuncRoot)
+	note("container tasks", err)
 	st.Dirs = existing(s.hostDirs(), true)
 
 	st.Sysctls, err = readSysctls(s.SysctlRoot)
@@ -412,6 +414,50 @@ func readCgroups(root string) ([]string, error) {
 		})
 		if err != nil {
 			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// taskPlugin names containerd's directories of runtime v2 tasks.
+const taskPlugin = "io.containerd.runtime.v2.task"
+
+// readTasks lists, for every task of cfg's containerd (its state dir, per
+// namespace), the task's bundle in the run dir, its work dir in the data
+// dir and runc's state under runcRoot, the ones that exist.
+func readTasks(cfg config.Config, runcRoot string) ([]string, error) {
+	state := cfg.RunPath("containerd", taskPlugin)
+	namespaces, err := os.ReadDir(state)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	var errs []error
+	for _, ns := range namespaces {
+		if !ns.IsDir() {
+			continue
+		}
+		tasks, err := os.ReadDir(filepath.Join(state, ns.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, t := range tasks {
+			if !t.IsDir() {
+				continue
+			}
+			out = append(out, filepath.Join(state, ns.Name(), t.Name()))
+			for _, p := range []string{
+				cfg.Path("containerd", "root", taskPlugin, ns.Name(), t.Name()),
+				filepath.Join(runcRoot, ns.Name(), t.Name()),
+			} {
+				if _, err := os.Lstat(p); err == nil {
+					out = append(out, p)
+				}
+			}
 		}
 	}
 	return out, errors.Join(errs...)
