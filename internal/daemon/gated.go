@@ -16,6 +16,7 @@ type gated struct {
 	gate    func(context.Context) error
 	cancel  context.CancelFunc
 	started chan error // the gate's and the component's Start outcome, once
+	opened  bool       // the gate opened: Start ran (set before started)
 }
 
 // gate wraps c so that it starts after open returns nil.
@@ -32,6 +33,7 @@ func (g *gated) Start(ctx context.Context) error {
 			g.started <- fmt.Errorf("waiting to start: %w", err)
 			return
 		}
+		g.opened = true
 		g.started <- g.Component.Start(ctx)
 	}()
 	return nil
@@ -51,7 +53,8 @@ func (g *gated) Ready(ctx context.Context) error {
 	return g.Component.Ready(ctx)
 }
 
-// Stop gives up waiting for the gate, or stops the component if it started.
+// Stop gives up waiting for the gate, or stops the component once its
+// Start ran, even a failed one: it may have started parts.
 func (g *gated) Stop(ctx context.Context) error {
 	if g.cancel == nil {
 		return nil
@@ -60,14 +63,17 @@ func (g *gated) Stop(ctx context.Context) error {
 	select {
 	case err := <-g.started:
 		g.started <- err
-		if err != nil {
-			return nil
-		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if !g.opened {
+		return nil
+	}
 	return g.Component.Stop(ctx)
 }
+
+// Endpoint is the component's, if it has one (embed.Endpointer).
+func (g *gated) Endpoint() string { return endpointOf(g.Component) }
 
 // all is the gate that opens once every one of gates has.
 func all(gates ...func(context.Context) error) func(context.Context) error {
@@ -100,6 +106,17 @@ func startEarly(c embed.Component) *early {
 func (e *early) finish(err error) {
 	e.err = err
 	close(e.done)
+}
+
+// Endpoint is the component's, if it has one (embed.Endpointer).
+func (e *early) Endpoint() string { return endpointOf(e.Component) }
+
+// endpointOf is c's embed.Endpointer endpoint, or "".
+func endpointOf(c embed.Component) string {
+	if ep, ok := c.(embed.Endpointer); ok {
+		return ep.Endpoint()
+	}
+	return ""
 }
 
 // Wait blocks until the component is ready (nil) or failed to be.

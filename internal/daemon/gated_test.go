@@ -93,3 +93,29 @@ func TestAllOpensAfterEveryGate(t *testing.T) {
 		t.Fatalf("all = %v after %v, want the first gate's error, the second not waited for", err, order)
 	}
 }
+
+// failingStart fails its Start after starting parts that Stop must end.
+type failingStart struct{ fakeComponent }
+
+func (f *failingStart) Start(context.Context) error {
+	f.started.Add(1)
+	return errors.New("half started")
+}
+func (f *failingStart) Endpoint() string { return "unix:///run/fake.sock" }
+
+func TestGateStopsAComponentWhoseStartFailed(t *testing.T) {
+	f := &failingStart{}
+	g := gate(f, func(context.Context) error { return nil })
+	if got := g.Endpoint(); got != "unix:///run/fake.sock" {
+		t.Errorf("Endpoint = %q, want the component's", got)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Ready(context.Background()); err == nil {
+		t.Fatal("Ready succeeded though Start failed")
+	}
+	if err := g.Stop(context.Background()); err != nil || f.stopped.Load() != 1 {
+		t.Fatalf("Stop: %v, stopped %d times, want once", err, f.stopped.Load())
+	}
+}

@@ -44,7 +44,11 @@ func TestStartingLocalPodServesOnceItsSocketsListen(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(rel).Build()
 	pods := &fakePods{}
 	changes := &Changes{}
-	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, LocalSockets: NodeSockets(root, "node-a"), Changes: changes})
+	// As in octo's daemon, the node started a while ago: a pod created
+	// since is not one of an earlier run, though the kubelet has not
+	// reported its containers yet.
+	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, LocalSockets: NodeSockets(root, "node-a"), Changes: changes,
+		NodeStarted: time.Now().Add(-time.Minute)})
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, gw: gw, k8s: c, pods: pods, srv: srv}

@@ -597,12 +597,17 @@ func (g *Gateway) readyPods(ctx context.Context, a store.Account) (out []pod, st
 }
 
 // earlierRun reports whether p is a pod of this host's node from before
-// the node started (Options.NodeStarted).
+// the node started (Options.NodeStarted). A pod created since is not,
+// whatever its containers' state (early.go routes to it before the kubelet
+// reports them).
 func (g *Gateway) earlierRun(p *corev1.Pod) bool {
 	if g.nodeStarted.IsZero() || g.localSockets == nil || g.localSockets(p) == "" {
 		return false
 	}
-	since := g.nodeStarted.Truncate(time.Second) // StartedAt has seconds only
+	since := g.nodeStarted.Truncate(time.Second) // timestamps have seconds only
+	if !p.CreationTimestamp.Time.Before(since) {
+		return false
+	}
 	for _, c := range p.Status.ContainerStatuses {
 		if r := c.State.Running; r != nil && !r.StartedAt.Time.Before(since) {
 			return false

@@ -90,6 +90,7 @@ func (p Plan) Execute(ctx context.Context, log *slog.Logger) error {
 		}
 		if st.Action != ActionKill {
 			if err := e.waitKilled(ctx); err != nil {
+				e.survivors = true
 				errs = append(errs, err)
 			}
 		}
@@ -108,7 +109,9 @@ func (p Plan) Execute(ctx context.Context, log *slog.Logger) error {
 type executor struct {
 	sys System
 	own []string // see Plan.own
-	log *slog.Logger
+	// survivors is set once a killed process outlived the wait for it.
+	survivors bool
+	log       *slog.Logger
 	// killed are the kill steps whose process was signalled and not yet
 	// seen exiting.
 	killed []Step
@@ -139,6 +142,11 @@ func (e *executor) run(ctx context.Context, st Step) error {
 	case ActionRemoveCgroup:
 		return e.removeCgroup(ctx, st.Target)
 	case ActionRemove:
+		return e.removeHostPath(st.Target)
+	case ActionRemoveTask:
+		if e.survivors {
+			return errors.New("kept: a killed process is still alive")
+		}
 		return e.removeHostPath(st.Target)
 	case ActionRemoveEmptyDir:
 		return e.removeEmptyDir(st.Target)

@@ -51,7 +51,7 @@ func leftovers(cfg config.Config, st HostState) []string {
 			if !cgroups[filepath.Dir(filepath.Clean(step.Target))] {
 				out = append(out, "cgroup "+step.Target)
 			}
-		case ActionRemove:
+		case ActionRemove, ActionRemoveTask:
 			out = append(out, fmt.Sprintf("%s (%s)", step.Target, step.Reason))
 		}
 	}

@@ -246,6 +246,10 @@ const (
 	ActionRemoveCgroup Action = "remove-cgroup"
 	// ActionRemove removes the file, symlink or directory tree Target.
 	ActionRemove Action = "remove"
+	// ActionRemoveTask removes the file or directory tree Target, the state
+	// of a stopped container task, unless a process teardown killed is
+	// still alive: its container would lose the state that manages it.
+	ActionRemoveTask Action = "remove-task"
 	// ActionRemoveEmptyDir removes the directory Target if it is empty.
 	ActionRemoveEmptyDir Action = "remove-empty-dir"
 	// ActionRestoreSysctls restores the sysctls saved in the baseline file
@@ -350,7 +354,7 @@ func NewPlan(cfg config.Config, host HostState) Plan {
 	// start, one after the other (~6 s with 32 pods), and a purged data
 	// dir leaves runc's state behind for good.
 	for _, t := range host.Tasks {
-		add(Step{Action: ActionRemove, Target: t, Reason: "state of a stopped container task"})
+		add(Step{Action: ActionRemoveTask, Target: t, Reason: "state of a stopped container task"})
 	}
 	mounted := map[string]bool{}
 	for _, m := range host.Mounts {

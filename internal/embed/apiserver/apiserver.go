@@ -150,6 +150,12 @@ func (a *APIServer) HooksIfWarm(ctx context.Context) error {
 		return err
 	}
 	for {
+		select {
+		case err := <-a.done:
+			a.done <- err
+			return fmt.Errorf("exited before ready: %w", err)
+		default:
+		}
 		rb, err := cs.RbacV1().RoleBindings(metav1.NamespaceSystem).Get(ctx, lastBootstrapObject, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err) || (err == nil && !rb.CreationTimestamp.Time.Before(a.started.Truncate(time.Second))):
