@@ -48,20 +48,8 @@ func TestLocalPodOverUnixSocket(t *testing.T) {
 	unix.Start()
 	t.Cleanup(unix.Close)
 
-	scheme := runtime.NewScheme()
-	if err := apiv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100})).Build()
-	pods := &fakePods{}
-	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, LocalSockets: NodeSockets(root, "node-a")})
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	e := &env{t: t, gw: gw, k8s: c, pods: pods, srv: srv}
-
-	p := readyPod("octo-1", map[string]int{v1ID: port})
-	p.UID, p.Spec.NodeName = types.UID("uid-1"), "node-a"
-	p.Spec.Volumes = []corev1.Volume{{Name: apiv1.SocketVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	e, p := newLocalEnv(t, root, port, time.Time{})
+	pods := e.pods
 	pods.set(p)
 	host := "hello.octo.workers.localhost:8787"
 	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != 200 || body != "unix "+host {
@@ -95,21 +83,9 @@ func TestPodOfAnEarlierRunWaitsForTheKubelet(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "pods", "uid-1", "volumes", "kubernetes.io~empty-dir", apiv1.SocketVolume), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	scheme := runtime.NewScheme()
-	if err := apiv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100})).Build()
-	pods := &fakePods{}
 	started := time.Now()
-	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, LocalSockets: NodeSockets(root, "node-a"), NodeStarted: started})
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	e := &env{t: t, gw: gw, k8s: c, pods: pods, srv: srv}
-
-	p := readyPod("octo-1", map[string]int{v1ID: port})
-	p.UID, p.Spec.NodeName = types.UID("uid-1"), "node-a"
-	p.Spec.Volumes = []corev1.Volume{{Name: apiv1.SocketVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	e, p := newLocalEnv(t, root, port, started)
+	pods := e.pods
 	// The earlier run's IP is another pod's now, which serves on the same
 	// port.
 	other, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(port)))
@@ -138,4 +114,25 @@ func TestPodOfAnEarlierRunWaitsForTheKubelet(t *testing.T) {
 	if resp, body := e.do(http.MethodGet, host, "/", nil, nil); resp.StatusCode != 200 || e.echoed(resp, body).Backend != "tcp" {
 		t.Fatalf("pod reported again: %d %q, want its new IP to answer", resp.StatusCode, body)
 	}
+}
+
+// newLocalEnv serves the release "hello" (v1ID) through a gateway whose
+// node "node-a" keeps its pods under root and started at nodeStarted, and
+// returns a ready pod of that node with v1ID on port, its socket volume
+// under root (not yet listed: pods.set it).
+func newLocalEnv(t *testing.T, root string, port int, nodeStarted time.Time) (*env, corev1.Pod) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := apiv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100})).Build()
+	pods := &fakePods{}
+	gw := New(Options{Accounts: store.StaticAccounts{account}, Reader: c, Pods: pods, LocalSockets: NodeSockets(root, "node-a"), NodeStarted: nodeStarted})
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	p := readyPod("octo-1", map[string]int{v1ID: port})
+	p.UID, p.Spec.NodeName = types.UID("uid-1"), "node-a"
+	p.Spec.Volumes = []corev1.Volume{{Name: apiv1.SocketVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	return &env{t: t, gw: gw, k8s: c, pods: pods, srv: srv}, p
 }

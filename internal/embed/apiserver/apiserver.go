@@ -150,18 +150,15 @@ func (a *APIServer) HooksIfWarm(ctx context.Context) error {
 		return err
 	}
 	for {
-		select {
-		case err := <-a.done:
-			a.done <- err
-			return fmt.Errorf("exited before ready: %w", err)
-		default:
+		if err := a.exited(); err != nil {
+			return err
 		}
-		rb, err := cs.RbacV1().RoleBindings(metav1.NamespaceSystem).Get(ctx, lastBootstrapObject, metav1.GetOptions{})
+		before, err := a.rolesBefore(ctx, cs)
 		switch {
-		case apierrors.IsNotFound(err) || (err == nil && !rb.CreationTimestamp.Time.Before(a.started.Truncate(time.Second))):
-			return nil // cold
-		case err == nil:
+		case err == nil && before:
 			return a.Bootstrapped(ctx)
+		case err == nil:
+			return nil // cold
 		}
 		select {
 		case <-ctx.Done():
@@ -176,15 +173,32 @@ func (a *APIServer) HooksIfWarm(ctx context.Context) error {
 // scheduler needs it.
 const lastBootstrapObject = "system::extension-apiserver-authentication-reader"
 
-// bootstrappedBefore reports whether the default roles existed before this
-// server started.
-func (a *APIServer) bootstrappedBefore(ctx context.Context, cs kubernetes.Interface) bool {
+// rolesBefore reports whether the default roles existed before this server
+// started (false while they do not exist yet).
+func (a *APIServer) rolesBefore(ctx context.Context, cs kubernetes.Interface) (bool, error) {
 	rb, err := cs.RbacV1().RoleBindings(metav1.NamespaceSystem).Get(ctx, lastBootstrapObject, metav1.GetOptions{})
-	return err == nil && rb.CreationTimestamp.Time.Before(a.started.Truncate(time.Second))
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return rb.CreationTimestamp.Time.Before(a.started.Truncate(time.Second)), nil
+}
+
+// exited returns an error once the server has exited, else nil.
+func (a *APIServer) exited() error {
+	select {
+	case err := <-a.done:
+		a.done <- err
+		return fmt.Errorf("exited before ready: %w", err)
+	default:
+		return nil
+	}
 }
 
 // waitReadyz polls /readyz, leaving out the checks named in exclude; with
-// earlierRoles it also returns once bootstrappedBefore.
+// earlierRoles it also returns once rolesBefore.
 func (a *APIServer) waitReadyz(ctx context.Context, exclude []string, earlierRoles bool) error {
 	cs, err := a.adminClient()
 	if err != nil {
@@ -192,14 +206,13 @@ func (a *APIServer) waitReadyz(ctx context.Context, exclude []string, earlierRol
 	}
 	var last error
 	for {
-		select {
-		case err := <-a.done:
-			a.done <- err
-			return fmt.Errorf("exited before ready: %w", err)
-		default:
+		if err := a.exited(); err != nil {
+			return err
 		}
-		if earlierRoles && a.bootstrappedBefore(ctx, cs) {
-			return nil
+		if earlierRoles {
+			if before, err := a.rolesBefore(ctx, cs); err == nil && before {
+				return nil
+			}
 		}
 		req := cs.Discovery().RESTClient().Get().AbsPath("/readyz")
 		for _, check := range exclude {
