@@ -443,6 +443,41 @@ type workerPageJSON struct {
 	Worker      workerJSON       `json:"worker"`
 	Versions    []versionJSON    `json:"versions"`
 	Deployments []deploymentJSON `json:"deployments"`
+	Cron        cronJSON         `json:"cron"`
+}
+
+// cronJSON is a worker's cron triggers and their latest runs, newest first.
+type cronJSON struct {
+	Schedules []scheduleJSON `json:"schedules"`
+	Runs      []cronRunJSON  `json:"runs"`
+}
+
+type scheduleJSON struct {
+	Cron      string    `json:"cron"`
+	CreatedOn time.Time `json:"createdOn"`
+}
+
+type cronRunJSON struct {
+	Cron          string    `json:"cron"`
+	ScheduledTime time.Time `json:"scheduledTime"`
+	VersionID     string    `json:"versionID,omitempty"`
+	Outcome       string    `json:"outcome"`
+	Message       string    `json:"message,omitempty"`
+	DurationMs    int64     `json:"durationMs"`
+}
+
+func toCron(rel *apiv1.WorkerRelease) cronJSON {
+	out := cronJSON{Schedules: []scheduleJSON{}, Runs: []cronRunJSON{}}
+	for _, t := range rel.Spec.Schedules {
+		out.Schedules = append(out.Schedules, scheduleJSON{Cron: t.Cron, CreatedOn: t.CreatedOn.Time})
+	}
+	if rel.Status.Cron != nil {
+		for _, r := range rel.Status.Cron.Runs {
+			out.Runs = append(out.Runs, cronRunJSON{Cron: r.Cron, ScheduledTime: r.ScheduledTime.Time, VersionID: r.VersionID,
+				Outcome: r.Outcome, Message: r.Message, DurationMs: r.DurationMillis})
+		}
+	}
+	return out
 }
 
 func bindingValue(b apiv1.WorkerBinding) string {
@@ -502,7 +537,7 @@ func (d *Dashboard) worker(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := workerPageJSON{Account: a, Worker: d.toWorker(a, rel, vs, jbs, bundles), Versions: []versionJSON{}, Deployments: []deploymentJSON{}}
+	out := workerPageJSON{Account: a, Worker: d.toWorker(a, rel, vs, jbs, bundles), Versions: []versionJSON{}, Deployments: []deploymentJSON{}, Cron: toCron(rel)}
 	share := map[string]int32{}
 	if dep := rel.ActiveDeployment(); dep != nil {
 		for _, v := range dep.Versions {

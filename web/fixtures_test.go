@@ -93,6 +93,16 @@ func release(script string, deployments ...apiv1.ReleaseDeployment) *apiv1.Worke
 	}
 }
 
+// withCron gives rel a cron trigger and two recorded runs, newest first.
+func withCron(rel *apiv1.WorkerRelease) *apiv1.WorkerRelease {
+	rel.Spec.Schedules = []apiv1.CronTrigger{{Cron: "*/5 * * * *", CreatedOn: metav1.NewTime(t0)}}
+	rel.Status.Cron = &apiv1.CronStatus{LastScheduledTime: &metav1.Time{Time: t0.Add(10 * time.Minute)}, Runs: []apiv1.CronRun{
+		{Cron: "*/5 * * * *", ScheduledTime: metav1.NewTime(t0.Add(10 * time.Minute)), VersionID: varsV1, Outcome: "exception", DurationMillis: 12},
+		{Cron: "*/5 * * * *", ScheduledTime: metav1.NewTime(t0.Add(5 * time.Minute)), VersionID: varsV1, Outcome: "ok", DurationMillis: 3},
+	}}
+	return rel
+}
+
 func deployment(id string, at time.Time, msg string, traffic ...apiv1.VersionTraffic) apiv1.ReleaseDeployment {
 	d := apiv1.ReleaseDeployment{ID: id, CreatedOn: metav1.NewTime(at), Source: "wrangler", AuthorEmail: "dev@octo.localhost",
 		Strategy: apiv1.DeploymentStrategyPercentage, Versions: traffic}
@@ -121,7 +131,7 @@ func fixtureObjects() []client.Object {
 			apiv1.WorkerBinding{Name: "CONF", Type: apiv1.BindingJSON, JSON: &apiextensionsv1.JSON{Raw: []byte(`{"a":1}`)}},
 			apiv1.WorkerBinding{Name: "MYKV", Type: apiv1.BindingKV, NamespaceID: kvNS},
 			apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: store.SecretName("e2e-vars"), Key: "API_KEY"}}),
-		release("e2e-vars", deployment("d3333333-3333-4333-8333-333333333333", t0.Add(time.Minute), "", apiv1.VersionTraffic{VersionID: varsV1, Percentage: 100})),
+		withCron(release("e2e-vars", deployment("d3333333-3333-4333-8333-333333333333", t0.Add(time.Minute), "", apiv1.VersionTraffic{VersionID: varsV1, Percentage: 100}))),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: store.SecretName("e2e-vars"), Namespace: ns},
 			Data: map[string][]byte{"API_KEY": []byte(secretValue)}},
 		&apiv1.JobBuilder{

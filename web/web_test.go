@@ -224,8 +224,16 @@ func TestWorkerPage(t *testing.T) {
 	if d := p.Deployments[0]; !d.Active || d.Versions[0].VersionID != esmV2 || d.Versions[0].Number != 2 || p.Deployments[1].Active {
 		t.Errorf("deployments = %+v", p.Deployments)
 	}
+	if p.Cron.Schedules == nil || p.Cron.Runs == nil || len(p.Cron.Schedules)+len(p.Cron.Runs) != 0 {
+		t.Errorf("cron of a worker without triggers = %+v, want empty lists", p.Cron)
+	}
 
+	p = workerPageJSON{}
 	w.getJSON(t, "/dashboard/api/workers/"+acct+"/e2e-vars", &p)
+	if len(p.Cron.Schedules) != 1 || p.Cron.Schedules[0].Cron != "*/5 * * * *" || len(p.Cron.Runs) != 2 ||
+		p.Cron.Runs[0] != (cronRunJSON{Cron: "*/5 * * * *", ScheduledTime: t0.Add(10 * time.Minute), VersionID: varsV1, Outcome: "exception", DurationMs: 12}) {
+		t.Errorf("cron = %+v", p.Cron)
+	}
 	want := []bindingJSON{
 		{Name: "GREETING", Type: "plain_text", Value: "hello"},
 		{Name: "CONF", Type: "json", Value: `{"a":1}`},

@@ -31,6 +31,27 @@ type WorkerReleaseSpec struct {
 	// +listMapKey=id
 	// +kubebuilder:validation:MaxItems=100
 	Deployments []ReleaseDeployment `json:"deployments,omitempty"`
+
+	// Schedules are the script's cron triggers, as `wrangler deploy` (triggers.crons)
+	// and `wrangler triggers deploy` set them: the operators call the scheduled
+	// handler of the active deployment at each time a cron names (UTC).
+	// +optional
+	// +listType=map
+	// +listMapKey=cron
+	// +kubebuilder:validation:MaxItems=10
+	Schedules []CronTrigger `json:"schedules,omitempty"`
+}
+
+// CronTrigger is one cron trigger of a script.
+type CronTrigger struct {
+	// Cron is the expression: five fields (minute, hour, day of month, month,
+	// day of week) or a descriptor such as @daily, evaluated in UTC.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=100
+	Cron string `json:"cron"`
+
+	// CreatedOn is when the trigger was added: no time before it fires.
+	CreatedOn metav1.Time `json:"createdOn"`
 }
 
 // ReleaseDeployment is one deployment of a script: which versions serve it, and in what share.
@@ -95,6 +116,53 @@ type WorkerReleaseStatus struct {
 	// URL is where the script is served, e.g. http://<script>.<subdomain>.workers.localhost:8787.
 	// +optional
 	URL string `json:"url,omitempty"`
+
+	// Cron reports the script's scheduled runs.
+	// +optional
+	Cron *CronStatus `json:"cron,omitempty"`
+}
+
+// MaxCronRuns is how many runs CronStatus.Runs keeps.
+const MaxCronRuns = 10
+
+// CronStatus is what the operators' scheduler recorded of a script's cron triggers.
+type CronStatus struct {
+	// LastScheduledTime is the latest time the scheduler fired (or skipped) a run
+	// for: no run of that time or before is fired again, after a restart too.
+	// +optional
+	LastScheduledTime *metav1.Time `json:"lastScheduledTime,omitempty"`
+
+	// Runs are the latest runs, newest first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	Runs []CronRun `json:"runs,omitempty"`
+}
+
+// CronRun is one call of a script's scheduled handler.
+type CronRun struct {
+	// Cron is the trigger's expression.
+	Cron string `json:"cron"`
+
+	// ScheduledTime is the time the run was scheduled for (the handler's
+	// controller.scheduledTime).
+	ScheduledTime metav1.Time `json:"scheduledTime"`
+
+	// VersionID is the version whose handler ran; empty when none could be reached.
+	// +optional
+	VersionID string `json:"versionID,omitempty"`
+
+	// Outcome is workerd's outcome of the handler ("ok", "exception",
+	// "exceededCpu", ...), or "unreachable" when no pod could run it.
+	Outcome string `json:"outcome"`
+
+	// Message explains an unreachable run.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// DurationMillis is the wall time of the run in milliseconds.
+	// +optional
+	DurationMillis int64 `json:"durationMillis,omitempty"`
 }
 
 // WorkerRelease is the deployment history of one Worker script: its active deployment

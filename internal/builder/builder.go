@@ -50,6 +50,11 @@ const HealthPort = 8080
 // workerd.LoaderWorkerName.
 const LoaderPort = 8079
 
+// TriggerPort is the port of the trigger Worker (workerd.TriggerWorker),
+// which runs the scheduled handlers of the pod's Workers for octo's cron
+// scheduler.
+const TriggerPort = 8078
+
 // FirstWorkerPort is the lowest port given to a worker's socket.
 const FirstWorkerPort = 8081
 
@@ -395,6 +400,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	var entries []entry
 	external := map[string]workerd.ExternalService{}
 	loader := req.Loader && req.KVAddress != ""
+	triggers := map[string]string{} // workerd.TriggerBinding → service
 	for _, p := range preps {
 		s := p.bw.Version.Spec
 		if p.fail != "" {
@@ -403,12 +409,15 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			continue
 		}
 		cfg.Workers = append(cfg.Workers, p.w)
+		triggers[workerd.TriggerBinding(s.VersionID, false)] = p.w.Name
 		if req.TailAddress != "" && !(loader && workerd.Loadable(p.bw.Version) == nil) {
 			// Traced only while someone tails: the gateway picks the twin
 			// then. A version the loader host can run gets its traced twin
 			// from it, on demand (workerd.LoaderTraceHeader): no second
 			// isolate per Worker at every start.
-			cfg.Workers = append(cfg.Workers, p.w.Traced(int(p.bw.Port)))
+			twin := p.w.Traced(int(p.bw.Port))
+			cfg.Workers = append(cfg.Workers, twin)
+			triggers[workerd.TriggerBinding(s.VersionID, true)] = twin.Name
 		}
 		res.Ports[s.VersionID] = p.bw.Port
 		entries = append(entries, dir("etc/worker/"+p.w.Name, 0o755))
@@ -464,6 +473,10 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 		entries = append(entries, dir("etc/worker/"+workerd.LoaderWorkerName, 0o755),
 			entry{name: "etc/worker/" + lw.Modules[0].Path, mode: 0o644, data: []byte(src)})
 	}
+	tw, triggerSrc := workerd.TriggerWorker("*:"+strconv.Itoa(TriggerPort), triggers)
+	cfg.Workers = append(cfg.Workers, tw)
+	entries = append(entries, dir("etc/worker/"+workerd.TriggerWorkerName, 0o755),
+		entry{name: "etc/worker/" + tw.Modules[0].Path, mode: 0o644, data: []byte(triggerSrc)})
 	health := workerd.Worker{
 		Name:              HealthWorkerName,
 		Modules:           []workerd.Module{{Name: "health.js", Type: apiv1.ModuleESModule, Path: HealthWorkerName + "/health.js"}},

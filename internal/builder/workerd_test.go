@@ -45,6 +45,21 @@ func TestBuildWithWorkerd(t *testing.T) {
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Clone()
 		h.Set("x-test-request", r.Method+" "+r.URL.Path)
+		if strings.HasPrefix(r.URL.Path, workerd.TailPath) {
+			// The cron of a scheduled run's trace event, if any.
+			var events []struct {
+				Event struct {
+					Cron string `json:"cron"`
+				} `json:"event"`
+				Logs []struct {
+					Message []any `json:"message"`
+				} `json:"logs"`
+			}
+			b, _ := io.ReadAll(r.Body)
+			if json.Unmarshal(b, &events) == nil && len(events) > 0 && events[0].Event.Cron != "" && len(events[0].Logs) > 0 {
+				h.Set("x-test-body-cron", events[0].Event.Cron)
+			}
+		}
 		podAPI <- h
 		if r.Header.Get(workerd.KVHeader) != "" {
 			_, _ = io.WriteString(w, "kv-value")
@@ -73,7 +88,8 @@ func TestBuildWithWorkerd(t *testing.T) {
 	}
 
 	good := version(blobs, "hello", "0f0f0f0f-0000-4000-8000-000000000001", 1,
-		`export default { async fetch(req, env) { return new Response("hello " + env.WHO + " " + env.TOKEN + " " + await env.KV.get("k")) } }`,
+		`export default { async fetch(req, env) { return new Response("hello " + env.WHO + " " + env.TOKEN + " " + await env.KV.get("k")) },
+		  async scheduled(c, env) { console.log("cron " + c.cron + " at " + c.scheduledTime); if (c.cron === "boom") throw new Error("boom"); } }`,
 		apiv1.WorkerBinding{Name: "WHO", Type: apiv1.BindingPlainText, Text: "world"},
 		apiv1.WorkerBinding{Name: "TOKEN", Type: apiv1.BindingSecretText},
 		apiv1.WorkerBinding{Name: "KV", Type: apiv1.BindingKV, NamespaceID: "0123456789abcdef0123456789abcdef"})
@@ -131,7 +147,8 @@ func TestBuildWithWorkerd(t *testing.T) {
 		"--socket-addr", service+"=127.0.0.1:0", "--socket-addr", service+workerd.TracedSuffix+"=127.0.0.1:0",
 		"--socket-addr", service+workerd.UnixSocketSuffix+"=unix:"+unixSock,
 		"--socket-addr", service+workerd.TracedSuffix+workerd.UnixSocketSuffix+"=unix:"+filepath.Join(sockDir, "t.sock"),
-		"--socket-addr", HealthWorkerName+"=127.0.0.1:0")
+		"--socket-addr", HealthWorkerName+"=127.0.0.1:0", "--socket-addr", workerd.TriggerWorkerName+"=127.0.0.1:0",
+		"--experimental")
 	cmd.Env = []string{SecretEnv("hello", "TOKEN") + "=s3cr3t"}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -152,7 +169,7 @@ func TestBuildWithWorkerd(t *testing.T) {
 			}
 			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" {
 				got[ev.Socket] = ev.Port
-				if got[service] > 0 && got[service+workerd.TracedSuffix] > 0 && got[HealthWorkerName] > 0 {
+				if got[service] > 0 && got[service+workerd.TracedSuffix] > 0 && got[HealthWorkerName] > 0 && got[workerd.TriggerWorkerName] > 0 {
 					ports <- got
 					return
 				}
@@ -220,5 +237,59 @@ func TestBuildWithWorkerd(t *testing.T) {
 			t.Errorf("collector request headers %v", h)
 		}
 		break
+	}
+
+	// Cron triggers: the trigger Worker calls a version's scheduled handler
+	// and answers workerd's outcome; a version the pod does not run is a
+	// 404 marked for the scheduler's retry elsewhere.
+	scheduled := func(version, cron string, traced bool) (int, string, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", got[workerd.TriggerWorkerName], workerd.ScheduledPath), nil)
+		req.Header.Set(workerd.LoaderVersionHeader, version)
+		req.Header.Set(workerd.ScheduledCronHeader, cron)
+		req.Header.Set(workerd.ScheduledTimeHeader, "1767225600000")
+		if traced {
+			req.Header.Set(workerd.LoaderTraceHeader, "hello")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body), resp.Header.Get(workerd.LoaderFailedHeader)
+	}
+	for _, tc := range []struct {
+		version, cron string
+		traced        bool
+		status        int
+		body, failed  string
+	}{
+		{good.Spec.VersionID, "*/5 * * * *", false, 200, `{"outcome":"ok","noRetry":false}`, ""},
+		{good.Spec.VersionID, "boom", false, 200, `{"outcome":"exception","noRetry":false}`, ""},
+		{broken.Spec.VersionID, "* * * * *", false, 404, "", "1"},
+		{"99999999-0000-4000-8000-000000000009", "* * * * *", false, 404, "", "1"},
+	} {
+		status, body, failed := scheduled(tc.version, tc.cron, tc.traced)
+		if status != tc.status || (tc.body != "" && body != tc.body) || failed != tc.failed {
+			t.Errorf("scheduled %s %q: %d %q (failed header %q), want %d %q (%q)\nstderr %s", tc.version, tc.cron, status, body, failed, tc.status, tc.body, tc.failed, stderr.String())
+		}
+	}
+	// A traced run goes to the twin: its trace event, with the cron, and
+	// the handler's console.log reach the collector.
+	if status, body, _ := scheduled(good.Spec.VersionID, "7 * * * *", true); status != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("traced scheduled: %d %s", status, body)
+	}
+	deadline = time.After(20 * time.Second)
+	for {
+		var h http.Header
+		select {
+		case h = <-podAPI:
+		case <-deadline:
+			t.Fatalf("no trace of the scheduled run posted; stderr:\n%s", stderr.String())
+		}
+		if strings.HasPrefix(h.Get("x-test-request"), "POST "+workerd.TailPath) && h.Get("x-test-body-cron") == "7 * * * *" {
+			break
+		}
 	}
 }

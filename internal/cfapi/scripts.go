@@ -50,6 +50,8 @@ func (s *Server) registerScripts(a *echo.Group) {
 	sc.GET("/secrets/:secret", s.getSecretHandler)
 	sc.DELETE("/secrets/:secret", s.deleteSecret)
 	sc.PATCH("/secrets-bulk", s.patchSecretsBulk)
+	sc.GET("/schedules", s.getSchedules)
+	sc.PUT("/schedules", s.putSchedules)
 }
 
 // validScript refuses invalid script names before anything else.

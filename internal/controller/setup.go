@@ -226,8 +226,9 @@ func BundleLabelValue(bundle string) string {
 // e.g. after an upgrade that changes the config: format 2 added the pod API
 // credentials, without which the pod API refuses a bundle's KV and tail calls;
 // format 3 starts workerd through octo-launch with a unix socket per Worker
-// (the pod's socket volume, which the Deployment mounts).
-const buildFormat = "3"
+// (the pod's socket volume, which the Deployment mounts); format 4 adds the
+// trigger Worker that runs cron triggers (builder.TriggerPort).
+const buildFormat = "4"
 
 // JobBuilderName is the JobBuilder of a bundle for a build spec.
 func JobBuilderName(bundle string, spec *apiv1.JobBuilderSpec) string {

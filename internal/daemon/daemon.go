@@ -130,7 +130,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 			}),
 			gate(svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
 				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath, podKey: podKey,
-					validate: svc.validator.Validate}
+					validate: svc.validator.Validate, watched: pf.Tails.Watched}
 			}), api.HooksIfWarm),
 		},
 	}}

@@ -17,6 +17,7 @@ import (
 	"github.com/octohq/octo/internal/builder"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/controller"
+	"github.com/octohq/octo/internal/cron"
 	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/store"
 )
@@ -35,6 +36,9 @@ type operators struct {
 	podKey *podapi.Key
 	// validate starts a Worker once: the services' sandboxed validator.
 	validate builder.ValidateFunc
+	// watched reports whether someone tails a script (the tail hub): its
+	// cron runs then go to its traced twin.
+	watched func(account, script string) bool
 
 	mgr    manager.Manager
 	cancel context.CancelFunc
@@ -78,6 +82,10 @@ func (o *operators) Start(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)
+	}
+	if err := o.mgr.Add(cron.New(cron.Options{Client: o.mgr.GetClient(), Reader: o.mgr.GetAPIReader(),
+		Watched: s.watched, Log: log.With("part", "cron")})); err != nil {
+		return fmt.Errorf("cron scheduler: %w", err)
 	}
 	ctx, o.cancel = context.WithCancel(ctx)
 	o.done = make(chan error, 1)

@@ -8,7 +8,8 @@
 //	              crds, embed/..., teardown, precheck
 //	1 runtime     internal/workerd, internal/tail
 //	2 domain      internal/store (accounts, records, S3 layout, KV)
-//	3 engines     internal/builder, internal/gateway, internal/controller
+//	3 engines     internal/builder, internal/gateway, internal/controller,
+//	              internal/cron
 //	4 fronts      internal/cfapi, internal/podapi, web, internal/edge
 //	5 wiring      internal/platform, internal/envvars
 //	6 daemon      internal/daemon

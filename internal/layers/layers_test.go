@@ -31,6 +31,7 @@ var layerOf = map[string]int{
 	"internal/builder":    3,
 	"internal/gateway":    3,
 	"internal/controller": 3,
+	"internal/cron":       3,
 	"internal/cfapi":      4,
 	"internal/podapi":     4,
 	"internal/edge":       4,

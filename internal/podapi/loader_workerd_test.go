@@ -63,6 +63,10 @@ export default {
       leaked: req.headers.get("` + workerd.LoaderVersionHeader + `"), custom: req.headers.get("x-custom") },
       { headers: { "` + workerd.LoaderFailedHeader + `": "forged by the Worker" } });
   },
+  async scheduled(c, env) {
+    console.log("scheduled " + c.cron + " at " + c.scheduledTime + " says " + env.GREETING);
+    if (c.cron === "boom") throw new Error("boom");
+  },
 };`),
 		"words.txt": []byte("some words"),
 		"bytes.bin": {0, 1, 255},
@@ -193,6 +197,49 @@ func TestLoaderInWorkerd(t *testing.T) {
 			t.Fatalf("no trace events reached the collector\nworkerd: %s", stderr())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Cron triggers: the host runs a loaded version's scheduled handler
+	// (workerd.ScheduledPath) and answers its outcome; traced, the run's
+	// event carries the cron and the handler's console.log.
+	scheduled := func(cron, trace string) string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", port, workerd.ScheduledPath), nil)
+		req.Header.Set(workerd.LoaderVersionHeader, v1)
+		req.Header.Set(workerd.LoaderScriptHeader, "hello")
+		req.Header.Set(workerd.ScheduledCronHeader, cron)
+		req.Header.Set(workerd.ScheduledTimeHeader, "1767225600000")
+		if trace != "" {
+			req.Header.Set(workerd.LoaderTraceHeader, trace)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.Status + " " + string(b)
+	}
+	if got := scheduled("*/5 * * * *", ""); got != `200 OK {"outcome":"ok","noRetry":false}` {
+		t.Errorf("scheduled run: %s\nworkerd: %s", got, stderr())
+	}
+	if got := scheduled("boom", ""); got != `200 OK {"outcome":"exception","noRetry":false}` {
+		t.Errorf("throwing scheduled run: %s", got)
+	}
+	traces.Delete("hello-11111111")
+	if got := scheduled("7 * * * *", "hello-11111111"); got != `200 OK {"outcome":"ok","noRetry":false}` {
+		t.Errorf("traced scheduled run: %s", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, ok := traces.Load("hello-11111111"); ok && strings.Contains(b.(string), `"cron":"7 * * * *"`) {
+			if !strings.Contains(b.(string), "scheduled 7 * * * * at 1767225600000 says hello") {
+				t.Errorf("trace events %s, want the scheduled run's console.log", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no trace events of the scheduled run\nworkerd: %s", stderr())
+		}
 	}
 
 	// v2's first load fails (the pod API answers 500): the loader's own

@@ -46,7 +46,7 @@
     const l = s.toLowerCase();
     let cls = 'grey';
     if (['ready', 'succeeded', 'running', 'true', 'healthy', 'live', 'ok', 'normal'].includes(l)) cls = 'green';
-    else if (['failed', 'false', 'error', 'unhealthy', 'crashloopbackoff', 'warning', 'exception', 'exceededcpu', 'exceededmemory', 'canceled'].includes(l)) cls = 'red';
+    else if (['failed', 'false', 'error', 'unhealthy', 'crashloopbackoff', 'warning', 'exception', 'exceededcpu', 'exceededmemory', 'canceled', 'unreachable'].includes(l)) cls = 'red';
     else if (['starting', 'pending', 'building', 'waiting', 'stopping', 'connecting', 'reconnecting', 'rolling out'].includes(l)) cls = 'amber';
     return h('span', { class: 'pill ' + cls, dataset: { state: s } }, text === undefined ? s : text);
   }
@@ -303,6 +303,8 @@
       const head = h('div', { id: 'worker-head', class: 'card' });
       const versions = h('div', { id: 'versions' });
       const deployments = h('div', { id: 'deployments' });
+      const cron = h('section', { class: 'card', id: 'cron' });
+      cron.hidden = true;
       const selA = h('select', { id: 'split-a', 'aria-label': 'Version A' });
       const selB = h('select', { id: 'split-b', 'aria-label': 'Version B' });
       const pct = h('input', { id: 'split-pct', type: 'number', min: 0, max: 100, value: 50, 'aria-label': 'Percent for A' });
@@ -337,6 +339,7 @@
         h('section', { class: 'card', id: 'split' }, h('h2', {}, 'Gradual deployment'),
           h('div', { class: 'row wrap' }, h('label', {}, 'A ', selA), pct, range, h('span', {}, '% · B gets ', pctB, '%'),
             h('label', {}, 'B ', selB), splitBtn), splitNote),
+        cron,
         h('section', { class: 'card' }, h('h2', {}, 'Deployment history'), deployments));
       function fillSelect(sel, vs, fallback) {
         const keep = sel.value;
@@ -403,6 +406,22 @@
           splitBtn.disabled = one;
           splitNote.textContent = one ? 'A split needs two versions: upload another with wrangler versions upload.'
             : 'Splits the traffic between two versions, as wrangler versions deploy does.';
+          const c = data.cron;
+          cron.hidden = !c.schedules.length && !c.runs.length;
+          set(cron, JSON.stringify(c) + tick10s(), () => [
+            h('h2', {}, 'Cron triggers'),
+            h('p', {}, c.schedules.length ? c.schedules.map((s) => [h('code', { class: 'chip' }, s.cron), ' '])
+              : h('span', { class: 'muted' }, 'No cron triggers (the runs below are older).'),
+              h('span', { class: 'muted small' }, ' · UTC · set by wrangler deploy (triggers.crons) or wrangler triggers deploy')),
+            table('cron-runs', ['Scheduled for', 'Cron', 'Outcome', 'Version', 'Took'],
+              c.runs.map((r) => h('tr', { dataset: { outcome: r.outcome } },
+                h('td', {}, when(r.scheduledTime)),
+                h('td', {}, h('code', {}, r.cron)),
+                h('td', {}, pill(r.outcome), r.message ? h('div', { class: 'error small' }, r.message) : null),
+                h('td', {}, r.versionID ? h('code', { title: r.versionID }, shortID(r.versionID)) : h('span', { class: 'muted' }, '—')),
+                h('td', { class: 'muted small' }, r.durationMs + ' ms'))),
+              'No runs yet: the next one is at the next time a cron names.'),
+          ]);
           set(deployments, JSON.stringify(data.deployments) + tick10s(), () => table('deployments',
             ['When', 'Traffic', 'Message', 'By'],
             data.deployments.map((d) => h('tr', { class: d.active ? 'active' : '', dataset: { deployment: d.id } },
