@@ -327,6 +327,16 @@ func TestWorkers(t *testing.T) {
 		checkTail(t, w, g, dirs["esm"], "e2e-esm")
 	})
 
+	t.Run("cron-triggers", func(t *testing.T) {
+		dir := copyProject(t, "cron", filepath.Join(work, "cron"))
+		cfg := filepath.Join(dir, "wrangler.toml")
+		b, _ := os.ReadFile(cfg)
+		if err := os.WriteFile(cfg, bytes.ReplaceAll(b, []byte("__MYKV_ID__"), []byte(mykv)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cronTriggers(t, w, g, vars, dir)
+	})
+
 	t.Run("soak-without-restarts", func(t *testing.T) {
 		before := workerdRestarts(t, e)
 		const n, conns = 50_000, 16
@@ -485,6 +495,7 @@ func TestWorkers(t *testing.T) {
 		g.waitBody(t, "e2e-esm", "/", "hello from esm v3")
 		g.waitBody(t, "e2e-secret", "/", "rotated-value")
 		storageSurvived(t, w, g, work)
+		cronSurvived(t, g, vars)
 	})
 }
 

@@ -136,7 +136,7 @@ func readyPod(name, ip string, sockets map[string]int) *corev1.Pod {
 
 func (e *env) scheduler() *Scheduler {
 	return New(Options{Client: e.c, Transport: e.pods.transport(), Now: func() time.Time { return e.now },
-		Watched: func(account, script string) bool { return e.watch && account == testAccount && script == testScript },
+		Watched:    func(account, script string) bool { return e.watch && account == testAccount && script == testScript },
 		WaitForPod: 300 * time.Millisecond})
 }
 
