@@ -327,6 +327,11 @@ func TestWorkers(t *testing.T) {
 		checkTail(t, w, g, dirs["esm"], "e2e-esm")
 	})
 
+	var spaDir string
+	t.Run("static-assets", func(t *testing.T) {
+		spaDir, _ = staticAssets(t, w, g, work)
+	})
+
 	t.Run("cron-triggers", func(t *testing.T) {
 		dir := copyProject(t, "cron", filepath.Join(work, "cron"))
 		cfg := filepath.Join(dir, "wrangler.toml")
@@ -496,6 +501,9 @@ func TestWorkers(t *testing.T) {
 		g.waitBody(t, "e2e-secret", "/", "rotated-value")
 		storageSurvived(t, w, g, work)
 		cronSurvived(t, g, vars)
+		if spaDir != "" {
+			assetsSurvived(t, g, spaDir)
+		}
 	})
 }
 

@@ -63,7 +63,7 @@ const (
 // WorkerVersionSpec is one uploaded version of a Worker script. It is immutable: a change is a
 // new WorkerVersion.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.mainModule) != has(self.bodyPart)",message="exactly one of mainModule and bodyPart must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.mainModule) != has(self.bodyPart) || (!has(self.mainModule) && has(self.assets) && size(self.modules) == 0)",message="exactly one of mainModule and bodyPart must be set (neither only for an assets-only Worker without modules)"
 // +kubebuilder:validation:XValidation:rule="!has(self.mainModule) || self.modules.exists(m, m.name == self.mainModule)",message="mainModule must name one of modules"
 // +kubebuilder:validation:XValidation:rule="!has(self.bodyPart) || self.modules.exists(m, m.name == self.bodyPart)",message="bodyPart must name one of modules"
 type WorkerVersionSpec struct {
@@ -102,7 +102,7 @@ type WorkerVersionSpec struct {
 	// Modules are the version's modules, in upload order. Names are unique.
 	// +listType=map
 	// +listMapKey=name
-	// +kubebuilder:validation:MinItems=1
+	// An assets-only Worker (Assets set, no main module) has none.
 	// +kubebuilder:validation:MaxItems=1000
 	Modules []WorkerModule `json:"modules"`
 
@@ -162,6 +162,49 @@ type WorkerVersionSpec struct {
 	// (CPULimit).
 	// +optional
 	Limits *VersionLimits `json:"limits,omitempty"`
+
+	// Assets are the version's static assets (metadata assets): the gateway serves them.
+	// +optional
+	Assets *VersionAssets `json:"assets,omitempty"`
+}
+
+// VersionAssets are the static assets of a version (Workers Static Assets): the files of its
+// manifest, stored once by hash in S3, and how they are served.
+type VersionAssets struct {
+	// Manifest is the SHA-256 (hex) of the version's asset manifest, stored in S3 under
+	// accounts/<account>/assets/manifests/<manifest>.json: each path with its file's hash and size.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	Manifest string `json:"manifest"`
+
+	// Files is how many files the manifest lists.
+	// +kubebuilder:validation:Minimum=0
+	Files int32 `json:"files"`
+
+	// HTMLHandling is html_handling: auto-trailing-slash (default), force-trailing-slash,
+	// drop-trailing-slash or none.
+	// +optional
+	// +kubebuilder:validation:Enum=auto-trailing-slash;force-trailing-slash;drop-trailing-slash;none
+	HTMLHandling string `json:"htmlHandling,omitempty"`
+
+	// NotFoundHandling is not_found_handling: none (default), 404-page or single-page-application.
+	// +optional
+	// +kubebuilder:validation:Enum="none";"404-page";"single-page-application"
+	NotFoundHandling string `json:"notFoundHandling,omitempty"`
+
+	// RunWorkerFirst sends every request to the Worker first (run_worker_first = true); the
+	// assets are then reached through the Worker's assets binding.
+	// +optional
+	RunWorkerFirst bool `json:"runWorkerFirst,omitempty"`
+
+	// RunWorkerFirstPaths are run_worker_first's route patterns (a list): requests whose path
+	// matches one go to the Worker first; a pattern starting with '!' excludes.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	RunWorkerFirstPaths []string `json:"runWorkerFirstPaths,omitempty"`
+
+	// Binding is the name of the Worker's assets binding (e.g. ASSETS), if any.
+	// +optional
+	Binding string `json:"binding,omitempty"`
 }
 
 // CPU time limits of one request, as on Cloudflare.
@@ -257,6 +300,9 @@ const (
 	BindingR2 = "r2_bucket"
 	// BindingD1 is a D1 database of the account; its UUID is in DatabaseID.
 	BindingD1 = "d1"
+	// BindingAssets is the binding to the version's static assets; a version records it in
+	// Assets.Binding, not among its bindings.
+	BindingAssets = "assets"
 )
 
 // WorkerBinding is one binding of a version, as in the upload's metadata.bindings, without any

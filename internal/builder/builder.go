@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/assets"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
 )
@@ -284,6 +286,18 @@ func r2ServiceName(bucket string) string { return externalServiceName("r2", buck
 // d1ServiceName is the workerd service of a D1 database.
 func d1ServiceName(databaseID string) string { return externalServiceName("d1", databaseID) }
 
+// assetsServiceName is the external service of a version's static assets
+// (its manifest and how they are served).
+func assetsServiceName(a *apiv1.VersionAssets) string {
+	return externalServiceName("assets", a.Manifest+"\x00"+assetsConfigJSON(a))
+}
+
+// assetsConfigJSON is the workerd.AssetsConfigHeader of a version's assets.
+func assetsConfigJSON(a *apiv1.VersionAssets) string {
+	b, _ := json.Marshal(assets.Config{HTMLHandling: a.HTMLHandling, NotFoundHandling: a.NotFoundHandling})
+	return string(b)
+}
+
 // missingTargetName is the stub service that stands in for script when
 // service bindings name it but it has no active version.
 func missingTargetName(script string) string { return externalServiceName("missing", script) }
@@ -438,6 +452,12 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			}
 			external[svc] = workerd.ExternalService{Name: svc, Address: cmp.Or(req.KVAddress, "127.0.0.1:9"),
 				Headers: b.podHeaders(req.AccountID, header, req.AccountID+"/"+id)}
+		}
+		if a := s.Assets; a != nil && a.Binding != "" {
+			svc := assetsServiceName(a)
+			h := b.podHeaders(req.AccountID, workerd.AssetsHeader, req.AccountID+"/"+a.Manifest)
+			h[workerd.AssetsConfigHeader] = assetsConfigJSON(a)
+			external[svc] = workerd.ExternalService{Name: svc, Address: cmp.Or(req.KVAddress, "127.0.0.1:9"), Headers: h}
 		}
 	}
 	for _, svc := range sortedKeys(external) {
@@ -594,7 +614,7 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, b
 		paths[m.Name], files[p] = p, data
 	}
 	w, err := workerd.FromVersion(bw.Version, paths, workerd.Targets{
-		KV: kvServiceName, R2: r2ServiceName, D1: d1ServiceName,
+		KV: kvServiceName, R2: r2ServiceName, D1: d1ServiceName, Assets: assetsServiceName,
 		Script: func(script string) string { return cmp.Or(bound[script], missingTargetName(script)) },
 		SecretEnv: func(binding string) string {
 			return secretEnv(s.ScriptName, secretKey(bw.Version, binding))

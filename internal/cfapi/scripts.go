@@ -198,7 +198,7 @@ func settingsPart(r *http.Request) ([]byte, error) {
 	if mt == "application/json" {
 		return io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	}
-	mr, _, err := multipartReader(r)
+	mr, _, err := multipartReader(r, maxRequestSize)
 	if err != nil {
 		return nil, err
 	}

@@ -983,7 +983,7 @@ func badUploadCases() []badUploadCase {
 		{name: "kv namespace of no one", body: form(bindings(map[string]any{"name": "KV", "type": "kv_namespace", "namespace_id": "0123456789abcdef0123456789abcdef"}), hello), status: bad, code: store.CodeKVBadNamespaceID, msg: "KV namespace '0123456789abcdef0123456789abcdef' is not valid."},
 		{name: "service binding to a missing script", body: form(bindings(map[string]any{"name": "S", "type": "service", "service": "nobody-here"}), hello), status: bad, code: store.CodeServiceBindingTarget, msg: "Target script 'nobody-here' not found"},
 		{name: "durable object migrations", body: form(map[string]any{"main_module": "index.js", "migrations": map[string]any{"new_tag": "v1"}}, hello), status: bad, code: store.CodeBadRequest, msg: "not supported"},
-		{name: "static assets", body: form(map[string]any{"main_module": "index.js", "assets": map[string]any{"jwt": "x"}}, hello), status: bad, code: store.CodeBadRequest, msg: "not supported"},
+		{name: "static assets with a forged token", body: form(map[string]any{"main_module": "index.js", "assets": map[string]any{"jwt": "x"}}, hello), status: bad, code: store.CodeAssets, msg: "completion token is not valid"},
 		{name: "invalid binding name", body: form(bindings(map[string]any{"name": "MY-VAR", "type": "plain_text", "text": "x"}), hello), status: bad, code: val, msg: "invalid binding name"},
 		{name: "duplicate binding", body: form(bindings(map[string]any{"name": "A", "type": "plain_text", "text": "x"}, map[string]any{"name": "A", "type": "json", "json": 1}), hello), status: bad, code: val, msg: "defined twice"},
 		{name: "plain_text without text", body: form(bindings(map[string]any{"name": "A", "type": "plain_text"}), hello), status: bad, code: val, msg: "has no text"},

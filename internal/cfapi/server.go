@@ -81,6 +81,7 @@ func (s *Server) Register(e *echo.Echo) {
 	s.registerWorkers(a)
 	s.registerTails(a)
 	s.registerD1(e, a)
+	s.registerAssets(e, a)
 
 	// Anything else under the API answers a JSON 404, not an empty body.
 	g.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })

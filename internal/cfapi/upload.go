@@ -24,7 +24,7 @@ func badUpload(format string, args ...any) *APIError {
 // ParseUpload reads a multipart script upload (PUT script, POST versions)
 // and validates it fully. Nothing is stored.
 func ParseUpload(r *http.Request) (*store.Upload, error) {
-	mr, complete, err := multipartReader(r)
+	mr, complete, err := multipartReader(r, maxRequestSize)
 	if err != nil {
 		return nil, err
 	}
@@ -101,18 +101,19 @@ func ParseUpload(r *http.Request) (*store.Upload, error) {
 	return u, nil
 }
 
-// multipartReader checks the content type and bounds the body. complete
+// multipartReader checks the content type and bounds the body to limit
+// bytes. complete
 // tells, once NextPart has answered io.EOF, whether the body really ended
 // with the closing boundary: mime/multipart also answers io.EOF (or an error
 // wrapping it) for a body cut short after any line, which would otherwise
 // pass as an upload without its remaining parts.
-func multipartReader(r *http.Request) (mr *multipart.Reader, complete func() bool, err error) {
+func multipartReader(r *http.Request, limit int64) (mr *multipart.Reader, complete func() bool, err error) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mt, "multipart/") || params["boundary"] == "" {
 		return nil, nil, Errorf(http.StatusBadRequest, store.CodeBadRequest,
 			"expected a multipart/form-data body with a boundary, got Content-Type %q", r.Header.Get("Content-Type"))
 	}
-	tr := &tailReader{r: http.MaxBytesReader(nil, r.Body, maxRequestSize)}
+	tr := &tailReader{r: http.MaxBytesReader(nil, r.Body, limit)}
 	closing := []byte("--" + params["boundary"] + "--")
 	complete = func() bool {
 		i := bytes.LastIndex(tr.tail, closing)

@@ -12,11 +12,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/octohq/octo/internal/platform"
+	"github.com/octohq/octo/internal/store"
 )
 
 // gatewayOptions configure `octo gateway`.
 type gatewayOptions struct {
 	kubeconfig string
+	s3         platform.S3
 	cfg        platform.GatewayConfig
 }
 
@@ -46,6 +48,9 @@ CPU limit ends its pod).`,
 	f.StringVar(&o.cfg.TailFeed, "tail-feed", "", "unix socket of the tail hub's watched feed (which scripts are tailed)")
 	f.StringVar(&o.cfg.Kubelet.RootDir, "kubelet-root", "", "kubelet root directory when it runs on this host: its pods are reached on their unix sockets")
 	f.StringVar(&o.cfg.Kubelet.NodeName, "node-name", "", "name of this host's node (with --kubelet-root)")
+	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port (plain HTTP) of the Workers' static assets; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without: assets-only Workers answer 503)")
+	f.StringVar(&o.s3.Region, "s3-region", "us-east-1", "S3 region")
+	f.StringVar(&o.s3.Bucket, "s3-bucket", store.Bucket, "S3 bucket of the static assets")
 	f.Var(timeValue{&o.cfg.Kubelet.Started}, "node-started", "when this host's node started, RFC 3339 (with --kubelet-root): its pods from before get no request until the kubelet reports them again")
 	return cmd
 }
@@ -61,6 +66,13 @@ func runGateway(ctx context.Context, g *globals, o *gatewayOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o.cfg.RestConfig = rc
+	if o.s3.Endpoint != "" {
+		o.s3.AccessKey, o.s3.SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+		if o.s3.AccessKey == "" || o.s3.SecretKey == "" {
+			return exitf(ExitPrecondition, "--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+		}
+		o.cfg.S3 = &o.s3
+	}
 	o.cfg.Log = slog.New(slog.NewTextHandler(g.errOut, nil))
 	gw, err := platform.StartGateway(ctx, o.cfg)
 	if err != nil {

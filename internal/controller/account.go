@@ -120,6 +120,19 @@ type desiredBundles struct {
 	problems []string
 	// prune is when the earliest lingering workers go (zero: none linger).
 	prune time.Time
+	// assetsOnly holds the IDs of versions without code (static assets
+	// only): the gateway serves them, no bundle runs them.
+	assetsOnly map[string]bool
+}
+
+// onlyAssets reports whether every version of dep is assets-only.
+func (d *desiredBundles) onlyAssets(dep *apiv1.ReleaseDeployment) bool {
+	for _, v := range dep.Versions {
+		if !d.assetsOnly[v.VersionID] {
+			return false
+		}
+	}
+	return len(dep.Versions) > 0
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -355,10 +368,14 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		}
 	}
 
-	d := &desiredBundles{specs: map[int]apiv1.WorkerBundleSpec{}, shardOf: map[string]int{}}
+	d := &desiredBundles{specs: map[int]apiv1.WorkerBundleSpec{}, shardOf: map[string]int{}, assetsOnly: map[string]bool{}}
 	workers := map[string][]apiv1.BundleWorker{} // by script
 	var scripts []string
 	add := func(v *apiv1.WorkerVersion) {
+		if len(v.Spec.Modules) == 0 {
+			d.assetsOnly[v.Spec.VersionID] = true
+			return
+		}
 		for _, w := range workers[v.Spec.ScriptName] {
 			if w.VersionID == v.Spec.VersionID {
 				return
@@ -609,6 +626,9 @@ func (r *AccountReconciler) releaseStatuses(ctx context.Context, acct *apiv1.Wor
 		switch {
 		case dep == nil:
 			setCondition(&st.Conditions, rel.Generation, apiv1.ConditionReady, false, "NotDeployed", "the script has no deployment")
+		case want.onlyAssets(dep):
+			st.ActiveDeploymentID = dep.ID
+			setCondition(&st.Conditions, rel.Generation, apiv1.ConditionReady, true, "ServingAssets", fmt.Sprintf("deployment %s is static assets only: the gateway serves them", dep.ID))
 		case len(bad) > 0:
 			setCondition(&st.Conditions, rel.Generation, apiv1.ConditionReady, false, "VersionFailed", strings.Join(bad, "; "))
 		case bReady:

@@ -17,6 +17,8 @@ import (
 	"github.com/octohq/octo/internal/embed/childproc"
 	"github.com/octohq/octo/internal/embed/healthz"
 	"github.com/octohq/octo/internal/embed/httpserve"
+	"github.com/octohq/octo/internal/embed/s3"
+	"github.com/octohq/octo/internal/store"
 )
 
 // gatewayProcess runs the gateway role (`octo gateway`) as a child of the
@@ -104,11 +106,19 @@ func (g *gatewayProcess) spawnLocked() error {
 		"--node-name", g.cfg.NodeName,
 		"--node-started", g.nodeStarted.Format(time.RFC3339Nano),
 	)
+	// The static assets come from the S3 store: its endpoint as flags, its
+	// keys in the environment (as `octo api` takes them).
+	creds, err := s3.LoadCredentials(g.cfg)
+	if err != nil {
+		logf.Close()
+		return fmt.Errorf("gateway: S3 credentials: %w", err)
+	}
+	cmd.Args = append(cmd.Args, "--s3-endpoint", config.Addr(g.cfg.S3Port), "--s3-region", creds.Region, "--s3-bucket", store.Bucket)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The daemon's profiling port is its own. The gateway's live heap is a
 	// few MB while it allocates per request: a collection at every 4x growth
 	// instead of 2x halves its GC work for a few MB (unless GOGC is set).
-	cmd.Env = append(os.Environ(), PprofEnv+"=")
+	cmd.Env = append(os.Environ(), PprofEnv+"=", "AWS_ACCESS_KEY_ID="+creds.AccessKey, "AWS_SECRET_ACCESS_KEY="+creds.SecretKey)
 	if os.Getenv("GOGC") == "" {
 		cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GatewayGOGC))
 	}

@@ -123,7 +123,11 @@ type Options struct {
 	// Traced twins of the versions the loader runs still come from the
 	// loader host: their images have no static twin.
 	NoLoader bool
-	Log      *slog.Logger
+	// Assets reads the Workers' static assets (store.AssetFiles); nil:
+	// assets-only Workers answer 503 and the others' requests go to the
+	// Worker.
+	Assets store.AssetReader
+	Log    *slog.Logger
 }
 
 // Gateway is the Workers gateway: an http.Handler for the hosts Handles
@@ -169,6 +173,9 @@ type Gateway struct {
 	seenReady     sync.Map
 	stallReporter StallReporter
 	kill          PodKiller
+
+	assets    store.AssetReader
+	manifests manifestCache
 }
 
 type accountSnapshot struct {
@@ -210,6 +217,7 @@ func New(opts Options) *Gateway {
 		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
 		noLoader: opts.NoLoader, loadables: map[string]loadability{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
+		assets: opts.Assets, manifests: manifestCache{m: map[string]store.AssetManifest{}},
 	}
 	if g.rand == nil {
 		g.rand = randv2.IntN
@@ -348,6 +356,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.fail(w, err)
 		return
+	}
+	if len(deployments) > 0 && len(deployments[0]) > 0 {
+		// Static assets answer first, from the version the request gets.
+		chosen := g.pickVersion(deployments[0])
+		if info := g.loadability(ctx, acct, script, chosen); info.assets != nil {
+			if g.serveAssets(w, r, acct, info) {
+				return
+			}
+			deployments = append([][]apiv1.VersionTraffic{{{VersionID: chosen, Percentage: 100}}}, deployments[1:]...)
+		}
 	}
 	traced := g.watched != nil && g.watched(acct.ID, script)
 	t, err := g.pick(ctx, acct, script, deployments, preview, traced)

@@ -72,6 +72,10 @@ func (g *Gateway) pickLoader(ctx context.Context, a store.Account, script string
 type loadability struct {
 	ok       bool
 	cpuLimit time.Duration
+	// assets are the version's static assets (nil: none); code is false
+	// for an assets-only version, which no pod runs.
+	assets *apiv1.VersionAssets
+	code   bool
 }
 
 // loadable reports whether the loader can run version id of script.
@@ -101,7 +105,7 @@ func (g *Gateway) loadability(ctx context.Context, a store.Account, script, id s
 		if err != nil {
 			g.log.Debug("gateway: version takes the slow path", "script", script, "version", id, "reason", err)
 		}
-		l = loadability{ok: err == nil, cpuLimit: versions[i].Spec.CPULimit()}
+		l = loadability{ok: err == nil, cpuLimit: versions[i].Spec.CPULimit(), assets: versions[i].Spec.Assets, code: len(versions[i].Spec.Modules) > 0}
 		g.loadableMu.Lock()
 		if len(g.loadables) >= maxRoutes {
 			clear(g.loadables)

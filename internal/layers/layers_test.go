@@ -27,6 +27,7 @@ var layerOf = map[string]int{
 	"internal/layers":     0,
 	"internal/workerd":    1,
 	"internal/tail":       1,
+	"internal/assets":     1,
 	"internal/store":      2,
 	"internal/builder":    3,
 	"internal/gateway":    3,

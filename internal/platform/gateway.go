@@ -33,7 +33,9 @@ type GatewayConfig struct {
 	// Kubelet names this host's node and kubelet root (embedded mode):
 	// its pods are reached on their unix sockets.
 	Kubelet Kubelet
-	Log     *slog.Logger
+	// S3 is the store of the Workers' static assets; nil: none are served.
+	S3  *S3
+	Log *slog.Logger
 }
 
 // Gateway is the running gateway role.
@@ -79,6 +81,13 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: cluster client: %w", err)
 	}
 	opts.EdgePort = port
+	if cfg.S3 != nil {
+		blobs, err := store.NewBlobStore(ctx, cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey, cfg.S3.Region, cfg.S3.Bucket)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: assets store: %w", err)
+		}
+		opts.Assets = store.AssetFiles{Blobs: blobs}
+	}
 	if cfg.TailFeed != "" {
 		opts.Watched = tail.Follow(ctx, edge.UnixClient(cfg.TailFeed, tail.FeedPoll+5*time.Second), "http://octo/watched", log.With("part", "tail-feed")).Watched
 	}

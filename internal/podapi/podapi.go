@@ -75,7 +75,10 @@ type Options struct {
 	// Code returns the code of a version for the loader hosts of the
 	// account's pods (store.Store.LoaderCode); nil answers 503.
 	Code CodeFunc
-	Log  *slog.Logger
+	// Assets reads the static assets behind assets bindings
+	// (store.AssetFiles); nil answers 503.
+	Assets store.AssetReader
+	Log    *slog.Logger
 }
 
 // CodeFunc returns what the loader host needs to run version id of script
@@ -89,6 +92,8 @@ type Server struct {
 	kv   http.Handler
 	r2   http.Handler
 	d1   http.Handler
+	// assets serves assets bindings.
+	assets http.Handler
 	// tail collects the trace items of account's pods.
 	tail func(w http.ResponseWriter, r *http.Request, account string)
 	code CodeFunc
@@ -123,6 +128,9 @@ func New(opts Options) *Server {
 	if opts.Tail != nil {
 		s.tail = opts.Tail.Collect
 	}
+	if opts.Assets != nil {
+		s.assets = AssetsBinding(opts.Assets, log)
+	}
 	return s
 }
 
@@ -145,6 +153,8 @@ func (s *Server) Handler() http.Handler {
 			s.serveStore(w, r, workerd.R2Header, "R2", s.r2)
 		case r.Header.Get(workerd.D1Header) != "":
 			s.serveStore(w, r, workerd.D1Header, "D1", s.d1)
+		case r.Header.Get(workerd.AssetsHeader) != "":
+			s.serveStore(w, r, workerd.AssetsHeader, "Static assets", s.assets)
 		case strings.HasPrefix(r.URL.Path, tail.Path) && r.Method == http.MethodPost:
 			account := strings.TrimSpace(r.Header.Get(workerd.AccountHeader))
 			if !s.authenticate(w, r, account) {

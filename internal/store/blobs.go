@@ -168,3 +168,21 @@ func (b *BlobStore) Walk(ctx context.Context, prefix string, fn func(key string,
 	}
 	return nil
 }
+
+// Open streams the object under key: its content, media type and size.
+// The caller closes the reader.
+func (b *BlobStore) Open(ctx context.Context, key string) (io.ReadCloser, string, int64, error) {
+	obj, err := b.c.GetObject(ctx, b.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("s3 get %s: %w", key, err)
+	}
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		if isS3NotFound(err) {
+			return nil, "", 0, fmt.Errorf("%s: %w", key, ErrBlobNotFound)
+		}
+		return nil, "", 0, fmt.Errorf("s3 stat %s: %w", key, err)
+	}
+	return obj, st.ContentType, st.Size, nil
+}

@@ -26,6 +26,9 @@ const (
 	TooLarge
 	// Unsupported is a valid request for something octo does not do.
 	Unsupported
+	// Unauthorized is a request whose credential (an assets upload token)
+	// is not valid.
+	Unauthorized
 )
 
 // HTTPStatus is the status code an HTTP front answers a refusal of kind k
@@ -41,6 +44,8 @@ func (k Kind) HTTPStatus() int {
 		return 409
 	case TooLarge:
 		return 413
+	case Unauthorized:
+		return 401
 	}
 	return 500
 }

@@ -244,6 +244,7 @@ func (s *Store) deriveVersion(ctx context.Context, a Account, script string, pre
 		MainModule: prev.Spec.MainModule, BodyPart: prev.Spec.BodyPart, Bindings: d.bindings,
 		CompatibilityDate: prev.Spec.CompatibilityDate, CompatibilityFlags: prev.Spec.CompatibilityFlags,
 		Annotations: d.annotations, Limits: CPULimits(prev.Spec.Limits),
+		KeepAssets: prev.Spec.Assets != nil,
 	}
 	v, _, err := s.createVersionLocked(ctx, a, script, VersionInput{
 		Parts: parts, Metadata: meta, TriggeredBy: TriggerSecret, Deploy: d.deploy,

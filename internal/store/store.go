@@ -63,6 +63,8 @@ type Store struct {
 	kv       *KV
 	r2       *R2
 	d1       *D1
+	// assetTokens signs the static assets upload tokens.
+	assetTokens assetTokens
 }
 
 // New returns a Store.

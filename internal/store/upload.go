@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,11 +61,36 @@ type Metadata struct {
 	Logpush            *bool             `json:"logpush"`
 	// Limits is metadata.limits, e.g. {"cpu_ms": 50} (wrangler's [limits]).
 	Limits *Limits `json:"limits"`
+	// Assets are the version's static assets: the completion token of
+	// their upload and how they are served.
+	Assets *UploadAssets `json:"assets"`
+	// KeepAssets reuses the previous version's assets.
+	KeepAssets bool `json:"keep_assets"`
 	// Fields octo does not support yet; a non-empty value is refused.
 	Migrations json.RawMessage `json:"migrations"`
-	Assets     json.RawMessage `json:"assets"`
 	Containers json.RawMessage `json:"containers"`
 }
+
+// UploadAssets is metadata.assets.
+type UploadAssets struct {
+	// JWT is the completion token of the assets upload.
+	JWT    string        `json:"jwt"`
+	Config *AssetsConfig `json:"config"`
+}
+
+// AssetsConfig is metadata.assets.config, as wrangler sends it.
+type AssetsConfig struct {
+	HTMLHandling     string `json:"html_handling"`
+	NotFoundHandling string `json:"not_found_handling"`
+	// RunWorkerFirst is a boolean or a list of route patterns.
+	RunWorkerFirst json.RawMessage `json:"run_worker_first"`
+	// Headers and Redirects are the texts of _headers and _redirects.
+	Headers   string `json:"_headers"`
+	Redirects string `json:"_redirects"`
+}
+
+// HasAssets reports whether the upload names assets (or keeps the previous ones).
+func (m *Metadata) HasAssets() bool { return (m.Assets != nil && m.Assets.JWT != "") || m.KeepAssets }
 
 // Binding is one entry of metadata.bindings, as wrangler sends it.
 type Binding struct {
@@ -90,6 +116,7 @@ var supportedBindings = map[string]bool{
 	apiv1.BindingKV: true, apiv1.BindingWasmModule: true, apiv1.BindingTextBlob: true,
 	apiv1.BindingDataBlob: true, BindingInherit: true,
 	apiv1.BindingR2: true, apiv1.BindingD1: true, apiv1.BindingService: true,
+	apiv1.BindingAssets: true,
 }
 
 // Limits is metadata.limits: the Worker's per-request limits. Only cpu_ms
@@ -247,6 +274,21 @@ func ValidAnnotations(annotations map[string]string) error {
 // compatibility date newer than the runtime supports (with a note).
 func (u *Upload) Validate() error {
 	m := &u.Metadata
+	if err := m.validateAssets(); err != nil {
+		return err
+	}
+	if m.MainModule == "" && m.BodyPart == "" && len(u.Parts) == 0 && m.HasAssets() {
+		// An assets-only Worker: the gateway serves its files.
+		if err := ValidAnnotations(m.Annotations); err != nil {
+			return err
+		}
+		for _, b := range m.Bindings {
+			if b.Type != apiv1.BindingAssets {
+				return badUpload("binding %q: a Worker without code (assets only) has no bindings but its assets", b.Name)
+			}
+		}
+		return u.validateCompatibility()
+	}
 	if (m.MainModule == "") == (m.BodyPart == "") {
 		return badUpload("metadata must set exactly one of main_module (ES modules) and body_part (service worker)")
 	}
@@ -271,9 +313,9 @@ func (u *Upload) Validate() error {
 	} else if main.Type != apiv1.ModuleESModule && main.Type != apiv1.ModuleCommonJS {
 		return badUpload("main_module %q must be a JavaScript module, not %s", m.MainModule, main.Type)
 	}
-	for _, raw := range [][]byte{m.Migrations, m.Assets, m.Containers} {
+	for _, raw := range [][]byte{m.Migrations, m.Containers} {
 		if len(raw) > 0 && string(raw) != "null" {
-			return invalid("Durable Object migrations, static assets and containers are not supported by octo yet")
+			return invalid("Durable Object migrations and containers are not supported by octo yet")
 		}
 	}
 	if err := u.validateCompatibility(); err != nil {
@@ -337,7 +379,7 @@ func (u *Upload) validateBindings() error {
 		}
 		names[b.Name] = true
 		if !supportedBindings[b.Type] {
-			return invalid("binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, r2_bucket, d1, service, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
+			return invalid("binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, r2_bucket, d1, service, assets, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
 		}
 		switch b.Type {
 		case apiv1.BindingPlainText:
@@ -391,4 +433,76 @@ func (u *Upload) validateBindings() error {
 		}
 	}
 	return nil
+}
+
+// Values of metadata.assets.config.
+var (
+	htmlHandlings     = []string{"", "auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none"}
+	notFoundHandlings = []string{"", "none", "404-page", "single-page-application"}
+)
+
+// MaxRunWorkerFirst bounds run_worker_first's route patterns.
+const MaxRunWorkerFirst = 100
+
+// validateAssets checks metadata.assets and an assets binding: at most one,
+// and only with assets.
+func (m *Metadata) validateAssets() error {
+	n := 0
+	for _, b := range m.Bindings {
+		if b.Type == apiv1.BindingAssets {
+			n++
+		}
+	}
+	if n > 1 {
+		return badUpload("a Worker has at most one assets binding, this upload has %d", n)
+	}
+	if n == 1 && !m.HasAssets() {
+		return badUpload("the assets binding needs assets: set assets.directory in the Worker's configuration")
+	}
+	if m.Assets == nil {
+		return nil
+	}
+	if m.Assets.JWT == "" && !m.KeepAssets {
+		return badUpload("metadata.assets has no jwt: upload the assets first (wrangler deploy does)")
+	}
+	c := m.Assets.Config
+	if c == nil {
+		return nil
+	}
+	if !slices.Contains(htmlHandlings, c.HTMLHandling) {
+		return badUpload("assets.config.html_handling %q is not one of auto-trailing-slash, force-trailing-slash, drop-trailing-slash, none", c.HTMLHandling)
+	}
+	if !slices.Contains(notFoundHandlings, c.NotFoundHandling) {
+		return badUpload("assets.config.not_found_handling %q is not one of none, 404-page, single-page-application", c.NotFoundHandling)
+	}
+	if _, _, err := c.RunWorkerFirstRules(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// RunWorkerFirstRules reads run_worker_first: true/false, or a list of
+// route patterns (a leading '!' excludes).
+func (c *AssetsConfig) RunWorkerFirstRules() (bool, []string, error) {
+	raw := bytes.TrimSpace(c.RunWorkerFirst)
+	if len(raw) == 0 || string(raw) == "null" {
+		return false, nil, nil
+	}
+	var all bool
+	if json.Unmarshal(raw, &all) == nil {
+		return all, nil, nil
+	}
+	var rules []string
+	if err := json.Unmarshal(raw, &rules); err != nil {
+		return false, nil, badUpload("assets.config.run_worker_first must be true, false or a list of route patterns")
+	}
+	if len(rules) > MaxRunWorkerFirst {
+		return false, nil, badUpload("assets.config.run_worker_first has %d patterns, at most %d", len(rules), MaxRunWorkerFirst)
+	}
+	for _, r := range rules {
+		if !strings.HasPrefix(strings.TrimPrefix(r, "!"), "/") || len(r) > 256 {
+			return false, nil, badUpload("assets.config.run_worker_first pattern %.100q must start with '/' (or '!/')", r)
+		}
+	}
+	return false, rules, nil
 }

@@ -39,6 +39,7 @@ func WorkerdValidator(val *workerd.Validator) ValidateFunc {
 		self := workerd.ServiceName(v.Spec.ScriptName, v.Spec.VersionID)
 		w, err := workerd.FromVersion(v, paths, workerd.Targets{
 			KV: stub("kv"), R2: stub("r2"), D1: stub("d1"), SecretEnv: secretEnv,
+			Assets: func(a *apiv1.VersionAssets) string { return stub("assets")(a.Manifest) },
 			Script: func(script string) string {
 				if script == v.Spec.ScriptName {
 					return self

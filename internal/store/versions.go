@@ -114,7 +114,11 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 	if in.Deploy || keep == nil {
 		keep = append(slices.Clone(keep), apiv1.BindingSecretText, apiv1.BindingSecretKey)
 	}
-	bindings, secretWrites, err := resolveBindings(prev, in.Metadata.Bindings, keep, SecretName(script), number)
+	assets, uploaded, err := s.versionAssets(ctx, a, prev, in.Metadata)
+	if err != nil {
+		return nil, nil, err
+	}
+	bindings, secretWrites, err := resolveBindings(prev, uploaded, keep, SecretName(script), number)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,6 +156,7 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 			Handlers:           []string{"fetch"},
 			CreatedAt:          metav1.NewTime(s.now().UTC().Truncate(time.Millisecond)),
 			Limits:             limits,
+			Assets:             assets,
 		},
 	}
 	for _, p := range in.Parts {
@@ -160,8 +165,11 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 			Size: int64(len(p.Data)), SHA256: p.SHA256(),
 		})
 	}
+	if v.Spec.Modules == nil {
+		v.Spec.Modules = []apiv1.WorkerModule{} // assets only: an empty list, not null
+	}
 	// 0. Start it once in workerd, before anything is written.
-	if s.validate != nil {
+	if s.validate != nil && len(in.Parts) > 0 {
 		d, err := s.validate(ctx, v, in.Parts)
 		var se *workerd.StartupError
 		if errors.As(err, &se) {
@@ -493,4 +501,52 @@ func (s *Store) LoadParts(ctx context.Context, v *apiv1.WorkerVersion) ([]Part, 
 		parts = append(parts, Part{Name: m.Name, ContentType: m.ContentType, Type: m.Type, Data: data})
 	}
 	return parts, nil
+}
+
+// versionAssets returns the assets of a new version (nil for none) and the
+// upload's bindings without the assets binding, which the assets record:
+// the completed upload metadata.assets names, or with keep_assets the
+// previous version's.
+func (s *Store) versionAssets(ctx context.Context, a Account, prev *apiv1.WorkerVersion, m Metadata) (*apiv1.VersionAssets, []Binding, error) {
+	var binding string
+	var rest []Binding
+	for _, b := range m.Bindings {
+		if b.Type == apiv1.BindingAssets {
+			binding = b.Name
+			continue
+		}
+		rest = append(rest, b)
+	}
+	var out *apiv1.VersionAssets
+	switch {
+	case m.Assets != nil && m.Assets.JWT != "":
+		digest, files, err := s.completedAssets(ctx, a, m.Assets.JWT)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = &apiv1.VersionAssets{Manifest: digest, Files: int32(files)}
+	case m.KeepAssets && (prev == nil || prev.Spec.Assets == nil):
+		// wrangler sends keep_assets with every secret change: nothing to keep.
+		if m.MainModule == "" && m.BodyPart == "" {
+			return nil, nil, Errorf(Invalid, CodeAssets, "keep_assets: the previous version has no assets to keep, and this upload has no code")
+		}
+		return nil, rest, nil
+	case m.KeepAssets:
+		out = prev.Spec.Assets.DeepCopy()
+		if binding == "" && m.Assets == nil {
+			binding = out.Binding // a derived version (a secret change) keeps everything
+		}
+	default:
+		return nil, rest, nil
+	}
+	out.Binding = binding
+	if m.Assets != nil && m.Assets.Config != nil {
+		c := m.Assets.Config
+		all, rules, err := c.RunWorkerFirstRules()
+		if err != nil {
+			return nil, nil, err
+		}
+		out.HTMLHandling, out.NotFoundHandling, out.RunWorkerFirst, out.RunWorkerFirstPaths = c.HTMLHandling, c.NotFoundHandling, all, rules
+	}
+	return out, rest, nil
 }

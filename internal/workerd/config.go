@@ -215,6 +215,11 @@ const (
 	// D1Header carries "<accountID>/<database UUID>" on every request of the
 	// fetcher that backs a d1 binding (POST /query, /execute).
 	D1Header = "x-octo-d1"
+	// AssetsHeader carries "<accountID>/<manifest digest>" on every request
+	// of the service that backs an assets binding (env.ASSETS.fetch), and
+	// AssetsConfigHeader the JSON of how they are served (assets.Config).
+	AssetsHeader       = "x-octo-assets"
+	AssetsConfigHeader = "x-octo-assets-config"
 	// AccountHeader names the account of the pod on every request of the
 	// tail collector service.
 	AccountHeader = "x-octo-account"

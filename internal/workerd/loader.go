@@ -102,6 +102,9 @@ func Loadable(v *apiv1.WorkerVersion) error {
 			return fmt.Errorf("version %s: binding %s has type %s", s.VersionID, b.Name, b.Type)
 		}
 	}
+	if s.Assets != nil && s.Assets.Binding != "" {
+		return fmt.Errorf("version %s: binding %s is an assets binding", s.VersionID, s.Assets.Binding)
+	}
 	return nil
 }
 

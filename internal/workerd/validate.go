@@ -132,7 +132,7 @@ func (v *Validator) Validate(ctx context.Context, w Worker, files map[string][]b
 		switch {
 		case b.Kind == Service && b.Service != w.Name:
 			stubs[b.Service] = append(stubs[b.Service], b.Entrypoint)
-		case (b.Kind == KV || b.Kind == R2 || b.Kind == D1) && !external[b.Service]:
+		case (b.Kind == KV || b.Kind == R2 || b.Kind == D1 || b.Kind == Fetcher) && !external[b.Service]:
 			external[b.Service] = true
 			cfg.External = append(cfg.External, ExternalService{Name: b.Service, Address: validationKVAddress})
 		}

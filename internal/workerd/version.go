@@ -51,6 +51,9 @@ type Targets struct {
 	Script func(script string) string
 	// SecretEnv is the environment variable of a secret binding.
 	SecretEnv func(binding string) string
+	// Assets is the external service of the version's static assets, for
+	// its assets binding (Assets.Binding); nil leaves the binding out.
+	Assets func(v *apiv1.VersionAssets) string
 }
 
 // FromVersion maps a WorkerVersion to a Worker, the way Cloudflare runs an uploaded version:
@@ -163,6 +166,9 @@ func FromVersion(v *apiv1.WorkerVersion, files map[string]string, t Targets) (Wo
 			return Worker{}, fmt.Errorf("version %s: binding %s has type %q, which octo cannot run yet", s.VersionID, b.Name, b.Type)
 		}
 		w.Bindings = append(w.Bindings, wb)
+	}
+	if a := s.Assets; a != nil && a.Binding != "" && t.Assets != nil {
+		w.Bindings = append(w.Bindings, Binding{Name: a.Binding, Kind: Fetcher, Service: t.Assets(a)})
 	}
 	return w, nil
 }

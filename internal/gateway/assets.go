@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"github.com/octohq/octo/internal/assets"
+	"github.com/octohq/octo/internal/store"
+)
+
+// maxManifests bounds the manifests the gateway keeps in memory.
+const maxManifests = 256
+
+// manifestCache holds manifests by digest (they never change).
+type manifestCache struct {
+	mu sync.Mutex
+	m  map[string]store.AssetManifest
+}
+
+func (g *Gateway) manifest(ctx context.Context, accountID, digest string) (store.AssetManifest, error) {
+	key := accountID + "/" + digest
+	g.manifests.mu.Lock()
+	m, ok := g.manifests.m[key]
+	g.manifests.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := g.assets.Manifest(ctx, accountID, digest)
+	if err != nil {
+		return nil, err
+	}
+	g.manifests.mu.Lock()
+	if len(g.manifests.m) >= maxManifests {
+		clear(g.manifests.m)
+	}
+	g.manifests.m[key] = m
+	g.manifests.mu.Unlock()
+	return m, nil
+}
+
+// serveAssets answers r from the static assets of the version info
+// describes, with Cloudflare's rules (package assets), and reports true;
+// it reports false, having written nothing, when the Worker answers
+// instead: run_worker_first, a method other than GET or HEAD, or no asset
+// for the path.
+func (g *Gateway) serveAssets(w http.ResponseWriter, r *http.Request, a store.Account, info loadability) bool {
+	va := info.assets
+	cfg := assets.Config{HTMLHandling: va.HTMLHandling, NotFoundHandling: va.NotFoundHandling,
+		RunWorkerFirst: va.RunWorkerFirst, RunWorkerFirstPaths: va.RunWorkerFirstPaths}
+	p := r.URL.Path
+	if info.code && cfg.WorkerFirst(p) {
+		return false
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if info.code {
+			return false
+		}
+		w.Header().Set("Allow", "GET, HEAD")
+		text(w, http.StatusMethodNotAllowed, "method not allowed: this Worker serves static assets only")
+		return true
+	}
+	if g.assets == nil {
+		if info.code {
+			return false
+		}
+		text(w, http.StatusServiceUnavailable, "octo: this gateway cannot read the static assets store")
+		return true
+	}
+	ctx := r.Context()
+	m, err := g.manifest(ctx, a.ID, va.Manifest)
+	if err != nil {
+		g.fail(w, err)
+		return true
+	}
+	site := assets.Site{
+		Hash: func(p string) (string, bool) { e, ok := m[p]; return e.Hash, ok },
+		Open: func(hash string) (assets.File, error) {
+			body, ct, size, err := g.assets.Open(ctx, a.ID, hash)
+			return assets.File{Body: body, ContentType: ct, Size: size}, err
+		},
+	}
+	handled, err := assets.Answer(w, r, cfg, site, info.code)
+	if err != nil {
+		g.log.Warn("gateway: serve asset", "account", a.ID, "path", p, "err", err)
+		if !handled {
+			g.fail(w, err)
+		}
+	}
+	return handled || err != nil
+}
