@@ -42,8 +42,9 @@ var scriptSrc = regexp.MustCompile(`src="(/assets/index-[^"]+\.js)"`)
 // (create-vite's react template, built offline with the pinned vite) is
 // deployed by wrangler as an assets-only Worker and served as a
 // single-page application; a Worker with assets answers from its files
-// first, keeps /api/* (run_worker_first) and the misses, and reads files
-// through its ASSETS binding; a second deploy uploads nothing.
+// first (with its _headers, after its _redirects), keeps /api/*
+// (run_worker_first) and the misses, and reads files through its ASSETS
+// binding; a second deploy uploads nothing.
 func staticAssets(t *testing.T, w *wranglerCLI, g *gatewayClient, work string) (spaDir, workerDir string) {
 	spaDir = copyProject(t, "react-spa", filepath.Join(work, "react-spa"))
 	nm, _ := filepath.Abs("node_modules")
@@ -100,8 +101,15 @@ func staticAssets(t *testing.T, w *wranglerCLI, g *gatewayClient, work string) (
 			t.Errorf("GET %s: %d %q, want %q", tc.path, resp.StatusCode, body, tc.want)
 		}
 	}
-	if resp, _ := g.fetch(t, http.MethodGet, "e2e-assets-worker", "/style.css", nil); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
-		t.Errorf("style.css Content-Type %q", resp.Header.Get("Content-Type"))
+	if resp, _ := g.fetch(t, http.MethodGet, "e2e-assets-worker", "/style.css", nil); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") ||
+		resp.Header.Get("X-Octo-Test") != "styled" {
+		t.Errorf("style.css: Content-Type %q, X-Octo-Test %q (from _headers)", resp.Header.Get("Content-Type"), resp.Header.Get("X-Octo-Test"))
+	}
+	// _redirects, before files and the Worker.
+	for path, want := range map[string]string{"/old-home": "/", "/guide/intro": "/docs/intro"} {
+		if resp, _ := g.fetch(t, http.MethodGet, "e2e-assets-worker", path, nil); resp.Header.Get("Location") != want || resp.StatusCode/100 != 3 {
+			t.Errorf("GET %s: %d Location %q, want a redirect to %s", path, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
 	}
 	return spaDir, workerDir
 }

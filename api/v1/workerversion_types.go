@@ -202,6 +202,16 @@ type VersionAssets struct {
 	// +kubebuilder:validation:MaxItems=100
 	RunWorkerFirstPaths []string `json:"runWorkerFirstPaths,omitempty"`
 
+	// Redirects is the text of the assets' _redirects file.
+	// +optional
+	// +kubebuilder:validation:MaxLength=131072
+	Redirects string `json:"redirects,omitempty"`
+
+	// Headers is the text of the assets' _headers file.
+	// +optional
+	// +kubebuilder:validation:MaxLength=131072
+	Headers string `json:"headers,omitempty"`
+
 	// Binding is the name of the Worker's assets binding (e.g. ASSETS), if any.
 	// +optional
 	Binding string `json:"binding,omitempty"`

@@ -40,6 +40,10 @@ type Config struct {
 	// pattern starting with '!' excludes).
 	RunWorkerFirst      bool
 	RunWorkerFirstPaths []string
+	// Redirects and Headers are the rules of _redirects and _headers
+	// (ParseRedirects, ParseHeaders).
+	Redirects []RedirectRule `json:"-"`
+	Headers   []HeaderRule   `json:"-"`
 }
 
 // Kind is what a Decision does.
@@ -221,7 +225,9 @@ func Write(w http.ResponseWriter, r *http.Request, hash string, status int, name
 	h := w.Header()
 	etag := ETag(hash)
 	h.Set("ETag", etag)
-	h.Set("Cache-Control", "public, max-age=0, must-revalidate")
+	if h.Get("Cache-Control") == "" { // _headers may set its own
+		h.Set("Cache-Control", "public, max-age=0, must-revalidate")
+	}
 	if status == http.StatusOK && matches(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
@@ -276,12 +282,27 @@ type Site struct {
 // answers the error; an error after that (a broken copy) comes with true.
 func Answer(w http.ResponseWriter, r *http.Request, cfg Config, site Site, worker bool) (bool, error) {
 	has := func(p string) bool { _, ok := site.Hash(p); return ok }
-	d := cfg.Resolve(r.URL.Path, has)
+	p := r.URL.Path
+	if to, status, ok := redirect(cfg.Redirects, p); ok {
+		if status != http.StatusOK {
+			if r.URL.RawQuery != "" && !strings.Contains(to, "?") {
+				to += "?" + r.URL.RawQuery
+			}
+			w.Header().Set("Location", to)
+			w.WriteHeader(status)
+			return true, nil
+		}
+		p = to // a rewrite: the file at to answers
+	}
+	d := cfg.Resolve(p, has)
+	if p != r.URL.Path && has(p) {
+		d = Decision{Kind: Serve, Path: p, Status: http.StatusOK} // rewritten to a file: no html_handling redirect
+	}
 	if d.Kind == Miss {
 		if worker {
 			return false, nil
 		}
-		d = cfg.NotFound(r.URL.Path, has)
+		d = cfg.NotFound(p, has)
 	}
 	switch d.Kind {
 	case Redirect:
@@ -293,6 +314,7 @@ func Answer(w http.ResponseWriter, r *http.Request, cfg Config, site Site, worke
 		w.WriteHeader(d.Status)
 	case Serve:
 		hash, _ := site.Hash(d.Path)
+		applyHeaders(cfg.Headers, r.URL.Path, w.Header())
 		opened := false
 		err := Write(w, r, hash, d.Status, d.Path, func() (File, error) {
 			f, err := site.Open(hash)

@@ -126,3 +126,71 @@ func TestWrite(t *testing.T) {
 		t.Errorf("application/null served with Content-Type %q", w.Header().Get("Content-Type"))
 	}
 }
+
+func TestRedirectsAndHeaders(t *testing.T) {
+	redirects, err := ParseRedirects(`# comments and blank lines are skipped
+
+/old /about 301
+/blog/:year/:slug /posts/:year-:slug
+/docs/* /guide/:splat 308
+/app/* /index.html 200
+/ext https://example.com/x`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers, err := ParseHeaders("/*\n  X-Frame-Options: DENY\n/style.css\n  Cache-Control: public, max-age=3600\n  ! X-Frame-Options\n/blog/:slug\n  X-Slug: :slug\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Redirects: redirects, Headers: headers}
+	content := map[string]string{"/index.html": "home", "/about.html": "about", "/style.css": "css", "/blog/a.html": "a"}
+	site := Site{
+		Hash: func(p string) (string, bool) { _, ok := content[p]; return "h" + p, ok },
+		Open: func(hash string) (File, error) {
+			c := content[strings.TrimPrefix(hash, "h")]
+			return File{Body: io.NopCloser(strings.NewReader(c)), Size: int64(len(c))}, nil
+		},
+	}
+	for _, tc := range []struct {
+		path     string
+		status   int
+		location string
+		body     string
+		header   [2]string
+	}{
+		{"/old?x=1", 301, "/about?x=1", "", [2]string{}},
+		{"/blog/2026/hello", 302, "/posts/2026-hello", "", [2]string{}},
+		{"/docs/a/b", 308, "/guide/a/b", "", [2]string{}},
+		{"/app/settings", 200, "", "home", [2]string{"X-Frame-Options", "DENY"}},
+		{"/ext", 302, "https://example.com/x", "", [2]string{}},
+		{"/style.css", 200, "", "css", [2]string{"Cache-Control", "public, max-age=3600"}},
+		{"/blog/a", 200, "", "a", [2]string{"X-Slug", "a"}},
+	} {
+		w := httptest.NewRecorder()
+		if ok, err := Answer(w, httptest.NewRequest("GET", tc.path, nil), cfg, site, false); !ok || err != nil {
+			t.Fatalf("%s: %v %v", tc.path, ok, err)
+		}
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location || w.Body.String() != tc.body ||
+			(tc.header[0] != "" && w.Header().Get(tc.header[0]) != tc.header[1]) {
+			t.Errorf("%s: %d %q %q %v", tc.path, w.Code, w.Header().Get("Location"), w.Body, w.Header())
+		}
+	}
+	w := httptest.NewRecorder()
+	_, _ = Answer(w, httptest.NewRequest("GET", "/style.css", nil), cfg, site, false)
+	if w.Header().Get("X-Frame-Options") != "" {
+		t.Errorf("! X-Frame-Options left %q", w.Header().Get("X-Frame-Options"))
+	}
+	for _, bad := range []string{"/a", "/a /b 404", "a /b", "/a/*/* /b", "/a /b 200 extra"} {
+		if _, err := ParseRedirects(bad); err == nil {
+			t.Errorf("ParseRedirects(%q) accepted it", bad)
+		}
+	}
+	if _, err := ParseRedirects("/a https://x 200"); err == nil {
+		t.Error("a 200 rewrite to another site was accepted")
+	}
+	for _, bad := range []string{"  X-A: b", "/a\n  no colon"} {
+		if _, err := ParseHeaders(bad); err == nil {
+			t.Errorf("ParseHeaders(%q) accepted it", bad)
+		}
+	}
+}

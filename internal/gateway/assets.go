@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sync"
 
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/assets"
 	"github.com/octohq/octo/internal/store"
 )
@@ -45,9 +47,7 @@ func (g *Gateway) manifest(ctx context.Context, accountID, digest string) (store
 // instead: run_worker_first, a method other than GET or HEAD, or no asset
 // for the path.
 func (g *Gateway) serveAssets(w http.ResponseWriter, r *http.Request, a store.Account, info loadability) bool {
-	va := info.assets
-	cfg := assets.Config{HTMLHandling: va.HTMLHandling, NotFoundHandling: va.NotFoundHandling,
-		RunWorkerFirst: va.RunWorkerFirst, RunWorkerFirstPaths: va.RunWorkerFirstPaths}
+	va, cfg := info.assets, info.assetsConfig
 	p := r.URL.Path
 	if info.code && cfg.WorkerFirst(p) {
 		return false
@@ -88,4 +88,20 @@ func (g *Gateway) serveAssets(w http.ResponseWriter, r *http.Request, a store.Ac
 		}
 	}
 	return handled || err != nil
+}
+
+// assetsConfig is how a version's assets are served. Its _redirects and
+// _headers were checked at upload; a rule that no longer parses is logged
+// and left out.
+func assetsConfig(a *apiv1.VersionAssets, log *slog.Logger) assets.Config {
+	c := assets.Config{HTMLHandling: a.HTMLHandling, NotFoundHandling: a.NotFoundHandling,
+		RunWorkerFirst: a.RunWorkerFirst, RunWorkerFirstPaths: a.RunWorkerFirstPaths}
+	var err error
+	if c.Redirects, err = assets.ParseRedirects(a.Redirects); err != nil {
+		log.Warn("gateway: _redirects", "manifest", a.Manifest, "err", err)
+	}
+	if c.Headers, err = assets.ParseHeaders(a.Headers); err != nil {
+		log.Warn("gateway: _headers", "manifest", a.Manifest, "err", err)
+	}
+	return c
 }

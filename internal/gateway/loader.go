@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/assets"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
 )
@@ -76,6 +77,9 @@ type loadability struct {
 	// for an assets-only version, which no pod runs.
 	assets *apiv1.VersionAssets
 	code   bool
+	// assetsConfig is how assets are served, their _redirects and
+	// _headers parsed once.
+	assetsConfig assets.Config
 }
 
 // loadable reports whether the loader can run version id of script.
@@ -106,6 +110,9 @@ func (g *Gateway) loadability(ctx context.Context, a store.Account, script, id s
 			g.log.Debug("gateway: version takes the slow path", "script", script, "version", id, "reason", err)
 		}
 		l = loadability{ok: err == nil, cpuLimit: versions[i].Spec.CPULimit(), assets: versions[i].Spec.Assets, code: len(versions[i].Spec.Modules) > 0}
+		if a := l.assets; a != nil {
+			l.assetsConfig = assetsConfig(a, g.log)
+		}
 		g.loadableMu.Lock()
 		if len(g.loadables) >= maxRoutes {
 			clear(g.loadables)

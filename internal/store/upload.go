@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/assets"
 	"github.com/octohq/octo/internal/workerd"
 )
 
@@ -478,8 +479,20 @@ func (m *Metadata) validateAssets() error {
 	if _, _, err := c.RunWorkerFirstRules(); err != nil {
 		return err
 	}
+	if len(c.Redirects) > MaxAssetRulesText || len(c.Headers) > MaxAssetRulesText {
+		return badUpload("_redirects and _headers are limited to %d KiB each", MaxAssetRulesText>>10)
+	}
+	if _, err := assets.ParseRedirects(c.Redirects); err != nil {
+		return badUpload("%v", err)
+	}
+	if _, err := assets.ParseHeaders(c.Headers); err != nil {
+		return badUpload("%v", err)
+	}
 	return nil
 }
+
+// MaxAssetRulesText bounds the text of _redirects and of _headers.
+const MaxAssetRulesText = 128 << 10
 
 // RunWorkerFirstRules reads run_worker_first: true/false, or a list of
 // route patterns (a leading '!' excludes).

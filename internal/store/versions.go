@@ -547,6 +547,7 @@ func (s *Store) versionAssets(ctx context.Context, a Account, prev *apiv1.Worker
 			return nil, nil, err
 		}
 		out.HTMLHandling, out.NotFoundHandling, out.RunWorkerFirst, out.RunWorkerFirstPaths = c.HTMLHandling, c.NotFoundHandling, all, rules
+		out.Redirects, out.Headers = c.Redirects, c.Headers
 	}
 	return out, rest, nil
 }
