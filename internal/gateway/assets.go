@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -13,6 +16,65 @@ import (
 
 // maxManifests bounds the manifests the gateway keeps in memory.
 const maxManifests = 256
+
+// Files up to maxCachedFile bytes are kept in memory once read, up to
+// fileCacheBytes in all (the oldest go first): a file never changes under
+// its hash, and reading it from S3 costs more than serving it.
+const (
+	maxCachedFile  = 1 << 20
+	fileCacheBytes = 64 << 20
+)
+
+// fileCache holds small asset files by account and hash.
+type fileCache struct {
+	mu    sync.Mutex
+	m     map[string]cachedFile
+	order []string
+	bytes int
+}
+
+type cachedFile struct {
+	data        []byte
+	contentType string
+}
+
+// openAsset returns the file of hash, from memory when it was read before.
+func (g *Gateway) openAsset(ctx context.Context, accountID, hash string) (assets.File, error) {
+	key := accountID + "/" + hash
+	c := &g.files
+	c.mu.Lock()
+	f, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return assets.File{Body: io.NopCloser(bytes.NewReader(f.data)), ContentType: f.contentType, Size: int64(len(f.data))}, nil
+	}
+	body, ct, size, err := g.assets.Open(ctx, accountID, hash)
+	if err != nil || size > maxCachedFile {
+		return assets.File{Body: body, ContentType: ct, Size: size}, err
+	}
+	data, err := io.ReadAll(io.LimitReader(body, maxCachedFile+1))
+	body.Close()
+	if err != nil {
+		return assets.File{}, err
+	}
+	if int64(len(data)) != size {
+		return assets.File{}, fmt.Errorf("asset %s: read %d bytes, want %d", hash, len(data), size)
+	}
+	c.mu.Lock()
+	if _, ok := c.m[key]; !ok {
+		for c.bytes+len(data) > fileCacheBytes && len(c.order) > 0 {
+			old := c.order[0]
+			c.order = c.order[1:]
+			c.bytes -= len(c.m[old].data)
+			delete(c.m, old)
+		}
+		c.m[key] = cachedFile{data: data, contentType: ct}
+		c.order = append(c.order, key)
+		c.bytes += len(data)
+	}
+	c.mu.Unlock()
+	return assets.File{Body: io.NopCloser(bytes.NewReader(data)), ContentType: ct, Size: size}, nil
+}
 
 // manifestCache holds manifests by digest (they never change).
 type manifestCache struct {
@@ -75,10 +137,7 @@ func (g *Gateway) serveAssets(w http.ResponseWriter, r *http.Request, a store.Ac
 	}
 	site := assets.Site{
 		Hash: func(p string) (string, bool) { e, ok := m[p]; return e.Hash, ok },
-		Open: func(hash string) (assets.File, error) {
-			body, ct, size, err := g.assets.Open(ctx, a.ID, hash)
-			return assets.File{Body: body, ContentType: ct, Size: size}, err
-		},
+		Open: func(hash string) (assets.File, error) { return g.openAsset(ctx, a.ID, hash) },
 	}
 	handled, err := assets.Answer(w, r, cfg, site, info.code)
 	if err != nil {

@@ -109,6 +109,16 @@ func TestStaticAssets(t *testing.T) {
 	if etag != `"h-js"` || resp.StatusCode != 304 || body != "" || src.opened != opened {
 		t.Errorf("conditional GET: etag %q → %d %q (opened %d → %d)", etag, resp.StatusCode, body, opened, src.opened)
 	}
+	// A file read once is served from memory.
+	opened = src.opened
+	for range 3 {
+		if resp, body := e.do("GET", "site.octo.workers.localhost", "/app.js", nil, nil); resp.StatusCode != 200 || body != "alert(1)" {
+			t.Fatalf("cached GET: %d %q", resp.StatusCode, body)
+		}
+	}
+	if src.opened != opened {
+		t.Errorf("the store was read %d more times for a cached file", src.opened-opened)
+	}
 	// Without a store, an assets-only Worker says so.
 	e.gw.assets = nil
 	if resp, body := e.do("GET", "site.octo.workers.localhost", "/", nil, nil); resp.StatusCode != 503 || !strings.Contains(body, "static assets") {

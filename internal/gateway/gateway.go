@@ -176,6 +176,7 @@ type Gateway struct {
 
 	assets    store.AssetReader
 	manifests manifestCache
+	files     fileCache
 }
 
 type accountSnapshot struct {
@@ -217,7 +218,7 @@ func New(opts Options) *Gateway {
 		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
 		noLoader: opts.NoLoader, loadables: map[string]loadability{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
-		assets: opts.Assets, manifests: manifestCache{m: map[string]store.AssetManifest{}},
+		assets: opts.Assets, manifests: manifestCache{m: map[string]store.AssetManifest{}}, files: fileCache{m: map[string]cachedFile{}},
 	}
 	if g.rand == nil {
 		g.rand = randv2.IntN
