@@ -112,11 +112,20 @@ func TestBrowser(t *testing.T) {
 	b.Do("open e2e-vars", chromedp.Navigate(base+"#/worker/"+acct+"/e2e-vars"))
 	b.Wait(`document.querySelector('#versions tr[data-version="`+varsV1+`"]')`, "the e2e-vars versions")
 	if got := webtest.Eval[string](b, `document.querySelector('#versions').innerText`); !strings.Contains(got, "API_KEY") || !strings.Contains(got, "hidden") ||
-		!strings.Contains(got, "GREETING") || strings.Contains(got, secretValue) {
+		!strings.Contains(got, "GREETING") || strings.Contains(got, secretValue) || !strings.Contains(got, "static assets 3 files") {
 		t.Errorf("e2e-vars bindings = %q", got)
 	}
+	// Its cron trigger and the latest runs, with their outcome.
+	b.Wait(`!document.querySelector('#cron').hidden && document.querySelectorAll('#cron tr[data-outcome]').length === 2`, "the cron runs of e2e-vars")
+	if got := webtest.Eval[string](b, `document.querySelector('#cron').innerText`); !strings.Contains(got, "*/5 * * * *") || !strings.Contains(got, "exception") || !strings.Contains(got, "12 ms") {
+		t.Errorf("cron section = %q", got)
+	}
+	b.Shot("worker-cron")
 	b.Do("open e2e-esm", chromedp.Navigate(base+"#/worker/"+acct+"/e2e-esm"))
 	b.Wait(`document.querySelectorAll('#versions tr[data-version]').length === 2`, "both versions of e2e-esm")
+	if webtest.Eval[bool](b, `!document.querySelector('#cron').hidden`) {
+		t.Error("a worker without cron triggers shows the cron section")
+	}
 	if got := webtest.Eval[[]string](b, `[...document.querySelectorAll('#versions tr[data-version]')].map(r => r.dataset.version)`); got[0] != esmV2 || got[1] != esmV1 {
 		t.Errorf("versions = %q, want v2 then v1", got)
 	}

@@ -436,6 +436,17 @@ type versionJSON struct {
 	// Percentage is the version's share of the active deployment (0 when
 	// it is not deployed).
 	Percentage int32 `json:"percentage"`
+	// Assets are the version's static assets, if any.
+	Assets *assetsJSON `json:"assets,omitempty"`
+}
+
+// assetsJSON is how a version serves its static assets.
+type assetsJSON struct {
+	Files            int32  `json:"files"`
+	HTMLHandling     string `json:"htmlHandling,omitempty"`
+	NotFoundHandling string `json:"notFoundHandling,omitempty"`
+	Binding          string `json:"binding,omitempty"`
+	AssetsOnly       bool   `json:"assetsOnly,omitempty"`
 }
 
 type workerPageJSON struct {
@@ -554,6 +565,10 @@ func (d *Dashboard) worker(c echo.Context) error {
 			CompatibilityDate: v.Spec.CompatibilityDate, CompatibilityFlags: append([]string{}, v.Spec.CompatibilityFlags...),
 			StartupTimeMs: v.Spec.StartupTimeMs, Modules: []moduleJSON{}, Bindings: toBindings(v.Spec.Bindings),
 			Percentage: share[v.Spec.VersionID],
+		}
+		if a := v.Spec.Assets; a != nil {
+			vj.Assets = &assetsJSON{Files: a.Files, HTMLHandling: a.HTMLHandling, NotFoundHandling: a.NotFoundHandling,
+				Binding: a.Binding, AssetsOnly: len(v.Spec.Modules) == 0}
 		}
 		for _, m := range v.Spec.Modules {
 			vj.Modules = append(vj.Modules, moduleJSON{Name: m.Name, Type: string(m.Type), Size: m.Size})

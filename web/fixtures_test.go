@@ -93,6 +93,13 @@ func release(script string, deployments ...apiv1.ReleaseDeployment) *apiv1.Worke
 	}
 }
 
+// withAssets gives v static assets (3 files, a single-page application,
+// an ASSETS binding).
+func withAssets(v *apiv1.WorkerVersion) *apiv1.WorkerVersion {
+	v.Spec.Assets = &apiv1.VersionAssets{Manifest: strings.Repeat("c", 64), Files: 3, NotFoundHandling: "single-page-application", Binding: "ASSETS"}
+	return v
+}
+
 // withCron gives rel a cron trigger and two recorded runs, newest first.
 func withCron(rel *apiv1.WorkerRelease) *apiv1.WorkerRelease {
 	rel.Spec.Schedules = []apiv1.CronTrigger{{Cron: "*/5 * * * *", CreatedOn: metav1.NewTime(t0)}}
@@ -126,11 +133,11 @@ func fixtureObjects() []client.Object {
 		release("e2e-esm",
 			deployment("d2222222-2222-4222-8222-222222222222", t0.Add(2*time.Minute), "", apiv1.VersionTraffic{VersionID: esmV2, Percentage: 100}),
 			deployment("d1111111-1111-4111-8111-111111111111", t0, "", apiv1.VersionTraffic{VersionID: esmV1, Percentage: 100})),
-		version("e2e-vars", varsV1, 1, t0.Add(time.Minute), nil,
+		withAssets(version("e2e-vars", varsV1, 1, t0.Add(time.Minute), nil,
 			apiv1.WorkerBinding{Name: "GREETING", Type: apiv1.BindingPlainText, Text: "hello"},
 			apiv1.WorkerBinding{Name: "CONF", Type: apiv1.BindingJSON, JSON: &apiextensionsv1.JSON{Raw: []byte(`{"a":1}`)}},
 			apiv1.WorkerBinding{Name: "MYKV", Type: apiv1.BindingKV, NamespaceID: kvNS},
-			apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: store.SecretName("e2e-vars"), Key: "API_KEY"}}),
+			apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: store.SecretName("e2e-vars"), Key: "API_KEY"}})),
 		withCron(release("e2e-vars", deployment("d3333333-3333-4333-8333-333333333333", t0.Add(time.Minute), "", apiv1.VersionTraffic{VersionID: varsV1, Percentage: 100}))),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: store.SecretName("e2e-vars"), Namespace: ns},
 			Data: map[string][]byte{"API_KEY": []byte(secretValue)}},

@@ -230,6 +230,9 @@ func TestWorkerPage(t *testing.T) {
 
 	p = workerPageJSON{}
 	w.getJSON(t, "/dashboard/api/workers/"+acct+"/e2e-vars", &p)
+	if a := p.Versions[0].Assets; a == nil || *a != (assetsJSON{Files: 3, NotFoundHandling: "single-page-application", Binding: "ASSETS"}) {
+		t.Errorf("assets = %+v", a)
+	}
 	if len(p.Cron.Schedules) != 1 || p.Cron.Schedules[0].Cron != "*/5 * * * *" || len(p.Cron.Runs) != 2 ||
 		p.Cron.Runs[0] != (cronRunJSON{Cron: "*/5 * * * *", ScheduledTime: t0.Add(10 * time.Minute), VersionID: varsV1, Outcome: "exception", DurationMs: 12}) {
 		t.Errorf("cron = %+v", p.Cron)

@@ -392,9 +392,13 @@
                   v.statusMessage ? h('div', { class: 'error small' }, v.statusMessage) : null),
                 h('td', {}, when(v.createdAt), h('div', { class: 'muted small' }, [v.triggeredBy, v.source].filter(Boolean).join(' · '))),
                 h('td', {}, v.message || h('span', { class: 'muted' }, '—'), v.tag ? [' ', h('span', { class: 'chip' }, v.tag)] : null),
-                h('td', { class: 'bindings' }, v.bindings.length ? v.bindings.map((b) => h('div', { class: 'binding' },
+                h('td', { class: 'bindings' }, v.assets ? h('div', { class: 'binding assets' },
+                  h('code', {}, v.assets.binding || 'assets'), ' ', h('span', { class: 'muted small' }, v.assets.assetsOnly ? 'static assets only' : 'static assets'), ' ',
+                  h('span', {}, v.assets.files + ' files'),
+                  v.assets.notFoundHandling && v.assets.notFoundHandling !== 'none' ? [' · ', h('span', { class: 'muted small' }, v.assets.notFoundHandling)] : null) : null,
+                v.bindings.length ? v.bindings.map((b) => h('div', { class: 'binding' },
                   h('code', {}, b.name), ' ', h('span', { class: 'muted small' }, b.type), ' ',
-                  b.secret ? h('span', { class: 'secret' }, 'hidden') : h('code', { class: 'value' }, b.value))) : h('span', { class: 'muted' }, '—')),
+                  b.secret ? h('span', { class: 'secret' }, 'hidden') : h('code', { class: 'value' }, b.value))) : (v.assets ? null : h('span', { class: 'muted' }, '—'))),
                 h('td', {}, v.percentage ? h('b', {}, v.percentage + '%') : h('span', { class: 'muted' }, '0%')),
                 h('td', {}, btn));
             }), 'No versions.'));
