@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -285,6 +286,7 @@ func Answer(w http.ResponseWriter, r *http.Request, cfg Config, site Site, worke
 	p := r.URL.Path
 	if to, status, ok := redirect(cfg.Redirects, p); ok {
 		if status != http.StatusOK {
+			to = location(to)
 			if r.URL.RawQuery != "" && !strings.Contains(to, "?") {
 				to += "?" + r.URL.RawQuery
 			}
@@ -306,7 +308,7 @@ func Answer(w http.ResponseWriter, r *http.Request, cfg Config, site Site, worke
 	}
 	switch d.Kind {
 	case Redirect:
-		loc := d.Location
+		loc := location(d.Location)
 		if r.URL.RawQuery != "" {
 			loc += "?" + r.URL.RawQuery
 		}
@@ -329,4 +331,19 @@ func Answer(w http.ResponseWriter, r *http.Request, cfg Config, site Site, worke
 		w.WriteHeader(http.StatusNotFound)
 	}
 	return true, nil
+}
+
+// location makes a redirect target safe to send: a path of the site keeps
+// one leading '/' (a decoded "//host" would send the client to another
+// site) and is escaped; a URL with a scheme is left as written.
+func location(to string) string {
+	if !strings.HasPrefix(to, "/") {
+		return to
+	}
+	p, q, hasQuery := strings.Cut(to, "?")
+	p = (&url.URL{Path: "/" + strings.TrimLeft(p, "/")}).EscapedPath()
+	if hasQuery {
+		return p + "?" + q
+	}
+	return p
 }

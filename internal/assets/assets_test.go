@@ -175,6 +175,14 @@ func TestRedirectsAndHeaders(t *testing.T) {
 			t.Errorf("%s: %d %q %q %v", tc.path, w.Code, w.Header().Get("Location"), w.Body, w.Header())
 		}
 	}
+	// A decoded "//host" never becomes a redirect to another site.
+	for _, p := range []string{"//evil.example/index.html", "/%2Fevil.example/index.html"} {
+		w := httptest.NewRecorder()
+		_, _ = Answer(w, httptest.NewRequest("GET", p, nil), Config{}, Site{Hash: func(string) (string, bool) { return "x", true }}, false)
+		if loc := w.Header().Get("Location"); strings.HasPrefix(loc, "//") {
+			t.Errorf("%s redirects to %q", p, loc)
+		}
+	}
 	w := httptest.NewRecorder()
 	_, _ = Answer(w, httptest.NewRequest("GET", "/style.css", nil), cfg, site, false)
 	if w.Header().Get("X-Frame-Options") != "" {

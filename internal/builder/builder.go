@@ -486,14 +486,14 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	}
 	if loader {
 		res.LoaderPort = LoaderPort
-		lw, src := workerd.LoaderWorker("*:"+strconv.Itoa(LoaderPort), workerd.UnixSocketPath(SocketDir, LoaderPort))
+		lw, src := workerd.LoaderWorker("*:"+strconv.Itoa(LoaderPort), workerd.UnixSocketPath(SocketDir, LoaderPort), b.credential(req.AccountID))
 		cfg.Workers = append(cfg.Workers, lw)
 		cfg.External = append(cfg.External, workerd.ExternalService{Name: workerd.LoaderCodeService, Address: req.KVAddress,
 			Headers: b.podHeaders(req.AccountID, workerd.AccountHeader, req.AccountID)})
 		entries = append(entries, dir("etc/worker/"+workerd.LoaderWorkerName, 0o755),
 			entry{name: "etc/worker/" + lw.Modules[0].Path, mode: 0o644, data: []byte(src)})
 	}
-	tw, triggerSrc := workerd.TriggerWorker("*:"+strconv.Itoa(TriggerPort), triggers)
+	tw, triggerSrc := workerd.TriggerWorker("*:"+strconv.Itoa(TriggerPort), b.credential(req.AccountID), triggers)
 	cfg.Workers = append(cfg.Workers, tw)
 	entries = append(entries, dir("etc/worker/"+workerd.TriggerWorkerName, 0o755),
 		entry{name: "etc/worker/" + tw.Modules[0].Path, mode: 0o644, data: []byte(triggerSrc)})
@@ -557,12 +557,21 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	return res, nil
 }
 
+// credential is the account's pod credential ("" without PodCredential:
+// then the pods accept no scheduled run).
+func (b *Builder) credential(accountID string) string {
+	if b.PodCredential == nil {
+		return ""
+	}
+	return b.PodCredential(accountID)
+}
+
 // podHeaders are the headers of a service of account's pods that calls the
 // pod API: name: value, and the account's credential.
 func (b *Builder) podHeaders(accountID, name, value string) map[string]string {
 	h := map[string]string{name: value}
-	if b.PodCredential != nil {
-		h[workerd.AuthHeader] = b.PodCredential(accountID)
+	if c := b.credential(accountID); c != "" {
+		h[workerd.AuthHeader] = c
 	}
 	return h
 }

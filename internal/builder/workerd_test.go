@@ -248,6 +248,9 @@ func TestBuildWithWorkerd(t *testing.T) {
 		req.Header.Set(workerd.LoaderVersionHeader, version)
 		req.Header.Set(workerd.ScheduledCronHeader, cron)
 		req.Header.Set(workerd.ScheduledTimeHeader, "1767225600000")
+		if cron != "no-credential" {
+			req.Header.Set(workerd.AuthHeader, "cred-of-"+account)
+		}
 		if traced {
 			req.Header.Set(workerd.LoaderTraceHeader, "hello")
 		}
@@ -269,6 +272,7 @@ func TestBuildWithWorkerd(t *testing.T) {
 		{good.Spec.VersionID, "boom", false, 200, `{"outcome":"exception","noRetry":false}`, ""},
 		{broken.Spec.VersionID, "* * * * *", false, 404, "", "1"},
 		{"99999999-0000-4000-8000-000000000009", "* * * * *", false, 404, "", "1"},
+		{good.Spec.VersionID, "no-credential", false, 403, "", ""}, // a client of another pod
 	} {
 		status, body, failed := scheduled(tc.version, tc.cron, tc.traced)
 		if status != tc.status || (tc.body != "" && body != tc.body) || failed != tc.failed {

@@ -64,6 +64,9 @@ func (s *Server) uploadAssets(c echo.Context) error {
 	if !found || strings.TrimSpace(token) == "" {
 		return Errorf(http.StatusUnauthorized, store.CodeAuthentication, "Authentication error: the assets upload needs the session's token as Authorization: Bearer <jwt>")
 	}
+	if err := s.store.CheckAssetUploadToken(account(c), strings.TrimSpace(token)); err != nil {
+		return err // before the body is read
+	}
 	b64 := r.URL.Query().Get("base64") == "true"
 	mr, complete, err := multipartReader(r, maxAssetsRequest)
 	if err != nil {

@@ -40,8 +40,12 @@ const (
 	// MaxCatchUp bounds how far back a run missed while the scheduler was
 	// not running is still fired (once) when it starts again.
 	MaxCatchUp = 24 * time.Hour
-	// DefaultConcurrency is how many runs are in flight at once.
-	DefaultConcurrency = 8
+	// DefaultConcurrency is how many runs are in flight at once (a run
+	// waiting for a pod holds no slot).
+	DefaultConcurrency = 32
+	// maxBackfill bounds the times of one trigger fired by one tick when
+	// ticks came late (a busy process): older ones are skipped.
+	maxBackfill = 10
 	// DefaultWaitForPod is how long a run waits for a pod that runs its
 	// version (pods starting after `octo up`, a first rollout).
 	DefaultWaitForPod = 2 * time.Minute
@@ -64,6 +68,9 @@ type Options struct {
 	// Watched reports whether someone tails a script: its runs then go to
 	// the traced twin, so that `wrangler tail` shows them. nil: never.
 	Watched func(account, script string) bool
+	// Credential is the pod credential of an account, which the pods'
+	// trigger Worker and loader host ask of a scheduled run (required).
+	Credential func(account string) string
 	// Transport reaches the pods; nil: a plain one.
 	Transport http.RoundTripper
 	// Now is the clock; nil means time.Now.
@@ -88,6 +95,10 @@ type Scheduler struct {
 	// statusMu serialises status writes: runs append to one list.
 	statusMu sync.Mutex
 	wg       sync.WaitGroup
+	// ticked is set after the first Tick: from then on, every time due
+	// since the last one fires (a late tick loses none); the first Tick
+	// fires only the latest missed time (the restart rule).
+	ticked bool
 }
 
 // New returns a Scheduler.
@@ -147,9 +158,11 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 		return fmt.Errorf("list releases: %w", err)
 	}
 	now := s.o.Now().UTC()
+	all := s.ticked
+	s.ticked = true
 	for i := range rels.Items {
 		rel := &rels.Items[i]
-		fires := s.due(rel, now)
+		fires := s.due(rel, now, all)
 		if len(fires) == 0 {
 			continue
 		}
@@ -161,11 +174,20 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 		}
 		key := client.ObjectKeyFromObject(rel)
 		// Recorded before the runs: a crash now skips them, never repeats them.
-		if err := s.updateStatus(ctx, key, func(st *apiv1.CronStatus) {
-			if st.LastScheduledTime == nil || st.LastScheduledTime.Time.Before(latest) {
-				st.LastScheduledTime = &metav1.Time{Time: latest}
+		err := s.updateStatus(ctx, key, func(st *apiv1.CronStatus) error {
+			if st.LastScheduledTime != nil && !st.LastScheduledTime.Time.Before(latest) {
+				return errFired // another scheduler (or this one, before the cache caught up) did
 			}
-		}); err != nil {
+			st.LastScheduledTime = &metav1.Time{Time: latest}
+			return nil
+		})
+		if errors.Is(err, errFired) {
+			s.mu.Lock()
+			s.fired[key] = latest
+			s.mu.Unlock()
+			continue
+		}
+		if err != nil {
 			s.o.Log.Warn("cron: cannot record a run; not firing it", "release", key, "err", err)
 			continue
 		}
@@ -183,10 +205,11 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	return nil
 }
 
-// due returns the runs of rel due at now: for each trigger, the latest of
-// its times after the last one fired (and after it was created, and at
-// most MaxCatchUp ago) that is not after now.
-func (s *Scheduler) due(rel *apiv1.WorkerRelease, now time.Time) []fire {
+// due returns the runs of rel due at now: for each trigger, its times
+// after the last one fired (and after it was created, and at most
+// MaxCatchUp ago) that are not after now: all of them (at most
+// maxBackfill, the latest) with all set, else only the latest.
+func (s *Scheduler) due(rel *apiv1.WorkerRelease, now time.Time, all bool) []fire {
 	if len(rel.Spec.Schedules) == 0 || rel.DeletionTimestamp != nil {
 		return nil
 	}
@@ -211,11 +234,17 @@ func (s *Scheduler) due(rel *apiv1.WorkerRelease, now time.Time) []fire {
 		if created := t.CreatedOn.Time.UTC().Truncate(time.Minute); created.After(from) {
 			from = created
 		}
-		var at time.Time
+		var times []time.Time
 		for next := sched.Next(from.UTC()); !next.IsZero() && !next.After(now); next = sched.Next(next) {
-			at = next
+			times = append(times, next)
 		}
-		if !at.IsZero() {
+		if !all && len(times) > 1 {
+			times = times[len(times)-1:]
+		}
+		if len(times) > maxBackfill {
+			times = times[len(times)-maxBackfill:]
+		}
+		for _, at := range times {
 			out = append(out, fire{rel: key, cron: t.Cron, at: at})
 		}
 	}
@@ -224,8 +253,6 @@ func (s *Scheduler) due(rel *apiv1.WorkerRelease, now time.Time) []fire {
 
 // run makes one run and records it.
 func (s *Scheduler) run(ctx context.Context, f fire) {
-	s.sem <- struct{}{}
-	defer func() { <-s.sem }()
 	start := time.Now()
 	r := apiv1.CronRun{Cron: f.cron, ScheduledTime: metav1.Time{Time: f.at}}
 	version, res, err := s.call(ctx, f)
@@ -241,15 +268,19 @@ func (s *Scheduler) run(ctx context.Context, f fire) {
 		r.Outcome = res.Outcome
 		log.Info("cron: scheduled run", "version", version, "outcome", res.Outcome, "duration", time.Since(start).Round(time.Millisecond))
 	}
-	if err := s.updateStatus(context.WithoutCancel(ctx), f.rel, func(st *apiv1.CronStatus) {
+	if err := s.updateStatus(context.WithoutCancel(ctx), f.rel, func(st *apiv1.CronStatus) error {
 		st.Runs = append([]apiv1.CronRun{r}, st.Runs...)
 		if len(st.Runs) > apiv1.MaxCronRuns {
 			st.Runs = st.Runs[:apiv1.MaxCronRuns]
 		}
+		return nil
 	}); err != nil {
 		log.Warn("cron: cannot record the run", "err", err)
 	}
 }
+
+// errFired means the time was already recorded as fired.
+var errFired = errors.New("already fired")
 
 // errRetry marks a failure that a pod starting or rolling out may mend.
 var errRetry = errors.New("no pod runs the version yet")
@@ -276,6 +307,8 @@ func (s *Scheduler) call(ctx context.Context, f fire) (string, workerd.Scheduled
 }
 
 func (s *Scheduler) try(ctx context.Context, f fire) (string, workerd.ScheduledResult, error) {
+	s.sem <- struct{}{}
+	defer func() { <-s.sem }()
 	var rel apiv1.WorkerRelease
 	if err := s.o.Client.Get(ctx, f.rel, &rel); err != nil {
 		return "", workerd.ScheduledResult{}, fmt.Errorf("read the release: %w", err)
@@ -415,6 +448,9 @@ func (s *Scheduler) post(ctx context.Context, t target, rel *apiv1.WorkerRelease
 	req.Header.Set(workerd.ScheduledTimeHeader, strconv.FormatInt(f.at.UnixMilli(), 10))
 	req.Header.Set(workerd.LoaderScriptHeader, rel.Spec.ScriptName)
 	req.Header.Set(workerd.LoaderVersionHeader, version)
+	if s.o.Credential != nil {
+		req.Header.Set(workerd.AuthHeader, s.o.Credential(rel.Spec.AccountID))
+	}
 	if t.traced {
 		req.Header.Set(workerd.LoaderTraceHeader, rel.Spec.ScriptName)
 	}
@@ -443,7 +479,7 @@ func (s *Scheduler) post(ctx context.Context, t target, rel *apiv1.WorkerRelease
 
 // updateStatus changes the release's status.cron under statusMu, reading
 // the release fresh and retrying on conflicts.
-func (s *Scheduler) updateStatus(ctx context.Context, key types.NamespacedName, change func(*apiv1.CronStatus)) error {
+func (s *Scheduler) updateStatus(ctx context.Context, key types.NamespacedName, change func(*apiv1.CronStatus) error) error {
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -454,7 +490,9 @@ func (s *Scheduler) updateStatus(ctx context.Context, key types.NamespacedName, 
 		if rel.Status.Cron == nil {
 			rel.Status.Cron = &apiv1.CronStatus{}
 		}
-		change(rel.Status.Cron)
+		if err := change(rel.Status.Cron); err != nil {
+			return err
+		}
 		return s.o.Client.Status().Update(ctx, &rel)
 	})
 }

@@ -322,3 +322,41 @@ func TestRunsAreBounded(t *testing.T) {
 		t.Fatalf("%d runs, newest %v", len(st.Runs), st.Runs[0].ScheduledTime)
 	}
 }
+
+// TestLateTickLosesNoRun: once running, a tick that comes late (a busy
+// process) fires every time due since the last one; only the first tick
+// after a start fires the latest missed time alone.
+func TestLateTickLosesNoRun(t *testing.T) {
+	e := newEnv(t, false, readyPod("p1", "10.42.0.7", map[string]int{testVersion: 8081}))
+	var rel apiv1.WorkerRelease
+	ctx := context.Background()
+	if err := e.c.Get(ctx, client.ObjectKey{Namespace: testNS, Name: testScript}, &rel); err != nil {
+		t.Fatal(err)
+	}
+	rel.Spec.Schedules = []apiv1.CronTrigger{{Cron: "* * * * *", CreatedOn: metav1.NewTime(t0.Add(-time.Hour))}}
+	if err := e.c.Update(ctx, &rel); err != nil {
+		t.Fatal(err)
+	}
+	s := e.scheduler()
+	e.now = t0.Add(time.Second)
+	e.tick(s) // the start: 10:00 only
+	e.now = t0.Add(3*time.Minute + time.Second)
+	e.tick(s) // late: 10:01, 10:02 and 10:03
+	var got []string
+	for _, c := range e.pods.got() {
+		got = append(got, c.at)
+	}
+	want := []string{ms(t0), ms(t0.Add(time.Minute)), ms(t0.Add(2 * time.Minute)), ms(t0.Add(3 * time.Minute))}
+	if len(got) != len(want) {
+		t.Fatalf("fired %v, want %v", got, want)
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		seen[g] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("time %s not fired (fired %v)", w, got)
+		}
+	}
+}

@@ -127,7 +127,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 			}), api.HooksIfWarm),
 			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
 				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), R2: pf.Store.R2(), D1: pf.Store.D1(), Tail: pf.Tails,
-					Code: pf.Store.LoaderCode, Assets: store.AssetFiles{Blobs: pf.Store.Blobs()}, Log: log.With("component", "pod-api")})
+					Code: pf.Store.LoaderCode, Assets: store.CachedManifests(store.AssetFiles{Blobs: pf.Store.Blobs()}, platform.ManifestCacheFiles), Log: log.With("component", "pod-api")})
 			}),
 			gate(svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
 				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath, podKey: podKey,

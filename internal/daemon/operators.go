@@ -84,7 +84,7 @@ func (o *operators) Start(ctx context.Context) error {
 		return fmt.Errorf("controllers: %w", err)
 	}
 	if err := o.mgr.Add(cron.New(cron.Options{Client: o.mgr.GetClient(), Reader: o.mgr.GetAPIReader(),
-		Watched: s.watched, Log: log.With("part", "cron")})); err != nil {
+		Watched: s.watched, Credential: s.podKey.Credential, Log: log.With("part", "cron")})); err != nil {
 		return fmt.Errorf("cron scheduler: %w", err)
 	}
 	ctx, o.cancel = context.WithCancel(ctx)

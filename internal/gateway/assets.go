@@ -14,9 +14,6 @@ import (
 	"github.com/octohq/octo/internal/store"
 )
 
-// maxManifests bounds the manifests the gateway keeps in memory.
-const maxManifests = 256
-
 // Files up to maxCachedFile bytes are kept in memory once read, up to
 // fileCacheBytes in all (the oldest go first): a file never changes under
 // its hash, and reading it from S3 costs more than serving it.
@@ -82,27 +79,6 @@ type manifestCache struct {
 	m  map[string]store.AssetManifest
 }
 
-func (g *Gateway) manifest(ctx context.Context, accountID, digest string) (store.AssetManifest, error) {
-	key := accountID + "/" + digest
-	g.manifests.mu.Lock()
-	m, ok := g.manifests.m[key]
-	g.manifests.mu.Unlock()
-	if ok {
-		return m, nil
-	}
-	m, err := g.assets.Manifest(ctx, accountID, digest)
-	if err != nil {
-		return nil, err
-	}
-	g.manifests.mu.Lock()
-	if len(g.manifests.m) >= maxManifests {
-		clear(g.manifests.m)
-	}
-	g.manifests.m[key] = m
-	g.manifests.mu.Unlock()
-	return m, nil
-}
-
 // serveAssets answers r from the static assets of the version info
 // describes, with Cloudflare's rules (package assets), and reports true;
 // it reports false, having written nothing, when the Worker answers
@@ -130,7 +106,7 @@ func (g *Gateway) serveAssets(w http.ResponseWriter, r *http.Request, a store.Ac
 		return true
 	}
 	ctx := r.Context()
-	m, err := g.manifest(ctx, a.ID, va.Manifest)
+	m, err := g.assets.Manifest(ctx, a.ID, va.Manifest)
 	if err != nil {
 		g.fail(w, err)
 		return true

@@ -123,7 +123,8 @@ type Options struct {
 	// Traced twins of the versions the loader runs still come from the
 	// loader host: their images have no static twin.
 	NoLoader bool
-	// Assets reads the Workers' static assets (store.AssetFiles); nil:
+	// Assets reads the Workers' static assets (store.AssetFiles, best with
+	// store.CachedManifests); nil:
 	// assets-only Workers answer 503 and the others' requests go to the
 	// Worker.
 	Assets store.AssetReader
@@ -174,9 +175,8 @@ type Gateway struct {
 	stallReporter StallReporter
 	kill          PodKiller
 
-	assets    store.AssetReader
-	manifests manifestCache
-	files     fileCache
+	assets store.AssetReader
+	files  fileCache
 }
 
 type accountSnapshot struct {
@@ -218,7 +218,7 @@ func New(opts Options) *Gateway {
 		socketDirs: map[string]socketDir{}, stallReporter: opts.Stalls, changes: opts.Changes, kill: opts.Kill,
 		noLoader: opts.NoLoader, loadables: map[string]loadability{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
-		assets: opts.Assets, manifests: manifestCache{m: map[string]store.AssetManifest{}}, files: fileCache{m: map[string]cachedFile{}},
+		assets: opts.Assets, files: fileCache{m: map[string]cachedFile{}},
 	}
 	if g.rand == nil {
 		g.rand = randv2.IntN
@@ -359,12 +359,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(deployments) > 0 && len(deployments[0]) > 0 {
-		// Static assets answer first, from the version the request gets.
+		// Static assets answer first, from the version the request gets;
+		// in a deployment with assets, the Worker of that same version
+		// answers the rest (an assets-only version has no pod).
 		chosen := g.pickVersion(deployments[0])
-		if info := g.loadability(ctx, acct, script, chosen); info.assets != nil {
-			if g.serveAssets(w, r, acct, info) {
-				return
-			}
+		info := g.loadability(ctx, acct, script, chosen)
+		if info.assets != nil && g.serveAssets(w, r, acct, info) {
+			return
+		}
+		withAssets := info.assets != nil
+		for _, v := range deployments[0] {
+			withAssets = withAssets || g.loadability(ctx, acct, script, v.VersionID).assets != nil
+		}
+		if withAssets {
 			deployments = append([][]apiv1.VersionTraffic{{{VersionID: chosen, Percentage: 100}}}, deployments[1:]...)
 		}
 	}

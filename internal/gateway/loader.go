@@ -144,6 +144,11 @@ func (g *Gateway) announce(script, version, pod string) {
 // loader host, and removes them otherwise: no client chooses a version.
 func loaderHeaders(h http.Header, b backend) {
 	h.Del(workerd.LoaderTraceHeader)
+	// Only octo's scheduler asks for a scheduled run (with the account's
+	// credential too): a client's headers never do.
+	h.Del(workerd.ScheduledCronHeader)
+	h.Del(workerd.ScheduledTimeHeader)
+	h.Del(workerd.AuthHeader)
 	if b.loaderScript != "" {
 		h.Set(workerd.LoaderVersionHeader, b.version)
 		h.Set(workerd.LoaderScriptHeader, b.loaderScript)

@@ -38,6 +38,10 @@ type GatewayConfig struct {
 	Log *slog.Logger
 }
 
+// ManifestCacheFiles bounds the asset manifests the gateway and the pod
+// API keep in memory: entries of all manifests together (~100 bytes each).
+const ManifestCacheFiles = 200_000
+
 // Gateway is the running gateway role.
 type Gateway struct {
 	*gateway.Gateway
@@ -86,7 +90,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gateway: assets store: %w", err)
 		}
-		opts.Assets = store.AssetFiles{Blobs: blobs}
+		opts.Assets = store.CachedManifests(store.AssetFiles{Blobs: blobs}, ManifestCacheFiles)
 	}
 	if cfg.TailFeed != "" {
 		opts.Watched = tail.Follow(ctx, edge.UnixClient(cfg.TailFeed, tail.FeedPoll+5*time.Second), "http://octo/watched", log.With("part", "tail-feed")).Watched

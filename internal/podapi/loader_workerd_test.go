@@ -112,7 +112,7 @@ func TestLoaderInWorkerd(t *testing.T) {
 	}))
 	t.Cleanup(collector.Close)
 
-	lw, src := workerd.LoaderWorker("127.0.0.1:0", "")
+	lw, src := workerd.LoaderWorker("127.0.0.1:0", "", key.Credential(loaderTestAccount))
 	cfg := workerd.Config{
 		TailCollector: strings.TrimPrefix(collector.URL, "http://"), TailHeaders: map[string]string{workerd.AccountHeader: loaderTestAccount},
 		Workers: []workerd.Worker{lw}, External: []workerd.ExternalService{{
@@ -202,6 +202,7 @@ func TestLoaderInWorkerd(t *testing.T) {
 	// Cron triggers: the host runs a loaded version's scheduled handler
 	// (workerd.ScheduledPath) and answers its outcome; traced, the run's
 	// event carries the cron and the handler's console.log.
+	auth := true
 	scheduled := func(cron, trace string) string {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", port, workerd.ScheduledPath), nil)
@@ -209,6 +210,9 @@ func TestLoaderInWorkerd(t *testing.T) {
 		req.Header.Set(workerd.LoaderScriptHeader, "hello")
 		req.Header.Set(workerd.ScheduledCronHeader, cron)
 		req.Header.Set(workerd.ScheduledTimeHeader, "1767225600000")
+		if auth {
+			req.Header.Set(workerd.AuthHeader, key.Credential(loaderTestAccount))
+		}
 		if trace != "" {
 			req.Header.Set(workerd.LoaderTraceHeader, trace)
 		}
@@ -226,6 +230,11 @@ func TestLoaderInWorkerd(t *testing.T) {
 	if got := scheduled("boom", ""); got != `200 OK {"outcome":"exception","noRetry":false}` {
 		t.Errorf("throwing scheduled run: %s", got)
 	}
+	auth = false // a client of the gateway, or another pod
+	if got := scheduled("*/5 * * * *", ""); !strings.HasPrefix(got, "403 ") {
+		t.Errorf("scheduled run without the credential: %s", got)
+	}
+	auth = true
 	traces.Delete("hello-11111111")
 	if got := scheduled("7 * * * *", "hello-11111111"); got != `200 OK {"outcome":"ok","noRetry":false}` {
 		t.Errorf("traced scheduled run: %s", got)

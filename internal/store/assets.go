@@ -254,6 +254,15 @@ type AssetFile struct {
 	ContentType string
 }
 
+// CheckAssetUploadToken refuses a token that is not an open upload
+// session of the account: the API checks it before reading a body.
+func (s *Store) CheckAssetUploadToken(a Account, token string) error {
+	if _, err := s.assetTokens.check(token, assetTokenUpload, a.ID, s.now()); err != nil {
+		return Errorf(Unauthorized, CodeAuthentication, "Authentication error: %v: open an upload session first (wrangler deploy does)", err)
+	}
+	return nil
+}
+
 // UploadAssets stores files (by hash) of the session token's manifest. It
 // returns the completion token once the account holds every file of the
 // manifest, "" while some are still missing.
@@ -307,6 +316,51 @@ type AssetReader interface {
 
 // AssetFiles is the AssetReader over the S3 bucket.
 type AssetFiles struct{ Blobs *BlobStore }
+
+// CachedManifests returns r with its manifests kept in memory once read
+// (they never change under their digest), up to maxFiles entries in all;
+// the oldest manifests go first.
+func CachedManifests(r AssetReader, maxFiles int) AssetReader {
+	return &manifestCache{AssetReader: r, max: maxFiles, m: map[string]AssetManifest{}}
+}
+
+type manifestCache struct {
+	AssetReader
+	max   int
+	mu    sync.Mutex
+	m     map[string]AssetManifest
+	order []string
+	files int
+}
+
+// Manifest implements AssetReader.
+func (c *manifestCache) Manifest(ctx context.Context, accountID, digest string) (AssetManifest, error) {
+	key := accountID + "/" + digest
+	c.mu.Lock()
+	m, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := c.AssetReader.Manifest(ctx, accountID, digest)
+	if err != nil || len(m) > c.max {
+		return m, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; !ok {
+		for c.files+len(m) > c.max && len(c.order) > 0 {
+			old := c.order[0]
+			c.order = c.order[1:]
+			c.files -= len(c.m[old])
+			delete(c.m, old)
+		}
+		c.m[key] = m
+		c.order = append(c.order, key)
+		c.files += len(m)
+	}
+	return m, nil
+}
 
 // Open streams the file of hash: its content, media type and size.
 func (f AssetFiles) Open(ctx context.Context, accountID, hash string) (io.ReadCloser, string, int64, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,8 @@ const CodeBadCron = 10100
 // month and weekday names and descriptors such as @daily.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseCron parses a cron trigger's expression. Times are UTC. Cloudflare's
+// ParseCron parses a cron trigger's expression as Cloudflare reads it:
+// weekdays are 1-7 with 1 = Sunday (or SUN-SAT). Times are UTC. Cloudflare's
 // L, W and # day extensions are refused with a clear error: the parser octo
 // uses does not have them.
 func ParseCron(expr string) (cron.Schedule, error) {
@@ -34,7 +36,16 @@ func ParseCron(expr string) (cron.Schedule, error) {
 	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") || strings.HasPrefix(expr, "@every") {
 		return nil, Errorf(Invalid, CodeBadCron, "invalid cron expression %q: cron triggers run in UTC, on whole minutes (no time zones, no @every)", expr)
 	}
-	s, err := cronParser.Parse(expr)
+	for _, r := range expr {
+		if r < 0x20 || r == 0x7f {
+			return nil, Errorf(Invalid, CodeBadCron, "invalid cron expression %q: control characters are not allowed", expr)
+		}
+	}
+	std, err := standardWeekdays(expr)
+	if err != nil {
+		return nil, Errorf(Invalid, CodeBadCron, "invalid cron expression %q: %v", expr, err)
+	}
+	s, err := cronParser.Parse(std)
 	if err != nil {
 		if dayExtension(expr) {
 			return nil, Errorf(Invalid, CodeBadCron, "invalid cron expression %q: octo does not support the L, W and # day extensions yet", expr)
@@ -122,4 +133,35 @@ func dayExtension(expr string) bool {
 		}
 	}
 	return false
+}
+
+// standardWeekdays rewrites Cloudflare's numeric weekdays (1-7, 1 = Sunday)
+// in the fifth field to the parser's (0-6, 0 = Sunday); names, '*' and
+// steps stay as they are.
+func standardWeekdays(expr string) (string, error) {
+	f := strings.Fields(expr)
+	if len(f) != 5 {
+		return expr, nil // a descriptor, or the parser's own error
+	}
+	items := strings.Split(f[4], ",")
+	for i, item := range items {
+		base, step, hasStep := strings.Cut(item, "/")
+		parts := strings.Split(base, "-")
+		for j, p := range parts {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				continue // '*', a name, or the parser's own error
+			}
+			if n < 1 || n > 7 {
+				return "", fmt.Errorf("weekday %d is out of range: use 1-7 (1 = Sunday) or SUN-SAT", n)
+			}
+			parts[j] = strconv.Itoa(n - 1)
+		}
+		items[i] = strings.Join(parts, "-")
+		if hasStep {
+			items[i] += "/" + step
+		}
+	}
+	f[4] = strings.Join(items, ",")
+	return strings.Join(f, " "), nil
 }

@@ -160,10 +160,11 @@ func NewLoaderCode(v *apiv1.WorkerVersion, modules map[string][]byte, secrets ma
 }
 
 // LoaderWorker is the host Worker, listening on address and unixSocket
-// (see Worker), and its module's source. Its code service must be an
+// (see Worker), and its module's source; credential is what a scheduled
+// run must carry (ScheduledAuthBinding). Its code service must be an
 // ExternalService named LoaderCodeService of the same Config, and workerd
 // must run with --experimental (workerLoader bindings are experimental).
-func LoaderWorker(address, unixSocket string) (Worker, string) {
+func LoaderWorker(address, unixSocket, credential string) (Worker, string) {
 	return Worker{
 		Collector:         true,
 		Name:              LoaderWorkerName,
@@ -173,6 +174,8 @@ func LoaderWorker(address, unixSocket string) (Worker, string) {
 		CompatibilityFlags: []string{ScheduledFlag},
 		Bindings: []Binding{
 			{Name: "LOADER", Kind: Loader},
+			// The credential of scheduled runs (ScheduledPath).
+			{Name: ScheduledAuthBinding, Kind: Text, Text: credential},
 			{Name: "CODE", Kind: Fetcher, Service: LoaderCodeService},
 		},
 		Address:    address,
@@ -255,6 +258,9 @@ export default {
     let res;
     try {
       if (request.headers.has("` + ScheduledCronHeader + `")) {
+        if (!scheduledAllowed(request, env)) {
+          return new Response("octo-loader: scheduled runs need octo's credential\n", { status: 403 });
+        }
         return Response.json(await worker.getEntrypoint().scheduled(scheduledArgs(request)));
       }
       res = await worker.getEntrypoint().fetch(new Request(request, { headers }));

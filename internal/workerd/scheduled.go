@@ -19,9 +19,13 @@ import (
 //	x-octo-cron: <expression>       (ScheduledCronHeader)
 //	x-octo-scheduled-time: <ms>     (ScheduledTimeHeader)
 //
+//	x-octo-auth: <credential>       (AuthHeader: the account's pod credential)
+//
 // The answer is a ScheduledResult as JSON; a version the pod does not hold
 // is a 404 (trigger Worker) or the loader's 503, both with
-// LoaderFailedHeader.
+// LoaderFailedHeader. A request without the account's credential (the
+// ScheduledAuthBinding of both Workers) is refused with 403: a client of
+// the gateway or another pod never runs a scheduled handler.
 const (
 	// TriggerWorkerName is the trigger Worker's service name.
 	TriggerWorkerName = "octo-trigger"
@@ -38,6 +42,9 @@ const (
 	ScheduledFlag = "service_binding_extra_handlers"
 	// triggerCompatibilityDate is the trigger Worker's own date.
 	triggerCompatibilityDate = "2026-04-01"
+	// ScheduledAuthBinding is the text binding, in the trigger Worker and
+	// the loader host, of the credential a scheduled run must carry.
+	ScheduledAuthBinding = "OCTO_SCHEDULED_AUTH"
 )
 
 // ScheduledResult is the outcome of a scheduled run, as workerd's
@@ -63,13 +70,13 @@ func TriggerBinding(versionID string, traced bool) string {
 // names of the same Config) they reach. A version is looked up by its ID, so
 // a request that reached another pod (a stale address) finds nothing there
 // rather than another Worker.
-func TriggerWorker(address string, targets map[string]string) (Worker, string) {
+func TriggerWorker(address, credential string, targets map[string]string) (Worker, string) {
 	names := make([]string, 0, len(targets))
 	for n := range targets {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	bindings := make([]Binding, 0, len(names))
+	bindings := []Binding{{Name: ScheduledAuthBinding, Kind: Text, Text: credential}}
 	for _, n := range names {
 		bindings = append(bindings, Binding{Name: n, Kind: Service, Service: targets[n]})
 	}
@@ -85,7 +92,11 @@ func TriggerWorker(address string, targets map[string]string) (Worker, string) {
 
 // scheduledArgsJS reads a scheduled run's cron and time from a request's
 // headers: the function the trigger Worker and the loader host share.
-const scheduledArgsJS = `function scheduledArgs(request) {
+const scheduledArgsJS = `function scheduledAllowed(request, env) {
+  const want = env.` + ScheduledAuthBinding + `;
+  return typeof want === "string" && want !== "" && request.headers.get("` + AuthHeader + `") === want;
+}
+function scheduledArgs(request) {
   const time = Number(request.headers.get("` + ScheduledTimeHeader + `"));
   return { cron: request.headers.get("` + ScheduledCronHeader + `") || "", scheduledTime: new Date(Number.isFinite(time) ? time : Date.now()) };
 }
@@ -98,6 +109,9 @@ export default {
     const version = request.headers.get("` + LoaderVersionHeader + `");
     if (new URL(request.url).pathname !== "` + ScheduledPath + `" || request.method !== "POST" || !version) {
       return new Response("octo-trigger: POST ` + ScheduledPath + ` with ` + LoaderVersionHeader + `\n", { status: 400 });
+    }
+    if (!scheduledAllowed(request, env)) {
+      return new Response("octo-trigger: scheduled runs need octo's credential\n", { status: 403 });
     }
     const traced = request.headers.has("` + LoaderTraceHeader + `");
     const target = env[(traced ? "T_" : "V_") + version.replaceAll("-", "")];
