@@ -327,21 +327,6 @@ func TestWorkers(t *testing.T) {
 		checkTail(t, w, g, dirs["esm"], "e2e-esm")
 	})
 
-	var spaDir string
-	t.Run("static-assets", func(t *testing.T) {
-		spaDir, _ = staticAssets(t, w, g, work)
-	})
-
-	t.Run("cron-triggers", func(t *testing.T) {
-		dir := copyProject(t, "cron", filepath.Join(work, "cron"))
-		cfg := filepath.Join(dir, "wrangler.toml")
-		b, _ := os.ReadFile(cfg)
-		if err := os.WriteFile(cfg, bytes.ReplaceAll(b, []byte("__MYKV_ID__"), []byte(mykv)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cronTriggers(t, w, g, vars, dir)
-	})
-
 	t.Run("soak-without-restarts", func(t *testing.T) {
 		before := workerdRestarts(t, e)
 		const n, conns = 50_000, 16
@@ -489,6 +474,22 @@ func TestWorkers(t *testing.T) {
 	// R2, D1, KV and service bindings with the newest wrangler; their data
 	// must survive down/up (down-up-serves-again). Last before it: the
 	// bundles' placement the subtests above rely on stays as it was.
+	// After runaway-request, whose bundle neighbours are the corpus's.
+	var spaDir string
+	t.Run("static-assets", func(t *testing.T) {
+		spaDir, _ = staticAssets(t, w, g, work)
+	})
+
+	t.Run("cron-triggers", func(t *testing.T) {
+		dir := copyProject(t, "cron", filepath.Join(work, "cron"))
+		cfg := filepath.Join(dir, "wrangler.toml")
+		b, _ := os.ReadFile(cfg)
+		if err := os.WriteFile(cfg, bytes.ReplaceAll(b, []byte("__MYKV_ID__"), []byte(mykv)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cronTriggers(t, w, g, vars, dir)
+	})
+
 	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
 
 	t.Run("down-up-serves-again", func(t *testing.T) {

@@ -423,6 +423,10 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		}
 	}
 
+	// A script with nothing to run (only assets-only versions) takes no
+	// place in a shard.
+	scripts = slices.DeleteFunc(scripts, func(s string) bool { return len(workers[s]) == 0 })
+
 	// Placement: a script keeps its shard; new ones fill the lowest shard
 	// with room.
 	placed, ports := map[string]int{}, map[int]map[string]int32{}
