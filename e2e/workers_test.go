@@ -492,6 +492,14 @@ func TestWorkers(t *testing.T) {
 
 	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
 
+	// A Durable Object counter takes a bundle of its own: the placement
+	// above stays as it was.
+	objects := false
+	t.Run("durable-objects", func(t *testing.T) {
+		durableObjects(t, w, g, e, vars, copyProject(t, "counter", filepath.Join(work, "counter")))
+		objects = !t.Failed()
+	})
+
 	t.Run("down-up-serves-again", func(t *testing.T) {
 		e.with(t).mustOcto("down")
 		e.with(t).mustOcto("up")
@@ -504,6 +512,9 @@ func TestWorkers(t *testing.T) {
 		cronSurvived(t, g, vars)
 		if spaDir != "" {
 			assetsSurvived(t, g, spaDir)
+		}
+		if objects {
+			objectsSurvived(t, g)
 		}
 	})
 }

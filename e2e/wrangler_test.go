@@ -290,6 +290,9 @@ func wranglerSuite(t *testing.T, e *env, vars map[string]string, sub string, cl 
 
 	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
 	t.Run("deleted-binding-target", func(t *testing.T) { deletedTarget(t, w, g, work) })
+	t.Run("durable-object-migrations", func(t *testing.T) {
+		objectsMigrationTag(t, w, g, copyProject(t, "counter", filepath.Join(work, "counter")))
+	})
 
 	t.Run("versions", func(t *testing.T) {
 		d := need(t, "esm")

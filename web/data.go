@@ -495,6 +495,8 @@ func bindingValue(b apiv1.WorkerBinding) string {
 	switch {
 	case b.Type == apiv1.BindingPlainText:
 		return b.Text
+	case b.Type == apiv1.BindingDurableObject:
+		return b.ClassName // its namespace ID tells a user nothing
 	case b.JSON != nil:
 		return string(b.JSON.Raw)
 	case b.NamespaceID != "":

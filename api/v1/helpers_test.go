@@ -46,7 +46,7 @@ func TestNormalize(t *testing.T) {
 		{ScriptName: "b", VersionID: "2"}, {ScriptName: "a", VersionID: "9"}, {ScriptName: "b", VersionID: "1"},
 	}
 	b.Spec.Normalize()
-	if got := fmt.Sprint(b.Spec.Workers); got != "[{a 9  0 false false} {b 1  0 false false} {b 2  0 false false}]" {
+	if got := fmt.Sprint(b.Spec.Workers); got != "[{a 9  0 false false false} {b 1  0 false false false} {b 2  0 false false false}]" {
 		t.Errorf("workers = %s", got)
 	}
 

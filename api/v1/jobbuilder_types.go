@@ -84,6 +84,11 @@ type BuildInput struct {
 	// other versions, reach.
 	// +optional
 	ServiceTarget bool `json:"serviceTarget,omitempty"`
+
+	// DurableObjects marks the version that hosts its script's Durable Object classes
+	// (BundleWorker.DurableObjects).
+	// +optional
+	DurableObjects bool `json:"durableObjects,omitempty"`
 }
 
 // JobBuilderStatus is the observed state of a build.

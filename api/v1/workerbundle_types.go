@@ -67,6 +67,12 @@ type BundleWorker struct {
 	// in-process. A copy does not place the script in this bundle.
 	// +optional
 	Copy bool `json:"copy,omitempty"`
+
+	// DurableObjects marks the version that hosts its script's Durable Object classes: the
+	// script's active version, never a copy. A bundle with one runs a single pod on the
+	// account's Durable Object storage and is replaced, not rolled: one live instance per object.
+	// +optional
+	DurableObjects bool `json:"durableObjects,omitempty"`
 }
 
 // FailedWorker is a (script, version) pair left out of a bundle because it did not start.

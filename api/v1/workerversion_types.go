@@ -166,6 +166,59 @@ type WorkerVersionSpec struct {
 	// Assets are the version's static assets (metadata assets): the gateway serves them.
 	// +optional
 	Assets *VersionAssets `json:"assets,omitempty"`
+
+	// DurableObjects are the script's Durable Object classes as of this version: the state its
+	// migrations left. A version only records them; the pod that runs the script's active
+	// version hosts them.
+	// +optional
+	DurableObjects *VersionDurableObjects `json:"durableObjects,omitempty"`
+}
+
+// VersionDurableObjects are a script's Durable Object classes and the migration tag that
+// produced them.
+type VersionDurableObjects struct {
+	// MigrationTag is the tag of the last migration applied (metadata migrations.new_tag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	MigrationTag string `json:"migrationTag,omitempty"`
+
+	// Classes are the script's Durable Object classes, sorted by className.
+	// +optional
+	// +listType=map
+	// +listMapKey=className
+	// +kubebuilder:validation:MaxItems=256
+	Classes []DurableObjectClass `json:"classes,omitempty"`
+}
+
+// DurableObjectClass is one Durable Object class of a script: its namespace keeps its ID (and
+// so its objects' storage) through renames.
+type DurableObjectClass struct {
+	// ClassName is the exported class that implements the objects.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	ClassName string `json:"className"`
+
+	// NamespaceID is the namespace's ID, 32 hex digits: the directory of its objects' storage.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{32}$`
+	NamespaceID string `json:"namespaceID"`
+
+	// SQLite says the class was created by a new_sqlite_classes migration: its objects have
+	// the SQL storage API.
+	// +optional
+	SQLite bool `json:"sqlite,omitempty"`
+}
+
+// Class returns the class named name, or nil.
+func (d *VersionDurableObjects) Class(name string) *DurableObjectClass {
+	if d == nil {
+		return nil
+	}
+	for i := range d.Classes {
+		if d.Classes[i].ClassName == name {
+			return &d.Classes[i]
+		}
+	}
+	return nil
 }
 
 // VersionAssets are the static assets of a version (Workers Static Assets): the files of its
@@ -313,6 +366,9 @@ const (
 	// BindingAssets is the binding to the version's static assets; a version records it in
 	// Assets.Binding, not among its bindings.
 	BindingAssets = "assets"
+	// BindingDurableObject is a Durable Object namespace of the script: ClassName, and the
+	// namespace's ID in NamespaceID.
+	BindingDurableObject = "durable_object_namespace"
 )
 
 // WorkerBinding is one binding of a version, as in the upload's metadata.bindings, without any
@@ -339,7 +395,8 @@ type WorkerBinding struct {
 	// +optional
 	JSON *apiextensionsv1.JSON `json:"json,omitempty"`
 
-	// NamespaceID is the KV namespace ID of a kv_namespace binding.
+	// NamespaceID is the KV namespace ID of a kv_namespace binding, or the namespace ID of a
+	// durable_object_namespace binding.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	NamespaceID string `json:"namespaceID,omitempty"`
@@ -353,6 +410,11 @@ type WorkerBinding struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	DatabaseID string `json:"databaseID,omitempty"`
+
+	// ClassName is the Durable Object class of a durable_object_namespace binding.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	ClassName string `json:"className,omitempty"`
 
 	// Part names the module holding the content of a wasm_module, text_blob or data_blob
 	// binding (service-worker syntax).

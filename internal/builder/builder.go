@@ -153,7 +153,19 @@ type BuildWorker struct {
 	// ServiceTarget marks the version that service bindings to its script,
 	// from the build's other workers, reach (its script's active version).
 	ServiceTarget bool
+	// DurableObjects marks the version that hosts its script's Durable
+	// Object classes, stored under DurableObjectsDir; the script's other
+	// versions in the build reach them there.
+	DurableObjects bool
 }
+
+// DurableObjectsDir is where a bundle pod that hosts Durable Objects mounts
+// the account's Durable Object storage; each class keeps its objects in
+// the subdirectory named by its namespace ID.
+const DurableObjectsDir = "/var/lib/octo/durable-objects"
+
+// objectStorageService is the disk service over DurableObjectsDir.
+const objectStorageService = "octo-durable-objects"
 
 // BuildRequest is one bundle build.
 type BuildRequest struct {
@@ -359,16 +371,20 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	names := map[string]bool{HealthWorkerName: true}
 	services := make([]string, len(workers))
 	bound := map[string]string{} // script → the service its service bindings reach
+	hosts := map[string]objectHost{}
 	for i, bw := range workers {
 		services[i] = serviceName(bw.Version, names)
 		if bw.ServiceTarget {
 			bound[bw.Version.Spec.ScriptName] = services[i]
 		}
+		if bw.DurableObjects {
+			hosts[bw.Version.Spec.ScriptName] = objectHost{service: services[i], version: bw.Version}
+		}
 	}
 	for i, bw := range workers {
 		p := &prepared{bw: bw}
 		preps[i] = p
-		w, files, fail, err := b.prepare(ctx, bw, services[i], bound, req, secretEnv)
+		w, files, fail, err := b.prepare(ctx, bw, services[i], bound, hosts, req, secretEnv)
 		if err != nil {
 			return BuildResult{}, err
 		}
@@ -408,6 +424,9 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	// 3. The config and the code layer.
 	res := BuildResult{Ports: map[string]int{}}
 	cfg := workerd.Config{TailCollector: req.TailAddress, V8Flags: workerd.DefaultV8Flags}
+	if len(hosts) > 0 {
+		cfg.Disks = []workerd.DiskService{{Name: objectStorageService, Path: DurableObjectsDir, Writable: true}}
+	}
 	if req.TailAddress != "" {
 		cfg.TailHeaders = b.podHeaders(req.AccountID, workerd.AccountHeader, req.AccountID)
 	}
@@ -603,8 +622,14 @@ func checkWorkers(workers []BuildWorker) error {
 // prepare fetches the modules of one version and configures its worker. A
 // version that cannot be configured (a binding type octo cannot run, a
 // missing module) gets a failure message; an error means S3 failed.
-func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, bound map[string]string, req BuildRequest, secretEnv func(script, key string) string) (workerd.Worker, map[string][]byte, string, error) {
+func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, bound map[string]string, hosts map[string]objectHost, req BuildRequest, secretEnv func(script, key string) string) (workerd.Worker, map[string][]byte, string, error) {
 	s := bw.Version.Spec
+	host := hosts[s.ScriptName]
+	if !bw.DurableObjects {
+		if fail := host.serves(bw.Version); fail != "" {
+			return workerd.Worker{}, nil, fail, nil
+		}
+	}
 	paths := map[string]string{}
 	files := map[string][]byte{}
 	for i, m := range s.Modules {
@@ -622,15 +647,23 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, b
 		p := moduleFile(service, i, m.Name)
 		paths[m.Name], files[p] = p, data
 	}
-	w, err := workerd.FromVersion(bw.Version, paths, workerd.Targets{
+	targets := workerd.Targets{
 		KV: kvServiceName, R2: r2ServiceName, D1: d1ServiceName, Assets: assetsServiceName,
 		Script: func(script string) string { return cmp.Or(bound[script], missingTargetName(script)) },
 		SecretEnv: func(binding string) string {
 			return secretEnv(s.ScriptName, secretKey(bw.Version, binding))
 		},
-	})
+		ObjectHost: host.service,
+	}
+	if bw.DurableObjects {
+		targets.ObjectHost, targets.ObjectStorage = "", objectStorageService
+	}
+	w, err := workerd.FromVersion(bw.Version, paths, targets)
 	if err != nil {
 		return workerd.Worker{}, nil, err.Error(), nil
+	}
+	if !bw.DurableObjects {
+		w = w.ObjectClient(host.service) // only the host runs the classes
 	}
 	w.Name = service
 	w.Address = "*:" + strconv.Itoa(bw.Port)
@@ -641,6 +674,31 @@ func (b *Builder) prepare(ctx context.Context, bw BuildWorker, service string, b
 		used[m.Path] = files[m.Path]
 	}
 	return w, used, "", nil
+}
+
+// objectHost is the worker of a build that hosts its script's Durable
+// Object classes.
+type objectHost struct {
+	service string
+	version *apiv1.WorkerVersion
+}
+
+// serves returns why v, a version that does not host its script's classes,
+// cannot run beside h: a Durable Object binding whose class h does not host
+// (none when h is the zero objectHost). Empty when it can.
+func (h objectHost) serves(v *apiv1.WorkerVersion) string {
+	for _, b := range v.Spec.Bindings {
+		if b.Type != apiv1.BindingDurableObject {
+			continue
+		}
+		if h.version == nil {
+			return fmt.Sprintf("binding %s: the Durable Object class %s runs only in the pod of its script's active version", b.Name, b.ClassName)
+		}
+		if h.version.Spec.DurableObjects.Class(b.ClassName) == nil {
+			return fmt.Sprintf("binding %s: the active version of %s has no Durable Object class %s", b.Name, v.Spec.ScriptName, b.ClassName)
+		}
+	}
+	return ""
 }
 
 // serviceName is workerd.ServiceName for v, or, when another worker of the
@@ -676,9 +734,12 @@ func (b *Builder) validate(ctx context.Context, v *apiv1.WorkerVersion, w worker
 	}
 	d, err := fn(ctx, w, files)
 	var se *workerd.StartupError
+	var ue *workerd.UnexportedClassError
 	switch {
 	case errors.As(err, &se):
 		res = validation{failure: se.Message}
+	case errors.As(err, &ue):
+		res = validation{failure: ue.Error()}
 	case err != nil:
 		return validation{}, fmt.Errorf("validate %s version %s: %w", v.Spec.ScriptName, id, err)
 	default:

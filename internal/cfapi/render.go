@@ -24,6 +24,8 @@ func wireBinding(b apiv1.WorkerBinding) map[string]any {
 		}
 	case apiv1.BindingKV:
 		out["namespace_id"] = b.NamespaceID
+	case apiv1.BindingDurableObject:
+		out["class_name"], out["namespace_id"] = b.ClassName, b.NamespaceID
 	case apiv1.BindingWasmModule, apiv1.BindingTextBlob, apiv1.BindingDataBlob:
 		out["part"] = b.Part
 	case apiv1.BindingService:
@@ -130,6 +132,10 @@ func scriptJSON(script string, rel *apiv1.WorkerRelease, latest *apiv1.WorkerVer
 		out["compatibility_date"] = latest.Spec.CompatibilityDate
 		out["compatibility_flags"] = flags(latest)
 		out["has_modules"] = latest.Spec.MainModule != ""
+		if d := latest.Spec.DurableObjects; d != nil && d.MigrationTag != "" {
+			// wrangler reads it to send only the migrations after it.
+			out["migration_tag"] = d.MigrationTag
+		}
 	}
 	return out
 }

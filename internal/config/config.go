@@ -228,6 +228,10 @@ func (c Config) PodAPIKeyPath() string { return c.Path("pod-api.key") }
 // one-time login links with (mode 0600: only root makes links).
 func (c Config) DashboardLoginKeyPath() string { return c.Path("dashboard", "login.key") }
 
+// DurableObjectsDir holds the Durable Objects of every account, a
+// directory per account that the pods hosting them mount.
+func (c Config) DurableObjectsDir() string { return c.Path("durable-objects") }
+
 // RegistryAddr is the registry's host:port, also the image name prefix.
 func (c Config) RegistryAddr() string { return Addr(c.RegistryPort) }
 

@@ -440,11 +440,27 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 			}
 		}
 	}
+	// A script that hosts Durable Objects has a shard of its own: its pod
+	// is replaced, not rolled, on every change (one live instance per
+	// object), which must not interrupt other scripts.
+	hostsObjects := func(s string) bool { return hasClasses(active[s]) }
 	count := map[int]int{}
 	for _, s := range scripts {
 		if idx, ok := placed[s]; ok {
-			d.shardOf[s] = idx
 			count[idx]++
+		}
+	}
+	own := map[int]bool{} // shards of a script that hosts Durable Objects
+	for _, s := range scripts {
+		idx, ok := placed[s]
+		switch {
+		case !ok:
+		case !hostsObjects(s):
+			d.shardOf[s] = idx
+		case count[idx] == 1:
+			d.shardOf[s], own[idx] = idx, true
+		default:
+			count[idx]-- // it moves to a shard of its own
 		}
 	}
 	per := max(r.Options.WorkersPerBundle, 1)
@@ -453,7 +469,16 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 		if _, ok := d.shardOf[s]; ok {
 			continue
 		}
-		for count[next] >= per {
+		if hostsObjects(s) {
+			idx := 0
+			for count[idx] > 0 || own[idx] {
+				idx++
+			}
+			d.shardOf[s], own[idx] = idx, true
+			count[idx]++
+			continue
+		}
+		for count[next] >= per || own[next] {
 			next++
 		}
 		d.shardOf[s] = next
@@ -477,6 +502,9 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 	}
 	for idx, spec := range d.specs {
 		spec.Workers = withServiceTargets(spec.Workers, idx, d.shardOf, active, byID)
+		for i, w := range spec.Workers {
+			spec.Workers[i].DurableObjects = !w.Copy && hostsObjects(w.ScriptName) && w.VersionID == active[w.ScriptName].Spec.VersionID
+		}
 		spec.Normalize()
 		assignPorts(spec.Workers, ports[idx])
 		if until, ok := r.linger(byShard[idx], spec, byID); ok {
@@ -517,7 +545,7 @@ func (r *AccountReconciler) linger(b *apiv1.WorkerBundle, spec apiv1.WorkerBundl
 	}
 	for _, w := range spec.Workers {
 		if h, ok := have[w.VersionID]; !ok || h.Port != w.Port || h.ScriptName != w.ScriptName || h.VersionName != w.VersionName ||
-			h.ServiceTarget != w.ServiceTarget || h.Copy != w.Copy {
+			h.ServiceTarget != w.ServiceTarget || h.Copy != w.Copy || h.DurableObjects != w.DurableObjects {
 			return time.Time{}, false
 		}
 	}
@@ -529,7 +557,9 @@ func (r *AccountReconciler) linger(b *apiv1.WorkerBundle, spec apiv1.WorkerBundl
 // those whose script lives in another shard, with the targets of their own
 // bindings in turn: a service binding is a call inside one workerd process,
 // so fetch and RPC (WorkerEntrypoint methods) both work. A binding to a
-// script without a release is left to the build, which reports it.
+// script without a release is left to the build, which reports it, and so
+// is one to a script in another shard that hosts Durable Objects: those
+// run in its own pod only.
 func withServiceTargets(workers []apiv1.BundleWorker, idx int, shardOf map[string]int, active, byID map[string]*apiv1.WorkerVersion) []apiv1.BundleWorker {
 	for i := 0; i < len(workers); i++ {
 		v := byID[workers[i].VersionID]
@@ -542,6 +572,9 @@ func withServiceTargets(workers []apiv1.BundleWorker, idx int, shardOf map[strin
 				continue
 			}
 			j := slices.IndexFunc(workers, func(w apiv1.BundleWorker) bool { return w.VersionID == t.Spec.VersionID })
+			if j < 0 && hasClasses(t) {
+				continue
+			}
 			if j < 0 {
 				home, placed := shardOf[t.Spec.ScriptName]
 				workers = append(workers, apiv1.BundleWorker{ScriptName: t.Spec.ScriptName, VersionID: t.Spec.VersionID,
@@ -552,6 +585,11 @@ func withServiceTargets(workers []apiv1.BundleWorker, idx int, shardOf map[strin
 		}
 	}
 	return workers
+}
+
+// hasClasses reports whether v defines Durable Object classes.
+func hasClasses(v *apiv1.WorkerVersion) bool {
+	return v != nil && v.Spec.DurableObjects != nil && len(v.Spec.DurableObjects.Classes) > 0
 }
 
 // assignPorts keeps each worker's port from old while it is valid and

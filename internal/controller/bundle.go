@@ -243,7 +243,7 @@ func (r *BundleReconciler) ensureJobBuilder(ctx context.Context, b *apiv1.Worker
 		}
 		spec.Inputs = append(spec.Inputs, apiv1.BuildInput{
 			VersionName: v.Name, ScriptName: w.ScriptName, VersionID: w.VersionID, Digest: VersionDigest(&v), Port: w.Port,
-			ServiceTarget: w.ServiceTarget,
+			ServiceTarget: w.ServiceTarget, DurableObjects: w.DurableObjects,
 		})
 	}
 	base, err := r.Options.Builder.EnsureBase(ctx)

@@ -42,7 +42,7 @@ func TestLoaderSocketAnnotated(t *testing.T) {
 	} {
 		jb := &apiv1.JobBuilder{ObjectMeta: metav1.ObjectMeta{Annotations: c.annotations}, Status: apiv1.JobBuilderStatus{Image: "img"}}
 		var dep appsv1.Deployment
-		mutateDeployment(&dep, b, jb, socks, nil)
+		mutateDeployment(&dep, b, jb, socks, nil, nil)
 		var got map[string]int32
 		if err := json.Unmarshal([]byte(dep.Spec.Template.Annotations[apiv1.AnnotationSockets]), &got); err != nil || !equalPorts(got, c.want) {
 			t.Errorf("%s: sockets %v, want %v", name, got, c.want)

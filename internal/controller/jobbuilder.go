@@ -274,7 +274,7 @@ func (r *JobBuilderReconciler) request(ctx context.Context, jb *apiv1.JobBuilder
 			missing = append(missing, apiv1.FailedWorker{ScriptName: in.ScriptName, VersionID: in.VersionID, Message: "WorkerVersion " + in.VersionName + " changed since the build was requested"})
 			continue
 		}
-		req.Workers = append(req.Workers, builder.BuildWorker{Version: &v, Port: int(in.Port), ServiceTarget: in.ServiceTarget})
+		req.Workers = append(req.Workers, builder.BuildWorker{Version: &v, Port: int(in.Port), ServiceTarget: in.ServiceTarget, DurableObjects: in.DurableObjects})
 	}
 	return req, missing, nil
 }

@@ -132,6 +132,9 @@ type Options struct {
 	// Blobs, when set, is the S3 store of the scripts' code: a WorkerRelease
 	// then carries a finalizer that removes its script's files from it.
 	Blobs PrefixDeleter
+	// ObjectStorage stores the Durable Objects of the bundles that host
+	// some (e.g. HostObjectStorage); without it such bundles do not run.
+	ObjectStorage ObjectStorage
 }
 
 func (o *Options) defaults() error {

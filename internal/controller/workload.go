@@ -136,13 +136,24 @@ func (r *BundleReconciler) applyWorkload(ctx context.Context, b *apiv1.WorkerBun
 		}
 		versions[s.VersionID] = &v
 	}
+	var objects *corev1.VolumeSource
+	if hostsObjects(serving) {
+		if r.Options.ObjectStorage == nil {
+			return nil, fmt.Errorf("bundle %s hosts Durable Objects, but the operators have no Durable Object storage (Options.ObjectStorage)", b.Name)
+		}
+		vs, err := r.Options.ObjectStorage.Volume(b.Spec.AccountID)
+		if err != nil {
+			return nil, err
+		}
+		objects = &vs
+	}
 	name := WorkloadName(b.Name)
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace}}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, dep, func() error {
 		if err := r.claim(b, dep); err != nil {
 			return err
 		}
-		mutateDeployment(dep, b, serving, socks, versions)
+		mutateDeployment(dep, b, serving, socks, versions, objects)
 		return nil
 	})
 	if err != nil {
@@ -202,7 +213,10 @@ func mergeInto(dst *map[string]string, src map[string]string) {
 // others (defaults, other tools' annotations) alone. Every field it sets is
 // written as the API server would default it, so that an unchanged bundle
 // compares equal and is not written again.
-func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, serving *apiv1.JobBuilder, socks []socket, versions map[string]*apiv1.WorkerVersion) {
+//
+// objects, when set, is the storage of the Durable Objects the image hosts:
+// the Deployment then runs at most one pod and replaces it (Recreate).
+func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, serving *apiv1.JobBuilder, socks []socket, versions map[string]*apiv1.WorkerVersion, objects *corev1.VolumeSource) {
 	image := serving.Status.Image
 	mergeInto(&dep.Labels, workloadLabels(b))
 	dep.Spec.Replicas = ptr.To(replicas(b))
@@ -215,6 +229,10 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, serving *ap
 			MaxSurge:       ptr.To(intstr.FromInt32(1)),
 			MaxUnavailable: ptr.To(intstr.FromInt32(0)),
 		},
+	}
+	if objects != nil {
+		dep.Spec.Replicas = ptr.To(min(*dep.Spec.Replicas, 1))
+		dep.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	}
 	t := &dep.Spec.Template
 	mergeInto(&t.Labels, workloadLabels(b))
@@ -233,6 +251,9 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, serving *ap
 	}
 	t.Spec.Containers = []corev1.Container{container(b, image, socks, versions)}
 	t.Spec.Volumes = []corev1.Volume{socketVolume()}
+	if objects != nil {
+		withObjects(t, *objects)
+	}
 	t.Spec.ImagePullSecrets = nil
 	if s := b.Spec.PodTemplate.ImagePullSecret; s != "" {
 		t.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: s}}

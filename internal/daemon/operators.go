@@ -79,6 +79,7 @@ func (o *operators) Start(ctx context.Context) error {
 		PodHost:     config.BridgeIP + ":" + strconv.Itoa(s.cfg.EdgePort),
 		GatewayPort: s.cfg.EdgePort, Log: log, Blobs: s.blobs,
 		WorkersPerBundle: s.cfg.WorkersPerBundle,
+		ObjectStorage:    controller.HostObjectStorage{Dir: s.cfg.DurableObjectsDir()},
 	})
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)

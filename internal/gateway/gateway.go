@@ -128,8 +128,24 @@ type Options struct {
 	// assets-only Workers answer 503 and the others' requests go to the
 	// Worker.
 	Assets store.AssetReader
-	Log    *slog.Logger
+	// StartWait is how long a request waits for a pod of its script when
+	// none serves it yet (a first deploy, the pod of a script with Durable
+	// Objects being replaced) before the gateway answers 503 "starting";
+	// at most MaxStartWaiters requests wait at once. 0: none waits.
+	StartWait time.Duration
+	Log       *slog.Logger
 }
+
+// DefaultStartWait is the StartWait octo's gateway runs with: longer than
+// a bundle pod takes to be replaced on a busy 2-core machine.
+const DefaultStartWait = 15 * time.Second
+
+// MaxStartWaiters bounds the requests waiting for a pod (StartWait); the
+// others are answered 503 at once.
+const MaxStartWaiters = 1024
+
+// startPoll is how often a waiting request looks for a pod again.
+const startPoll = 50 * time.Millisecond
 
 // Gateway is the Workers gateway: an http.Handler for the hosts Handles
 // accepts.
@@ -143,6 +159,8 @@ type Gateway struct {
 	log        *slog.Logger
 	proxy      *httputil.ReverseProxy
 	accountTTL time.Duration
+	startWait  time.Duration
+	waiters    chan struct{} // MaxStartWaiters slots
 
 	snap      atomic.Pointer[accountSnapshot]
 	refreshMu sync.Mutex
@@ -219,6 +237,7 @@ func New(opts Options) *Gateway {
 		noLoader: opts.NoLoader, loadables: map[string]loadability{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 		assets: opts.Assets, files: fileCache{m: map[string]cachedFile{}},
+		startWait: opts.StartWait, waiters: make(chan struct{}, MaxStartWaiters),
 	}
 	if g.rand == nil {
 		g.rand = randv2.IntN
@@ -377,6 +396,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	traced := g.watched != nil && g.watched(acct.ID, script)
 	t, err := g.pick(ctx, acct, script, deployments, preview, traced)
+	if err == nil && t == nil {
+		t, err = g.waitForPod(ctx, func() (*target, error) { return g.pick(ctx, acct, script, deployments, preview, traced) })
+	}
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -395,6 +417,36 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := g.begin(t.primary.load, t.start, t.primary.limit)
 	defer g.end(t.primary.load, req)
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
+}
+
+// waitForPod calls pick until it finds a target, for up to StartWait, while
+// the client waits and a waiter slot is free; nil when none turned up.
+func (g *Gateway) waitForPod(ctx context.Context, pick func() (*target, error)) (*target, error) {
+	if g.startWait <= 0 {
+		return nil, nil
+	}
+	select {
+	case g.waiters <- struct{}{}:
+		defer func() { <-g.waiters }()
+	default:
+		return nil, nil
+	}
+	deadline := time.NewTimer(g.startWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(startPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-deadline.C:
+			return nil, nil
+		case <-tick.C:
+		}
+		if t, err := pick(); err != nil || t != nil {
+			return t, err
+		}
+	}
 }
 
 // notFoundError is a 404 with its explanation.

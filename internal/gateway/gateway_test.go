@@ -349,6 +349,29 @@ func TestNotFoundPage(t *testing.T) {
 	}
 }
 
+// TestWaitsForAPod: with StartWait, a request that finds no pod waits for
+// one (a first deploy, a pod being replaced) instead of failing; past
+// StartWait it gets the 503.
+func TestWaitsForAPod(t *testing.T) {
+	b1 := newBackend(t, "v1")
+	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
+	e.gw.startWait = 5 * time.Second
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		e.pods.set(readyPod("octo-1", map[string]int{v1ID: b1.port()}))
+	}()
+	t0 := time.Now()
+	resp, body := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"backend":"v1"`) || time.Since(t0) < 300*time.Millisecond {
+		t.Fatalf("%d %q after %s, want v1 once the pod is ready", resp.StatusCode, body, time.Since(t0))
+	}
+	e.pods.set()
+	e.gw.startWait = 200 * time.Millisecond
+	if resp, _ := e.do(http.MethodGet, "hello.octo.workers.localhost:8787", "/", nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("no pod within StartWait: %d, want 503", resp.StatusCode)
+	}
+}
+
 func TestUnavailableWhileNothingServes(t *testing.T) {
 	b1 := newBackend(t, "v1")
 	e := newEnv(t, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))

@@ -85,6 +85,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: cluster client: %w", err)
 	}
 	opts.EdgePort = port
+	opts.StartWait = gateway.DefaultStartWait
 	if cfg.S3 != nil {
 		blobs, err := store.NewBlobStore(ctx, cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey, cfg.S3.Region, cfg.S3.Bucket)
 		if err != nil {

@@ -71,7 +71,15 @@ const (
 	CodeSecretNotFound   = 10056 // secret not found
 	CodeInheritBinding   = 10057 // unresolvable inherit binding
 	CodeVersionNotFound  = 10217 // version not found
-	CodeBadDeployment    = 10218 // invalid deployment request
+	// Durable Objects: a binding to a class no migration created, a hosted
+	// class the code does not export, a migration that does not apply, a
+	// stale old_tag, a migration in a version upload.
+	CodeObjectBinding      = 10061
+	CodeObjectNotExported  = 10070
+	CodeObjectMigration    = 10074
+	CodeMigrationTag       = 10079
+	CodeVersionedMigration = 10211
+	CodeBadDeployment      = 10218 // invalid deployment request
 	// A secret or settings change while the latest version is not the one
 	// fully deployed (after `versions upload`, a split or a rollback).
 	CodeSettingsEditNotDeployed = 10214

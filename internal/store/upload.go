@@ -67,8 +67,10 @@ type Metadata struct {
 	Assets *UploadAssets `json:"assets"`
 	// KeepAssets reuses the previous version's assets.
 	KeepAssets bool `json:"keep_assets"`
-	// Fields octo does not support yet; a non-empty value is refused.
-	Migrations json.RawMessage `json:"migrations"`
+	// Migrations change the script's Durable Object classes; only an upload
+	// that deploys (PUT script) may carry them.
+	Migrations *Migrations `json:"migrations"`
+	// Containers octo does not support yet; a non-empty value is refused.
 	Containers json.RawMessage `json:"containers"`
 }
 
@@ -109,6 +111,10 @@ type Binding struct {
 	Jurisdiction string `json:"jurisdiction,omitempty"`
 	// ID is a d1 binding's database UUID.
 	ID string `json:"id,omitempty"`
+	// ClassName and ScriptName are a durable_object_namespace binding's
+	// class and the script that defines it (empty: this one).
+	ClassName  string `json:"class_name,omitempty"`
+	ScriptName string `json:"script_name,omitempty"`
 }
 
 // supportedBindings are the binding types octo serves.
@@ -117,7 +123,7 @@ var supportedBindings = map[string]bool{
 	apiv1.BindingKV: true, apiv1.BindingWasmModule: true, apiv1.BindingTextBlob: true,
 	apiv1.BindingDataBlob: true, BindingInherit: true,
 	apiv1.BindingR2: true, apiv1.BindingD1: true, apiv1.BindingService: true,
-	apiv1.BindingAssets: true,
+	apiv1.BindingAssets: true, apiv1.BindingDurableObject: true,
 }
 
 // Limits is metadata.limits: the Worker's per-request limits. Only cpu_ms
@@ -288,6 +294,9 @@ func (u *Upload) Validate() error {
 				return badUpload("binding %q: a Worker without code (assets only) has no bindings but its assets", b.Name)
 			}
 		}
+		if !m.Migrations.empty() {
+			return badUpload("a Worker without code (assets only) has no Durable Object classes: drop its migrations")
+		}
 		return u.validateCompatibility()
 	}
 	if (m.MainModule == "") == (m.BodyPart == "") {
@@ -314,10 +323,14 @@ func (u *Upload) Validate() error {
 	} else if main.Type != apiv1.ModuleESModule && main.Type != apiv1.ModuleCommonJS {
 		return badUpload("main_module %q must be a JavaScript module, not %s", m.MainModule, main.Type)
 	}
-	for _, raw := range [][]byte{m.Migrations, m.Containers} {
-		if len(raw) > 0 && string(raw) != "null" {
-			return invalid("Durable Object migrations and containers are not supported by octo yet")
-		}
+	if len(m.Containers) > 0 && string(m.Containers) != "null" && string(bytes.TrimSpace(m.Containers)) != "[]" {
+		return invalid("containers are not supported by octo yet")
+	}
+	if err := m.Migrations.validate(); err != nil {
+		return err
+	}
+	if m.BodyPart != "" && (!m.Migrations.empty() || slices.ContainsFunc(m.Bindings, func(b Binding) bool { return b.Type == apiv1.BindingDurableObject })) {
+		return badUpload("Durable Objects need an ES module Worker (main_module): a service-worker script cannot define or bind them")
 	}
 	if err := u.validateCompatibility(); err != nil {
 		return err
@@ -380,7 +393,7 @@ func (u *Upload) validateBindings() error {
 		}
 		names[b.Name] = true
 		if !supportedBindings[b.Type] {
-			return invalid("binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, r2_bucket, d1, service, assets, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
+			return invalid("binding %q has type %q, which octo does not support yet (supported: plain_text, json, secret_text, kv_namespace, r2_bucket, d1, service, durable_object_namespace, assets, wasm_module, text_blob, data_blob, inherit)", b.Name, b.Type)
 		}
 		switch b.Type {
 		case apiv1.BindingPlainText:
@@ -426,6 +439,10 @@ func (u *Upload) validateBindings() error {
 			}
 			if b.Entrypoint != "" && !bindingRE.MatchString(b.Entrypoint) {
 				return badUpload("service binding %q: invalid entrypoint %q", b.Name, b.Entrypoint)
+			}
+		case apiv1.BindingDurableObject:
+			if !bindingRE.MatchString(b.ClassName) {
+				return badUpload("durable_object_namespace binding %q needs a class_name (a JavaScript class name), not %.64q", b.Name, b.ClassName)
 			}
 		case apiv1.BindingWasmModule, apiv1.BindingTextBlob, apiv1.BindingDataBlob:
 			if u.part(b.Part) == nil {

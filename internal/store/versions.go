@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,6 +126,20 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 	for _, k := range in.unbind {
 		bindings = slices.DeleteFunc(bindings, func(b apiv1.WorkerBinding) bool { return b.Name == k })
 	}
+	if err := checkObjectScripts(script, in.Metadata.Bindings); err != nil {
+		return nil, nil, err
+	}
+	var prevObjects *apiv1.VersionDurableObjects
+	if prev != nil {
+		prevObjects = prev.Spec.DurableObjects
+	}
+	objects, err := migrateObjects(prevObjects, in.Metadata.Migrations, in.Deploy)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := bindObjects(objects, bindings); err != nil {
+		return nil, nil, err
+	}
 	if err := s.checkBindingTargets(ctx, a, script, bindings, in.Metadata.Bindings); err != nil {
 		return nil, nil, err
 	}
@@ -157,6 +172,7 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 			CreatedAt:          metav1.NewTime(s.now().UTC().Truncate(time.Millisecond)),
 			Limits:             limits,
 			Assets:             assets,
+			DurableObjects:     objects,
 		},
 	}
 	for _, p := range in.Parts {
@@ -174,6 +190,11 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 		var se *workerd.StartupError
 		if errors.As(err, &se) {
 			return nil, nil, badUpload("%s", se.Message)
+		}
+		var ue *workerd.UnexportedClassError
+		if errors.As(err, &ue) {
+			return nil, nil, Errorf(Invalid, CodeObjectNotExported,
+				"Cannot apply new-class migration to class '%s' that is not exported by script: export the Durable Object class, or delete it with a deleted_classes migration", strings.Join(ue.Classes, "', '"))
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("validate version: %w", err)
@@ -403,7 +424,7 @@ func resolveBindings(prev *apiv1.WorkerVersion, in []Binding, keep []string, sec
 		default:
 			wb := apiv1.WorkerBinding{Name: b.Name, Type: b.Type, NamespaceID: b.NamespaceID, Part: b.Part,
 				Service: b.Service, Environment: b.Environment, Entrypoint: b.Entrypoint,
-				BucketName: b.BucketName, DatabaseID: b.ID}
+				BucketName: b.BucketName, DatabaseID: b.ID, ClassName: b.ClassName}
 			if b.Text != nil {
 				wb.Text = *b.Text
 			}

@@ -60,6 +60,10 @@ const (
 	// Loader is a workerLoader binding (cache LoaderID), which loads Workers
 	// at run time; workerd needs --experimental for it.
 	Loader BindingKind = "workerLoader"
+	// DurableObject is the namespace of the Durable Object class
+	// Binding.ClassName: one the Worker hosts (Worker.DurableObjects) when
+	// Binding.Service is empty, else one the Worker Binding.Service hosts.
+	DurableObject BindingKind = "durableObjectNamespace"
 )
 
 // D1Module is the workerd-internal module that gives a D1 binding its
@@ -87,6 +91,28 @@ type Binding struct {
 	Entrypoint string
 	// Env is the environment variable of a FromEnv binding.
 	Env string
+	// ClassName is the class of a DurableObject binding.
+	ClassName string
+}
+
+// ObjectNamespace is a Durable Object class a Worker hosts: workerd runs
+// its objects, one instance per ID, and keeps their storage under
+// UniqueKey.
+type ObjectNamespace struct {
+	ClassName string
+	// UniqueKey names the namespace's storage directory; it must not change
+	// while its objects are kept.
+	UniqueKey string
+	// SQL gives the objects the SQL storage API (new_sqlite_classes).
+	SQL bool
+}
+
+// DiskService is a directory workerd may read (and write, when Writable):
+// the storage of hosted Durable Objects.
+type DiskService struct {
+	Name     string
+	Path     string
+	Writable bool
 }
 
 // Worker is one Worker served by workerd on its own socket.
@@ -123,6 +149,11 @@ type Worker struct {
 	// COLLECTOR_HOST, when the Config has a TailCollector: the loader host
 	// forwards the trace events of the Workers it loads (tailForwardJS).
 	Collector bool
+	// DurableObjects are the Durable Object classes the Worker hosts.
+	DurableObjects []ObjectNamespace
+	// ObjectStorage is the disk service (one of Config.Disks) the hosted
+	// objects are stored in; empty keeps them in memory.
+	ObjectStorage string
 }
 
 // TracedSuffix ends the service name of a Worker's traced twin.
@@ -140,7 +171,25 @@ func (w Worker) Traced(port int) Worker {
 		t.UnixSocket = UnixSocketPath(path.Dir(w.UnixSocket), port+TracedPortOffset)
 	}
 	t.Tail, t.TailName = true, w.Name
-	return t
+	return t.ObjectClient(w.Name)
+}
+
+// ObjectClient returns w without Durable Object classes of its own: its
+// bindings to them reach the classes host hosts instead, so that the
+// objects keep one live instance (a traced twin, a version that is not the
+// script's active one).
+func (w Worker) ObjectClient(host string) Worker {
+	if len(w.DurableObjects) == 0 {
+		return w
+	}
+	w.DurableObjects, w.ObjectStorage = nil, ""
+	w.Bindings = slices.Clone(w.Bindings)
+	for i, b := range w.Bindings {
+		if b.Kind == DurableObject && b.Service == "" {
+			w.Bindings[i].Service = host
+		}
+	}
+	return w
 }
 
 // UnixSocketSuffix ends the socket name of a Worker's unix socket.
@@ -167,6 +216,8 @@ type ExternalService struct {
 type Config struct {
 	Workers  []Worker
 	External []ExternalService
+	// Disks are directories Workers store Durable Objects in.
+	Disks []DiskService
 	// TailCollector is the host:port of octo's trace collector. When set, a
 	// tail Worker named TailWorkerName is added; every Worker with Tail set
 	// names it in `tails`, and it POSTs the trace events it receives, as a
@@ -283,6 +334,7 @@ var (
 	flagRE        = regexp.MustCompile(`^[a-z0-9_]{1,128}$`)
 	headerNameRE  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 	v8FlagRE      = regexp.MustCompile(`^--[a-z0-9-]{1,64}(=[A-Za-z0-9._-]{1,64})?$`)
+	uniqueKeyRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 )
 
 // Render returns the text Cap'n Proto config (a `const config :Workerd.Config`)
@@ -307,6 +359,11 @@ func (c Config) Render() (string, error) {
 	}
 	for _, e := range externals {
 		renderExternal(&b, e.Name, e.Address, e.Headers)
+	}
+	disks := slices.Clone(c.Disks)
+	sort.Slice(disks, func(i, j int) bool { return disks[i].Name < disks[j].Name })
+	for _, d := range disks {
+		fmt.Fprintf(&b, "    (name = %s, disk = (path = %s, writable = %t)),\n", quote(d.Name), quote(d.Path), d.Writable)
 	}
 	if c.TailCollector != "" {
 		fmt.Fprintf(&b, "    (name = %s, worker = (\n", quote(TailWorkerName))
@@ -396,6 +453,20 @@ func renderWorker(b *strings.Builder, w Worker, collector string) {
 		}
 		b.WriteString("      ],\n")
 	}
+	if len(w.DurableObjects) > 0 {
+		classes := slices.Clone(w.DurableObjects)
+		sort.Slice(classes, func(i, j int) bool { return classes[i].ClassName < classes[j].ClassName })
+		b.WriteString("      durableObjectNamespaces = [\n")
+		for _, ns := range classes {
+			fmt.Fprintf(b, "        (className = %s, uniqueKey = %s, enableSql = %t),\n", quote(ns.ClassName), quote(ns.UniqueKey), ns.SQL)
+		}
+		b.WriteString("      ],\n")
+		if w.ObjectStorage != "" {
+			fmt.Fprintf(b, "      durableObjectStorage = (localDisk = %s),\n", quote(w.ObjectStorage))
+		} else {
+			b.WriteString("      durableObjectStorage = (inMemory = void),\n")
+		}
+	}
 	if w.Tail && tail {
 		props, _ := json.Marshal(map[string]string{"script": cmp.Or(w.TailName, w.Name)})
 		fmt.Fprintf(b, "      tails = [(name = %s, props = (json = %s))],\n", quote(TailWorkerName), quote(string(props)))
@@ -467,6 +538,11 @@ func bindingValue(bd Binding, paths map[string]string) string {
 		return "service = " + quote(bd.Service)
 	case Loader:
 		return "workerLoader = (id = " + quote(LoaderID) + ")"
+	case DurableObject:
+		if bd.Service != "" {
+			return fmt.Sprintf("durableObjectNamespace = (className = %s, serviceName = %s)", quote(bd.ClassName), quote(bd.Service))
+		}
+		return fmt.Sprintf("durableObjectNamespace = (className = %s)", quote(bd.ClassName))
 	}
 	panic("workerd: unvalidated binding kind " + string(bd.Kind))
 }
@@ -541,14 +617,33 @@ func (c Config) validate() error {
 			}
 		}
 	}
+	for _, d := range c.Disks {
+		if err := claim(d.Name, diskService); err != nil {
+			return err
+		}
+		if !path.IsAbs(d.Path) || path.Clean(d.Path) != d.Path || strings.ContainsAny(d.Path, "\"\\\n\x00") {
+			return fmt.Errorf("workerd config: disk service %s: path %q is not a clean absolute path", d.Name, d.Path)
+		}
+	}
+	classes := map[string]map[string]bool{} // worker → the classes it hosts
 	for _, w := range c.Workers {
 		if err := claim(w.Name, "worker"); err != nil {
 			return err
+		}
+		classes[w.Name] = map[string]bool{}
+		for _, ns := range w.DurableObjects {
+			classes[w.Name][ns.ClassName] = true
 		}
 	}
 	for _, w := range c.Workers {
 		if err := w.validate(services); err != nil {
 			return fmt.Errorf("workerd config: worker %s: %w", w.Name, err)
+		}
+		for _, bd := range w.Bindings {
+			host := cmp.Or(bd.Service, w.Name)
+			if bd.Kind == DurableObject && !classes[host][bd.ClassName] {
+				return fmt.Errorf("workerd config: worker %s: binding %s: worker %s hosts no Durable Object class %q", w.Name, bd.Name, host, bd.ClassName)
+			}
 		}
 	}
 	if c.TailCollector != "" {
@@ -614,6 +709,19 @@ func (w Worker) validate(services map[string]string) error {
 			}
 		}
 	}
+	keys := map[string]bool{}
+	for i, ns := range w.DurableObjects {
+		if !bindingNameRE.MatchString(ns.ClassName) || !uniqueKeyRE.MatchString(ns.UniqueKey) {
+			return fmt.Errorf("Durable Object class %q (key %q) is invalid", ns.ClassName, ns.UniqueKey)
+		}
+		if keys[ns.UniqueKey] || slices.ContainsFunc(w.DurableObjects[:i], func(o ObjectNamespace) bool { return o.ClassName == ns.ClassName }) {
+			return fmt.Errorf("Durable Object class %q or its key %q is listed twice", ns.ClassName, ns.UniqueKey)
+		}
+		keys[ns.UniqueKey] = true
+	}
+	if w.ObjectStorage != "" && services[w.ObjectStorage] != diskService {
+		return fmt.Errorf("Durable Object storage %q is not a disk service of the config", w.ObjectStorage)
+	}
 	names := map[string]bool{}
 	for _, bd := range w.Bindings {
 		if !bindingNameRE.MatchString(bd.Name) {
@@ -630,8 +738,12 @@ func (w Worker) validate(services map[string]string) error {
 	return nil
 }
 
-// externalService is what validate calls an ExternalService.
-const externalService = "external service"
+// externalService and diskService are what validate calls an
+// ExternalService and a DiskService.
+const (
+	externalService = "external service"
+	diskService     = "disk service"
+)
 
 func (bd Binding) validate(modules map[string]Module, services map[string]string) error {
 	needModule := func() error {
@@ -670,6 +782,13 @@ func (bd Binding) validate(modules map[string]Module, services map[string]string
 			return fmt.Errorf("invalid environment variable name %q", bd.Env)
 		}
 	case Loader:
+	case DurableObject:
+		if !bindingNameRE.MatchString(bd.ClassName) {
+			return fmt.Errorf("invalid Durable Object class %q", bd.ClassName)
+		}
+		if bd.Service != "" && services[bd.Service] != "worker" {
+			return fmt.Errorf("Durable Object class %q: no worker %q in the config", bd.ClassName, bd.Service)
+		}
 	default:
 		return fmt.Errorf("unknown binding kind %q", bd.Kind)
 	}

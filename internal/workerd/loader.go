@@ -105,6 +105,9 @@ func Loadable(v *apiv1.WorkerVersion) error {
 	if s.Assets != nil && s.Assets.Binding != "" {
 		return fmt.Errorf("version %s: binding %s is an assets binding", s.VersionID, s.Assets.Binding)
 	}
+	if s.DurableObjects != nil && len(s.DurableObjects.Classes) > 0 {
+		return fmt.Errorf("version %s: the script has Durable Object classes, which run in one pod only", s.VersionID)
+	}
 	return nil
 }
 

@@ -37,6 +37,20 @@ type StartupError struct {
 
 func (e *StartupError) Error() string { return e.Message }
 
+// UnexportedClassError is a Worker that hosts Durable Object classes its
+// code does not export (Worker.DurableObjects).
+type UnexportedClassError struct {
+	Classes []string
+}
+
+func (e *UnexportedClassError) Error() string {
+	return fmt.Sprintf("the Worker does not export its Durable Object class %s", strings.Join(e.Classes, ", "))
+}
+
+// unexportedClassRE is workerd's warning about a hosted class the code does
+// not export.
+var unexportedClassRE = regexp.MustCompile(`referenced the class "([^"]+)", but no such Durable Object class is exported`)
+
 // validationKVAddress is where the KV, R2 and D1 services point during
 // validation: nothing listens there, and bindings are not called at startup.
 const validationKVAddress = "127.0.0.1:9"
@@ -125,6 +139,10 @@ func (v *Validator) Validate(ctx context.Context, w Worker, files map[string][]b
 	w.Address = "127.0.0.1:0"
 	w.UnixSocket = "" // the pod's socket directory exists only in the pod
 	w.Tail = false
+	// Classes another Worker hosts do not run during this start; nothing
+	// calls them before a request arrives.
+	w.Bindings = slices.DeleteFunc(slices.Clone(w.Bindings), func(b Binding) bool { return b.Kind == DurableObject && b.Service != "" && b.Service != w.Name })
+	w.ObjectStorage = "" // in memory: nothing is stored during this start
 	cfg := Config{Workers: []Worker{w}}
 	stubs := map[string][]string{} // bound Worker → its entrypoints
 	external := map[string]bool{}
@@ -280,6 +298,17 @@ func (v *Validator) run(ctx context.Context, sb Sandbox, cred *syscall.Credentia
 	case d := <-listening:
 		killGroup(pid)
 		<-exited
+		// workerd only warns about a hosted class the code does not export
+		// (its objects would fail at run time); an upload is refused.
+		if m := unexportedClassRE.FindAllStringSubmatch(stderr.String(), -1); m != nil {
+			e := &UnexportedClassError{}
+			for _, c := range m {
+				if !slices.Contains(e.Classes, c[1]) {
+					e.Classes = append(e.Classes, c[1])
+				}
+			}
+			return 0, e
+		}
 		return d, nil
 	case err := <-exited:
 		// Wait has copied all of stderr by now.

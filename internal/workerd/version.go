@@ -54,6 +54,14 @@ type Targets struct {
 	// Assets is the external service of the version's static assets, for
 	// its assets binding (Assets.Binding); nil leaves the binding out.
 	Assets func(v *apiv1.VersionAssets) string
+	// ObjectHost is the Worker that hosts the script's Durable Object
+	// classes when it is not this one: the version's Durable Object
+	// bindings reach them there, and it hosts none. Empty: the version
+	// hosts the classes of its spec.durableObjects itself.
+	ObjectHost string
+	// ObjectStorage is the disk service the hosted classes keep their
+	// objects in; empty keeps them in memory (Worker.ObjectStorage).
+	ObjectStorage string
 }
 
 // FromVersion maps a WorkerVersion to a Worker, the way Cloudflare runs an uploaded version:
@@ -65,7 +73,8 @@ type Targets struct {
 //     kv_namespace → KV(t.KV(namespace ID)); r2_bucket → R2(t.R2(bucket));
 //     d1 → D1(t.D1(database ID)); service → Service(t.Script(script)) at its
 //     entrypoint; wasm_module → Wasm, text_blob → Text read from the module,
-//     data_blob → Data.
+//     data_blob → Data; durable_object_namespace → DurableObject (of
+//     t.ObjectHost, or of the classes the version hosts).
 //   - the compatibility date is clamped (ClampCompatibilityDate).
 //
 // files maps each module name to its path relative to the config file.
@@ -162,6 +171,8 @@ func FromVersion(v *apiv1.WorkerVersion, files map[string]string, t Targets) (Wo
 			wb.Kind, wb.Module = Text, b.Part
 		case apiv1.BindingDataBlob:
 			wb.Kind, wb.Module = Data, b.Part
+		case apiv1.BindingDurableObject:
+			wb.Kind, wb.ClassName, wb.Service = DurableObject, b.ClassName, t.ObjectHost
 		default:
 			return Worker{}, fmt.Errorf("version %s: binding %s has type %q, which octo cannot run yet", s.VersionID, b.Name, b.Type)
 		}
@@ -169,6 +180,12 @@ func FromVersion(v *apiv1.WorkerVersion, files map[string]string, t Targets) (Wo
 	}
 	if a := s.Assets; a != nil && a.Binding != "" && t.Assets != nil {
 		w.Bindings = append(w.Bindings, Binding{Name: a.Binding, Kind: Fetcher, Service: t.Assets(a)})
+	}
+	if s.DurableObjects != nil && t.ObjectHost == "" {
+		for _, c := range s.DurableObjects.Classes {
+			w.DurableObjects = append(w.DurableObjects, ObjectNamespace{ClassName: c.ClassName, UniqueKey: c.NamespaceID, SQL: c.SQLite})
+		}
+		w.ObjectStorage = t.ObjectStorage
 	}
 	return w, nil
 }

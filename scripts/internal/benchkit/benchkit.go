@@ -84,10 +84,16 @@ func (b *Bench) PutBody(a store.Account, script, body string) {
 
 // Put uploads and deploys the ES module source as script.
 func (b *Bench) Put(a store.Account, script, source string) {
+	b.PutWith(a, script, `{"main_module":"index.js","bindings":[],"compatibility_date":"2025-01-01","compatibility_flags":[]}`, source)
+}
+
+// PutWith uploads and deploys the ES module source as script (module
+// index.js) with the upload metadata JSON metadata.
+func (b *Bench) PutWith(a store.Account, script, metadata, source string) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	meta, _ := mw.CreateFormField("metadata")
-	_, _ = io.WriteString(meta, `{"main_module":"index.js","bindings":[],"compatibility_date":"2025-01-01","compatibility_flags":[]}`)
+	_, _ = io.WriteString(meta, metadata)
 	h := textproto.MIMEHeader{}
 	h.Set("Content-Disposition", `form-data; name="index.js"; filename="index.js"`)
 	h.Set("Content-Type", "application/javascript+module")
@@ -224,13 +230,15 @@ type LoadResult struct {
 	P50, P99 time.Duration
 	// Failed counts errors and non-200 answers.
 	Failed int64
+	// Requests counts every request sent, failed ones included.
+	Requests int64
 }
 
 // Load sends GETs on conns keep-alive connections for d.
 func Load(d time.Duration, conns int, url, host string) LoadResult {
 	stop := time.Now().Add(d)
 	lats, failed := run(conns, url, host, func() bool { return time.Now().Before(stop) })
-	return LoadResult{RPS: float64(len(lats)) / d.Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed}
+	return LoadResult{RPS: float64(len(lats)) / d.Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed, Requests: int64(len(lats)) + failed}
 }
 
 // LoadN sends n GETs on conns keep-alive connections and returns how long
@@ -240,7 +248,21 @@ func LoadN(n int64, conns int, url, host string) (LoadResult, time.Duration) {
 	t0 := time.Now()
 	lats, failed := run(conns, url, host, func() bool { return sent.Add(1) <= n })
 	took := time.Since(t0)
-	return LoadResult{RPS: float64(len(lats)) / took.Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed}, took
+	return LoadResult{RPS: float64(len(lats)) / took.Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed, Requests: int64(len(lats)) + failed}, took
+}
+
+// LoadUntil is Load until stop is closed.
+func LoadUntil(stop <-chan struct{}, conns int, url, host string) LoadResult {
+	t0 := time.Now()
+	lats, failed := run(conns, url, host, func() bool {
+		select {
+		case <-stop:
+			return false
+		default:
+			return true
+		}
+	})
+	return LoadResult{RPS: float64(len(lats)) / time.Since(t0).Seconds(), P50: Pct(lats, 50), P99: Pct(lats, 99), Failed: failed, Requests: int64(len(lats)) + failed}
 }
 
 // run sends GETs on conns keep-alive connections while more allows one
