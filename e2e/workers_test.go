@@ -492,6 +492,11 @@ func TestWorkers(t *testing.T) {
 
 	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
 
+	var counted uint64
+	t.Run("metrics", func(t *testing.T) {
+		counted = metricsCounted(t, w, g, e, vars, copyProject(t, "status", filepath.Join(work, "status")))
+	})
+
 	// A Durable Object counter takes a bundle of its own: the placement
 	// above stays as it was.
 	objects := false
@@ -515,6 +520,9 @@ func TestWorkers(t *testing.T) {
 		}
 		if objects {
 			objectsSurvived(t, g)
+		}
+		if counted > 0 {
+			metricsSurvived(t, e, vars, counted)
 		}
 	})
 }

@@ -123,6 +123,18 @@ func TestBrowser(t *testing.T) {
 	b.Shot("worker-cron")
 	b.Do("open e2e-esm", chromedp.Navigate(base+"#/worker/"+acct+"/e2e-esm"))
 	b.Wait(`document.querySelectorAll('#versions tr[data-version]').length === 2`, "both versions of e2e-esm")
+	// Its metrics: the requests chart's bars add up to the total, errors apart.
+	b.Wait(`document.querySelector('#requests-chart') && document.querySelector('#latency-chart polyline.p99')`, "the metrics charts")
+	if got := webtest.Eval[[]int](b, `[document.querySelector('#metrics-total').dataset.requests, document.querySelector('#metrics-total').dataset.errors,
+		[...document.querySelectorAll('#requests-chart g[data-requests]')].reduce((n, g) => n + Number(g.dataset.requests), 0),
+		[...document.querySelectorAll('#requests-chart g[data-requests]')].reduce((n, g) => n + Number(g.dataset.errors), 0),
+		document.querySelectorAll('#requests-chart rect.errors').length].map(Number)`); fmt.Sprint(got) != "[10 2 10 2 1]" {
+		t.Errorf("metrics: total, errors, bars' requests, bars' errors, error bars = %v, want [10 2 10 2 1]", got)
+	}
+	b.Shot("worker-metrics")
+	b.Do("metrics over a day", chromedp.Click(chromedp.CSS(`#metrics-24h`)))
+	b.Wait(`document.querySelectorAll('#requests-chart g[data-requests]').length === 24`, "the day's 24 hours")
+	b.Shot("worker-metrics-24h")
 	if webtest.Eval[bool](b, `!document.querySelector('#cron').hidden`) {
 		t.Error("a worker without cron triggers shows the cron section")
 	}

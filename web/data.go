@@ -17,6 +17,7 @@ import (
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/gateway"
+	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 )
 
@@ -455,6 +456,93 @@ type workerPageJSON struct {
 	Versions    []versionJSON    `json:"versions"`
 	Deployments []deploymentJSON `json:"deployments"`
 	Cron        cronJSON         `json:"cron"`
+	// Metrics are the Worker's requests over the chosen window; nil when
+	// the dashboard has no metrics.
+	Metrics *workerMetricsJSON `json:"metrics,omitempty"`
+}
+
+// workerMetricsJSON is a Worker's requests over a window: one entry per
+// minute (or per hour for the day), oldest first, and the totals.
+type workerMetricsJSON struct {
+	// Window is "1h" or "24h"; Step is the seconds each point covers.
+	Window string             `json:"window"`
+	Step   int64              `json:"step"`
+	From   time.Time          `json:"from"`
+	Points []metricsPointJSON `json:"points"`
+	Total  metricsPointJSON   `json:"total"`
+	// Error says why there are none (the gateway did not answer).
+	Error string `json:"error,omitempty"`
+}
+
+// metricsPointJSON is the requests of one step: counts by status class,
+// errors (5xx), latency percentiles (ms, bucket bounds) and requests by
+// version.
+type metricsPointJSON struct {
+	Start     time.Time         `json:"start"`
+	Requests  uint64            `json:"requests"`
+	Status    [5]uint64         `json:"status"`
+	Errors    uint64            `json:"errors"`
+	P50       float64           `json:"p50"`
+	P99       float64           `json:"p99"`
+	ByVersion map[string]uint64 `json:"byVersion,omitempty"`
+}
+
+func toPoint(start time.Time, c metrics.Counts, byVersion map[string]uint64) metricsPointJSON {
+	return metricsPointJSON{Start: start, Requests: c.Requests, Status: c.Status, Errors: c.Errors(),
+		P50: c.Quantile(0.5), P99: c.Quantile(0.99), ByVersion: byVersion}
+}
+
+// workerMetrics reads a script's requests for window ("1h": by minute,
+// "24h": by hour).
+func (d *Dashboard) workerMetrics(ctx context.Context, accountID, script, window string) *workerMetricsJSON {
+	if d.opts.Metrics == nil {
+		return nil
+	}
+	step, span := time.Minute, time.Hour
+	if window == "24h" {
+		step, span = time.Hour, 24*time.Hour
+	} else {
+		window = "1h"
+	}
+	to := d.now().Truncate(step).Add(step)
+	from := to.Add(-span)
+	out := &workerMetricsJSON{Window: window, Step: int64(step / time.Second), From: from, Points: []metricsPointJSON{}}
+	pts, err := d.opts.Metrics(ctx, accountID, script, from, to)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	byStep := map[int64]*metrics.Point{}
+	var total metrics.Counts
+	for _, p := range pts {
+		k := time.Unix(p.Start, 0).Truncate(step).Unix()
+		agg := byStep[k]
+		if agg == nil {
+			agg = &metrics.Point{Start: k, ByVersion: map[string]metrics.Counts{}}
+			byStep[k] = agg
+		}
+		agg.Add(p.Counts)
+		for v, c := range p.ByVersion {
+			vc := agg.ByVersion[v]
+			vc.Add(c)
+			agg.ByVersion[v] = vc
+		}
+		total.Add(p.Counts)
+	}
+	for t := from; t.Before(to); t = t.Add(step) {
+		agg := byStep[t.Unix()]
+		if agg == nil {
+			out.Points = append(out.Points, metricsPointJSON{Start: t})
+			continue
+		}
+		byVersion := map[string]uint64{}
+		for v, c := range agg.ByVersion {
+			byVersion[v] = c.Requests
+		}
+		out.Points = append(out.Points, toPoint(t, agg.Counts, byVersion))
+	}
+	out.Total = toPoint(from, total, nil)
+	return out
 }
 
 // cronJSON is a worker's cron triggers and their latest runs, newest first.
@@ -550,7 +638,8 @@ func (d *Dashboard) worker(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := workerPageJSON{Account: a, Worker: d.toWorker(a, rel, vs, jbs, bundles), Versions: []versionJSON{}, Deployments: []deploymentJSON{}, Cron: toCron(rel)}
+	out := workerPageJSON{Account: a, Worker: d.toWorker(a, rel, vs, jbs, bundles), Versions: []versionJSON{}, Deployments: []deploymentJSON{}, Cron: toCron(rel),
+		Metrics: d.workerMetrics(ctx, a.ID, script, c.QueryParam("window"))}
 	share := map[string]int32{}
 	if dep := rel.ActiveDeployment(); dep != nil {
 		for _, v := range dep.Versions {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/store/storetest"
 	"github.com/octohq/octo/internal/tail"
@@ -228,6 +229,24 @@ type world struct {
 	clock atomic.Int64
 	// cookie is the value of a logged-in session cookie.
 	cookie string
+	// metrics holds e2e-esm's requests (metricsFixture).
+	metrics *metrics.Recorder
+}
+
+// metricsFixture records e2e-esm's requests a minute before the
+// dashboard's time: v2 answered 5 with 200 and 2 with 500, v1 3 with 200.
+func (w *world) metricsFixture() {
+	at := w.now().Add(-time.Minute)
+	w.metrics = metrics.New(0, func() time.Time { return at })
+	for _, r := range []struct {
+		version string
+		status  int
+		n       int
+	}{{esmV2, 200, 5}, {esmV2, 500, 2}, {esmV1, 200, 3}} {
+		for range r.n {
+			w.metrics.Observe(metrics.Key{Account: acct, Script: "e2e-esm", Version: r.version}, r.status, 3*time.Millisecond)
+		}
+	}
 }
 
 func allReady() Status {
@@ -291,6 +310,7 @@ func newWorld(t testing.TB, port int) *world {
 	}
 	w.r2Fixture(t)
 	w.d1DB = w.d1Fixture(t)
+	w.metricsFixture()
 	d, err := New(Options{
 		Status: func() Status { return w.stat }, Reader: w.c, Store: w.st,
 		DefaultAccount: store.Account{ID: acct, Subdomain: "octo"}, APIURL: "http://127.0.0.1:8787/client/v4",
@@ -299,6 +319,9 @@ func newWorld(t testing.TB, port int) *world {
 		},
 		Tail: w.hub, EdgePort: port, Env: func() []string { return w.env }, Token: testDashTok,
 		LoginKey: []byte(testLoginKey), Now: w.now,
+		Metrics: func(_ context.Context, account, script string, from, to time.Time) ([]metrics.Point, error) {
+			return w.metrics.Range(account, script, from, to), nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
 )
@@ -102,6 +103,9 @@ type Options struct {
 	PodMemory func(ctx context.Context) (map[string]uint64, error)
 	// Tail streams the live tail; nil disables it.
 	Tail Tailer
+	// Metrics returns a script's requests by minute (the gateway's
+	// metrics.Recorder.Range); nil shows none.
+	Metrics func(ctx context.Context, account, script string, from, to time.Time) ([]metrics.Point, error)
 	// EdgePort is the loopback port the dashboard is served on: the only
 	// Hosts accepted are 127.0.0.1:<EdgePort> and localhost:<EdgePort>. It
 	// is also the port of the Worker URLs.

@@ -227,6 +227,19 @@ func TestWorkerPage(t *testing.T) {
 	if p.Cron.Schedules == nil || p.Cron.Runs == nil || len(p.Cron.Schedules)+len(p.Cron.Runs) != 0 {
 		t.Errorf("cron of a worker without triggers = %+v, want empty lists", p.Cron)
 	}
+	// The gateway's counts, by minute over the last hour and by version.
+	m := p.Metrics
+	if m == nil || m.Window != "1h" || len(m.Points) != 60 || m.Total.Requests != 10 || m.Total.Errors != 2 || m.Total.Status[1] != 8 {
+		t.Fatalf("metrics = %+v", m)
+	}
+	if last := m.Points[len(m.Points)-2]; last.Requests != 10 || last.ByVersion[esmV2] != 7 || last.ByVersion[esmV1] != 3 || last.P50 != 5 {
+		t.Errorf("the minute of the requests = %+v", last)
+	}
+	p = workerPageJSON{}
+	w.getJSON(t, "/dashboard/api/workers/"+acct+"/e2e-esm?window=24h", &p)
+	if m := p.Metrics; m == nil || m.Window != "24h" || len(m.Points) != 24 || m.Total.Requests != 10 {
+		t.Errorf("metrics over a day = %+v", m)
+	}
 
 	p = workerPageJSON{}
 	w.getJSON(t, "/dashboard/api/workers/"+acct+"/e2e-vars", &p)

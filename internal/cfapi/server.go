@@ -38,6 +38,9 @@ type Options struct {
 	// EdgeURL is the edge's base URL (http://127.0.0.1:<port>), from which
 	// tail WebSocket URLs are made; empty means the request's Host.
 	EdgeURL string
+	// Metrics, when set, answers GET /metrics (Prometheus' text format) for
+	// the holders of the API token (Prometheus: authorization.credentials).
+	Metrics http.Handler
 }
 
 // Server serves the API.
@@ -50,6 +53,7 @@ type Server struct {
 	log       *slog.Logger
 	tails     *tail.Hub
 	edgeURL   string
+	metrics   http.Handler
 }
 
 // New returns a Server.
@@ -60,7 +64,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{
 		id: opts.Identity, tokenHash: sha256.Sum256([]byte(opts.Identity.Token)),
-		store: opts.Store, log: log, tails: opts.Tails, edgeURL: opts.EdgeURL,
+		store: opts.Store, log: log, tails: opts.Tails, edgeURL: opts.EdgeURL, metrics: opts.Metrics,
 	}
 }
 
@@ -82,10 +86,16 @@ func (s *Server) Register(e *echo.Echo) {
 	s.registerTails(a)
 	s.registerD1(e, a)
 	s.registerAssets(e, a)
+	if s.metrics != nil {
+		e.GET(MetricsPath, echo.WrapHandler(s.metrics), s.authenticate)
+	}
 
 	// Anything else under the API answers a JSON 404, not an empty body.
 	g.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 }
+
+// MetricsPath is where Prometheus scrapes octo (Options.Metrics).
+const MetricsPath = "/metrics"
 
 // ErrorPrefix is the path under which RenderError answers errors.
 func (s *Server) ErrorPrefix() string { return BasePath }

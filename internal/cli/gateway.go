@@ -51,6 +51,8 @@ CPU limit ends its pod).`,
 	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port (plain HTTP) of the Workers' static assets; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without: assets-only Workers answer 503)")
 	f.StringVar(&o.s3.Region, "s3-region", "us-east-1", "S3 region")
 	f.StringVar(&o.s3.Bucket, "s3-bucket", store.Bucket, "S3 bucket of the static assets")
+	f.StringVar(&o.cfg.Metrics.File, "metrics-file", "", "file that keeps the request metrics (a day of minutes per Worker version) across restarts")
+	f.StringVar(&o.cfg.Metrics.Socket, "metrics-socket", "", "unix socket serving the request metrics: /metrics (Prometheus) and /series (JSON)")
 	f.Var(timeValue{&o.cfg.Kubelet.Started}, "node-started", "when this host's node started, RFC 3339 (with --kubelet-root): its pods from before get no request until the kubelet reports them again")
 	return cmd
 }

@@ -176,8 +176,12 @@ func (r *JobBuilderReconciler) build(ctx context.Context, jb *apiv1.JobBuilder) 
 	var res builder.BuildResult
 	if err == nil {
 		bctx, cancel := context.WithTimeout(ctx, r.Options.BuildTimeout)
+		t0 := time.Now()
 		res, err = r.Options.Builder.Build(bctx, req)
 		cancel()
+		if err != nil {
+			buildDuration.WithLabelValues("failed").Observe(time.Since(t0).Seconds())
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("build timed out after %s: %w", r.Options.BuildTimeout, err)
 		}
@@ -208,6 +212,7 @@ func (r *JobBuilderReconciler) build(ctx context.Context, jb *apiv1.JobBuilder) 
 			}
 		}()
 	}
+	buildDuration.WithLabelValues("succeeded").Observe(res.Duration.Seconds())
 	failed := append(missing, res.Failed...)
 	slicesSortFailed(failed)
 	// The versions learn first; a failure here retries the whole (cached,

@@ -48,6 +48,10 @@ func EdgeSocket(cfg config.Config) string { return cfg.RunPath("edge.sock") }
 // TailFeedSocket is the unix socket of the tail hub's watched feed.
 func TailFeedSocket(cfg config.Config) string { return cfg.RunPath("tail-feed.sock") }
 
+// GatewayMetricsSocket is the unix socket of the gateway's request metrics
+// (platform.GatewayMetrics).
+func GatewayMetricsSocket(cfg config.Config) string { return cfg.RunPath("gateway-metrics.sock") }
+
 // GatewayGOGC is the gateway process's GOGC.
 const GatewayGOGC = 400
 
@@ -105,6 +109,8 @@ func (g *gatewayProcess) spawnLocked() error {
 		"--kubelet-root", g.cfg.KubeletDir(),
 		"--node-name", g.cfg.NodeName,
 		"--node-started", g.nodeStarted.Format(time.RFC3339Nano),
+		"--metrics-file", g.cfg.Path("metrics", "requests.json"),
+		"--metrics-socket", GatewayMetricsSocket(g.cfg),
 	)
 	// The static assets come from the S3 store: its endpoint as flags, its
 	// keys in the environment (as `octo api` takes them).

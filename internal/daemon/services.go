@@ -135,7 +135,8 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 		DashboardLoginKey: loginKey,
 		Kubelet: platform.Kubelet{Addr: config.Addr(cfg.KubeletPort), NodeName: cfg.NodeName,
 			CAFile: pki.New(cfg).Path("ca.crt"), RootDir: cfg.KubeletDir()},
-		Log: log,
+		GatewayMetrics: GatewayMetricsSocket(cfg),
+		Log:            log,
 	})
 	if err != nil {
 		return nil, err

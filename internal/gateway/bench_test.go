@@ -10,17 +10,27 @@ import (
 	"testing"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/metrics"
 )
 
 // BenchmarkServeHTTP measures the gateway's own cost per request (routing,
 // header rewriting, the reverse proxy) against a trivial backend, with the
-// routing memoised as in a cluster (Changes). Compare allocs/op with
+// routing memoised as in a cluster (Changes), with and without the request
+// metrics (Options.Metrics). Compare allocs/op with
 // BenchmarkMinimalProxy, the reference proxy of `make bench-load`.
 func BenchmarkServeHTTP(b *testing.B) {
+	b.Run("metrics", func(b *testing.B) { benchServeHTTP(b, metrics.New(0, nil)) })
+	b.Run("no-metrics", func(b *testing.B) { benchServeHTTP(b, nil) })
+}
+
+// benchServeHTTP is one request through the gateway, counted by rec (nil:
+// not counted).
+func benchServeHTTP(b *testing.B, rec *metrics.Recorder) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello\n") }))
 	defer backend.Close()
 	e := newEnv(b, nil, release("hello", apiv1.VersionTraffic{VersionID: v1ID, Percentage: 100}))
 	e.gw.changes = &Changes{}
+	e.gw.metrics = rec
 	e.pods.set(readyPod("octo-1", map[string]int{v1ID: backend.Listener.Addr().(*net.TCPAddr).Port}))
 	req := httptest.NewRequest(http.MethodGet, "http://hello.octo.workers.localhost:8787/", nil)
 	req.RemoteAddr = "127.0.0.1:5555"

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/workerd"
 )
@@ -133,7 +134,11 @@ type Options struct {
 	// Objects being replaced) before the gateway answers 503 "starting";
 	// at most MaxStartWaiters requests wait at once. 0: none waits.
 	StartWait time.Duration
-	Log       *slog.Logger
+	// Metrics, when set, counts every request of an existing script by
+	// version and minute (status class, latency); requests for hosts that
+	// name no script are not counted, so the series stay bounded.
+	Metrics *metrics.Recorder
+	Log     *slog.Logger
 }
 
 // DefaultStartWait is the StartWait octo's gateway runs with: longer than
@@ -161,6 +166,7 @@ type Gateway struct {
 	accountTTL time.Duration
 	startWait  time.Duration
 	waiters    chan struct{} // MaxStartWaiters slots
+	metrics    *metrics.Recorder
 
 	snap      atomic.Pointer[accountSnapshot]
 	refreshMu sync.Mutex
@@ -237,7 +243,7 @@ func New(opts Options) *Gateway {
 		noLoader: opts.NoLoader, loadables: map[string]loadability{}, announced: map[string]bool{},
 		routes: routes{pods: map[accountKey]podsEntry{}, resolved: map[hostKey]resolveEntry{}},
 		assets: opts.Assets, files: fileCache{m: map[string]cachedFile{}},
-		startWait: opts.StartWait, waiters: make(chan struct{}, MaxStartWaiters),
+		startWait: opts.StartWait, waiters: make(chan struct{}, MaxStartWaiters), metrics: opts.Metrics,
 	}
 	if g.rand == nil {
 		g.rand = randv2.IntN
@@ -377,6 +383,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, err)
 		return
 	}
+	version := "" // the version that answers, for the metrics
+	if g.metrics != nil {
+		sw := &statusWriter{ResponseWriter: w}
+		w = sw
+		start := time.Now()
+		defer func() {
+			g.metrics.Observe(metrics.Key{Account: acct.ID, Script: script, Version: version}, sw.Status(), time.Since(start))
+		}()
+	}
 	if len(deployments) > 0 && len(deployments[0]) > 0 {
 		// Static assets answer first, from the version the request gets;
 		// in a deployment with assets, the Worker of that same version
@@ -384,6 +399,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		chosen := g.pickVersion(deployments[0])
 		info := g.loadability(ctx, acct, script, chosen)
 		if info.assets != nil && g.serveAssets(w, r, acct, info) {
+			version = chosen
 			return
 		}
 		withAssets := info.assets != nil
@@ -412,6 +428,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusServiceUnavailable, msg)
 		return
 	}
+	version = t.primary.version
 	t.ray, t.start = ray(), time.Now()
 	w.Header().Set("Cf-Ray", t.ray)
 	req := g.begin(t.primary.load, t.start, t.primary.limit)
@@ -883,4 +900,37 @@ func ray() string {
 	}
 	copy(b[16:], "-OCTO")
 	return string(b[:])
+}
+
+// statusWriter remembers the status of the response it writes; Unwrap lets
+// http.ResponseController reach the connection (flushes, upgrades).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	// Informational answers come before the final one; 101 is final.
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap returns the writer it wraps.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Status is the status written, 200 when none was.
+func (s *statusWriter) Status() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
 }

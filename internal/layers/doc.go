@@ -6,7 +6,8 @@
 //
 //	0 foundation  api/v1, internal/config, version, logs, pki, kubeconfig,
 //	              crds, embed/..., teardown, precheck
-//	1 runtime     internal/workerd, internal/tail, internal/assets
+//	1 runtime     internal/workerd, internal/tail, internal/assets,
+//	              internal/metrics
 //	2 domain      internal/store (accounts, records, S3 layout, KV)
 //	3 engines     internal/builder, internal/gateway, internal/controller,
 //	              internal/cron

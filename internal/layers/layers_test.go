@@ -28,6 +28,7 @@ var layerOf = map[string]int{
 	"internal/workerd":    1,
 	"internal/tail":       1,
 	"internal/assets":     1,
+	"internal/metrics":    1,
 	"internal/store":      2,
 	"internal/builder":    3,
 	"internal/gateway":    3,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/octohq/octo/internal/edge"
 	"github.com/octohq/octo/internal/gateway"
+	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
 )
@@ -34,8 +35,11 @@ type GatewayConfig struct {
 	// its pods are reached on their unix sockets.
 	Kubelet Kubelet
 	// S3 is the store of the Workers' static assets; nil: none are served.
-	S3  *S3
-	Log *slog.Logger
+	S3 *S3
+	// Metrics keeps and serves the requests counted per Worker version
+	// (always counted; see GatewayMetrics).
+	Metrics GatewayMetrics
+	Log     *slog.Logger
 }
 
 // ManifestCacheFiles bounds the asset manifests the gateway and the pod
@@ -45,7 +49,8 @@ const ManifestCacheFiles = 200_000
 // Gateway is the running gateway role.
 type Gateway struct {
 	*gateway.Gateway
-	edge *edge.Server
+	edge        *edge.Server
+	stopMetrics func()
 }
 
 // StartGateway syncs the gateway's watch cache, clears the stall marks of
@@ -86,6 +91,11 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	}
 	opts.EdgePort = port
 	opts.StartWait = gateway.DefaultStartWait
+	opts.Metrics = metrics.New(0, nil)
+	stopMetrics, err := startMetrics(ctx, cfg.Metrics, opts.Metrics, log)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.S3 != nil {
 		blobs, err := store.NewBlobStore(ctx, cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey, cfg.S3.Region, cfg.S3.Bucket)
 		if err != nil {
@@ -120,15 +130,21 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	}
 	srv := edge.NewTCP("gateway", cfg.Listen, log, parts...)
 	if err := srv.Start(ctx); err != nil {
+		stopMetrics()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if err := srv.Ready(ctx); err != nil {
 		_ = srv.Stop(context.Background())
+		stopMetrics()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	return &Gateway{Gateway: g, edge: srv}, nil
+	return &Gateway{Gateway: g, edge: srv, stopMetrics: stopMetrics}, nil
 }
 
 // Stop closes the gateway's port, letting requests in flight finish for up
-// to 2 s.
-func (g *Gateway) Stop(ctx context.Context) error { return g.edge.Stop(ctx) }
+// to 2 s, then saves the request metrics.
+func (g *Gateway) Stop(ctx context.Context) error {
+	err := g.edge.Stop(ctx)
+	g.stopMetrics()
+	return err
+}

@@ -10,15 +10,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/crds"
 	"github.com/octohq/octo/internal/edge"
 	"github.com/octohq/octo/internal/gateway"
+	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
 	"github.com/octohq/octo/web"
@@ -111,7 +116,11 @@ type Config struct {
 	DashboardLoginKey []byte
 	// Kubelet is where the dashboard reads the pods' memory; empty: nowhere.
 	Kubelet Kubelet
-	Log     *slog.Logger
+	// GatewayMetrics is the unix socket of the gateway's request metrics
+	// (GatewayMetrics.Socket): the dashboard's charts and, with the
+	// operators' own metrics, the API's /metrics. Empty: none.
+	GatewayMetrics string
+	Log            *slog.Logger
 }
 
 // Platform is every shared service of a running octo.
@@ -145,8 +154,19 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	// WorkerVersions; the gateway process follows its watched set (FeedHandler).
 	p.Tails = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(core.Client), Log: log.With("component", "tail")})
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
+	var series func(ctx context.Context, account, script string, from, to time.Time) ([]metrics.Point, error)
+	var scrape http.Handler
+	if cfg.GatewayMetrics != "" {
+		mc := NewMetricsClient(cfg.GatewayMetrics)
+		series = mc.Series
+		// The Workers' series from the gateway, the operators' (work queues,
+		// reconciles, builds) from controller-runtime's registry.
+		scrape = promhttp.HandlerFor(prometheus.Gatherers{ctrlmetrics.Registry, mc},
+			promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: slogPrinter{log}})
+	}
 	p.API = cfapi.New(cfapi.Options{
 		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),
+		Metrics: scrape,
 	})
 	var podMemory func(ctx context.Context) (map[string]uint64, error)
 	if cfg.Kubelet.Addr != "" {
@@ -158,8 +178,8 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		PodMemory: podMemory,
 		Status:    cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
 		APIURL: edgeURL + cfapi.BasePath, Tail: p.Tails, EdgePort: cfg.EdgePort, Env: cfg.Env,
-		LoginKey: cfg.DashboardLoginKey,
-		Log:      log.With("component", "dashboard"),
+		LoginKey: cfg.DashboardLoginKey, Metrics: series,
+		Log: log.With("component", "dashboard"),
 	})
 	if err != nil {
 		return nil, err

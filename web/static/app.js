@@ -41,6 +41,65 @@
   const enc = encodeURIComponent;
   const tick10s = () => Math.floor(Date.now() / 10000);
 
+  // svg is h for SVG elements (attributes only, no handlers).
+  function svg(tag, attrs, ...kids) {
+    const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v !== undefined && v !== null) el.setAttribute(k, String(v));
+    }
+    add(el, kids);
+    return el;
+  }
+  const palette = ['#2563eb', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04'];
+  // swatch is a legend's color square (SVG: the CSP allows no inline style).
+  const swatch = (color) => svg('svg', { class: 'swatch', viewBox: '0 0 10 10', width: 10, height: 10 }, svg('rect', { width: 10, height: 10, rx: 2, fill: color }));
+
+  // requestsChart draws a Worker's requests per step, stacked by version
+  // (colors[version]), with the errors (5xx) in red on top of each bar.
+  function requestsChart(m, colors) {
+    const W = 720, H = 150, L = 44, B = 20, n = m.points.length;
+    const top = Math.max(1, ...m.points.map((p) => p.requests));
+    const bw = (W - L) / Math.max(n, 1);
+    const y = (v) => H - B - (v / top) * (H - B - 8);
+    const bars = m.points.map((p, i) => {
+      const x = L + i * bw;
+      let base = 0;
+      const parts = Object.entries(p.byVersion || {}).sort().map(([v, c]) => {
+        const r = svg('rect', { x: x + 0.5, y: y(base + c), width: Math.max(bw - 1, 1), height: y(base) - y(base + c), fill: colors[v] || '#94a3b8' });
+        base += c;
+        return r;
+      });
+      const err = p.errors ? svg('rect', { class: 'errors', x: x + 0.5, y: y(p.errors), width: Math.max(bw - 1, 1), height: y(0) - y(p.errors), fill: '#dc2626', opacity: 0.85 }) : null;
+      return svg('g', { 'data-requests': p.requests, 'data-errors': p.errors, 'data-start': p.start },
+        svg('title', {}, new Date(p.start).toLocaleTimeString() + ': ' + p.requests + ' requests, ' + p.errors + ' errors'), parts, err);
+    });
+    const label = (t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return svg('svg', { class: 'chart', id: 'requests-chart', viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'Requests per ' + (m.step === 60 ? 'minute' : 'hour') },
+      svg('line', { x1: L, y1: H - B, x2: W, y2: H - B, stroke: '#cbd5e1' }),
+      svg('text', { x: L - 6, y: 12, 'text-anchor': 'end', class: 'axis' }, String(top)),
+      svg('text', { x: L - 6, y: H - B, 'text-anchor': 'end', class: 'axis' }, '0'),
+      n ? svg('text', { x: L, y: H - 4, class: 'axis' }, label(m.points[0].start)) : null,
+      n ? svg('text', { x: W, y: H - 4, 'text-anchor': 'end', class: 'axis' }, label(m.points[n - 1].start)) : null,
+      bars);
+  }
+
+  // latencyChart draws p50 and p99 (ms) per step where there were requests.
+  function latencyChart(m) {
+    const W = 720, H = 110, L = 44, B = 20, n = m.points.length;
+    const top = Math.max(1, ...m.points.map((p) => p.p99));
+    const x = (i) => L + (i + 0.5) * ((W - L) / Math.max(n, 1));
+    const y = (v) => H - B - (v / top) * (H - B - 8);
+    const line = (k, color) => svg('g', {},
+      svg('polyline', { class: k, fill: 'none', stroke: color, 'stroke-width': 2,
+        points: m.points.map((p, i) => p.requests ? x(i) + ',' + y(p[k]) : null).filter(Boolean).join(' ') }),
+      m.points.map((p, i) => p.requests ? svg('circle', { cx: x(i), cy: y(p[k]), r: 2.5, fill: color }) : null));
+    return svg('svg', { class: 'chart', id: 'latency-chart', viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'Latency p50 and p99' },
+      svg('line', { x1: L, y1: H - B, x2: W, y2: H - B, stroke: '#cbd5e1' }),
+      svg('text', { x: L - 6, y: 12, 'text-anchor': 'end', class: 'axis' }, top + ' ms'),
+      svg('text', { x: L - 6, y: H - B, 'text-anchor': 'end', class: 'axis' }, '0'),
+      line('p50', '#2563eb'), line('p99', '#ea580c'));
+  }
+
   function pill(state, text) {
     const s = String(state || 'unknown');
     const l = s.toLowerCase();
@@ -305,6 +364,10 @@
       const deployments = h('div', { id: 'deployments' });
       const cron = h('section', { class: 'card', id: 'cron' });
       cron.hidden = true;
+      const metricsCard = h('div', { id: 'metrics-body' });
+      let win = '1h';
+      const winBtn = (w) => h('button', { id: 'metrics-' + w, class: 'small', onclick: () => { win = w; metricsCard._key = ''; refreshNow(); } }, w === '1h' ? 'Last hour' : 'Last 24 hours');
+      let refreshNow = () => {};
       const selA = h('select', { id: 'split-a', 'aria-label': 'Version A' });
       const selB = h('select', { id: 'split-b', 'aria-label': 'Version B' });
       const pct = h('input', { id: 'split-pct', type: 'number', min: 0, max: 100, value: 50, 'aria-label': 'Percent for A' });
@@ -339,6 +402,7 @@
         h('section', { class: 'card', id: 'split' }, h('h2', {}, 'Gradual deployment'),
           h('div', { class: 'row wrap' }, h('label', {}, 'A ', selA), pct, range, h('span', {}, '% · B gets ', pctB, '%'),
             h('label', {}, 'B ', selB), splitBtn), splitNote),
+        h('section', { class: 'card', id: 'metrics' }, h('div', { class: 'row wrap' }, h('h2', {}, 'Metrics'), winBtn('1h'), winBtn('24h')), metricsCard),
         cron,
         h('section', { class: 'card' }, h('h2', {}, 'Deployment history'), deployments));
       function fillSelect(sel, vs, fallback) {
@@ -348,11 +412,11 @@
         if (keep && vs.some((v) => v.id === keep)) sel.value = keep;
         else if (fallback) sel.value = fallback;
       }
-      return {
+      const view = {
         async refresh() {
           let data;
           try {
-            data = await api('GET', '/workers/' + enc(account) + '/' + enc(script));
+            data = await api('GET', '/workers/' + enc(account) + '/' + enc(script) + '?window=' + win);
           } catch (e) {
             if (e.status === 404) {
               set(head, '404', () => h('p', { class: 'empty' }, e.message));
@@ -410,6 +474,26 @@
           splitBtn.disabled = one;
           splitNote.textContent = one ? 'A split needs two versions: upload another with wrangler versions upload.'
             : 'Splits the traffic between two versions, as wrangler versions deploy does.';
+          const m = data.metrics;
+          set(metricsCard, JSON.stringify(m) + win, () => {
+            if (!m) return h('p', { class: 'muted' }, 'No metrics: this dashboard has no gateway to ask.');
+            if (m.error) return h('p', { class: 'error' }, 'Metrics unavailable: ' + m.error);
+            const colors = {};
+            data.versions.slice().reverse().forEach((v, i) => { colors[v.id] = palette[i % palette.length]; });
+            const t = m.total;
+            const used = Object.keys(Object.assign({}, ...m.points.map((p) => p.byVersion || {})));
+            return [
+              h('p', { id: 'metrics-total', dataset: { requests: t.requests, errors: t.errors } },
+                h('b', {}, t.requests + ' requests'), ' · ', h('span', { class: t.errors ? 'error' : '' }, t.errors + ' errors (5xx)'),
+                ' · 4xx ', String(t.status[3]), ' · p50 ≤ ', t.p50 + ' ms', ' · p99 ≤ ', t.p99 + ' ms',
+                h('span', { class: 'muted small' }, ' · ' + (win === '1h' ? 'per minute, last hour' : 'per hour, last 24 hours') + ' · counted by the gateway')),
+              requestsChart(m, colors),
+              h('p', { class: 'legend small' }, used.sort().map((v) => [swatch(colors[v] || '#94a3b8'),
+                ' ', v ? 'v' + ((data.versions.find((x) => x.id === v) || {}).number || '?') + ' ' + shortID(v) : 'no version', '  ']), swatch('#dc2626'), ' errors (5xx)'),
+              latencyChart(m),
+              h('p', { class: 'legend small' }, swatch('#2563eb'), ' p50  ', swatch('#ea580c'), ' p99 (ms, bucket bounds)'),
+            ];
+          });
           const c = data.cron;
           cron.hidden = !c.schedules.length && !c.runs.length;
           set(cron, JSON.stringify(c) + tick10s(), () => [
@@ -436,6 +520,8 @@
             'No deployments.'));
         },
       };
+      refreshNow = () => view.refresh();
+      return view;
     },
   };
 

@@ -1,0 +1,163 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/octohq/octo/internal/edge"
+	"github.com/octohq/octo/internal/metrics"
+)
+
+// GatewayMetrics is where the gateway's request metrics go.
+type GatewayMetrics struct {
+	// File keeps the minutes across restarts (metrics.Recorder.Save every
+	// MetricsSaveInterval and at stop); empty: they end with the process.
+	File string
+	// Socket serves them on a unix socket (mode 0600): /metrics in
+	// Prometheus' text format and /series as JSON (MetricsClient). Empty:
+	// not served.
+	Socket string
+}
+
+// MetricsSaveInterval is how often the gateway saves its minutes.
+const MetricsSaveInterval = 30 * time.Second
+
+// startMetrics loads rec from m.File and keeps saving it until ctx ends,
+// and serves it on m.Socket; stop saves it a last time and closes the
+// socket.
+func startMetrics(ctx context.Context, m GatewayMetrics, rec *metrics.Recorder, log *slog.Logger) (stop func(), err error) {
+	if m.File != "" {
+		if err := rec.Load(m.File); err != nil {
+			log.Warn("request metrics of the previous run lost", "err", err)
+		}
+	}
+	save := func() {
+		if m.File == "" {
+			return
+		}
+		if err := rec.Save(m.File); err != nil {
+			log.Warn("save request metrics", "err", err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(MetricsSaveInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			case <-t.C:
+				save()
+			}
+		}
+	}()
+	var srv *http.Server
+	if m.Socket != "" {
+		ln, err := edge.ListenUnix(m.Socket)
+		if err != nil {
+			close(done)
+			return nil, fmt.Errorf("gateway metrics: %w", err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(metrics.Collector{R: rec})
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /series", func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			from, _ := strconv.ParseInt(q.Get("from"), 10, 64)
+			to, _ := strconv.ParseInt(q.Get("to"), 10, 64)
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(rec.Range(q.Get("account"), q.Get("script"), time.Unix(from, 0), time.Unix(to, 0)))
+		})
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("gateway metrics socket", "err", err)
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		if srv != nil {
+			_ = srv.Close()
+		}
+		save()
+	}, nil
+}
+
+// MetricsClient reads the gateway's request metrics from its socket
+// (GatewayMetrics.Socket).
+type MetricsClient struct {
+	http *http.Client
+}
+
+// NewMetricsClient is a client of the gateway's metrics socket.
+func NewMetricsClient(socket string) *MetricsClient {
+	return &MetricsClient{http: edge.UnixClient(socket, 5*time.Second)}
+}
+
+// Series returns a script's minutes from from to to (metrics.Recorder.Range).
+func (c *MetricsClient) Series(ctx context.Context, account, script string, from, to time.Time) ([]metrics.Point, error) {
+	q := url.Values{"account": {account}, "script": {script},
+		"from": {strconv.FormatInt(from.Unix(), 10)}, "to": {strconv.FormatInt(to.Unix(), 10)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gateway/series?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("gateway metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("gateway metrics: %s", resp.Status)
+	}
+	var out []metrics.Point
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("gateway metrics: %w", err)
+	}
+	return out, nil
+}
+
+// Gather implements prometheus.Gatherer: the gateway's metric families.
+func (c *MetricsClient) Gather() ([]*dto.MetricFamily, error) {
+	resp, err := c.http.Get("http://gateway/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("gateway metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("gateway metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("gateway metrics: %w", err)
+	}
+	out := make([]*dto.MetricFamily, 0, len(fams))
+	for _, f := range fams {
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// slogPrinter lets promhttp log a failed gather through slog.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "err", fmt.Sprint(v...)) }
