@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,72 @@ func metricsCounted(t *testing.T, w *wranglerCLI, g *gatewayClient, e *env, vars
 		t.Errorf("dashboard: %d requests (%d in the points), status %v; /metrics: %v", m.Total.Requests, sum, m.Total.Status, after)
 	}
 	return m.Total.Requests
+}
+
+// loggedEntries searches the dashboard's kept logs of script for text.
+func loggedEntries(t *testing.T, c *http.Client, vars map[string]string, script, text string) (enabled bool, entries []map[string]any) {
+	t.Helper()
+	u, _ := url.Parse(vars["CLOUDFLARE_API_BASE_URL"])
+	resp, err := c.Get(fmt.Sprintf("http://%s/dashboard/api/workers/%s/%s/logs?window=24h&q=%s", u.Host, vars["CLOUDFLARE_ACCOUNT_ID"], script, url.QueryEscape(text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Enabled bool             `json:"enabled"`
+		Entries []map[string]any `json:"entries"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard logs of %s: %s, %v", script, resp.Status, err)
+	}
+	return out.Enabled, out.Entries
+}
+
+// workersLogs is TestWorkers' Workers Logs step: a Worker deployed with
+// [observability] enabled keeps the console output of its invocations,
+// found by text in the dashboard; e2e-status, without it, keeps nothing
+// (no file either). It returns the marker that must survive down/up.
+func workersLogs(t *testing.T, w *wranglerCLI, g *gatewayClient, e *env, vars map[string]string, dir string) string {
+	w.must(t, dir, "", "deploy")
+	g.waitBody(t, "e2e-logged", "/?m=ready", "logged ready")
+	marker := fmt.Sprintf("marker-%d", time.Now().UnixNano())
+	for _, m := range []string{marker, "warn-" + marker} {
+		if code, body, err := g.get("e2e-logged", "/?m="+m); err != nil || code != 200 || body != "logged "+m {
+			t.Fatalf("GET ?m=%s = %d %q %v", m, code, body, err)
+		}
+	}
+	c := dashboardClient(t, e, vars)
+	var entries []map[string]any
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		enabled, got := loggedEntries(t, c, vars, "e2e-logged", marker)
+		if !enabled {
+			t.Fatal("the dashboard says e2e-logged keeps no logs; wrangler deploy sent [observability] enabled = true")
+		}
+		if len(got) == 2 {
+			entries = got
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard found %d invocations with %s within 30 s, want 2: %v", len(got), marker, got)
+		}
+	}
+	if entries[0]["level"] != "warn" || entries[1]["level"] != "info" || !strings.Contains(fmt.Sprint(entries[1]["logs"]), "e2e-logged saw "+marker) {
+		t.Errorf("entries = %v, want the warn invocation first, then the info one with its console.log", entries)
+	}
+	if enabled, got := loggedEntries(t, c, vars, "e2e-status", ""); enabled || len(got) != 0 {
+		t.Errorf("e2e-status keeps no logs, but the dashboard shows enabled=%v and %d entries", enabled, len(got))
+	}
+	if files, _ := filepath.Glob(filepath.Join(e.cfg.Path("worker-logs"), "*", "e2e-status", "*")); len(files) != 0 {
+		t.Errorf("files of e2e-status's logs: %v", files)
+	}
+	return marker
+}
+
+// logsSurvived is the down-up check: the kept invocations are found again.
+func logsSurvived(t *testing.T, e *env, vars map[string]string, marker string) {
+	if _, got := loggedEntries(t, dashboardClient(t, e, vars), vars, "e2e-logged", marker); len(got) != 2 {
+		t.Errorf("after octo down/up the dashboard finds %d invocations with %s, want 2", len(got), marker)
+	}
 }
 
 // metricsSurvived is the down-up check: the dashboard still has the

@@ -496,6 +496,10 @@ func TestWorkers(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		counted = metricsCounted(t, w, g, e, vars, copyProject(t, "status", filepath.Join(work, "status")))
 	})
+	var marker string
+	t.Run("workers-logs", func(t *testing.T) {
+		marker = workersLogs(t, w, g, e, vars, copyProject(t, "logged", filepath.Join(work, "logged")))
+	})
 
 	// A Durable Object counter takes a bundle of its own: the placement
 	// above stays as it was.
@@ -523,6 +527,9 @@ func TestWorkers(t *testing.T) {
 		}
 		if counted > 0 {
 			metricsSurvived(t, e, vars, counted)
+		}
+		if marker != "" {
+			logsSurvived(t, e, vars, marker)
 		}
 	})
 }

@@ -3,10 +3,12 @@ package web
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/octohq/octo/internal/gateway"
 	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerlogs"
 )
 
 // account is one account as the dashboard shows it.
@@ -614,13 +617,21 @@ func toBindings(bs []apiv1.WorkerBinding) []bindingJSON {
 	return out
 }
 
-func (d *Dashboard) worker(c echo.Context) error {
+// workerOf finds the account and the release a worker route names
+// (:account, :script).
+func (d *Dashboard) workerOf(c echo.Context) (account, *apiv1.WorkerRelease, error) {
 	ctx := c.Request().Context()
 	a, err := d.findAccount(ctx, c.Param("account"))
 	if err != nil {
-		return err
+		return account{}, nil, err
 	}
 	rel, err := d.release(ctx, a, c.Param("script"))
+	return a, rel, err
+}
+
+func (d *Dashboard) worker(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, rel, err := d.workerOf(c)
 	if err != nil {
 		return err
 	}
@@ -947,4 +958,108 @@ func toPod(p *corev1.Pod) podJSON {
 	total := max(len(p.Spec.Containers), len(p.Status.ContainerStatuses))
 	out.Ready = fmt.Sprintf("%d/%d", ready, total)
 	return out
+}
+
+// ---------------------------------------------------------------------------
+// Workers Logs
+
+// logsJSON answers a search of a worker's kept logs.
+type logsJSON struct {
+	// Enabled says whether the worker keeps its logs now
+	// (observability.enabled); SamplingRate is the share of invocations kept.
+	Enabled      bool    `json:"enabled"`
+	SamplingRate float64 `json:"samplingRate"`
+	// Available is false when this dashboard has no log store.
+	Available bool              `json:"available"`
+	Entries   []logEntryJSON    `json:"entries"`
+	Query     map[string]string `json:"query"`
+}
+
+// logEntryJSON is one invocation: when, how it ended, what it printed.
+type logEntryJSON struct {
+	Time       time.Time `json:"time"`
+	Level      string    `json:"level"`
+	Version    string    `json:"version,omitempty"`
+	Outcome    string    `json:"outcome"`
+	Trigger    string    `json:"trigger"`
+	Logs       []string  `json:"logs"`
+	Exceptions []string  `json:"exceptions"`
+}
+
+// logWindows are the time windows a log search may cover.
+var logWindows = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "3d": 72 * time.Hour}
+
+func (d *Dashboard) workerLogs(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, rel, err := d.workerOf(c)
+	if err != nil {
+		return err
+	}
+	script := rel.Spec.ScriptName
+	window := c.QueryParam("window")
+	span, ok := logWindows[window]
+	if !ok {
+		window, span = "24h", logWindows["24h"]
+	}
+	q := workerlogs.Query{Since: d.now().Add(-span), Until: d.now(), Level: c.QueryParam("level"),
+		Version: c.QueryParam("version"), Text: c.QueryParam("q"), Limit: 200}
+	out := logsJSON{Enabled: rel.Spec.Observability.SamplingRate() > 0, SamplingRate: rel.Spec.Observability.SamplingRate(),
+		Available: d.opts.Logs != nil, Entries: []logEntryJSON{},
+		Query: map[string]string{"window": window, "level": q.Level, "version": q.Version, "q": q.Text}}
+	if d.opts.Logs == nil {
+		return c.JSON(http.StatusOK, out)
+	}
+	entries, err := d.opts.Logs(ctx, a.ID, script, q)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		je := logEntryJSON{Time: e.Time, Level: e.Level, Version: e.Version, Outcome: e.Outcome,
+			Trigger: trigger(e.Event.Event), Logs: []string{}, Exceptions: []string{}}
+		for _, l := range e.Event.Logs {
+			parts := make([]string, 0, len(l.Message))
+			for _, m := range l.Message {
+				var s string
+				if json.Unmarshal(m, &s) != nil {
+					s = string(m)
+				}
+				parts = append(parts, s)
+			}
+			je.Logs = append(je.Logs, l.Level+": "+strings.Join(parts, " "))
+		}
+		for _, x := range e.Event.Exceptions {
+			je.Exceptions = append(je.Exceptions, x.Name+": "+x.Message)
+		}
+		out.Entries = append(out.Entries, je)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// trigger describes what started an invocation: "GET https://…/path" for a
+// request, "cron */5 * * * *" for a scheduled run.
+func trigger(event json.RawMessage) string {
+	var e struct {
+		Request *struct {
+			Method string `json:"method"`
+			URL    string `json:"url"`
+		} `json:"request"`
+		Response *struct {
+			Status int `json:"status"`
+		} `json:"response"`
+		Cron string `json:"cron"`
+	}
+	if json.Unmarshal(event, &e) != nil {
+		return ""
+	}
+	switch {
+	case e.Request != nil:
+		s := e.Request.Method + " " + e.Request.URL
+		if e.Response != nil && e.Response.Status != 0 {
+			s += " → " + strconv.Itoa(e.Response.Status)
+		}
+		return s
+	case e.Cron != "":
+		return "cron " + e.Cron
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,7 @@ import (
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/store/storetest"
 	"github.com/octohq/octo/internal/tail"
+	"github.com/octohq/octo/internal/workerlogs"
 )
 
 // The fixture: the default account with two workers, e2e-esm (two
@@ -231,6 +233,27 @@ type world struct {
 	cookie string
 	// metrics holds e2e-esm's requests (metricsFixture).
 	metrics *metrics.Recorder
+	// logs holds e2e-esm's kept invocations (logsFixture).
+	logs *workerlogs.Store
+}
+
+// logsFixture keeps two invocations of e2e-esm: v2 printed "hello marker"
+// a minute ago, v1 threw two minutes ago.
+func (w *world) logsFixture(t testing.TB) {
+	w.logs = workerlogs.New(t.TempDir(), 0, w.now, nil)
+	msg, _ := json.Marshal("hello marker")
+	for _, ev := range []tail.Event{
+		{Account: acct, ScriptName: "e2e-esm", Outcome: "exception", EventTimestamp: w.now().Add(-2 * time.Minute).UnixMilli(),
+			ScriptVersion: &tail.ScriptVersion{ID: esmV1}, Exceptions: []tail.Exception{{Name: "Error", Message: "boom"}},
+			Event: json.RawMessage(`{"request":{"method":"GET","url":"http://e2e-esm.octo.workers.localhost/boom"}}`)},
+		{Account: acct, ScriptName: "e2e-esm", Outcome: "ok", EventTimestamp: w.now().Add(-time.Minute).UnixMilli(),
+			ScriptVersion: &tail.ScriptVersion{ID: esmV2}, Logs: []tail.Log{{Level: "log", Message: []json.RawMessage{msg}}},
+			Event: json.RawMessage(`{"request":{"method":"GET","url":"http://e2e-esm.octo.workers.localhost/"},"response":{"status":200}}`)},
+	} {
+		if err := w.logs.Keep(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // metricsFixture records e2e-esm's requests a minute before the
@@ -311,6 +334,7 @@ func newWorld(t testing.TB, port int) *world {
 	w.r2Fixture(t)
 	w.d1DB = w.d1Fixture(t)
 	w.metricsFixture()
+	w.logsFixture(t)
 	d, err := New(Options{
 		Status: func() Status { return w.stat }, Reader: w.c, Store: w.st,
 		DefaultAccount: store.Account{ID: acct, Subdomain: "octo"}, APIURL: "http://127.0.0.1:8787/client/v4",
@@ -321,6 +345,9 @@ func newWorld(t testing.TB, port int) *world {
 		LoginKey: []byte(testLoginKey), Now: w.now,
 		Metrics: func(_ context.Context, account, script string, from, to time.Time) ([]metrics.Point, error) {
 			return w.metrics.Range(account, script, from, to), nil
+		},
+		Logs: func(_ context.Context, account, script string, q workerlogs.Query) ([]workerlogs.Entry, error) {
+			return w.logs.Search(account, script, q)
 		},
 	})
 	if err != nil {

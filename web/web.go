@@ -41,6 +41,7 @@ import (
 	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
+	"github.com/octohq/octo/internal/workerlogs"
 )
 
 //go:embed static
@@ -106,6 +107,8 @@ type Options struct {
 	// Metrics returns a script's requests by minute (the gateway's
 	// metrics.Recorder.Range); nil shows none.
 	Metrics func(ctx context.Context, account, script string, from, to time.Time) ([]metrics.Point, error)
+	// Logs searches a script's kept logs (Workers Logs); nil shows none.
+	Logs func(ctx context.Context, account, script string, q workerlogs.Query) ([]workerlogs.Entry, error)
 	// EdgePort is the loopback port the dashboard is served on: the only
 	// Hosts accepted are 127.0.0.1:<EdgePort> and localhost:<EdgePort>. It
 	// is also the port of the Worker URLs.
@@ -209,6 +212,7 @@ func (d *Dashboard) Register(e *echo.Echo) {
 	g.GET("/overview", d.overview)
 	g.GET("/workers", d.workers)
 	g.GET("/workers/:account/:script", d.worker)
+	g.GET("/workers/:account/:script/logs", d.workerLogs)
 	g.DELETE("/workers/:account/:script", d.deleteWorker)
 	g.POST("/actions/rollback", d.rollback)
 	g.POST("/actions/split", d.split)

@@ -1,6 +1,8 @@
 package v1
 
 import (
+	"strconv"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -40,6 +42,40 @@ type WorkerReleaseSpec struct {
 	// +listMapKey=cron
 	// +kubebuilder:validation:MaxItems=10
 	Schedules []CronTrigger `json:"schedules,omitempty"`
+
+	// Observability is the script's Workers Logs setting (wrangler's [observability]): with
+	// it enabled, the console output and outcome of a sample of its invocations are kept.
+	// +optional
+	Observability *Observability `json:"observability,omitempty"`
+}
+
+// Observability says whether, and for which share of its invocations, a script's logs are
+// kept (Workers Logs).
+type Observability struct {
+	// Enabled keeps the logs (observability.enabled, and observability.logs.enabled unless
+	// false).
+	Enabled bool `json:"enabled"`
+
+	// HeadSamplingRate is the share of invocations logged, from 0 to 1 (observability
+	// head_sampling_rate, or logs.head_sampling_rate), as a decimal string; empty means 1.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$`
+	HeadSamplingRate string `json:"headSamplingRate,omitempty"`
+}
+
+// SamplingRate is the share of invocations to log: 0 when logs are off.
+func (o *Observability) SamplingRate() float64 {
+	if o == nil || !o.Enabled {
+		return 0
+	}
+	if o.HeadSamplingRate == "" {
+		return 1
+	}
+	r, err := strconv.ParseFloat(o.HeadSamplingRate, 64)
+	if err != nil {
+		return 1
+	}
+	return min(max(r, 0), 1)
 }
 
 // CronTrigger is one cron trigger of a script.

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestClearSockets: the sockets a previous run left go, other files stay.
@@ -39,5 +41,38 @@ func TestClearSockets(t *testing.T) {
 	ln.Close()
 	if err := clearSockets(filepath.Join(dir, "missing")); err != nil {
 		t.Errorf("a missing directory: %v", err)
+	}
+}
+
+// TestLock: the objects lock is exclusive, waited for, and held on a
+// descriptor workerd inherits.
+func TestLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".lock-counter")
+	fd, err := lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0); e != 0 || flags&syscall.FD_CLOEXEC != 0 {
+		t.Errorf("the lock's descriptor closes on exec (flags %#x, %v)", flags, e)
+	}
+	got := make(chan int, 1)
+	go func() {
+		fd2, err := lock(path) // another instance: waits
+		if err != nil {
+			t.Error(err)
+		}
+		got <- fd2
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second instance took the lock while the first held it")
+	case <-time.After(200 * time.Millisecond):
+	}
+	syscall.Close(fd) // the first instance ends
+	select {
+	case fd2 := <-got:
+		syscall.Close(fd2)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second instance did not get the lock once the first ended")
 	}
 }

@@ -420,6 +420,21 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 	if err := errors.Join(errs...); err != nil {
 		return BuildResult{}, fmt.Errorf("build %s: %w", req.BundleName, err)
 	}
+	// The versions that bind the Durable Objects of a host that failed
+	// cannot run without it: they are left out too.
+	failedHost := map[string]string{} // script → its host's failure
+	for _, p := range preps {
+		if p.bw.DurableObjects && p.fail != "" {
+			failedHost[p.bw.Version.Spec.ScriptName] = p.fail
+		}
+	}
+	for _, p := range preps {
+		s := p.bw.Version.Spec
+		if fail, ok := failedHost[s.ScriptName]; ok && p.fail == "" && !p.bw.DurableObjects &&
+			slices.ContainsFunc(s.Bindings, func(b apiv1.WorkerBinding) bool { return b.Type == apiv1.BindingDurableObject }) {
+			p.fail = "the version that hosts the script's Durable Object classes did not start: " + fail
+		}
+	}
 
 	// 3. The config and the code layer.
 	res := BuildResult{Ports: map[string]int{}}

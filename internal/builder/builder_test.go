@@ -690,3 +690,57 @@ func TestBuildWithLoader(t *testing.T) {
 		t.Errorf("no loader host module in the code layer: %v", keys(files))
 	}
 }
+
+// TestBuildDurableObjects: the host version declares the classes on the
+// disk service; the script's other version and the host's traced twin bind
+// them there; when the host fails, the versions that bind its classes are
+// left out with it, and the build still succeeds.
+func TestBuildDurableObjects(t *testing.T) {
+	reg := startRegistry(t)
+	blobs := &fakeBlobs{m: map[string][]byte{}}
+	b, _ := newBuilder(t, reg, blobs, "")
+	ctx := context.Background()
+	const ns = "0123456789abcdef0123456789abcdef"
+	objects := &apiv1.VersionDurableObjects{MigrationTag: "v1", Classes: []apiv1.DurableObjectClass{{ClassName: "Counter", NamespaceID: ns, SQLite: true}}}
+	counter := apiv1.WorkerBinding{Name: "COUNTER", Type: apiv1.BindingDurableObject, ClassName: "Counter", NamespaceID: ns}
+	src := `import { DurableObject } from "cloudflare:workers"; export class Counter extends DurableObject {} export default { fetch() { return new Response("x") } }`
+	host := version(blobs, "counter", "dddddddd-0000-4000-8000-000000000002", 2, src, counter)
+	old := version(blobs, "counter", "cccccccc-0000-4000-8000-000000000001", 1, src, counter)
+	host.Spec.DurableObjects, old.Spec.DurableObjects = objects, objects
+	res, err := b.Build(ctx, BuildRequest{AccountID: account, BundleName: "octo-1", TailAddress: "10.42.0.1:8787",
+		Workers: []BuildWorker{{Version: host, Port: 8081, DurableObjects: true}, {Version: old, Port: 8082}}})
+	if err != nil || len(res.Failed) != 0 {
+		t.Fatalf("build: %v, failed %+v", err, res.Failed)
+	}
+	layers, _ := pull(t, res.Image).Layers()
+	_, files := layerFiles(t, layers[len(layers)-1])
+	capnp := string(files["etc/worker/config.capnp"])
+	for _, want := range []string{
+		`(name = "octo-durable-objects", disk = (path = "` + DurableObjectsDir + `", writable = true))`,
+		`durableObjectNamespaces = [` + "\n" + `        (className = "Counter", uniqueKey = "` + ns + `", enableSql = true),`,
+		`durableObjectStorage = (localDisk = "octo-durable-objects")`,
+		`(name = "COUNTER", durableObjectNamespace = (className = "Counter")),`,
+		`(name = "COUNTER", durableObjectNamespace = (className = "Counter", serviceName = "counter-dddddddd")),`,
+	} {
+		if !strings.Contains(capnp, want) {
+			t.Errorf("config.capnp lacks %s:\n%s", want, capnp)
+		}
+	}
+	if n := strings.Count(capnp, "durableObjectNamespaces"); n != 1 {
+		t.Errorf("%d workers declare the classes, want the host alone:\n%s", n, capnp)
+	}
+
+	broken := version(blobs, "counter", "eeeeeeee-0000-4000-8000-000000000003", 3, `export default { fetch( { }`, counter)
+	broken.Spec.DurableObjects = objects
+	b.Validate = func(_ context.Context, w workerd.Worker, _ map[string][]byte) (time.Duration, error) {
+		if strings.Contains(w.Name, "eeeeeeee") {
+			return 0, &workerd.StartupError{Message: "Uncaught SyntaxError"}
+		}
+		return time.Millisecond, nil
+	}
+	res, err = b.Build(ctx, BuildRequest{AccountID: account, BundleName: "octo-1",
+		Workers: []BuildWorker{{Version: broken, Port: 8081, DurableObjects: true}, {Version: old, Port: 8082}}})
+	if err != nil || len(res.Failed) != 2 || len(res.Ports) != 0 || !strings.Contains(res.Failed[1].Message+res.Failed[0].Message, "hosts the script's Durable Object classes did not start") {
+		t.Errorf("a failed host: %v, failed %+v, ports %v", err, res.Failed, res.Ports)
+	}
+}

@@ -111,4 +111,10 @@ func TestDurableObjectMigrations(t *testing.T) {
 	if l, s := tag(); l != "v2" || s != "v2" {
 		t.Errorf("migration_tag after the rename: %q, %q", l, s)
 	}
+	// A rollback across the migration would run the old class name on the
+	// renamed storage: refused, as Cloudflare does.
+	first := env.versions(script)[0].Spec.VersionID
+	env.fails(env.call(http.MethodPost, "/scripts/"+script+"/deployments",
+		map[string]any{"strategy": "percentage", "versions": []any{map[string]any{"version_id": first, "percentage": 100}}}),
+		http.StatusBadRequest, store.CodeObjectMigration, "other Durable Object classes")
 }

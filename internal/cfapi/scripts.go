@@ -224,11 +224,48 @@ func readPart(p *multipart.Part) ([]byte, error) {
 	return b, nil
 }
 
+// scriptSettings is GET and PATCH …/script-settings: the observability
+// setting is kept (Workers Logs), the other fields are echoed.
 func (s *Server) scriptSettings(c echo.Context) error {
-	if _, err := s.store.Release(c.Request().Context(), account(c), c.Param("script")); err != nil {
+	ctx, a, script := c.Request().Context(), account(c), c.Param("script")
+	rel, err := s.store.Release(ctx, a, script)
+	if err != nil {
 		return err
 	}
-	return ok(c, withBody(c, map[string]any{"logpush": false, "observability": map[string]any{"enabled": false}, "tags": []string{}, "tail_consumers": nil}))
+	out := map[string]any{"logpush": false, "observability": observabilityJSON(rel.Spec.Observability), "tags": []string{}, "tail_consumers": nil}
+	if c.Request().Method != http.MethodPatch {
+		return ok(c, out)
+	}
+	var body map[string]json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		return Errorf(http.StatusBadRequest, store.CodeBadRequest, "the body is not a JSON object: %v", err)
+	}
+	for k, v := range body {
+		out[k] = v
+	}
+	if raw, ok := body["observability"]; ok {
+		var settings store.ObservabilitySettings
+		if err := json.Unmarshal(raw, &settings); err != nil {
+			return Errorf(http.StatusBadRequest, store.CodeBadRequest, "observability: %v", err)
+		}
+		obs, err := settings.Observability()
+		if err != nil {
+			return err
+		}
+		if err := s.store.SetObservability(ctx, a, script, obs); err != nil {
+			return err
+		}
+		out["observability"] = observabilityJSON(obs)
+	}
+	return ok(c, out)
+}
+
+// observabilityJSON is a script's observability as the API shows it.
+func observabilityJSON(o *apiv1.Observability) map[string]any {
+	if o == nil || !o.Enabled {
+		return map[string]any{"enabled": false}
+	}
+	return map[string]any{"enabled": true, "head_sampling_rate": o.SamplingRate()}
 }
 
 // withBody returns defaults overlaid with the fields of the request's JSON

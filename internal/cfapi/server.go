@@ -87,7 +87,7 @@ func (s *Server) Register(e *echo.Echo) {
 	s.registerD1(e, a)
 	s.registerAssets(e, a)
 	if s.metrics != nil {
-		e.GET(MetricsPath, echo.WrapHandler(s.metrics), s.authenticate)
+		e.GET(MetricsPath, echo.WrapHandler(s.metrics), s.authenticateScrape)
 	}
 
 	// Anything else under the API answers a JSON 404, not an empty body.
@@ -130,6 +130,19 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return Errorf(http.StatusBadRequest, store.CodeAuthentication, "Authentication error: missing Authorization: Bearer <token> header (see `octo env`)")
 			}
 			return Errorf(http.StatusBadRequest, store.CodeAuthentication, "Authentication error: invalid API token (see `octo env`)")
+		}
+		return next(c)
+	}
+}
+
+// authenticateScrape checks the bearer token of a /metrics scrape: outside
+// the API's prefix, a refusal is a plain 401 (Prometheus shows its status).
+func (s *Server) authenticateScrape(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token, found := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+		if !found || !s.validToken(strings.TrimSpace(token)) {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="octo"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "scraping octo's /metrics needs the API token as a bearer token (see `octo env`)")
 		}
 		return next(c)
 	}

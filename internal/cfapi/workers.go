@@ -69,7 +69,7 @@ func (s *Server) workerJSON(c echo.Context) (map[string]any, error) {
 		"id": cmp.Or(string(rel.UID), script), "name": script,
 		"created_on": created, "updated_on": sj["modified_on"], "deployed_on": sj["modified_on"],
 		"logpush": false, "tags": []string{}, "tail_consumers": []any{},
-		"observability": map[string]any{"enabled": false},
+		"observability": observabilityJSON(rel.Spec.Observability),
 		"subdomain": map[string]any{
 			"enabled": true, "previews_enabled": true,
 			"url": "https://" + host, "preview_url_suffix": "-" + host,

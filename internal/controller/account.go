@@ -440,6 +440,16 @@ func (r *AccountReconciler) desired(ctx context.Context, acct *apiv1.WorkerAccou
 			}
 		}
 	}
+	// A script that hosts Durable Objects stays in the bundle that hosts
+	// them, whatever the order of existing (a lingering older bundle may
+	// list it too): its objects must never have two hosts.
+	for _, b := range existing {
+		for _, w := range b.Spec.Workers {
+			if w.DurableObjects {
+				placed[w.ScriptName] = shardIndex(b)
+			}
+		}
+	}
 	// A script that hosts Durable Objects has a shard of its own: its pod
 	// is replaced, not rolled, on every change (one live instance per
 	// object), which must not interrupt other scripts.

@@ -138,6 +138,9 @@ func (r *BundleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		status.ReadyReplicas = dep.Status.ReadyReplicas
 		want := replicas(&b)
+		if hostsObjects(serving) {
+			want = min(want, 1) // one pod at most (mutateDeployment)
+		}
 		available := dep.Status.AvailableReplicas > 0 || want == 0
 		setCondition(&status.Conditions, gen, apiv1.ConditionAvailable, available, map[bool]string{true: "PodsReady", false: "PodsNotReady"}[available],
 			fmt.Sprintf("%d of %d pods ready", dep.Status.ReadyReplicas, want))

@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 
@@ -51,17 +52,32 @@ const objectsVolume = "durable-objects"
 
 // hostsObjects reports whether the image of build jb hosts Durable Object
 // classes (a BuildInput marked DurableObjects).
-func hostsObjects(jb *apiv1.JobBuilder) bool {
-	return slices.ContainsFunc(jb.Spec.Inputs, func(in apiv1.BuildInput) bool { return in.DurableObjects })
+func hostsObjects(jb *apiv1.JobBuilder) bool { return objectsScript(jb) != "" }
+
+// objectsScript is the script whose Durable Object classes the image of jb
+// hosts, or "".
+func objectsScript(jb *apiv1.JobBuilder) string {
+	i := slices.IndexFunc(jb.Spec.Inputs, func(in apiv1.BuildInput) bool { return in.DurableObjects })
+	if i < 0 {
+		return ""
+	}
+	return jb.Spec.Inputs[i].ScriptName
 }
 
-// withObjects makes dep's pods host Durable Objects on storage: one pod,
-// replaced rather than rolled (Recreate), so that no object ever has two
-// live instances; the storage mounted at builder.DurableObjectsDir.
-func withObjects(dep *corev1.PodTemplateSpec, storage corev1.VolumeSource) {
+// ObjectsLockEnv names, in a pod that hosts Durable Objects, the lock file
+// octo-launch holds for as long as workerd runs (cmd/octo-launch): a pod
+// replacing another (a deleted pod, a killed one whose process still ends)
+// waits for it, so no object ever runs twice.
+const ObjectsLockEnv = "OCTO_OBJECTS_LOCK"
+
+// withObjects makes dep's pods host the Durable Objects of script on
+// storage, mounted at builder.DurableObjectsDir, behind the script's lock
+// there (ObjectsLockEnv).
+func withObjects(dep *corev1.PodTemplateSpec, storage corev1.VolumeSource, script string) {
 	dep.Spec.Volumes = append(dep.Spec.Volumes, corev1.Volume{Name: objectsVolume, VolumeSource: storage})
 	for i := range dep.Spec.Containers {
 		c := &dep.Spec.Containers[i]
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: objectsVolume, MountPath: builder.DurableObjectsDir})
+		c.Env = append(c.Env, corev1.EnvVar{Name: ObjectsLockEnv, Value: path.Join(builder.DurableObjectsDir, ".lock-"+script)})
 	}
 }

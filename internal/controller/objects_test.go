@@ -82,6 +82,9 @@ func TestDurableObjectsBundle(t *testing.T) {
 	mounted := slices.ContainsFunc(dep.Spec.Template.Spec.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
 		return m.Name == objectsVolume && m.MountPath == builder.DurableObjectsDir
 	})
+	if env := dep.Spec.Template.Spec.Containers[0].Env; !slices.Contains(env, corev1.EnvVar{Name: ObjectsLockEnv, Value: builder.DurableObjectsDir + "/.lock-o"}) {
+		t.Errorf("env %+v lacks the objects lock of o", env)
+	}
 	if !mounted || len(storage.accounts) == 0 || slices.ContainsFunc(storage.accounts, func(a string) bool { return a != acct }) {
 		t.Errorf("mounts %+v, storage asked for %v", dep.Spec.Template.Spec.Containers[0].VolumeMounts, storage.accounts)
 	}

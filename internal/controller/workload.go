@@ -252,7 +252,7 @@ func mutateDeployment(dep *appsv1.Deployment, b *apiv1.WorkerBundle, serving *ap
 	t.Spec.Containers = []corev1.Container{container(b, image, socks, versions)}
 	t.Spec.Volumes = []corev1.Volume{socketVolume()}
 	if objects != nil {
-		withObjects(t, *objects)
+		withObjects(t, *objects, objectsScript(serving))
 	}
 	t.Spec.ImagePullSecrets = nil
 	if s := b.Spec.PodTemplate.ImagePullSecret; s != "" {

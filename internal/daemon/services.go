@@ -136,6 +136,7 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 		Kubelet: platform.Kubelet{Addr: config.Addr(cfg.KubeletPort), NodeName: cfg.NodeName,
 			CAFile: pki.New(cfg).Path("ca.crt"), RootDir: cfg.KubeletDir()},
 		GatewayMetrics: GatewayMetricsSocket(cfg),
+		WorkerLogsDir:  cfg.Path("worker-logs"),
 		Log:            log,
 	})
 	if err != nil {

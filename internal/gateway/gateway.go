@@ -166,6 +166,7 @@ type Gateway struct {
 	accountTTL time.Duration
 	startWait  time.Duration
 	waiters    chan struct{} // MaxStartWaiters slots
+	logBudget  logBudget
 	metrics    *metrics.Recorder
 
 	snap      atomic.Pointer[accountSnapshot]
@@ -373,7 +374,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.notFound(w, r, nil, fmt.Sprintf("No account has the workers subdomain %q.", sub))
 		return
 	}
-	script, deployments, preview, err := g.cachedResolve(ctx, acct, first)
+	rt, err := g.cachedResolve(ctx, acct, first)
+	script, deployments, preview := rt.script, rt.deployments, rt.preview
 	if err != nil {
 		var nf notFoundError
 		if errors.As(err, &nf) {
@@ -388,8 +390,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		w = sw
 		start := time.Now()
+		upgrade := r.Header.Get("Upgrade") != ""
 		defer func() {
-			g.metrics.Observe(metrics.Key{Account: acct.ID, Script: script, Version: version}, sw.Status(), time.Since(start))
+			status, took := sw.Status(), time.Since(start)
+			if upgrade && sw.status == 0 { // hijacked: the proxy wrote 101 on the connection
+				status, took = http.StatusSwitchingProtocols, -1
+			}
+			g.metrics.Observe(metrics.Key{Account: acct.ID, Script: script, Version: version}, status, took)
 		}()
 	}
 	if len(deployments) > 0 && len(deployments[0]) > 0 {
@@ -410,7 +417,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			deployments = append([][]apiv1.VersionTraffic{{{VersionID: chosen, Percentage: 100}}}, deployments[1:]...)
 		}
 	}
-	traced := g.watched != nil && g.watched(acct.ID, script)
+	// Traced while someone tails, and for the sampled share of a script
+	// whose logs are kept (Workers Logs): its trace events reach the
+	// collector.
+	traced := (g.watched != nil && g.watched(acct.ID, script)) ||
+		(rt.logged > 0 && float64(g.rand(1<<20)) < rt.logged*(1<<20) && g.logBudget.take(acct.ID+"/"+script, time.Now()))
 	t, err := g.pick(ctx, acct, script, deployments, preview, traced)
 	if err == nil && t == nil {
 		t, err = g.waitForPod(ctx, func() (*target, error) { return g.pick(ctx, acct, script, deployments, preview, traced) })
@@ -434,6 +445,45 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := g.begin(t.primary.load, t.start, t.primary.limit)
 	defer g.end(t.primary.load, req)
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
+}
+
+// MaxLoggedPerSecond bounds the invocations of one script logged per
+// second (Workers Logs): past it, requests take the untraced Worker. A
+// traced invocation costs the pod memory until its events are posted; at
+// ~1,400 logged requests/s a pod's workerd outgrew its limit within
+// seconds (docs/benchmarks.md, issue 16).
+const MaxLoggedPerSecond = 100
+
+// logBudget is a token bucket of MaxLoggedPerSecond per script.
+type logBudget struct {
+	mu      sync.Mutex
+	buckets map[string]*logBucket
+}
+
+type logBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// take spends one logged invocation of key at now, if the bucket has one.
+func (b *logBudget) take(key string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buckets == nil || len(b.buckets) > 10_000 {
+		b.buckets = map[string]*logBucket{}
+	}
+	k := b.buckets[key]
+	if k == nil {
+		k = &logBucket{tokens: MaxLoggedPerSecond, at: now}
+		b.buckets[key] = k
+	}
+	k.tokens = min(MaxLoggedPerSecond, k.tokens+now.Sub(k.at).Seconds()*MaxLoggedPerSecond)
+	k.at = now
+	if k.tokens < 1 {
+		return false
+	}
+	k.tokens--
+	return true
 }
 
 // waitForPod calls pick until it finds a target, for up to StartWait, while
@@ -474,42 +524,56 @@ func (e notFoundError) Error() string { return string(e) }
 // resolve finds what a host's first label names: a script's deployments,
 // newest first (the active one, then the ones it replaced, which serve while
 // the new one rolls out), or a preview of one version.
-func (g *Gateway) resolve(ctx context.Context, a store.Account, first string) (script string, deployments [][]apiv1.VersionTraffic, preview bool, err error) {
+func (g *Gateway) resolve(ctx context.Context, a store.Account, first string) (route, error) {
 	rel, err := store.ReadRelease(ctx, g.reader, a, first)
 	if err != nil {
-		return "", nil, false, err
+		return route{}, err
 	}
 	if rel != nil {
 		d := rel.ActiveDeployment()
 		if d == nil || len(d.Versions) == 0 {
-			return "", nil, false, notFoundError(fmt.Sprintf("Worker %q has no active deployment; deploy a version with `wrangler deploy` or `wrangler versions deploy`.", first))
+			return route{}, notFoundError(fmt.Sprintf("Worker %q has no active deployment; deploy a version with `wrangler deploy` or `wrangler versions deploy`.", first))
 		}
+		r := route{script: first, logged: rel.Spec.Observability.SamplingRate()}
 		for _, dep := range rel.Spec.Deployments {
 			if len(dep.Versions) > 0 {
-				deployments = append(deployments, dep.Versions)
+				r.deployments = append(r.deployments, dep.Versions)
 			}
 		}
-		return first, deployments, false, nil
+		return r, nil
 	}
 	prefix, name, ok := previewLabel(first)
 	if !ok {
-		return "", nil, false, notFoundError(fmt.Sprintf("There is no Worker %q in account %s.", first, a.Name))
+		return route{}, notFoundError(fmt.Sprintf("There is no Worker %q in account %s.", first, a.Name))
 	}
 	rel, err = store.ReadRelease(ctx, g.reader, a, name)
 	if err != nil {
-		return "", nil, false, err
+		return route{}, err
 	}
 	if rel == nil {
-		return "", nil, false, notFoundError(fmt.Sprintf("There is no Worker %q (nor %q) in account %s.", first, name, a.Name))
+		return route{}, notFoundError(fmt.Sprintf("There is no Worker %q (nor %q) in account %s.", first, name, a.Name))
 	}
 	id, err := g.findVersion(ctx, a, rel, prefix)
 	if err != nil {
-		return "", nil, false, err
+		return route{}, err
 	}
 	if id == "" {
-		return "", nil, false, notFoundError(fmt.Sprintf("Worker %q has no version starting with %s.", name, prefix))
+		return route{}, notFoundError(fmt.Sprintf("Worker %q has no version starting with %s.", name, prefix))
 	}
-	return name, [][]apiv1.VersionTraffic{{{VersionID: id, Percentage: 100}}}, true, nil
+	return route{script: name, deployments: [][]apiv1.VersionTraffic{{{VersionID: id, Percentage: 100}}}, preview: true,
+		logged: rel.Spec.Observability.SamplingRate()}, nil
+}
+
+// route is what a Host resolves to: the script, its deployments (the
+// active one first, then the previous ones, for requests while pods start),
+// whether it is a preview host (one version), and the share of its
+// invocations whose logs are kept (Workers Logs: those go to the traced
+// Worker).
+type route struct {
+	script      string
+	deployments [][]apiv1.VersionTraffic
+	preview     bool
+	logged      float64
 }
 
 // previewLabel splits "<8 hex>-<script>".

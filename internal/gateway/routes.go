@@ -9,7 +9,6 @@ import (
 
 	toolscache "k8s.io/client-go/tools/cache"
 
-	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/store"
 )
 
@@ -63,11 +62,9 @@ type podsEntry struct {
 }
 
 type resolveEntry struct {
-	gen         uint64
-	script      string
-	deployments [][]apiv1.VersionTraffic
-	preview     bool
-	err         error
+	gen   uint64
+	route route
+	err   error
 }
 
 // maxRoutes bounds each memo table; past it, the table starts over.
@@ -102,7 +99,7 @@ func (g *Gateway) cachedReadyPods(ctx context.Context, a store.Account) ([]pod, 
 }
 
 // cachedResolve is resolve, memoised while no release or version changes.
-func (g *Gateway) cachedResolve(ctx context.Context, a store.Account, first string) (string, [][]apiv1.VersionTraffic, bool, error) {
+func (g *Gateway) cachedResolve(ctx context.Context, a store.Account, first string) (route, error) {
 	if g.changes == nil {
 		return g.resolve(ctx, a, first)
 	}
@@ -112,18 +109,18 @@ func (g *Gateway) cachedResolve(ctx context.Context, a store.Account, first stri
 	e, ok := g.routes.resolved[key]
 	g.routes.mu.RUnlock()
 	if ok && e.gen == gen {
-		return e.script, e.deployments, e.preview, e.err
+		return e.route, e.err
 	}
-	script, deployments, preview, err := g.resolve(ctx, a, first)
+	r, err := g.resolve(ctx, a, first)
 	var nf notFoundError
 	if err != nil && !errors.As(err, &nf) {
-		return script, deployments, preview, err // not memoised: may pass
+		return r, err // not memoised: may pass
 	}
 	g.routes.mu.Lock()
 	if len(g.routes.resolved) >= maxRoutes {
 		clear(g.routes.resolved)
 	}
-	g.routes.resolved[key] = resolveEntry{gen: gen, script: script, deployments: deployments, preview: preview, err: err}
+	g.routes.resolved[key] = resolveEntry{gen: gen, route: r, err: err}
 	g.routes.mu.Unlock()
-	return script, deployments, preview, err
+	return r, err
 }

@@ -29,6 +29,7 @@ var layerOf = map[string]int{
 	"internal/tail":       1,
 	"internal/assets":     1,
 	"internal/metrics":    1,
+	"internal/workerlogs": 1,
 	"internal/store":      2,
 	"internal/builder":    3,
 	"internal/gateway":    3,

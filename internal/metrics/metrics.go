@@ -25,11 +25,11 @@ const Retention = 24 * time.Hour
 const retainedMinutes = int64(Retention / time.Minute)
 
 // DefaultMaxSeries bounds the (account, script, version) series a Recorder
-// keeps: ~1,440 minutes of ~100 bytes each at most per series, ~590 MB in
-// the worst case of every series busy every minute, far less in practice
-// (only minutes with requests are kept). The series of the least recently
-// seen version goes first.
-const DefaultMaxSeries = 4096
+// keeps: at most 1,440 minutes of 176 bytes per series, ~500 MB in the
+// worst case of every series busy every minute of a day, far less in
+// practice (only minutes with requests are kept). The series of the least
+// recently seen version goes first.
+const DefaultMaxSeries = 2048
 
 // LatencyBounds are the upper bounds, in milliseconds, of the latency
 // histogram's buckets; one more bucket holds the rest.
@@ -104,6 +104,9 @@ func (c *Counts) observe(status int, d time.Duration) {
 	if class := status/100 - 1; class >= 0 && class < len(c.Status) {
 		c.Status[class]++
 	}
+	if d < 0 {
+		return
+	}
 	ms := float64(d) / float64(time.Millisecond)
 	i, _ := slices.BinarySearch(LatencyBounds[:], ms)
 	c.Latency[i]++
@@ -143,7 +146,8 @@ func New(maxSeries int, now func() time.Time) *Recorder {
 }
 
 // Observe records one answered request of k: its status and how long it
-// took.
+// took. A negative d counts the request without a latency (a WebSocket,
+// whose duration is the session's).
 func (r *Recorder) Observe(k Key, status int, d time.Duration) {
 	minute := r.now().Unix() / 60 * 60
 	s := r.get(k, minute)

@@ -13,7 +13,7 @@ var (
 		"Requests answered for a Worker version through the gateway, by status class (2xx, 5xx...).",
 		[]string{"account", "script", "version", "status_class"}, nil)
 	durationDesc = prometheus.NewDesc("octo_worker_request_duration_seconds",
-		"Time from the gateway receiving a Worker's request to its response headers.",
+		"Time from the gateway receiving a Worker's request to the end of its response (WebSockets not included).",
 		[]string{"account", "script", "version"}, nil)
 )
 

@@ -120,7 +120,10 @@ type Config struct {
 	// (GatewayMetrics.Socket): the dashboard's charts and, with the
 	// operators' own metrics, the API's /metrics. Empty: none.
 	GatewayMetrics string
-	Log            *slog.Logger
+	// WorkerLogsDir keeps the logs of the Workers that enable them
+	// (workerlogs); empty: none are kept.
+	WorkerLogsDir string
+	Log           *slog.Logger
 }
 
 // Platform is every shared service of a running octo.
@@ -152,7 +155,13 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	p := &Platform{Core: *core}
 	// The tail hub names the scripts of workerd services from the
 	// WorkerVersions; the gateway process follows its watched set (FeedHandler).
-	p.Tails = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(core.Client), Log: log.With("component", "tail")})
+	var logs *workerLogs
+	tailOpts := tail.Options{Resolve: gateway.TailResolver(core.Client), Log: log.With("component", "tail")}
+	if cfg.WorkerLogsDir != "" {
+		logs = newWorkerLogs(cfg.WorkerLogsDir, core.Store)
+		tailOpts.Logs = logs
+	}
+	p.Tails = tail.New(ctx, tailOpts)
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
 	var series func(ctx context.Context, account, script string, from, to time.Time) ([]metrics.Point, error)
 	var scrape http.Handler
@@ -178,7 +187,7 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		PodMemory: podMemory,
 		Status:    cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
 		APIURL: edgeURL + cfapi.BasePath, Tail: p.Tails, EdgePort: cfg.EdgePort, Env: cfg.Env,
-		LoginKey: cfg.DashboardLoginKey, Metrics: series,
+		LoginKey: cfg.DashboardLoginKey, Metrics: series, Logs: logs.search(),
 		Log: log.With("component", "dashboard"),
 	})
 	if err != nil {

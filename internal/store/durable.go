@@ -209,3 +209,17 @@ func checkObjectScripts(script string, bindings []Binding) error {
 	}
 	return nil
 }
+
+// sameObjects reports whether two versions of a script have the same
+// Durable Object classes (names and namespaces): a deployment may not mix
+// or go back across a migration, whose storage would not match.
+func sameObjects(a, b *apiv1.VersionDurableObjects) bool {
+	var ac, bc []apiv1.DurableObjectClass
+	if a != nil {
+		ac = a.Classes
+	}
+	if b != nil {
+		bc = b.Classes
+	}
+	return slices.Equal(ac, bc)
+}

@@ -766,7 +766,9 @@ func (r *R2) Put(ctx context.Context, account, bucket, key string, body io.Reade
 		md5b64 = base64.StdEncoding.EncodeToString(want)
 	}
 	s3 := R2S3Bucket(account, bucket)
-	if _, err := r.core.PutObject(ctx, s3, key, body, size, md5b64, "", r2PutOptions(opts)); err != nil {
+	putOpts := r2PutOptions(opts)
+	putOpts.DisableContentSha256 = size == 0 // see BlobStore.Put
+	if _, err := r.core.PutObject(ctx, s3, key, body, size, md5b64, "", putOpts); err != nil {
 		return R2Object{}, r2Err("put", err)
 	}
 	for alg, h := range hashes {

@@ -78,6 +78,10 @@ func (s *Store) Deploy(ctx context.Context, a Account, script string, d Deployme
 	if _, err := s.Release(ctx, a, script); err != nil {
 		return nil, err
 	}
+	latest, err := s.LatestVersion(ctx, a, script)
+	if err != nil {
+		return nil, err
+	}
 	var traffic []apiv1.VersionTraffic
 	sum, seen := 0, map[string]bool{}
 	for _, v := range d.Versions {
@@ -92,6 +96,10 @@ func (s *Store) Deploy(ctx context.Context, a Account, script string, d Deployme
 			return nil, Errorf(Invalid, CodeBadDeployment, "version %s is listed twice", wv.Spec.VersionID)
 		}
 		seen[wv.Spec.VersionID] = true
+		if !sameObjects(wv.Spec.DurableObjects, latest.Spec.DurableObjects) {
+			return nil, Errorf(Invalid, CodeObjectMigration,
+				"version %s has other Durable Object classes than the script's latest (a migration came between): it cannot be deployed; deploy a new version instead", wv.Spec.VersionID)
+		}
 		sum += *v.Percentage
 		traffic = append(traffic, apiv1.VersionTraffic{VersionID: wv.Spec.VersionID, Percentage: int32(*v.Percentage)})
 	}

@@ -72,6 +72,9 @@ type Metadata struct {
 	Migrations *Migrations `json:"migrations"`
 	// Containers octo does not support yet; a non-empty value is refused.
 	Containers json.RawMessage `json:"containers"`
+	// Observability is the script's Workers Logs setting; an upload that
+	// deploys (PUT script) applies it.
+	Observability *ObservabilitySettings `json:"observability"`
 }
 
 // UploadAssets is metadata.assets.
@@ -327,6 +330,9 @@ func (u *Upload) Validate() error {
 		return invalid("containers are not supported by octo yet")
 	}
 	if err := m.Migrations.validate(); err != nil {
+		return err
+	}
+	if _, err := m.Observability.Observability(); err != nil {
 		return err
 	}
 	if m.BodyPart != "" && (!m.Migrations.empty() || slices.ContainsFunc(m.Bindings, func(b Binding) bool { return b.Type == apiv1.BindingDurableObject })) {

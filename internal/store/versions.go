@@ -253,7 +253,16 @@ func (s *Store) createVersionLocked(ctx context.Context, a Account, script strin
 	if !in.Deploy {
 		return v, nil, nil
 	}
-	// 5. The deployment.
+	// 5. The script's Workers Logs setting, which an upload that deploys
+	// carries (validated with the upload).
+	if obs, _ := in.Metadata.Observability.Observability(); in.Metadata.Observability != nil {
+		if err := s.setObservabilityLocked(ctx, a, script, obs); err != nil {
+			_ = s.k8s.Delete(context.WithoutCancel(ctx), v)
+			undo()
+			return nil, nil, err
+		}
+	}
+	// 6. The deployment.
 	d, err := s.deploy(ctx, a, script, []apiv1.VersionTraffic{{VersionID: id, Percentage: 100}}, map[string]string{}, in.TriggeredBy)
 	if err != nil {
 		_ = s.k8s.Delete(context.WithoutCancel(ctx), v)

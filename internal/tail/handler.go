@@ -135,9 +135,9 @@ func (h *Hub) Collect(w http.ResponseWriter, r *http.Request, account string) {
 	// Past the limit the server closes the connection rather than drain it.
 	body := http.MaxBytesReader(w, r.Body, maxCollectBody)
 	service, _ := url.PathUnescape(strings.Trim(strings.TrimPrefix(r.URL.EscapedPath(), Path), "/"))
-	if !h.listening() {
-		// Every invocation of every worker posts here: when nobody tails,
-		// answer at once.
+	if !h.listening() && h.logs == nil {
+		// Only traced invocations post here: when nobody tails and no
+		// logs are kept, answer at once.
 		_, _ = io.Copy(io.Discard, body)
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -172,6 +172,7 @@ func (h *Hub) Collect(w http.ResponseWriter, r *http.Request, account string) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	keep := h.logs != nil && h.logs.Logged(account, script)
 	for _, it := range items {
 		ev, err := FromTraceItem(it, account, script, version)
 		if err != nil {
@@ -182,6 +183,11 @@ func (h *Hub) Collect(w http.ResponseWriter, r *http.Request, account string) {
 			continue
 		}
 		h.Publish(ev)
+		if keep {
+			if err := h.logs.Keep(ev); err != nil {
+				h.log.Warn("invocation log not kept", "script", ev.ScriptName, "err", err)
+			}
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -96,7 +96,18 @@ type Options struct {
 	// Sample returns a number in [0,1) for sampling_rate; nil means
 	// math/rand/v2.
 	Sample func() float64
-	Log    *slog.Logger
+	// Logs keeps the invocations of the scripts whose logs are enabled
+	// (Workers Logs), whether or not someone tails them; nil: none.
+	Logs Sink
+	Log  *slog.Logger
+}
+
+// Sink keeps the invocations of the scripts whose logs are enabled.
+type Sink interface {
+	// Logged reports whether account's script keeps its logs.
+	Logged(account, script string) bool
+	// Keep stores one invocation.
+	Keep(ev Event) error
 }
 
 // Hub holds the tail sessions and their listeners.
@@ -106,6 +117,7 @@ type Hub struct {
 	ttl        time.Duration
 	now        func() time.Time
 	sample     func() float64
+	logs       Sink
 	log        *slog.Logger
 	maxScript  int
 	maxAccount int
@@ -163,6 +175,7 @@ func New(ctx context.Context, opts Options) *Hub {
 		ttl:        opts.TTL,
 		now:        opts.Now,
 		sample:     opts.Sample,
+		logs:       opts.Logs,
 		log:        opts.Log,
 		maxScript:  opts.MaxPerScript,
 		maxAccount: opts.MaxPerAccount,

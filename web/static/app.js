@@ -368,6 +368,16 @@
       let win = '1h';
       const winBtn = (w) => h('button', { id: 'metrics-' + w, class: 'small', onclick: () => { win = w; metricsCard._key = ''; refreshNow(); } }, w === '1h' ? 'Last hour' : 'Last 24 hours');
       let refreshNow = () => {};
+      // Workers Logs: a search of the kept invocations.
+      const logsQ = h('input', { id: 'logs-q', type: 'search', placeholder: 'text in messages, exceptions or URL', 'aria-label': 'Search text' });
+      const logsLevel = h('select', { id: 'logs-level', 'aria-label': 'Level' },
+        ['', 'info', 'warn', 'error'].map((l) => h('option', { value: l }, l ? l + ' and above' : 'all levels')));
+      const logsWindow = h('select', { id: 'logs-window', 'aria-label': 'Window' },
+        [['1h', 'last hour'], ['24h', 'last 24 hours'], ['3d', 'last 3 days']].map(([v, t]) => h('option', { value: v }, t)));
+      logsWindow.value = '24h';
+      const logsBody = h('div', { id: 'logs-body' });
+      const logsSearch = h('button', { id: 'logs-search', class: 'small', onclick: () => { logsBody._key = ''; refreshNow(); } }, 'Search');
+      logsQ.addEventListener('keydown', (e) => { if (e.key === 'Enter') logsSearch.click(); });
       const selA = h('select', { id: 'split-a', 'aria-label': 'Version A' });
       const selB = h('select', { id: 'split-b', 'aria-label': 'Version B' });
       const pct = h('input', { id: 'split-pct', type: 'number', min: 0, max: 100, value: 50, 'aria-label': 'Percent for A' });
@@ -403,6 +413,8 @@
           h('div', { class: 'row wrap' }, h('label', {}, 'A ', selA), pct, range, h('span', {}, '% · B gets ', pctB, '%'),
             h('label', {}, 'B ', selB), splitBtn), splitNote),
         h('section', { class: 'card', id: 'metrics' }, h('div', { class: 'row wrap' }, h('h2', {}, 'Metrics'), winBtn('1h'), winBtn('24h')), metricsCard),
+        h('section', { class: 'card', id: 'logs' }, h('h2', {}, 'Logs'),
+          h('div', { class: 'row wrap' }, logsQ, logsLevel, logsWindow, logsSearch), logsBody),
         cron,
         h('section', { class: 'card' }, h('h2', {}, 'Deployment history'), deployments));
       function fillSelect(sel, vs, fallback) {
@@ -494,6 +506,23 @@
               h('p', { class: 'legend small' }, swatch('#2563eb'), ' p50  ', swatch('#ea580c'), ' p99 (ms, bucket bounds)'),
             ];
           });
+          const lq = new URLSearchParams({ q: logsQ.value, level: logsLevel.value, window: logsWindow.value });
+          const logs = await api('GET', '/workers/' + enc(account) + '/' + enc(script) + '/logs?' + lq);
+          set(logsBody, JSON.stringify(logs) + tick10s(), () => [
+            h('p', { id: 'logs-state', class: 'muted small', dataset: { enabled: logs.enabled } },
+              !logs.available ? 'This dashboard keeps no logs.'
+                : logs.enabled ? 'Logs kept for ' + Math.round(logs.samplingRate * 100) + ' % of the invocations, 3 days (observability.enabled in the Worker\'s wrangler config).'
+                  : 'Logs are not kept: add [observability] enabled = true to the Worker\'s wrangler config and deploy. Older logs below, if any.'),
+            table('logs-entries', ['When', 'Level', 'Version', 'Invocation', 'Output'],
+              logs.entries.map((e) => h('tr', { dataset: { level: e.level, outcome: e.outcome } },
+                h('td', {}, when(e.time)),
+                h('td', {}, pill(e.level === 'error' ? 'error' : e.level === 'warn' ? 'warning' : 'ok', e.level)),
+                h('td', {}, e.version ? h('code', { title: e.version }, shortID(e.version)) : h('span', { class: 'muted' }, '—')),
+                h('td', { class: 'small' }, e.trigger, e.outcome !== 'ok' ? [' ', pill(e.outcome)] : null),
+                h('td', { class: 'small logs' }, e.logs.map((l) => h('div', {}, h('code', {}, l))),
+                  e.exceptions.map((x) => h('div', { class: 'error' }, x))))),
+              'No invocations match.'),
+          ]);
           const c = data.cron;
           cron.hidden = !c.schedules.length && !c.runs.length;
           set(cron, JSON.stringify(c) + tick10s(), () => [
