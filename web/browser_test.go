@@ -94,6 +94,10 @@ func TestBrowser(t *testing.T) {
 	if got := webtest.Eval[string](b, `getComputedStyle(document.querySelector('header.top')).position`); got != "sticky" {
 		t.Errorf("header position %q: app.css not applied", got)
 	}
+	b.Wait(`document.querySelector('#platform-total') && document.querySelector('#traffic #requests-chart')`, "the platform's requests chart")
+	if got := webtest.Eval[string](b, `document.querySelector('#platform-total').dataset.requests`); got != "10" {
+		t.Errorf("the platform's requests = %s, want 10", got)
+	}
 	b.Shot("overview")
 
 	// Workers.

@@ -159,6 +159,9 @@ type overviewJSON struct {
 	// Subdomain and Account are the default account's.
 	Account   string `json:"account"`
 	Subdomain string `json:"subdomain"`
+	// Metrics are the requests of every Worker, by minute over the last
+	// hour; nil without metrics.
+	Metrics *workerMetricsJSON `json:"metrics,omitempty"`
 }
 
 // EnvCommand is what the overview tells to run for the values of the
@@ -198,6 +201,7 @@ func (d *Dashboard) overview(c echo.Context) error {
 		Status: Status{State: "unknown", Parts: []Part{}}, EnvVars: []string{}, EnvCommand: EnvCommand,
 		DashboardURL: d.URL(), APIURL: d.opts.APIURL,
 		Account: d.opts.DefaultAccount.ID, Subdomain: d.opts.DefaultAccount.Subdomain,
+		Metrics: d.workerMetrics(ctx, "", "", "1h"), // every Worker
 	}
 	if d.opts.Status != nil {
 		out.Status = d.opts.Status()
@@ -496,7 +500,7 @@ func toPoint(start time.Time, c metrics.Counts, byVersion map[string]uint64) met
 }
 
 // workerMetrics reads a script's requests for window ("1h": by minute,
-// "24h": by hour).
+// "24h": by hour); an empty account and script read every Worker's.
 func (d *Dashboard) workerMetrics(ctx context.Context, accountID, script, window string) *workerMetricsJSON {
 	if d.opts.Metrics == nil {
 		return nil

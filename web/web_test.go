@@ -88,20 +88,24 @@ func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, contain
 func TestOverview(t *testing.T) {
 	w := newWorld(t, testPort)
 	var o struct {
-		State     string    `json:"state"`
-		Version   string    `json:"version"`
-		StartedAt time.Time `json:"startedAt"`
-		Healthy   bool      `json:"healthy"`
-		Parts     []Part    `json:"parts"`
-		Counts    counts    `json:"counts"`
-		EnvVars   []string  `json:"envVars"`
-		EnvCmd    string    `json:"envCommand"`
-		APIURL    string    `json:"apiURL"`
-		Dash      string    `json:"dashboardURL"`
-		Subdomain string    `json:"subdomain"`
-		Account   string    `json:"account"`
+		State     string             `json:"state"`
+		Version   string             `json:"version"`
+		StartedAt time.Time          `json:"startedAt"`
+		Healthy   bool               `json:"healthy"`
+		Parts     []Part             `json:"parts"`
+		Counts    counts             `json:"counts"`
+		EnvVars   []string           `json:"envVars"`
+		EnvCmd    string             `json:"envCommand"`
+		APIURL    string             `json:"apiURL"`
+		Dash      string             `json:"dashboardURL"`
+		Subdomain string             `json:"subdomain"`
+		Account   string             `json:"account"`
+		Metrics   *workerMetricsJSON `json:"metrics"`
 	}
 	w.getJSON(t, "/dashboard/api/overview", &o)
+	if o.Metrics == nil || o.Metrics.Total.Requests != 10 || o.Metrics.Total.Errors != 2 || len(o.Metrics.Points) != 60 {
+		t.Errorf("the platform's requests = %+v, want every Worker's 10 (2 errors) by minute", o.Metrics)
+	}
 	if !o.Healthy || o.State != "ready" || o.Version != "v0.test" || !o.StartedAt.Equal(t0) {
 		t.Errorf("overview = %+v, want healthy, ready, v0.test", o)
 	}

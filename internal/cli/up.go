@@ -31,7 +31,8 @@ type upOptions struct {
 	wait       time.Duration
 	ports      config.Config // only the port fields are used
 	// workersPerBundle is --workers-per-bundle.
-	workersPerBundle int
+	workersPerBundle  int
+	logsRetentionDays int
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -65,6 +66,8 @@ Ports given here are saved in the data dir and reused by later commands.`,
 	f.IntVar(&o.ports.KubeletPort, "kubelet-port", config.DefaultKubeletPort, "loopback port of the kubelet API")
 	f.IntVar(&o.workersPerBundle, "workers-per-bundle", controller.DefaultWorkersPerBundle,
 		"most scripts one workerd process runs; an account with more gets more bundles (kept for later 'octo up')")
+	f.IntVar(&o.logsRetentionDays, "logs-retention-days", 3,
+		"days the logs of Workers with [observability] enabled are kept (kept for later 'octo up')")
 	return cmd
 }
 
@@ -88,6 +91,10 @@ func resolveUpConfig(cmd *cobra.Command, g *globals, o *upOptions) (config.Confi
 	set("workers-per-bundle", &cfg.WorkersPerBundle, o.workersPerBundle)
 	if f.Changed("workers-per-bundle") && o.workersPerBundle < 1 {
 		return cfg, fmt.Errorf("--workers-per-bundle must be 1 or more, not %d", o.workersPerBundle)
+	}
+	set("logs-retention-days", &cfg.LogsRetentionDays, o.logsRetentionDays)
+	if f.Changed("logs-retention-days") && (o.logsRetentionDays < 1 || o.logsRetentionDays > 365) {
+		return cfg, fmt.Errorf("--logs-retention-days must be from 1 to 365, not %d", o.logsRetentionDays)
 	}
 	if f.Changed("no-kubeconfig-merge") || cfg.NodeName == "" {
 		cfg.MergeKubeconfig = !o.noMerge

@@ -60,6 +60,9 @@ type Config struct {
 	// WorkersPerBundle bounds the scripts one WorkerBundle (one workerd
 	// process) runs; 0 means the operators' default.
 	WorkersPerBundle int `json:"workersPerBundle,omitempty"`
+	// LogsRetentionDays is how many days the logs of the Workers that keep
+	// them (Workers Logs) are kept; 0 means 3, Cloudflare's.
+	LogsRetentionDays int `json:"logsRetentionDays,omitempty"`
 }
 
 // Default returns the configuration for dataDir with default ports.

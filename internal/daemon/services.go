@@ -137,6 +137,7 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 			CAFile: pki.New(cfg).Path("ca.crt"), RootDir: cfg.KubeletDir()},
 		GatewayMetrics: GatewayMetricsSocket(cfg),
 		WorkerLogsDir:  cfg.Path("worker-logs"),
+		LogsRetention:  time.Duration(cfg.LogsRetentionDays) * 24 * time.Hour,
 		Log:            log,
 	})
 	if err != nil {

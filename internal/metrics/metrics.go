@@ -216,15 +216,22 @@ type Point struct {
 }
 
 // Range returns the minutes of a script from from (inclusive) to to
-// (exclusive), one Point per minute with requests, oldest first.
+// (exclusive), one Point per minute with requests, oldest first. An empty
+// account and script ask for every script of every account, summed (by
+// version "").
 func (r *Recorder) Range(account, script string, from, to time.Time) []Point {
+	all := account == "" && script == ""
 	lo, hi := from.Unix(), to.Unix()
 	byMinute := map[int64]*Point{}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for k, s := range r.series {
-		if k.Account != account || k.Script != script {
+		if !all && (k.Account != account || k.Script != script) {
 			continue
+		}
+		version := k.Version
+		if all {
+			version = ""
 		}
 		s.mu.Lock()
 		for _, m := range s.minutes {
@@ -237,9 +244,9 @@ func (r *Recorder) Range(account, script string, from, to time.Time) []Point {
 				byMinute[m.Start] = p
 			}
 			p.Add(m.Counts)
-			v := p.ByVersion[k.Version]
+			v := p.ByVersion[version]
 			v.Add(m.Counts)
-			p.ByVersion[k.Version] = v
+			p.ByVersion[version] = v
 		}
 		s.mu.Unlock()
 	}

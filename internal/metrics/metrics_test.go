@@ -138,3 +138,15 @@ func BenchmarkObserve(b *testing.B) {
 		r.Observe(k, 200, 3*time.Millisecond)
 	}
 }
+
+// Range of no account and no script sums every series.
+func TestRangeAll(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	r := New(0, c.now)
+	r.Observe(Key{Account: "a", Script: "s", Version: "v1"}, 200, time.Millisecond)
+	r.Observe(Key{Account: "b", Script: "t", Version: "v2"}, 500, time.Millisecond)
+	pts := r.Range("", "", c.t.Add(-time.Hour), c.t.Add(time.Hour))
+	if len(pts) != 1 || pts[0].Requests != 2 || pts[0].Errors() != 1 || pts[0].ByVersion[""].Requests != 2 || len(pts[0].ByVersion) != 1 {
+		t.Errorf("all = %+v", pts)
+	}
+}

@@ -123,6 +123,8 @@ type Config struct {
 	// WorkerLogsDir keeps the logs of the Workers that enable them
 	// (workerlogs); empty: none are kept.
 	WorkerLogsDir string
+	// LogsRetention is how long they are kept; 0: workerlogs.DefaultRetention.
+	LogsRetention time.Duration
 	Log           *slog.Logger
 }
 
@@ -158,7 +160,7 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	var logs *workerLogs
 	tailOpts := tail.Options{Resolve: gateway.TailResolver(core.Client), Log: log.With("component", "tail")}
 	if cfg.WorkerLogsDir != "" {
-		logs = newWorkerLogs(cfg.WorkerLogsDir, core.Store)
+		logs = newWorkerLogs(cfg.WorkerLogsDir, cfg.LogsRetention, core.Store)
 		tailOpts.Logs = logs
 	}
 	p.Tails = tail.New(ctx, tailOpts)

@@ -31,8 +31,8 @@ type logSetting struct {
 	at time.Time
 }
 
-func newWorkerLogs(dir string, st *store.Store) *workerLogs {
-	return &workerLogs{Store: workerlogs.New(dir, 0, nil, nil), st: st, seen: map[string]logSetting{}}
+func newWorkerLogs(dir string, retention time.Duration, st *store.Store) *workerLogs {
+	return &workerLogs{Store: workerlogs.New(dir, retention, nil, nil), st: st, seen: map[string]logSetting{}}
 }
 
 // Logged implements tail.Sink.

@@ -286,8 +286,10 @@
           }
         },
       }, 'Copy');
+      const traffic = h('div', { id: 'platform-metrics' });
       root.append(
         h('section', {}, status, counts),
+        h('section', { class: 'card', id: 'traffic' }, h('h2', {}, 'Requests, all Workers'), traffic),
         h('section', { class: 'card' }, h('h2', {}, 'Parts'), parts),
         h('section', { class: 'card' },
           h('div', { class: 'row' }, h('h2', {}, 'Environment'), h('span', { class: 'spacer' }), copy),
@@ -320,6 +322,14 @@
               h('td', {}, p.endpoint ? h('code', {}, p.endpoint) : h('span', { class: 'muted' }, '—')),
               h('td', { class: 'error' }, p.error || ''))),
             'The daemon reports no parts.'));
+          const m = o.metrics;
+          set(traffic, JSON.stringify(m), () => !m ? h('p', { class: 'muted' }, 'No metrics: this dashboard has no gateway to ask.')
+            : m.error ? h('p', { class: 'error' }, 'Metrics unavailable: ' + m.error)
+              : [h('p', { id: 'platform-total', dataset: { requests: m.total.requests, errors: m.total.errors } },
+                h('b', {}, m.total.requests + ' requests'), ' · ', h('span', { class: m.total.errors ? 'error' : '' }, m.total.errors + ' errors (5xx)'),
+                ' · p50 ≤ ' + m.total.p50 + ' ms · p99 ≤ ' + m.total.p99 + ' ms',
+                h('span', { class: 'muted small' }, ' · per minute, last hour, every Worker of every account')),
+              requestsChart(m, { '': '#2563eb' })]);
           set(env, o.envCommand, () => o.envCommand);
           set(envVars, JSON.stringify(o.envVars), () => o.envVars.length
             ? ['It sets ', o.envVars.map((n, i) => [i ? ' ' : '', h('code', {}, n)])]
@@ -511,7 +521,7 @@
           set(logsBody, JSON.stringify(logs) + tick10s(), () => [
             h('p', { id: 'logs-state', class: 'muted small', dataset: { enabled: logs.enabled } },
               !logs.available ? 'This dashboard keeps no logs.'
-                : logs.enabled ? 'Logs kept for ' + Math.round(logs.samplingRate * 100) + ' % of the invocations, 3 days (observability.enabled in the Worker\'s wrangler config).'
+                : logs.enabled ? 'Logs kept for ' + Math.round(logs.samplingRate * 100) + ' % of the invocations (at most 100 a second), 3 days unless octo up --logs-retention-days says otherwise (observability.enabled in the Worker\'s wrangler config).'
                   : 'Logs are not kept: add [observability] enabled = true to the Worker\'s wrangler config and deploy. Older logs below, if any.'),
             table('logs-entries', ['When', 'Level', 'Version', 'Invocation', 'Output'],
               logs.entries.map((e) => h('tr', { dataset: { level: e.level, outcome: e.outcome } },
