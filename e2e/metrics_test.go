@@ -52,7 +52,8 @@ func scrape(t *testing.T, vars map[string]string, script string) requestCounts {
 			}
 		}
 	}
-	for _, name := range []string{"controller_runtime_reconcile_total", "octo_bundle_build_duration_seconds"} {
+	for _, name := range []string{"controller_runtime_reconcile_total", "octo_bundle_build_duration_seconds",
+		"octo_bundle_rollout_duration_seconds", "octo_bundle_container_restarts", "workqueue_depth"} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("/metrics lacks the operators' %s", name)
 		}

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -161,6 +162,11 @@ func (r *BundleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if len(problems) > 0 {
 		msg += "; " + strings.Join(problems, "; ")
+	}
+	wasReady := meta.IsStatusConditionTrue(b.Status.Conditions, apiv1.ConditionReady) && prevImage == status.Image
+	if ready && !wasReady && serving != nil && serving.Status.FinishedAt != nil {
+		// Rolled out: from the image being built to every pod serving it.
+		rolloutDuration.Observe(time.Since(serving.Status.FinishedAt.Time).Seconds())
 	}
 	setCondition(&status.Conditions, gen, apiv1.ConditionReady, ready, reason, msg)
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apiv1 "github.com/octohq/octo/api/v1"
 
 	"github.com/octohq/octo/internal/edge"
 	"github.com/octohq/octo/internal/metrics"
@@ -161,3 +166,57 @@ func (c *MetricsClient) Gather() ([]*dto.MetricFamily, error) {
 type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "err", fmt.Sprint(v...)) }
+
+// podRestarts is octo_bundle_container_restarts: the container restarts of
+// each bundle's pods (a Worker that crashes or is killed for a runaway
+// request), read from the cluster at every scrape.
+type podRestarts struct {
+	c client.Reader
+}
+
+var podRestartsDesc = prometheus.NewDesc("octo_bundle_container_restarts",
+	"Container restarts of the pods of a WorkerBundle (workerd crashed, ran out of memory or was ended for a runaway request).",
+	[]string{"namespace", "bundle"}, nil)
+
+// Describe implements prometheus.Collector.
+func (p podRestarts) Describe(ch chan<- *prometheus.Desc) { ch <- podRestartsDesc }
+
+// Collect implements prometheus.Collector.
+func (p podRestarts) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var pods corev1.PodList
+	if err := p.c.List(ctx, &pods, client.HasLabels{apiv1.LabelBundle}); err != nil {
+		ch <- prometheus.NewInvalidMetric(podRestartsDesc, err)
+		return
+	}
+	sums := map[[2]string]int32{}
+	for _, pod := range pods.Items {
+		k := [2]string{pod.Namespace, pod.Labels[apiv1.LabelBundle]}
+		sums[k] += 0 // a bundle without restarts shows 0
+		for _, cs := range pod.Status.ContainerStatuses {
+			sums[k] += cs.RestartCount
+		}
+	}
+	for k, n := range sums {
+		ch <- prometheus.MustNewConstMetric(podRestartsDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
+
+// queueGatherer is the work queues' families (workqueue_*) of the
+// in-process Kubernetes registry: the embedded controller-manager installs
+// the process-wide work queue metrics first, so octo's operators' queues
+// are counted there too.
+type queueGatherer struct{ g prometheus.Gatherer }
+
+// Gather implements prometheus.Gatherer.
+func (q queueGatherer) Gather() ([]*dto.MetricFamily, error) {
+	fams, err := q.g.Gather()
+	out := fams[:0]
+	for _, f := range fams {
+		if strings.HasPrefix(f.GetName(), "workqueue_") {
+			out = append(out, f)
+		}
+	}
+	return out, err
+}

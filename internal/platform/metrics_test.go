@@ -4,9 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/metrics"
 )
 
@@ -51,5 +59,29 @@ func TestGatewayMetrics(t *testing.T) {
 	}
 	if got := metrics.Total(again.Range("a", "s", now.Add(-time.Hour), now.Add(time.Minute))); got.Requests != 2 {
 		t.Errorf("after a restart: %+v", got)
+	}
+}
+
+// TestPodRestarts sums the container restarts of each bundle's pods.
+func TestPodRestarts(t *testing.T) {
+	pod := func(name, bundle string, restarts int32) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "octo"}}
+		if bundle != "" {
+			p.Labels = map[string]string{apiv1.LabelBundle: bundle}
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "workerd", RestartCount: restarts}}
+		return p
+	}
+	c := fake.NewClientBuilder().WithObjects(pod("a-1", "octo", 2), pod("a-2", "octo", 1), pod("b-1", "octo-1", 0), pod("other", "", 9)).Build()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(podRestarts{c: c})
+	want := `
+# HELP octo_bundle_container_restarts Container restarts of the pods of a WorkerBundle (workerd crashed, ran out of memory or was ended for a runaway request).
+# TYPE octo_bundle_container_restarts gauge
+octo_bundle_container_restarts{bundle="octo",namespace="octo"} 3
+octo_bundle_container_restarts{bundle="octo-1",namespace="octo"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

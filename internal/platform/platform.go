@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -172,7 +173,9 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		series = mc.Series
 		// The Workers' series from the gateway, the operators' (work queues,
 		// reconciles, builds) from controller-runtime's registry.
-		scrape = promhttp.HandlerFor(prometheus.Gatherers{ctrlmetrics.Registry, mc},
+		own := prometheus.NewRegistry()
+		own.MustRegister(podRestarts{c: core.Client})
+		scrape = promhttp.HandlerFor(prometheus.Gatherers{ctrlmetrics.Registry, mc, own, queueGatherer{legacyregistry.DefaultGatherer}},
 			promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: slogPrinter{log}})
 	}
 	p.API = cfapi.New(cfapi.Options{

@@ -23,27 +23,55 @@ type workerLogs struct {
 	st *store.Store
 
 	mu   sync.Mutex
-	seen map[string]logSetting
+	seen map[string]*logSetting
 }
 
 type logSetting struct {
-	on bool
-	at time.Time
+	on         bool
+	at         time.Time // zero until the first lookup ends
+	refreshing bool
+	done       chan struct{} // closed when the first lookup ends
 }
 
 func newWorkerLogs(dir string, retention time.Duration, st *store.Store) *workerLogs {
-	return &workerLogs{Store: workerlogs.New(dir, retention, nil, nil), st: st, seen: map[string]logSetting{}}
+	return &workerLogs{Store: workerlogs.New(dir, retention, nil, nil), st: st, seen: map[string]*logSetting{}}
 }
 
-// Logged implements tail.Sink.
+// Logged implements tail.Sink. The trace collector calls it for every
+// batch of events while a pod waits for the answer, so it waits on the
+// cluster only for a script's first lookup (once, whoever asks meanwhile):
+// later, a stale setting is refreshed in the background and the last one
+// holds until then.
 func (w *workerLogs) Logged(account, script string) bool {
 	k := account + "/" + script
 	w.mu.Lock()
 	s, ok := w.seen[k]
-	w.mu.Unlock()
-	if ok && time.Since(s.at) < logSettingTTL {
-		return s.on
+	switch {
+	case !ok:
+		if len(w.seen) >= maxLogSettings {
+			clear(w.seen)
+		}
+		s = &logSetting{refreshing: true, done: make(chan struct{})}
+		w.seen[k] = s
+		w.mu.Unlock()
+		w.refresh(s, account, script)
+		w.mu.Lock()
+	case s.at.IsZero(): // the first lookup runs: wait for it
+		done := s.done
+		w.mu.Unlock()
+		<-done
+		w.mu.Lock()
+	case time.Since(s.at) >= logSettingTTL && !s.refreshing:
+		s.refreshing = true
+		go w.refresh(s, account, script)
 	}
+	on := s.on
+	w.mu.Unlock()
+	return on
+}
+
+// refresh reads a script's logs setting from its release into s.
+func (w *workerLogs) refresh(s *logSetting, account, script string) {
 	on := false
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -53,12 +81,12 @@ func (w *workerLogs) Logged(account, script string) bool {
 		}
 	}
 	w.mu.Lock()
-	if len(w.seen) >= maxLogSettings {
-		clear(w.seen)
+	s.on, s.at, s.refreshing = on, time.Now(), false
+	if s.done != nil {
+		close(s.done)
+		s.done = nil
 	}
-	w.seen[k] = logSetting{on: on, at: time.Now()}
 	w.mu.Unlock()
-	return on
 }
 
 // search is the dashboard's search of the kept logs; nil without a store.

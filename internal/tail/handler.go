@@ -142,15 +142,6 @@ func (h *Hub) Collect(w http.ResponseWriter, r *http.Request, account string) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	b, err := io.ReadAll(body)
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			http.Error(w, "trace batch too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
 	var script, version string
 	resolved := false
 	if h.resolve != nil && service != "" {
@@ -167,12 +158,29 @@ func (h *Hub) Collect(w http.ResponseWriter, r *http.Request, account string) {
 		// prefix>"), in the posting account.
 		script, version = ScriptOfService(cmp.Or(service, r.Header.Get(workerd.TailHeader))), ""
 	}
+	keep := h.logs != nil && h.logs.Logged(account, script)
+	if !h.listening() && !keep {
+		// A script traced for a tail session nobody listens to any more:
+		// answer at once, or its pod holds the events while the collector
+		// reads them (its workerd's memory grows under load).
+		_, _ = io.Copy(io.Discard, body)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			http.Error(w, "trace batch too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	items, err := ParseTraceItems(b)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	keep := h.logs != nil && h.logs.Logged(account, script)
 	for _, it := range items {
 		ev, err := FromTraceItem(it, account, script, version)
 		if err != nil {
