@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -24,22 +25,7 @@ type requestCounts map[string]float64
 // /metrics, as Prometheus does (with the API token).
 func scrape(t *testing.T, vars map[string]string, script string) requestCounts {
 	t.Helper()
-	u, _ := url.Parse(vars["CLOUDFLARE_API_BASE_URL"])
-	req, _ := http.NewRequest(http.MethodGet, "http://"+u.Host+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+vars["CLOUDFLARE_API_TOKEN"])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
+	fams := scrapeFamilies(t, vars)
 	out := requestCounts{}
 	if f := fams["octo_worker_requests_total"]; f != nil {
 		for _, m := range f.Metric {
@@ -59,6 +45,29 @@ func scrape(t *testing.T, vars map[string]string, script string) requestCounts {
 		}
 	}
 	return out
+}
+
+// scrapeFamilies reads the edge's /metrics, as Prometheus does (with the
+// API token).
+func scrapeFamilies(t *testing.T, vars map[string]string) map[string]*dto.MetricFamily {
+	t.Helper()
+	u, _ := url.Parse(vars["CLOUDFLARE_API_BASE_URL"])
+	req, _ := http.NewRequest(http.MethodGet, "http://"+u.Host+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+vars["CLOUDFLARE_API_TOKEN"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	return fams
 }
 
 // dashboardClient is logged in to the dashboard with the link `octo
@@ -96,26 +105,43 @@ type dashboardMetrics struct {
 
 func workerMetrics(t *testing.T, c *http.Client, vars map[string]string, script string) dashboardMetrics {
 	t.Helper()
+	var page struct {
+		Metrics *dashboardMetrics `json:"metrics"`
+	}
+	workerPage(t, c, vars, script, &page)
+	if page.Metrics == nil {
+		t.Fatalf("the dashboard's page of %s has no metrics", script)
+	}
+	return *page.Metrics
+}
+
+// workerPage reads the dashboard's page of script (last hour) into page.
+func workerPage(t *testing.T, c *http.Client, vars map[string]string, script string, page any) {
+	t.Helper()
 	u, _ := url.Parse(vars["CLOUDFLARE_API_BASE_URL"])
 	resp, err := c.Get(fmt.Sprintf("http://%s/dashboard/api/workers/%s/%s?window=1h", u.Host, vars["CLOUDFLARE_ACCOUNT_ID"], script))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var page struct {
-		Metrics *dashboardMetrics `json:"metrics"`
+	if err := json.NewDecoder(resp.Body).Decode(page); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard page of %s: %s, %v", script, resp.Status, err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != http.StatusOK || page.Metrics == nil {
-		t.Fatalf("dashboard worker page: %s, %v, metrics %v", resp.Status, err, page.Metrics)
-	}
-	return *page.Metrics
+}
+
+// metricsSeen is what the dashboard showed of e2e-status: its requests and
+// the CPU seconds of its pods.
+type metricsSeen struct {
+	requests uint64
+	cpu      float64
 }
 
 // metricsCounted is TestWorkers' metrics step: requests with known statuses
 // through the gateway are counted exactly, in Prometheus' /metrics and in
-// the dashboard's per-minute chart data alike. It returns the dashboard's
-// total, which must survive `octo down`/`octo up` (metricsSurvived).
-func metricsCounted(t *testing.T, w *wranglerCLI, g *gatewayClient, e *env, vars map[string]string, dir string) uint64 {
+// the dashboard's per-minute chart data alike; the CPU time of the Worker's
+// pods is sampled. It returns what the dashboard showed, which must survive
+// `octo down`/`octo up` (metricsSurvived).
+func metricsCounted(t *testing.T, w *wranglerCLI, g *gatewayClient, e *env, vars map[string]string, dir string) metricsSeen {
 	w.must(t, dir, "", "deploy")
 	g.waitBody(t, "e2e-status", "/200", "200")
 	before := scrape(t, vars, "e2e-status")
@@ -144,7 +170,84 @@ func metricsCounted(t *testing.T, w *wranglerCLI, g *gatewayClient, e *env, vars
 	if float64(m.Total.Requests) != total || sum != m.Total.Requests || float64(m.Total.Status[3]) != after["4xx"] || float64(m.Total.Status[4]) != after["5xx"] {
 		t.Errorf("dashboard: %d requests (%d in the points), status %v; /metrics: %v", m.Total.Requests, sum, m.Total.Status, after)
 	}
-	return m.Total.Requests
+	return metricsSeen{requests: m.Total.Requests, cpu: usageSampled(t, c, vars, "e2e-status")}
+}
+
+// usageSampled waits until the dashboard shows CPU time of the pods that
+// run script (sampled from the kubelet every 10 s), checks that /metrics
+// has the same bundle's octo_bundle_cpu_seconds_total and returns the
+// dashboard's CPU seconds.
+func usageSampled(t *testing.T, c *http.Client, vars map[string]string, script string) float64 {
+	t.Helper()
+	type usage struct {
+		Bundles []struct {
+			Name    string `json:"name"`
+			Workers int    `json:"workers"`
+		} `json:"bundles"`
+		CPUSeconds float64 `json:"cpuSeconds"`
+		Points     []struct {
+			MemoryBytes uint64 `json:"memoryBytes"`
+		} `json:"points"`
+	}
+	var got usage
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(2 * time.Second) {
+		var page struct {
+			Usage *usage `json:"usage"`
+		}
+		if workerPage(t, c, vars, script, &page); page.Usage == nil {
+			t.Fatalf("the dashboard's page of %s has no usage", script)
+		}
+		got = *page.Usage
+		if got.CPUSeconds > 0 && len(got.Bundles) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard shows no CPU time of %s's pods after 60 s: %+v", script, got)
+		}
+	}
+	var memory uint64
+	for _, p := range got.Points {
+		memory = max(memory, p.MemoryBytes)
+	}
+	if memory < 1<<20 || got.Bundles[0].Workers < 1 {
+		t.Errorf("usage of %s = %+v: want the pods' working set (≥ 1 MiB) and the bundle's Workers", script, got)
+	}
+	bundle := got.Bundles[0].Name
+	if cpu := bundleCPU(t, vars, bundle); cpu <= 0 {
+		t.Errorf("octo_bundle_cpu_seconds_total{bundle=%q} = %v, want > 0 (the dashboard shows %.3f s)", bundle, cpu, got.CPUSeconds)
+	}
+	return got.CPUSeconds
+}
+
+// workerCPU is the CPU seconds the dashboard shows for script's pods over
+// the last hour.
+func workerCPU(t *testing.T, c *http.Client, vars map[string]string, script string) float64 {
+	t.Helper()
+	var page struct {
+		Usage *struct {
+			CPUSeconds float64 `json:"cpuSeconds"`
+		} `json:"usage"`
+	}
+	if workerPage(t, c, vars, script, &page); page.Usage == nil {
+		t.Fatalf("the dashboard's page of %s has no usage", script)
+	}
+	return page.Usage.CPUSeconds
+}
+
+// bundleCPU reads octo_bundle_cpu_seconds_total of a bundle from /metrics.
+func bundleCPU(t *testing.T, vars map[string]string, bundle string) float64 {
+	t.Helper()
+	fams := scrapeFamilies(t, vars)
+	if f := fams["octo_bundle_cpu_seconds_total"]; f != nil {
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "bundle" && l.GetValue() == bundle {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // loggedEntries searches the dashboard's kept logs of script for text.
@@ -215,9 +318,14 @@ func logsSurvived(t *testing.T, e *env, vars map[string]string, marker string) {
 
 // metricsSurvived is the down-up check: the dashboard still has the
 // requests counted before `octo down`.
-func metricsSurvived(t *testing.T, e *env, vars map[string]string, want uint64) {
-	m := workerMetrics(t, dashboardClient(t, e, vars), vars, "e2e-status")
-	if m.Total.Requests != want {
-		t.Errorf("after octo down/up the dashboard counts %d requests of e2e-status, want the %d counted before", m.Total.Requests, want)
+func metricsSurvived(t *testing.T, e *env, vars map[string]string, want metricsSeen) {
+	c := dashboardClient(t, e, vars)
+	m := workerMetrics(t, c, vars, "e2e-status")
+	if m.Total.Requests != want.requests {
+		t.Errorf("after octo down/up the dashboard counts %d requests of e2e-status, want the %d counted before", m.Total.Requests, want.requests)
+	}
+	// Samples only add CPU time: the minutes saved at down are back.
+	if cpu := workerCPU(t, c, vars, "e2e-status"); cpu < want.cpu {
+		t.Errorf("after octo down/up the dashboard shows %.3f s of CPU of e2e-status's pods, want at least the %.3f s shown before", cpu, want.cpu)
 	}
 }

@@ -492,7 +492,7 @@ func TestWorkers(t *testing.T) {
 
 	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
 
-	var counted uint64
+	var counted metricsSeen
 	t.Run("metrics", func(t *testing.T) {
 		counted = metricsCounted(t, w, g, e, vars, copyProject(t, "status", filepath.Join(work, "status")))
 	})
@@ -525,7 +525,7 @@ func TestWorkers(t *testing.T) {
 		if objects {
 			objectsSurvived(t, g)
 		}
-		if counted > 0 {
+		if counted.requests > 0 {
 			metricsSurvived(t, e, vars, counted)
 		}
 		if marker != "" {

@@ -135,6 +135,12 @@ func TestBrowser(t *testing.T) {
 		document.querySelectorAll('#requests-chart rect.errors').length].map(Number)`); fmt.Sprint(got) != "[10 2 10 2 1]" {
 		t.Errorf("metrics: total, errors, bars' requests, bars' errors, error bars = %v, want [10 2 10 2 1]", got)
 	}
+	// The CPU of its pods: the bars add up to the total.
+	if got := webtest.Eval[[]float64](b, `[Number(document.querySelector('#usage-chart-total').dataset.cpu),
+		[...document.querySelectorAll('#usage-chart g[data-cpu]')].reduce((n, g) => n + Number(g.dataset.cpu), 0),
+		document.querySelectorAll('#usage-chart polyline.memory').length]`); fmt.Sprint(got) != "[3 3 1]" {
+		t.Errorf("usage: total CPU, bars' CPU, memory lines = %v, want [3 3 1]", got)
+	}
 	b.Shot("worker-metrics")
 	b.Do("metrics over a day", chromedp.Click(chromedp.CSS(`#metrics-24h`)))
 	b.Wait(`document.querySelectorAll('#requests-chart g[data-requests]').length === 24`, "the day's 24 hours")

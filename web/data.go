@@ -162,6 +162,9 @@ type overviewJSON struct {
 	// Metrics are the requests of every Worker, by minute over the last
 	// hour; nil without metrics.
 	Metrics *workerMetricsJSON `json:"metrics,omitempty"`
+	// Usage is the CPU and memory of every Worker's pods over the last
+	// hour; nil when none is sampled.
+	Usage *usageJSON `json:"usage,omitempty"`
 }
 
 // EnvCommand is what the overview tells to run for the values of the
@@ -202,6 +205,7 @@ func (d *Dashboard) overview(c echo.Context) error {
 		DashboardURL: d.URL(), APIURL: d.opts.APIURL,
 		Account: d.opts.DefaultAccount.ID, Subdomain: d.opts.DefaultAccount.Subdomain,
 		Metrics: d.workerMetrics(ctx, "", "", "1h"), // every Worker
+		Usage:   d.workerUsage(ctx, nil, "1h"),
 	}
 	if d.opts.Status != nil {
 		out.Status = d.opts.Status()
@@ -466,6 +470,9 @@ type workerPageJSON struct {
 	// Metrics are the Worker's requests over the chosen window; nil when
 	// the dashboard has no metrics.
 	Metrics *workerMetricsJSON `json:"metrics,omitempty"`
+	// Usage is the CPU and memory of the pods that run it, over the same
+	// window; nil when the dashboard samples none.
+	Usage *usageJSON `json:"usage,omitempty"`
 }
 
 // workerMetricsJSON is a Worker's requests over a window: one entry per
@@ -499,20 +506,26 @@ func toPoint(start time.Time, c metrics.Counts, byVersion map[string]uint64) met
 		P50: c.Quantile(0.5), P99: c.Quantile(0.99), ByVersion: byVersion}
 }
 
-// workerMetrics reads a script's requests for window ("1h": by minute,
-// "24h": by hour); an empty account and script read every Worker's.
-func (d *Dashboard) workerMetrics(ctx context.Context, accountID, script, window string) *workerMetricsJSON {
-	if d.opts.Metrics == nil {
-		return nil
-	}
+// chartWindow is a chart's span: "1h" by minute (the default), "24h" by
+// hour; to is the end of the current step.
+func (d *Dashboard) chartWindow(window string) (name string, step time.Duration, from, to time.Time) {
 	step, span := time.Minute, time.Hour
 	if window == "24h" {
 		step, span = time.Hour, 24*time.Hour
 	} else {
 		window = "1h"
 	}
-	to := d.now().Truncate(step).Add(step)
-	from := to.Add(-span)
+	to = d.now().Truncate(step).Add(step)
+	return window, step, to.Add(-span), to
+}
+
+// workerMetrics reads a script's requests for window ("1h": by minute,
+// "24h": by hour); an empty account and script read every Worker's.
+func (d *Dashboard) workerMetrics(ctx context.Context, accountID, script, window string) *workerMetricsJSON {
+	if d.opts.Metrics == nil {
+		return nil
+	}
+	window, step, from, to := d.chartWindow(window)
 	out := &workerMetricsJSON{Window: window, Step: int64(step / time.Second), From: from, Points: []metricsPointJSON{}}
 	pts, err := d.opts.Metrics(ctx, accountID, script, from, to)
 	if err != nil {
@@ -549,6 +562,106 @@ func (d *Dashboard) workerMetrics(ctx context.Context, accountID, script, window
 		out.Points = append(out.Points, toPoint(t, agg.Counts, byVersion))
 	}
 	out.Total = toPoint(from, total, nil)
+	return out
+}
+
+// usageJSON is the CPU time and memory of the pods that run a Worker (on
+// the overview: every Worker) over a window. workerd reports no CPU time
+// per invocation, so this is the pods': the Workers of a bundle share it.
+type usageJSON struct {
+	Window string    `json:"window"`
+	Step   int64     `json:"step"`
+	From   time.Time `json:"from"`
+	// Bundles are the bundles whose pods run the Worker, with how many
+	// Workers each runs (they share its CPU and memory).
+	Bundles    []usageBundleJSON `json:"bundles"`
+	Points     []usagePointJSON  `json:"points"`
+	CPUSeconds float64           `json:"cpuSeconds"`
+	Error      string            `json:"error,omitempty"`
+}
+
+type usageBundleJSON struct {
+	Name    string `json:"name"`
+	Workers int    `json:"workers"`
+}
+
+// usagePointJSON is one step: the CPU seconds spent in it, the average
+// cores that is, and the largest working set sampled.
+type usagePointJSON struct {
+	Start       time.Time `json:"start"`
+	CPUSeconds  float64   `json:"cpuSeconds"`
+	Cores       float64   `json:"cores"`
+	MemoryBytes uint64    `json:"memoryBytes"`
+}
+
+// workerUsage reads the usage of the pods of bundles (all of them summed
+// when bundles is nil) for window.
+func (d *Dashboard) workerUsage(ctx context.Context, bundles []apiv1.WorkerBundle, window string) *usageJSON {
+	if d.opts.Usage == nil {
+		return nil
+	}
+	window, step, from, to := d.chartWindow(window)
+	out := &usageJSON{Window: window, Step: int64(step / time.Second), From: from, Bundles: []usageBundleJSON{}, Points: []usagePointJSON{}}
+	keys := [][2]string{{"", ""}}
+	if bundles != nil {
+		keys = keys[:0]
+		for _, b := range bundles {
+			keys = append(keys, [2]string{b.Spec.AccountID, apiv1.BundleLabelValue(b.Name)})
+			out.Bundles = append(out.Bundles, usageBundleJSON{Name: b.Name, Workers: placedWorkers(b)})
+		}
+	}
+	byStep := map[int64]*usagePointJSON{}
+	for _, k := range keys {
+		ms, err := d.opts.Usage(ctx, k[0], k[1], from, to)
+		if err != nil {
+			out.Error = err.Error()
+			return out
+		}
+		for _, m := range ms {
+			at := time.Unix(m.Start, 0).Truncate(step)
+			p := byStep[at.Unix()]
+			if p == nil {
+				p = &usagePointJSON{Start: at}
+				byStep[at.Unix()] = p
+			}
+			p.CPUSeconds += m.CPUSeconds
+			p.MemoryBytes = max(p.MemoryBytes, m.MemoryBytes)
+			out.CPUSeconds += m.CPUSeconds
+		}
+	}
+	for t := from; t.Before(to); t = t.Add(step) {
+		p := usagePointJSON{Start: t}
+		if got := byStep[t.Unix()]; got != nil {
+			p = *got
+			p.Cores = p.CPUSeconds / step.Seconds()
+		}
+		out.Points = append(out.Points, p)
+	}
+	return out
+}
+
+// placedWorkers counts the scripts a bundle runs for their own (not as a
+// copy for another's service bindings).
+func placedWorkers(b apiv1.WorkerBundle) int {
+	scripts := map[string]bool{}
+	for _, w := range b.Spec.Workers {
+		if !w.Copy {
+			scripts[w.ScriptName] = true
+		}
+	}
+	return len(scripts)
+}
+
+// homeBundles are the bundles of an account that run script for its own.
+func homeBundles(bundles []apiv1.WorkerBundle, accountID, script string) []apiv1.WorkerBundle {
+	out := []apiv1.WorkerBundle{}
+	for _, b := range bundles {
+		if b.Spec.AccountID == accountID && slices.ContainsFunc(b.Spec.Workers, func(w apiv1.BundleWorker) bool {
+			return w.ScriptName == script && !w.Copy
+		}) {
+			out = append(out, b)
+		}
+	}
 	return out
 }
 
@@ -654,7 +767,8 @@ func (d *Dashboard) worker(c echo.Context) error {
 		return err
 	}
 	out := workerPageJSON{Account: a, Worker: d.toWorker(a, rel, vs, jbs, bundles), Versions: []versionJSON{}, Deployments: []deploymentJSON{}, Cron: toCron(rel),
-		Metrics: d.workerMetrics(ctx, a.ID, script, c.QueryParam("window"))}
+		Metrics: d.workerMetrics(ctx, a.ID, script, c.QueryParam("window")),
+		Usage:   d.workerUsage(ctx, homeBundles(bundles, a.ID, script), c.QueryParam("window"))}
 	share := map[string]int32{}
 	if dep := rel.ActiveDeployment(); dep != nil {
 		for _, v := range dep.Versions {

@@ -233,6 +233,8 @@ type world struct {
 	cookie string
 	// metrics holds e2e-esm's requests (metricsFixture).
 	metrics *metrics.Recorder
+	// usage is the CPU and memory of bundle octo's pods (metricsFixture).
+	usage *metrics.Usage
 	// logs holds e2e-esm's kept invocations (logsFixture).
 	logs *workerlogs.Store
 }
@@ -270,6 +272,11 @@ func (w *world) metricsFixture() {
 			w.metrics.Observe(metrics.Key{Account: acct, Script: "e2e-esm", Version: r.version}, r.status, 3*time.Millisecond)
 		}
 	}
+	// Two samples of the minute: 3 s of CPU (5 % of a core), 150 MiB at most.
+	w.usage = metrics.NewUsage(0, func() time.Time { return at })
+	w.usage.Observe(metrics.UsageKey{Account: acct, Bundle: "octo"}, 1, 120<<20)
+	w.usage.Observe(metrics.UsageKey{Account: acct, Bundle: "octo"}, 2, 150<<20)
+	w.usage.Observe(metrics.UsageKey{Account: "other", Bundle: "other"}, 7, 10<<20)
 }
 
 func allReady() Status {
@@ -345,6 +352,9 @@ func newWorld(t testing.TB, port int) *world {
 		LoginKey: []byte(testLoginKey), Now: w.now,
 		Metrics: func(_ context.Context, account, script string, from, to time.Time) ([]metrics.Point, error) {
 			return w.metrics.Range(account, script, from, to), nil
+		},
+		Usage: func(_ context.Context, account, bundle string, from, to time.Time) ([]metrics.UsageMinute, error) {
+			return w.usage.Range(account, bundle, from, to), nil
 		},
 		Logs: func(_ context.Context, account, script string, q workerlogs.Query) ([]workerlogs.Entry, error) {
 			return w.logs.Search(account, script, q)

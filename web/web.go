@@ -107,6 +107,10 @@ type Options struct {
 	// Metrics returns a script's requests by minute (the gateway's
 	// metrics.Recorder.Range); nil shows none.
 	Metrics func(ctx context.Context, account, script string, from, to time.Time) ([]metrics.Point, error)
+	// Usage returns the CPU time and memory of a bundle's pods by minute
+	// (metrics.Usage.Range, by account ID and apiv1.BundleLabelValue; both
+	// empty: every bundle's, summed); nil shows none.
+	Usage func(ctx context.Context, account, bundle string, from, to time.Time) ([]metrics.UsageMinute, error)
 	// Logs searches a script's kept logs (Workers Logs); nil shows none.
 	Logs func(ctx context.Context, account, script string, q workerlogs.Query) ([]workerlogs.Entry, error)
 	// EdgePort is the loopback port the dashboard is served on: the only

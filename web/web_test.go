@@ -101,10 +101,14 @@ func TestOverview(t *testing.T) {
 		Subdomain string             `json:"subdomain"`
 		Account   string             `json:"account"`
 		Metrics   *workerMetricsJSON `json:"metrics"`
+		Usage     *usageJSON         `json:"usage"`
 	}
 	w.getJSON(t, "/dashboard/api/overview", &o)
 	if o.Metrics == nil || o.Metrics.Total.Requests != 10 || o.Metrics.Total.Errors != 2 || len(o.Metrics.Points) != 60 {
 		t.Errorf("the platform's requests = %+v, want every Worker's 10 (2 errors) by minute", o.Metrics)
+	}
+	if o.Usage == nil || o.Usage.CPUSeconds != 10 || len(o.Usage.Points) != 60 || o.Usage.Points[58].MemoryBytes != 160<<20 {
+		t.Errorf("the platform's usage = %+v, want every bundle's 10 s of CPU and 160 MiB", o.Usage)
 	}
 	if !o.Healthy || o.State != "ready" || o.Version != "v0.test" || !o.StartedAt.Equal(t0) {
 		t.Errorf("overview = %+v, want healthy, ready, v0.test", o)
@@ -238,6 +242,15 @@ func TestWorkerPage(t *testing.T) {
 	}
 	if last := m.Points[len(m.Points)-2]; last.Requests != 10 || last.ByVersion[esmV2] != 7 || last.ByVersion[esmV1] != 3 || last.P50 != 5 {
 		t.Errorf("the minute of the requests = %+v", last)
+	}
+	// The CPU and memory of its bundle's pods, shared with e2e-vars; not
+	// the other account's.
+	u := p.Usage
+	if u == nil || len(u.Points) != 60 || u.CPUSeconds != 3 || len(u.Bundles) != 1 || u.Bundles[0] != (usageBundleJSON{Name: "octo", Workers: 2}) {
+		t.Fatalf("usage = %+v", u)
+	}
+	if last := u.Points[len(u.Points)-2]; last.CPUSeconds != 3 || last.Cores != 0.05 || last.MemoryBytes != 150<<20 {
+		t.Errorf("the minute of the samples = %+v, want 3 s, 0.05 cores, 150 MiB", last)
 	}
 	p = workerPageJSON{}
 	w.getJSON(t, "/dashboard/api/workers/"+acct+"/e2e-esm?window=24h", &p)

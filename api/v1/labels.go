@@ -1,5 +1,11 @@
 package v1
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
 // Labels, annotations and finalizers octo puts on the objects it manages. They
 // are the contract between the API, the operators, the gateway and the
 // dashboard: every part reads them from here.
@@ -52,3 +58,13 @@ const (
 	// (`wrangler delete`, kubectl, namespace deletion).
 	FinalizerScriptFiles = "api.cf-worker/script-files"
 )
+
+// BundleLabelValue is the value of LabelBundle for a bundle: its name, or
+// for a name over a label value's 63 characters, its first 50 and a hash.
+func BundleLabelValue(bundle string) string {
+	if len(bundle) <= 63 {
+		return bundle
+	}
+	sum := sha256.Sum256([]byte(bundle))
+	return strings.TrimRight(bundle[:50], "-.") + "-" + hex.EncodeToString(sum[:])[:8]
+}

@@ -276,7 +276,7 @@ func (r *BundleReconciler) ensureJobBuilder(ctx context.Context, b *apiv1.Worker
 	}
 	jb = apiv1.JobBuilder{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace,
-			Labels: map[string]string{apiv1.LabelBundle: BundleLabelValue(b.Name), apiv1.LabelAccount: b.Spec.AccountID}},
+			Labels: map[string]string{apiv1.LabelBundle: apiv1.BundleLabelValue(b.Name), apiv1.LabelAccount: b.Spec.AccountID}},
 		Spec: spec,
 	}
 	if err := controllerutil.SetControllerReference(b, &jb, r.Scheme); err != nil {
@@ -293,7 +293,7 @@ func (r *BundleReconciler) ensureJobBuilder(ctx context.Context, b *apiv1.Worker
 // ownedJobBuilders lists the bundle's JobBuilders, current included.
 func (r *BundleReconciler) ownedJobBuilders(ctx context.Context, b *apiv1.WorkerBundle, current *apiv1.JobBuilder) ([]*apiv1.JobBuilder, error) {
 	var list apiv1.JobBuilderList
-	if err := r.Client.List(ctx, &list, client.InNamespace(b.Namespace), client.MatchingLabels{apiv1.LabelBundle: BundleLabelValue(b.Name)}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(b.Namespace), client.MatchingLabels{apiv1.LabelBundle: apiv1.BundleLabelValue(b.Name)}); err != nil {
 		return nil, err
 	}
 	out := []*apiv1.JobBuilder{current}

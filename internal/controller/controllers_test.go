@@ -624,7 +624,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("WorkloadName(%q) = %q: not a DNS-1035 label", in, got)
 		}
 	}
-	if got := BundleLabelValue(strings.Repeat("y", 100)); len(got) > 63 {
+	if got := apiv1.BundleLabelValue(strings.Repeat("y", 100)); len(got) > 63 {
 		t.Errorf("BundleLabelValue too long: %q", got)
 	}
 	if got := PortName(65535); got != "w65535" {

@@ -215,15 +215,6 @@ func WorkloadName(bundle string) string {
 	return "wb-" + sanitize(bundle, 50) + "-" + shortHash(bundle, 8)
 }
 
-// BundleLabelValue is the value of apiv1.LabelBundle for a bundle (label values
-// are at most 63 characters).
-func BundleLabelValue(bundle string) string {
-	if len(bundle) <= 63 {
-		return bundle
-	}
-	return strings.TrimRight(bundle[:50], "-.") + "-" + shortHash(bundle, 8)
-}
-
 // buildFormat names what a build puts into an image beyond its spec (the
 // workerd config the builder renders). Raising it rebuilds every bundle once,
 // e.g. after an upgrade that changes the config: format 2 added the pod API

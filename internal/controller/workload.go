@@ -193,11 +193,11 @@ func (r *BundleReconciler) claim(b *apiv1.WorkerBundle, obj client.Object) error
 }
 
 func workloadLabels(b *apiv1.WorkerBundle) map[string]string {
-	return map[string]string{apiv1.LabelBundle: BundleLabelValue(b.Name), apiv1.LabelAccount: b.Spec.AccountID}
+	return map[string]string{apiv1.LabelBundle: apiv1.BundleLabelValue(b.Name), apiv1.LabelAccount: b.Spec.AccountID}
 }
 
 func selectorLabels(b *apiv1.WorkerBundle) map[string]string {
-	return map[string]string{apiv1.LabelBundle: BundleLabelValue(b.Name)}
+	return map[string]string{apiv1.LabelBundle: apiv1.BundleLabelValue(b.Name)}
 }
 
 func mergeInto(dst *map[string]string, src map[string]string) {

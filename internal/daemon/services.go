@@ -89,8 +89,18 @@ func (s *services) Ready(ctx context.Context) error {
 	}
 }
 
-// Stop has nothing to release: the services end with the daemon's context.
-func (s *services) Stop(context.Context) error { return nil }
+// Stop saves what the platform keeps (the pods' usage samples); the rest
+// of the services end with the daemon's context.
+func (s *services) Stop(context.Context) error {
+	select {
+	case <-s.done:
+		if s.platform != nil {
+			s.platform.Stop()
+		}
+	default: // never built, or still building: nothing sampled yet
+	}
+	return nil
+}
 
 func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 	cfg, log := s.cfg, s.log
@@ -137,6 +147,7 @@ func (s *services) build(ctx context.Context) (*platform.Platform, error) {
 			CAFile: pki.New(cfg).Path("ca.crt"), RootDir: cfg.KubeletDir()},
 		GatewayMetrics: GatewayMetricsSocket(cfg),
 		WorkerLogsDir:  cfg.Path("worker-logs"),
+		UsageFile:      cfg.Path("metrics", "usage.json"),
 		LogsRetention:  time.Duration(cfg.LogsRetentionDays) * 24 * time.Hour,
 		Log:            log,
 	})

@@ -198,14 +198,21 @@ func (r *Recorder) get(k Key, minute int64) *series {
 
 // trim drops the minutes older than Retention before now (s.mu held).
 func (s *series) trim(now int64) {
+	s.minutes = trimMinutes(s.minutes, now, func(m Minute) int64 { return m.Start })
+}
+
+// trimMinutes drops the leading minutes (oldest first) older than
+// Retention before now.
+func trimMinutes[M any](minutes []M, now int64, start func(M) int64) []M {
 	cut := now - retainedMinutes*60
 	i := 0
-	for i < len(s.minutes) && s.minutes[i].Start <= cut {
+	for i < len(minutes) && start(minutes[i]) <= cut {
 		i++
 	}
 	if i > 0 {
-		s.minutes = slices.Delete(s.minutes, 0, i)
+		minutes = slices.Delete(minutes, 0, i)
 	}
+	return minutes
 }
 
 // Point is one minute of a script: its counts in all, and by version.
@@ -292,36 +299,15 @@ func (r *Recorder) Save(path string) error {
 		s.mu.Unlock()
 	}
 	r.mu.RUnlock()
-	b, err := json.Marshal(snap)
-	if err != nil {
-		return fmt.Errorf("save metrics: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("save metrics: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("save metrics: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save metrics: %w", err)
-	}
-	return nil
+	return writeSnapshot(path, "metrics", snap)
 }
 
 // Load adds the minutes path holds (Save) that are within Retention; a
 // missing file is no error. Call it before the first Observe.
 func (r *Recorder) Load(path string) error {
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load metrics: %w", err)
-	}
 	var snap snapshot
-	if err := json.Unmarshal(b, &snap); err != nil {
-		return fmt.Errorf("load metrics %s: %w", path, err)
+	if err := readSnapshot(path, "metrics", &snap); err != nil {
+		return err
 	}
 	now := r.now().Unix() / 60 * 60
 	for _, sk := range snap.Series {
@@ -348,4 +334,40 @@ func (r *Recorder) each(f func(Key, Counts)) {
 		s.mu.Unlock()
 		f(k, total)
 	}
+}
+
+// writeSnapshot writes v as JSON to path (mode 0600, its directory 0700),
+// through a temporary file and a rename; what names the data in errors.
+func writeSnapshot(path, what string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	return nil
+}
+
+// readSnapshot reads the JSON at path into v; a missing file leaves v
+// unchanged and is no error.
+func readSnapshot(path, what string, v any) error {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load %s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("load %s %s: %w", what, path, err)
+	}
+	return nil
 }

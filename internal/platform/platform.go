@@ -126,7 +126,10 @@ type Config struct {
 	WorkerLogsDir string
 	// LogsRetention is how long they are kept; 0: workerlogs.DefaultRetention.
 	LogsRetention time.Duration
-	Log           *slog.Logger
+	// UsageFile keeps the CPU time and memory of the Workers' pods,
+	// sampled from the Kubelet (needs Kubelet); empty: not sampled.
+	UsageFile string
+	Log       *slog.Logger
 }
 
 // Platform is every shared service of a running octo.
@@ -135,6 +138,16 @@ type Platform struct {
 	Tails     *tail.Hub
 	API       *cfapi.Server
 	Dashboard *web.Dashboard
+
+	usage *usageSampler // nil: the pods' usage is not sampled
+}
+
+// Stop ends what Build started that keeps state: the pods' usage samples
+// are saved.
+func (p *Platform) Stop() {
+	if p.usage != nil {
+		p.usage.Stop()
+	}
 }
 
 // Build connects to the cluster and S3 and builds the services; ctx bounds
@@ -166,15 +179,32 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	p.Tails = tail.New(ctx, tailOpts)
 	edgeURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.EdgePort)
+	var stats func(ctx context.Context) (map[string]PodStat, error)
+	var podMemory func(ctx context.Context) (map[string]uint64, error)
+	var usage func(ctx context.Context, account, bundle string, from, to time.Time) ([]metrics.UsageMinute, error)
+	own := prometheus.NewRegistry()
+	own.MustRegister(podRestarts{c: core.Client})
+	if cfg.Kubelet.Addr != "" {
+		if stats, err = PodStats(core.RestConfig, cfg.Kubelet); err != nil {
+			return nil, err
+		}
+		podMemory = memoryOf(stats)
+		if cfg.UsageFile != "" {
+			u := metrics.NewUsage(0, nil)
+			p.usage = newUsageSampler(stats, core.Client, u, cfg.UsageFile, log.With("component", "usage"))
+			p.usage.start(ctx)
+			usage = usageReader(u)
+			own.MustRegister(metrics.UsageCollector{U: u})
+		}
+	}
 	var series func(ctx context.Context, account, script string, from, to time.Time) ([]metrics.Point, error)
 	var scrape http.Handler
 	if cfg.GatewayMetrics != "" {
 		mc := NewMetricsClient(cfg.GatewayMetrics)
 		series = mc.Series
 		// The Workers' series from the gateway, the operators' (work queues,
-		// reconciles, builds) from controller-runtime's registry.
-		own := prometheus.NewRegistry()
-		own.MustRegister(podRestarts{c: core.Client})
+		// reconciles, builds) from controller-runtime's registry, the pods'
+		// restarts and usage from octo's own.
 		scrape = promhttp.HandlerFor(prometheus.Gatherers{ctrlmetrics.Registry, mc, own, queueGatherer{legacyregistry.DefaultGatherer}},
 			promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: slogPrinter{log}})
 	}
@@ -182,15 +212,9 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		Identity: cfg.Identity, Store: core.Store, Tails: p.Tails, EdgeURL: edgeURL, Log: log.With("component", "api"),
 		Metrics: scrape,
 	})
-	var podMemory func(ctx context.Context) (map[string]uint64, error)
-	if cfg.Kubelet.Addr != "" {
-		if podMemory, err = PodMemory(core.RestConfig, cfg.Kubelet); err != nil {
-			return nil, err
-		}
-	}
 	p.Dashboard, err = web.New(web.Options{
-		PodMemory: podMemory,
-		Status:    cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
+		PodMemory: podMemory, Usage: usage,
+		Status: cfg.Status, Reader: core.Client, Store: core.Store, DefaultAccount: cfg.Identity.DefaultAccount(),
 		APIURL: edgeURL + cfapi.BasePath, Tail: p.Tails, EdgePort: cfg.EdgePort, Env: cfg.Env,
 		LoginKey: cfg.DashboardLoginKey, Metrics: series, Logs: logs.search(),
 		Log: log.With("component", "dashboard"),

@@ -100,6 +100,43 @@
       line('p50', '#2563eb'), line('p99', '#ea580c'));
   }
 
+  // usageChart draws the CPU of a Worker's pods per step as bars (% of one
+  // core, left axis) and their largest working set as a line (MiB, right
+  // axis). id tells the chart apart on a page.
+  function usageChart(u, id) {
+    const W = 720, H = 110, L = 44, R = 56, B = 20, n = u.points.length;
+    const topCPU = Math.max(1, ...u.points.map((p) => Math.ceil(p.cores * 100)));
+    const topMem = Math.max(1, ...u.points.map((p) => Math.ceil(p.memoryBytes / 1048576)));
+    const bw = (W - L - R) / Math.max(n, 1);
+    const y = (v, top) => H - B - (v / top) * (H - B - 8);
+    const mib = (p) => p.memoryBytes / 1048576;
+    return svg('svg', { class: 'chart', id, viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'CPU and memory of the pods' },
+      svg('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#cbd5e1' }),
+      svg('text', { x: L - 6, y: 12, 'text-anchor': 'end', class: 'axis' }, topCPU + ' %'),
+      svg('text', { x: L - 6, y: H - B, 'text-anchor': 'end', class: 'axis' }, '0'),
+      svg('text', { x: W - R + 6, y: 12, class: 'axis' }, topMem + ' MiB'),
+      u.points.map((p, i) => svg('g', { 'data-cpu': p.cpuSeconds, 'data-memory': p.memoryBytes, 'data-start': p.start },
+        svg('title', {}, new Date(p.start).toLocaleTimeString() + ': ' + (p.cores * 100).toFixed(1) + ' % of a core, ' + mib(p).toFixed(0) + ' MiB'),
+        svg('rect', { x: L + i * bw + 0.5, y: y(p.cores * 100, topCPU), width: Math.max(bw - 1, 1), height: y(0, topCPU) - y(p.cores * 100, topCPU), fill: '#0891b2' }))),
+      svg('polyline', { class: 'memory', fill: 'none', stroke: '#9333ea', 'stroke-width': 2,
+        points: u.points.map((p, i) => p.memoryBytes ? (L + (i + 0.5) * bw) + ',' + y(mib(p), topMem) : null).filter(Boolean).join(' ') }),
+      u.points.map((p, i) => p.memoryBytes ? svg('circle', { cx: L + (i + 0.5) * bw, cy: y(mib(p), topMem), r: 2.5, fill: '#9333ea' }) : null));
+  }
+
+  // usageSection is the text, chart and legend of a usage (see usageChart).
+  function usageSection(u, id, what) {
+    if (!u) return null;
+    if (u.error) return h('p', { class: 'error' }, 'CPU and memory unavailable: ' + u.error);
+    const latest = u.points.filter((p) => p.memoryBytes).slice(-1)[0];
+    return [
+      h('p', { id: id + '-total', dataset: { cpu: u.cpuSeconds } },
+        h('b', {}, u.cpuSeconds.toFixed(2) + ' s of CPU'), ' · memory ', latest ? (latest.memoryBytes / 1048576).toFixed(0) + ' MiB' : '—',
+        h('span', { class: 'muted small' }, ' · ' + what)),
+      usageChart(u, id),
+      h('p', { class: 'legend small' }, swatch('#0891b2'), ' CPU (% of one core)  ', swatch('#9333ea'), ' memory (working set)'),
+    ];
+  }
+
   function pill(state, text) {
     const s = String(state || 'unknown');
     const l = s.toLowerCase();
@@ -323,13 +360,13 @@
               h('td', { class: 'error' }, p.error || ''))),
             'The daemon reports no parts.'));
           const m = o.metrics;
-          set(traffic, JSON.stringify(m), () => !m ? h('p', { class: 'muted' }, 'No metrics: this dashboard has no gateway to ask.')
+          set(traffic, JSON.stringify([m, o.usage]), () => !m ? h('p', { class: 'muted' }, 'No metrics: this dashboard has no gateway to ask.')
             : m.error ? h('p', { class: 'error' }, 'Metrics unavailable: ' + m.error)
               : [h('p', { id: 'platform-total', dataset: { requests: m.total.requests, errors: m.total.errors } },
                 h('b', {}, m.total.requests + ' requests'), ' · ', h('span', { class: m.total.errors ? 'error' : '' }, m.total.errors + ' errors (5xx)'),
                 ' · p50 ≤ ' + m.total.p50 + ' ms · p99 ≤ ' + m.total.p99 + ' ms',
                 h('span', { class: 'muted small' }, ' · per minute, last hour, every Worker of every account')),
-              requestsChart(m, { '': '#2563eb' })]);
+              requestsChart(m, { '': '#2563eb' }), usageSection(o.usage, 'platform-usage', 'the pods of every Worker, sampled from the kubelet')]);
           set(env, o.envCommand, () => o.envCommand);
           set(envVars, JSON.stringify(o.envVars), () => o.envVars.length
             ? ['It sets ', o.envVars.map((n, i) => [i ? ' ' : '', h('code', {}, n)])]
@@ -497,7 +534,7 @@
           splitNote.textContent = one ? 'A split needs two versions: upload another with wrangler versions upload.'
             : 'Splits the traffic between two versions, as wrangler versions deploy does.';
           const m = data.metrics;
-          set(metricsCard, JSON.stringify(m) + win, () => {
+          set(metricsCard, JSON.stringify([m, data.usage]) + win, () => {
             if (!m) return h('p', { class: 'muted' }, 'No metrics: this dashboard has no gateway to ask.');
             if (m.error) return h('p', { class: 'error' }, 'Metrics unavailable: ' + m.error);
             const colors = {};
@@ -514,6 +551,9 @@
                 ' ', v ? 'v' + ((data.versions.find((x) => x.id === v) || {}).number || '?') + ' ' + shortID(v) : 'no version', '  ']), swatch('#dc2626'), ' errors (5xx)'),
               latencyChart(m),
               h('p', { class: 'legend small' }, swatch('#2563eb'), ' p50  ', swatch('#ea580c'), ' p99 (ms, bucket bounds)'),
+              usageSection(data.usage, 'usage-chart', data.usage && data.usage.bundles.length
+                ? 'of the pods of ' + data.usage.bundles.map((b) => b.name + ' (' + b.workers + (b.workers === 1 ? ' Worker' : ' Workers, shared') + ')').join(', ') + '; workerd reports no CPU time per request'
+                : 'no pod runs this Worker'),
             ];
           });
           const lq = new URLSearchParams({ q: logsQ.value, level: logsLevel.value, window: logsWindow.value });

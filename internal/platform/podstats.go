@@ -34,28 +34,44 @@ type Kubelet struct {
 	Started time.Time
 }
 
-// summary is the part of the kubelet's /stats/summary the dashboard shows.
+// summary is the part of the kubelet's /stats/summary octo reads.
 type summary struct {
 	Pods []struct {
 		PodRef struct {
 			Name      string `json:"name"`
 			Namespace string `json:"namespace"`
+			UID       string `json:"uid"`
 		} `json:"podRef"`
+		CPU *struct {
+			UsageCoreNanoSeconds *uint64 `json:"usageCoreNanoSeconds"`
+		} `json:"cpu"`
 		Memory *struct {
 			WorkingSetBytes *uint64 `json:"workingSetBytes"`
 		} `json:"memory"`
 	} `json:"pods"`
 }
 
-// PodMemory returns a function that reads the working-set memory of every
-// pod ("namespace/name" → bytes) from the kubelet's summary: what the
-// kubelet compares with the pods' limits.
-func PodMemory(rc *rest.Config, k Kubelet) (func(ctx context.Context) (map[string]uint64, error), error) {
+// PodStat is what the kubelet reports of one pod.
+type PodStat struct {
+	// UID tells a pod from an earlier one of the same name.
+	UID string
+	// CPUNanos is the CPU time the pod has spent since it started, in
+	// nanoseconds; 0 when not reported.
+	CPUNanos uint64
+	// MemoryBytes is its working set: what the kubelet compares with the
+	// pod's limits; 0 when not reported.
+	MemoryBytes uint64
+}
+
+// PodStats returns a function that reads the CPU time and working-set
+// memory of every pod of the node ("namespace/name" → PodStat) from the
+// kubelet's summary.
+func PodStats(rc *rest.Config, k Kubelet) (func(ctx context.Context) (map[string]PodStat, error), error) {
 	base, err := rest.TLSConfigFor(rc)
 	if err != nil {
-		return nil, fmt.Errorf("pod memory: %w", err)
+		return nil, fmt.Errorf("pod stats: %w", err)
 	}
-	return func(ctx context.Context) (map[string]uint64, error) {
+	return func(ctx context.Context) (map[string]PodStat, error) {
 		pem, err := os.ReadFile(k.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("kubelet CA: %w", err)
@@ -88,12 +104,34 @@ func PodMemory(rc *rest.Config, k Kubelet) (func(ctx context.Context) (map[strin
 		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 			return nil, fmt.Errorf("kubelet stats: %w", err)
 		}
-		out := map[string]uint64{}
+		out := make(map[string]PodStat, len(s.Pods))
 		for _, p := range s.Pods {
-			if p.Memory != nil && p.Memory.WorkingSetBytes != nil {
-				out[p.PodRef.Namespace+"/"+p.PodRef.Name] = *p.Memory.WorkingSetBytes
+			st := PodStat{UID: p.PodRef.UID}
+			if p.CPU != nil && p.CPU.UsageCoreNanoSeconds != nil {
+				st.CPUNanos = *p.CPU.UsageCoreNanoSeconds
 			}
+			if p.Memory != nil && p.Memory.WorkingSetBytes != nil {
+				st.MemoryBytes = *p.Memory.WorkingSetBytes
+			}
+			out[p.PodRef.Namespace+"/"+p.PodRef.Name] = st
 		}
 		return out, nil
 	}, nil
+}
+
+// memoryOf adapts stats to the dashboard's pod memory reader.
+func memoryOf(stats func(ctx context.Context) (map[string]PodStat, error)) func(ctx context.Context) (map[string]uint64, error) {
+	return func(ctx context.Context) (map[string]uint64, error) {
+		all, err := stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]uint64, len(all))
+		for k, st := range all {
+			if st.MemoryBytes > 0 {
+				out[k] = st.MemoryBytes
+			}
+		}
+		return out, nil
+	}
 }
