@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -180,6 +181,7 @@ func TestLifecycle(t *testing.T) {
 	svcIP := waitServing(t, cs, 2)
 	checkPodToPod(t, e, cs)
 	checkInClusterAPI(t, e, cs)
+	checkClusterDNS(t, e, cs)
 	putS3Object(t, cfg)
 
 	// Down: host clean, data kept.
@@ -378,6 +380,28 @@ func checkPodToPod(t *testing.T, e *env, cs *kubernetes.Clientset) {
 	out := e.mustOcto("kubectl", "exec", "-n", ns, pods[0].Name, "--", "/hello", "get", "http://"+pods[1].Status.PodIP+":8080/")
 	if !strings.Contains(out, "hello from "+pods[1].Name) {
 		t.Fatalf("pod %s -> pod %s answered %q", pods[0].Name, pods[1].Name, out)
+	}
+}
+
+// checkClusterDNS: a pod reaches a Service by its name, short (the
+// namespace's search domain) and fully qualified, through the daemon's
+// CoreDNS; the host can ask it too.
+func checkClusterDNS(t *testing.T, e *env, cs *kubernetes.Clientset) {
+	t.Helper()
+	pods, _ := readyPods(context.Background(), cs)
+	for _, host := range []string{appName, appName + "." + ns + ".svc.cluster.local"} {
+		out, err := e.octo("kubectl", "exec", "-n", ns, pods[0].Name, "--", "/hello", "get", "http://"+host+"/")
+		if err != nil || !strings.Contains(out, "hello from ") {
+			t.Errorf("a pod fetching http://%s/: %v\n%s", host, err, out)
+		}
+	}
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(config.ClusterDNS, "53"))
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if addrs, err := r.LookupHost(ctx, "kubernetes.default.svc.cluster.local"); err != nil || len(addrs) != 1 || addrs[0] != config.KubernetesServiceIP {
+		t.Errorf("kubernetes.default.svc.cluster.local from the host = %v, %v; want %s", addrs, err, config.KubernetesServiceIP)
 	}
 }
 

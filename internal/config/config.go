@@ -36,6 +36,11 @@ const (
 	ServiceCIDR = "10.43.0.0/16"
 	// KubernetesServiceIP is the ClusterIP of the default/kubernetes Service.
 	KubernetesServiceIP = "10.43.0.1"
+	// ClusterDNS is where pods send their DNS queries: the daemon's
+	// CoreDNS listens on the bridge address (internal/embed/coredns).
+	ClusterDNS = BridgeIP
+	// ClusterDomain is the cluster's DNS domain.
+	ClusterDomain = "cluster.local"
 	// BridgeName is the Linux bridge the CNI plugin creates for pods.
 	BridgeName = "cni0"
 	// Host is the address every octo listener binds.

@@ -52,8 +52,9 @@ func (k *Kubelet) Name() string { return "kubelet" }
 func (k *Kubelet) ConfigPath() string { return k.cfg.Path("kubelet.yaml") }
 
 // Configuration renders the KubeletConfiguration: loopback listeners,
-// cgroupfs (cgroup v1 hosts), containerd in the run dir, eviction thresholds
-// low enough for a laptop disk, and image GC off.
+// cgroupfs (cgroup v1 hosts), containerd in the run dir, the daemon's
+// CoreDNS for the pods' DNS, eviction thresholds low enough for a laptop
+// disk, and image GC off.
 func (k *Kubelet) Configuration() string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -71,6 +72,8 @@ cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix://%[5]s
 failSwapOn: false
 resolvConf: /etc/resolv.conf
+clusterDNS: [%[9]s]
+clusterDomain: %[10]s
 podLogsDir: %[6]q
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
@@ -81,7 +84,7 @@ maxPods: %[8]d
 protectKernelDefaults: false
 nodeStatusReportFrequency: 1m0s
 `, config.Host, k.cfg.KubeletPort, HealthzPort, k.pki.Path("ca.crt"), k.cfg.ContainerdSocket(),
-		k.cfg.Path("pod-logs"), config.NodePodCIDR, MaxPods)
+		k.cfg.Path("pod-logs"), config.NodePodCIDR, MaxPods, config.ClusterDNS, config.ClusterDomain)
 }
 
 // Start writes the configuration and runs the kubelet in a goroutine. It does
