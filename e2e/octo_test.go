@@ -182,6 +182,7 @@ func TestLifecycle(t *testing.T) {
 	checkPodToPod(t, e, cs)
 	checkInClusterAPI(t, e, cs)
 	checkClusterDNS(t, e, cs)
+	volumeDir := writeLocalVolume(t, e, cs, image, dataDir)
 	putS3Object(t, cfg)
 
 	// Down: host clean, data kept.
@@ -198,6 +199,8 @@ func TestLifecycle(t *testing.T) {
 		t.Logf("service IP changed %s -> %s", svcIP, got)
 	}
 	getS3Object(t, cfg)
+	localVolumeSurvived(t, e, cs)
+	deleteLocalVolume(t, cs, volumeDir)
 	if _, err := remote.Head(mustRef(t, image), regAuth); err != nil {
 		t.Fatalf("registry image gone after down/up: %v", err)
 	}

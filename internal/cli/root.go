@@ -62,7 +62,8 @@ func rootLong() string {
 process tree. 'sudo octo up' starts:
 
   - an embedded single-node Kubernetes cluster (kine on SQLite, kube-apiserver,
-    controller-manager, scheduler, kubelet, kube-proxy, CoreDNS, containerd)
+    controller-manager, scheduler, kubelet, kube-proxy, CoreDNS, containerd,
+    a local-path volume provisioner)
   - an S3 store and an OCI registry
   - the Cloudflare API that the real wrangler deploys to (%s%s)
   - operators that build each Worker version into a workerd image and pods

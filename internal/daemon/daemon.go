@@ -26,11 +26,12 @@ import (
 	"github.com/octohq/octo/internal/embed"
 	"github.com/octohq/octo/internal/embed/apiserver"
 	"github.com/octohq/octo/internal/embed/containerd"
-	"github.com/octohq/octo/internal/embed/coredns"
 	"github.com/octohq/octo/internal/embed/controllermanager"
+	"github.com/octohq/octo/internal/embed/coredns"
 	"github.com/octohq/octo/internal/embed/kine"
 	"github.com/octohq/octo/internal/embed/kubelet"
 	"github.com/octohq/octo/internal/embed/kubeproxy"
+	"github.com/octohq/octo/internal/embed/localpath"
 	"github.com/octohq/octo/internal/embed/podnet"
 	"github.com/octohq/octo/internal/embed/registry"
 	"github.com/octohq/octo/internal/embed/s3"
@@ -119,7 +120,8 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		// The edge, the API and the pod API start at once.
 		{
 			gate(cm, all(api.Bootstrapped, klet.Wait)), gate(scheduler.New(p), api.RolesExist), klet,
-			gate(kubeproxy.New(cfg, p), api.RolesExist), coredns.New(cfg, log.With("component", "coredns")), svc,
+			gate(kubeproxy.New(cfg, p), api.RolesExist), coredns.New(cfg, log.With("component", "coredns")),
+			localpath.New(cfg, log.With("component", "local-path")), svc,
 			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
 				return edge.NewUnix("edge", EdgeSocket(cfg), log, pf.EdgeParts()...)
 			}),

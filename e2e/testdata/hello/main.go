@@ -25,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: hello serve | get URL | namespaces")
+		fmt.Fprintln(os.Stderr, "usage: hello serve | get URL | namespaces | do METHOD URL BODY [HEADER...] | write PATH TEXT | cat PATH")
 		os.Exit(2)
 	}
 	var err error
@@ -38,6 +38,13 @@ func main() {
 		err = namespaces()
 	case "do":
 		err = do(os.Args[2], os.Args[3], os.Args[4], os.Args[5:])
+	case "write": // write PATH TEXT
+		err = os.WriteFile(os.Args[2], []byte(os.Args[3]), 0o644)
+	case "cat": // cat PATH
+		var b []byte
+		if b, err = os.ReadFile(os.Args[2]); err == nil {
+			fmt.Print(string(b))
+		}
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
