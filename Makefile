@@ -25,13 +25,19 @@ LDFLAGS := -s -w \
 	-X github.com/octohq/octo/internal/version.Kubernetes=$(K8S_VERSION) \
 	-X github.com/octohq/octo/internal/version.Containerd=$(CTRD_VERSION)
 
-.PHONY: all build assets launcher test e2e check bench bench-workers bench-load bench-scale deps clean
+.PHONY: all build assets launcher images test e2e check bench bench-workers bench-load bench-scale deps clean
 
 all: build
 
 ## build: bin/octo with the containerd shim and pause binary embedded
 build: assets
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/octo
+
+## images: the control-plane image (bin/octo, glibc, the CA bundle; no Docker) as an image
+## tarball, dist/octo-$(VERSION).tar; PUSH=registry.example.com/octo:tag pushes it too
+## (credentials from ~/.docker/config.json). The same bin/octo gives the same digest.
+images: build
+	$(GO) run ./scripts/images -octo $(BIN) -out dist/octo-$(VERSION).tar -tag octo:$(VERSION) $(if $(PUSH),-push $(PUSH))
 
 ## assets: the binaries octo embeds (built separately, CGO off)
 assets: workerd launcher

@@ -183,6 +183,7 @@ func TestLifecycle(t *testing.T) {
 	checkInClusterAPI(t, e, cs)
 	checkClusterDNS(t, e, cs)
 	volumeDir := writeLocalVolume(t, e, cs, image, dataDir)
+	checkControlPlaneImage(t, e, cs, cfg.RegistryAddr(), regAuth)
 	putS3Object(t, cfg)
 
 	// Down: host clean, data kept.

@@ -111,14 +111,7 @@ func (b *Builder) baseEntries() ([]entry, string, error) {
 	if b.WorkerdPath == "" {
 		return nil, "", errors.New("base image: no workerd binary (Builder.WorkerdPath is empty)")
 	}
-	libDirs := b.LibDirs
-	if len(libDirs) == 0 {
-		libDirs = DefaultLibDirs
-	}
-	ca := b.CACerts
-	if ca == "" {
-		ca = DefaultCACerts
-	}
+	libDirs, ca := hostFilesOr(b.LibDirs, b.CACerts)
 	launch, launchStamp, err := launcher()
 	if err != nil {
 		return nil, "", fmt.Errorf("base image: %w", err)
@@ -131,26 +124,13 @@ func (b *Builder) baseEntries() ([]entry, string, error) {
 		dir("etc", 0o755), dir("etc/ssl", 0o755), dir("etc/ssl/certs", 0o755),
 		{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, path: ca},
 		dir("etc/worker", 0o755),
-		dir("lib", 0o755), dir("lib/x86_64-linux-gnu", 0o755),
-		dir("lib64", 0o755),
-		{name: "lib64/" + loader, mode: 0o777, link: libDir + "/" + loader},
 		dir("tmp", 0o1777),
 	}
-	for _, lib := range glibcFiles {
-		found := ""
-		for _, d := range libDirs {
-			p := filepath.Join(d, lib)
-			// Stat follows symlinks (libc.so.6 -> libc-2.31.so on older hosts).
-			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-				found = p
-				break
-			}
-		}
-		if found == "" {
-			return nil, "", fmt.Errorf("base image: %s not found in %v (workerd needs glibc)", lib, libDirs)
-		}
-		entries = append(entries, entry{name: "lib/x86_64-linux-gnu/" + lib, mode: 0o755, path: found})
+	libs, err := glibcEntries(libDirs)
+	if err != nil {
+		return nil, "", fmt.Errorf("base image: %w (workerd needs glibc)", err)
 	}
+	entries = append(entries, libs...)
 	stamp := launchStamp
 	for _, e := range entries {
 		if e.path == "" {
@@ -163,6 +143,44 @@ func (b *Builder) baseEntries() ([]entry, string, error) {
 		stamp += fmt.Sprintf("%s:%d:%d;", e.path, st.Size(), st.ModTime().UnixNano())
 	}
 	return entries, stamp, nil
+}
+
+// hostFilesOr returns libDirs and ca, or DefaultLibDirs and
+// DefaultCACerts for those not set.
+func hostFilesOr(libDirs []string, ca string) ([]string, string) {
+	if len(libDirs) == 0 {
+		libDirs = DefaultLibDirs
+	}
+	if ca == "" {
+		ca = DefaultCACerts
+	}
+	return libDirs, ca
+}
+
+// glibcEntries are the directories, files and loader symlink of the glibc
+// files (glibcFiles), found in libDirs.
+func glibcEntries(libDirs []string) ([]entry, error) {
+	entries := []entry{
+		dir("lib", 0o755), dir("lib/x86_64-linux-gnu", 0o755),
+		dir("lib64", 0o755),
+		{name: "lib64/" + loader, mode: 0o777, link: libDir + "/" + loader},
+	}
+	for _, lib := range glibcFiles {
+		found := ""
+		for _, d := range libDirs {
+			p := filepath.Join(d, lib)
+			// Stat follows symlinks (libc.so.6 -> libc-2.31.so on older hosts).
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				found = p
+				break
+			}
+		}
+		if found == "" {
+			return nil, fmt.Errorf("%s not found in %v", lib, libDirs)
+		}
+		entries = append(entries, entry{name: "lib/x86_64-linux-gnu/" + lib, mode: 0o755, path: found})
+	}
+	return entries, nil
 }
 
 // EnsureBase makes sure the base image is in the registry and returns its
@@ -287,11 +305,23 @@ func (b *Builder) verifyBlobs(ctx context.Context, ref name.Digest, m *v1.Manife
 
 // baseImage is the OCI image of the base layer l.
 func baseImage(l v1.Layer) (v1.Image, error) {
+	return oneLayerImage(l, "octo: workerd "+workerd.Version+" and the glibc files it needs", v1.Config{
+		Entrypoint: Command,
+		User:       "65534:65534",
+		WorkingDir: ConfigDir,
+		Labels:     map[string]string{"org.opencontainers.image.version": workerd.Version, "dev.octo.workerd": workerd.Version},
+	})
+}
+
+// oneLayerImage is the linux/amd64 OCI image of layer l with config c,
+// created at the epoch (deterministic). LD_LIBRARY_PATH is set: the loader
+// finds glibc there whatever its compiled-in search path.
+func oneLayerImage(l v1.Layer, createdBy string, c v1.Config) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err := mutate.Append(img, mutate.Addendum{
 		Layer:   l,
-		History: v1.History{CreatedBy: "octo: workerd " + workerd.Version + " and the glibc files it needs", Created: v1.Time{Time: epoch}},
+		History: v1.History{CreatedBy: createdBy, Created: v1.Time{Time: epoch}},
 	})
 	if err != nil {
 		return nil, err
@@ -303,12 +333,7 @@ func baseImage(l v1.Layer) (v1.Image, error) {
 	cf = cf.DeepCopy()
 	cf.Architecture, cf.OS = "amd64", "linux"
 	cf.Created = v1.Time{Time: epoch}
-	cf.Config.Entrypoint = Command
-	cf.Config.Cmd = nil
-	cf.Config.User = "65534:65534"
-	cf.Config.WorkingDir = ConfigDir
-	// The loader finds glibc there whatever its compiled-in search path.
-	cf.Config.Env = []string{"LD_LIBRARY_PATH=" + libDir}
-	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": workerd.Version, "dev.octo.workerd": workerd.Version}
+	c.Env = append(c.Env, "LD_LIBRARY_PATH="+libDir)
+	cf.Config = c
 	return mutate.ConfigFile(img, cf)
 }
