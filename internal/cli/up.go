@@ -33,6 +33,8 @@ type upOptions struct {
 	// workersPerBundle is --workers-per-bundle.
 	workersPerBundle  int
 	logsRetentionDays int
+	// platform is --workers-platform (false: config.BareCluster).
+	platform bool
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -51,7 +53,8 @@ was killed, 'octo up' cleans what it left on the host first.
 Ports given here are saved in the data dir and reused by later commands.`,
 		Example: `  sudo octo up
   sudo octo up --data-dir /tmp/octo --edge-port 18787 --s3-port 19000
-  sudo octo up --foreground      # run attached; Ctrl-C stops and cleans up`,
+  sudo octo up --foreground      # run attached; Ctrl-C stops and cleans up
+  sudo octo up --workers-platform=false   # a bare cluster, S3 and registry only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, g, o) },
 	}
@@ -66,6 +69,9 @@ Ports given here are saved in the data dir and reused by later commands.`,
 	f.IntVar(&o.ports.KubeletPort, "kubelet-port", config.DefaultKubeletPort, "loopback port of the kubelet API")
 	f.IntVar(&o.workersPerBundle, "workers-per-bundle", controller.DefaultWorkersPerBundle,
 		"most scripts one workerd process runs; an account with more gets more bundles (kept for later 'octo up')")
+	f.BoolVar(&o.platform, "workers-platform", true,
+		"run octo's Workers platform (API, dashboard, gateway, operators); false leaves a bare cluster with S3 and a registry, "+
+			"to install octo's chart into as on any cluster (kept for later 'octo up')")
 	f.IntVar(&o.logsRetentionDays, "logs-retention-days", 3,
 		"days the logs of Workers with [observability] enabled are kept (kept for later 'octo up')")
 	return cmd
@@ -95,6 +101,9 @@ func resolveUpConfig(cmd *cobra.Command, g *globals, o *upOptions) (config.Confi
 	set("logs-retention-days", &cfg.LogsRetentionDays, o.logsRetentionDays)
 	if f.Changed("logs-retention-days") && (o.logsRetentionDays < 1 || o.logsRetentionDays > 365) {
 		return cfg, fmt.Errorf("--logs-retention-days must be from 1 to 365, not %d", o.logsRetentionDays)
+	}
+	if f.Changed("workers-platform") {
+		cfg.BareCluster = !o.platform
 	}
 	if f.Changed("no-kubeconfig-merge") || cfg.NodeName == "" {
 		cfg.MergeKubeconfig = !o.noMerge
@@ -159,6 +168,12 @@ func afterReady(g *globals, cfg config.Config, st daemon.Status) error {
 	}
 	fmt.Fprintf(g.errOut, "octo is up after %s.\n\n", time.Since(st.StartedAt).Round(100*time.Millisecond))
 	es := endpoints(cfg, defaultSubdomain(cfg))
+	if cfg.BareCluster {
+		renderEndpoints(g.out, es)
+		fmt.Fprintln(g.out, "\nA bare cluster: octo's Workers platform is off (--workers-platform=false).")
+		fmt.Fprintln(g.out, "\nNext: octo kubectl get nodes   ·   octo status   ·   octo down")
+		return nil
+	}
 	link, err := dashboardLoginURL(cfg, time.Now())
 	if err != nil {
 		fmt.Fprintf(g.errOut, "warning: no dashboard login link: %v\n", err)

@@ -43,16 +43,20 @@ func endpoints(cfg config.Config, subdomain string) Endpoints {
 		subdomain = subdomainPlaceholder
 	}
 	edge := "http://" + config.Addr(cfg.EdgePort)
-	return Endpoints{
+	es := Endpoints{
 		{"kube-apiserver", "kubeApiServer", "https://" + config.Addr(cfg.APIServerPort)},
 		{"s3", "s3", "http://" + config.Addr(cfg.S3Port)},
 		{"registry", "registry", "http://" + cfg.RegistryAddr()},
-		{"cloudflare api", "cloudflareApi", edge + cfapi.BasePath},
-		{"dashboard", "dashboard", web.URL(cfg.EdgePort)},
-		{"workers", "workers", gateway.URL(scriptPlaceholder, subdomain, cfg.EdgePort)},
-		{"kubeconfig", "kubeconfig", cfg.KubeconfigPath()},
-		{"data dir", "dataDir", cfg.DataDir},
 	}
+	if !cfg.BareCluster {
+		es = append(es,
+			Endpoint{"cloudflare api", "cloudflareApi", edge + cfapi.BasePath},
+			Endpoint{"dashboard", "dashboard", web.URL(cfg.EdgePort)},
+			Endpoint{"workers", "workers", gateway.URL(scriptPlaceholder, subdomain, cfg.EdgePort)})
+	}
+	return append(es,
+		Endpoint{"kubeconfig", "kubeconfig", cfg.KubeconfigPath()},
+		Endpoint{"data dir", "dataDir", cfg.DataDir})
 }
 
 // withLoginLink returns es with a "dashboard login" endpoint, link, right

@@ -68,6 +68,11 @@ type Config struct {
 	// LogsRetentionDays is how many days the logs of the Workers that keep
 	// them (Workers Logs) are kept; 0 means 3, Cloudflare's.
 	LogsRetentionDays int `json:"logsRetentionDays,omitempty"`
+	// BareCluster leaves octo's Workers platform out (the Cloudflare API,
+	// dashboard, gateway, pod API and operators): the cluster, S3 and the
+	// registry only, to install octo's chart (deploy/) into, as on any
+	// other cluster.
+	BareCluster bool `json:"bareCluster,omitempty"`
 }
 
 // Default returns the configuration for dataDir with default ports.

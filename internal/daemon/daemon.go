@@ -121,7 +121,13 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		{
 			gate(cm, all(api.Bootstrapped, klet.Wait)), gate(scheduler.New(p), api.RolesExist), klet,
 			gate(kubeproxy.New(cfg, p), api.RolesExist), coredns.New(cfg, log.With("component", "coredns")),
-			localpath.New(cfg, log.With("component", "local-path")), svc,
+			localpath.New(cfg, log.With("component", "local-path")),
+		},
+	}}
+	// The Workers platform, unless the cluster is to stay bare (octo's
+	// chart is installed into it instead).
+	if !cfg.BareCluster {
+		d.phases[2] = append(d.phases[2], svc,
 			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
 				return edge.NewUnix("edge", EdgeSocket(cfg), log, pf.EdgeParts()...)
 			}),
@@ -136,8 +142,8 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath, podKey: podKey,
 					validate: svc.validator.Validate, watched: pf.Tails.Watched}
 			}), api.HooksIfWarm),
-		},
-	}}
+		)
+	}
 	svc.status = d.webStatus
 	d.status = Status{PID: os.Getpid(), Version: version.Octo, DataDir: cfg.DataDir, StartedAt: started, State: Starting}
 	for _, phase := range d.phases {
@@ -261,7 +267,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	var lateErrs []error
 	var lateMu sync.Mutex
 	for _, phase := range d.phases {
-		if slices.Contains(phase, d.apiserver) {
+		if slices.Contains(phase, d.apiserver) && !cfg.BareCluster {
 			if err := d.svc.Start(ctx); err != nil {
 				return err
 			}
