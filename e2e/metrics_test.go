@@ -129,11 +129,18 @@ func workerPage(t *testing.T, c *http.Client, vars map[string]string, script str
 	}
 }
 
-// metricsSeen is what the dashboard showed of e2e-status: its requests and
-// the CPU seconds of its pods.
+// metricsSeen is what the dashboard showed of e2e-status: its requests,
+// and the CPU seconds of its pods by minute just before `octo down`.
 type metricsSeen struct {
 	requests uint64
-	cpu      float64
+	usage    minutesSeen
+}
+
+// minutesSeen is a Worker's pods' CPU seconds by minute, and when they
+// were read.
+type minutesSeen struct {
+	at  time.Time
+	cpu map[time.Time]float64
 }
 
 // metricsCounted is TestWorkers' metrics step: requests with known statuses
@@ -170,14 +177,14 @@ func metricsCounted(t *testing.T, w *wranglerCLI, g *gatewayClient, e *env, vars
 	if float64(m.Total.Requests) != total || sum != m.Total.Requests || float64(m.Total.Status[3]) != after["4xx"] || float64(m.Total.Status[4]) != after["5xx"] {
 		t.Errorf("dashboard: %d requests (%d in the points), status %v; /metrics: %v", m.Total.Requests, sum, m.Total.Status, after)
 	}
-	return metricsSeen{requests: m.Total.Requests, cpu: usageSampled(t, c, vars, "e2e-status")}
+	usageSampled(t, c, vars, "e2e-status")
+	return metricsSeen{requests: m.Total.Requests}
 }
 
 // usageSampled waits until the dashboard shows CPU time of the pods that
-// run script (sampled from the kubelet every 10 s), checks that /metrics
-// has the same bundle's octo_bundle_cpu_seconds_total and returns the
-// dashboard's CPU seconds.
-func usageSampled(t *testing.T, c *http.Client, vars map[string]string, script string) float64 {
+// run script (sampled from the kubelet every 10 s) and checks that /metrics
+// has the same bundle's octo_bundle_cpu_seconds_total.
+func usageSampled(t *testing.T, c *http.Client, vars map[string]string, script string) {
 	t.Helper()
 	type usage struct {
 		Bundles []struct {
@@ -216,22 +223,27 @@ func usageSampled(t *testing.T, c *http.Client, vars map[string]string, script s
 	if cpu := bundleCPU(t, vars, bundle); cpu <= 0 {
 		t.Errorf("octo_bundle_cpu_seconds_total{bundle=%q} = %v, want > 0 (the dashboard shows %.3f s)", bundle, cpu, got.CPUSeconds)
 	}
-	return got.CPUSeconds
 }
 
-// workerCPU is the CPU seconds the dashboard shows for script's pods over
-// the last hour.
-func workerCPU(t *testing.T, c *http.Client, vars map[string]string, script string) float64 {
+// usageMinutes reads the CPU seconds of script's pods by minute, last hour.
+func usageMinutes(t *testing.T, c *http.Client, vars map[string]string, script string) minutesSeen {
 	t.Helper()
 	var page struct {
 		Usage *struct {
-			CPUSeconds float64 `json:"cpuSeconds"`
+			Points []struct {
+				Start      time.Time `json:"start"`
+				CPUSeconds float64   `json:"cpuSeconds"`
+			} `json:"points"`
 		} `json:"usage"`
 	}
+	out := minutesSeen{at: time.Now(), cpu: map[time.Time]float64{}}
 	if workerPage(t, c, vars, script, &page); page.Usage == nil {
 		t.Fatalf("the dashboard's page of %s has no usage", script)
 	}
-	return page.Usage.CPUSeconds
+	for _, p := range page.Usage.Points {
+		out.cpu[p.Start.UTC()] = p.CPUSeconds
+	}
+	return out
 }
 
 // bundleCPU reads octo_bundle_cpu_seconds_total of a bundle from /metrics.
@@ -324,8 +336,21 @@ func metricsSurvived(t *testing.T, e *env, vars map[string]string, want metricsS
 	if m.Total.Requests != want.requests {
 		t.Errorf("after octo down/up the dashboard counts %d requests of e2e-status, want the %d counted before", m.Total.Requests, want.requests)
 	}
-	// Samples only add CPU time: the minutes saved at down are back.
-	if cpu := workerCPU(t, c, vars, "e2e-status"); cpu < want.cpu {
-		t.Errorf("after octo down/up the dashboard shows %.3f s of CPU of e2e-status's pods, want at least the %.3f s shown before", cpu, want.cpu)
+	// The minutes that had ended before down, read just before it, are
+	// back as they were (saved at down, loaded at up).
+	after := usageMinutes(t, c, vars, "e2e-status")
+	ended := want.usage.at.Truncate(time.Minute)
+	compared := 0
+	for m, cpu := range want.usage.cpu {
+		if !m.Before(ended) || cpu == 0 {
+			continue
+		}
+		compared++
+		if d := after.cpu[m] - cpu; d > 1e-6 || d < -1e-6 {
+			t.Errorf("after octo down/up the minute %s shows %.4f s of CPU of e2e-status's pods, before %.4f s", m.Format(time.TimeOnly), after.cpu[m], cpu)
+		}
+	}
+	if compared == 0 {
+		t.Errorf("no ended minute with CPU of e2e-status's pods before down: %v", want.usage.cpu)
 	}
 }

@@ -392,7 +392,10 @@ func checkPodToPod(t *testing.T, e *env, cs *kubernetes.Clientset) {
 // CoreDNS; the host can ask it too.
 func checkClusterDNS(t *testing.T, e *env, cs *kubernetes.Clientset) {
 	t.Helper()
-	pods, _ := readyPods(context.Background(), cs)
+	pods, err := readyPods(context.Background(), cs)
+	if err != nil || len(pods) == 0 {
+		t.Fatalf("no ready pod of %s: %v", appName, err)
+	}
 	for _, host := range []string{appName, appName + "." + ns + ".svc.cluster.local"} {
 		out, err := e.octo("kubectl", "exec", "-n", ns, pods[0].Name, "--", "/hello", "get", "http://"+host+"/")
 		if err != nil || !strings.Contains(out, "hello from ") {

@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -111,7 +112,7 @@ func deleteLocalVolume(t *testing.T, cs kubernetes.Interface, dir string) {
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
 		_, statErr := os.Stat(dir)
 		_, getErr := cs.CoreV1().PersistentVolumes().Get(ctx, pvName, metav1.GetOptions{})
-		if os.IsNotExist(statErr) && getErr != nil && strings.Contains(getErr.Error(), "not found") {
+		if os.IsNotExist(statErr) && apierrors.IsNotFound(getErr) {
 			return
 		}
 		if time.Now().After(deadline) {

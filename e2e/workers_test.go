@@ -510,6 +510,9 @@ func TestWorkers(t *testing.T) {
 	})
 
 	t.Run("down-up-serves-again", func(t *testing.T) {
+		if counted.requests > 0 {
+			counted.usage = usageMinutes(t, dashboardClient(t, e, vars), vars, "e2e-status")
+		}
 		e.with(t).mustOcto("down")
 		e.with(t).mustOcto("up")
 		for _, p := range []string{"service-worker", "vars", "kv", "hono"} {

@@ -205,7 +205,7 @@ func (d *Dashboard) overview(c echo.Context) error {
 		DashboardURL: d.URL(), APIURL: d.opts.APIURL,
 		Account: d.opts.DefaultAccount.ID, Subdomain: d.opts.DefaultAccount.Subdomain,
 		Metrics: d.workerMetrics(ctx, "", "", "1h"), // every Worker
-		Usage:   d.workerUsage(ctx, nil, "1h"),
+		Usage:   d.workerUsage(ctx, true, nil, "1h"),
 	}
 	if d.opts.Status != nil {
 		out.Status = d.opts.Status()
@@ -594,23 +594,25 @@ type usagePointJSON struct {
 	MemoryBytes uint64    `json:"memoryBytes"`
 }
 
-// workerUsage reads the usage of the pods of bundles (all of them summed
-// when bundles is nil) for window.
-func (d *Dashboard) workerUsage(ctx context.Context, bundles []apiv1.WorkerBundle, window string) *usageJSON {
+// workerUsage reads the usage of the pods of bundles, or of every bundle
+// summed when all is set, for window.
+func (d *Dashboard) workerUsage(ctx context.Context, all bool, bundles []apiv1.WorkerBundle, window string) *usageJSON {
 	if d.opts.Usage == nil {
 		return nil
 	}
 	window, step, from, to := d.chartWindow(window)
 	out := &usageJSON{Window: window, Step: int64(step / time.Second), From: from, Bundles: []usageBundleJSON{}, Points: []usagePointJSON{}}
 	keys := [][2]string{{"", ""}}
-	if bundles != nil {
+	if !all {
 		keys = keys[:0]
 		for _, b := range bundles {
 			keys = append(keys, [2]string{b.Spec.AccountID, apiv1.BundleLabelValue(b.Name)})
 			out.Bundles = append(out.Bundles, usageBundleJSON{Name: b.Name, Workers: placedWorkers(b)})
 		}
 	}
-	byStep := map[int64]*usagePointJSON{}
+	// The bundles' minutes summed, then the steps: CPU summed, memory the
+	// largest minute's.
+	byMinute := map[int64]*metrics.UsageMinute{}
 	for _, k := range keys {
 		ms, err := d.opts.Usage(ctx, k[0], k[1], from, to)
 		if err != nil {
@@ -618,16 +620,26 @@ func (d *Dashboard) workerUsage(ctx context.Context, bundles []apiv1.WorkerBundl
 			return out
 		}
 		for _, m := range ms {
-			at := time.Unix(m.Start, 0).Truncate(step)
-			p := byStep[at.Unix()]
-			if p == nil {
-				p = &usagePointJSON{Start: at}
-				byStep[at.Unix()] = p
+			sum := byMinute[m.Start]
+			if sum == nil {
+				sum = &metrics.UsageMinute{Start: m.Start}
+				byMinute[m.Start] = sum
 			}
-			p.CPUSeconds += m.CPUSeconds
-			p.MemoryBytes = max(p.MemoryBytes, m.MemoryBytes)
-			out.CPUSeconds += m.CPUSeconds
+			sum.CPUSeconds += m.CPUSeconds
+			sum.MemoryBytes += m.MemoryBytes
 		}
+	}
+	byStep := map[int64]*usagePointJSON{}
+	for _, m := range byMinute {
+		at := time.Unix(m.Start, 0).Truncate(step)
+		p := byStep[at.Unix()]
+		if p == nil {
+			p = &usagePointJSON{Start: at}
+			byStep[at.Unix()] = p
+		}
+		p.CPUSeconds += m.CPUSeconds
+		p.MemoryBytes = max(p.MemoryBytes, m.MemoryBytes)
+		out.CPUSeconds += m.CPUSeconds
 	}
 	for t := from; t.Before(to); t = t.Add(step) {
 		p := usagePointJSON{Start: t}
@@ -768,7 +780,7 @@ func (d *Dashboard) worker(c echo.Context) error {
 	}
 	out := workerPageJSON{Account: a, Worker: d.toWorker(a, rel, vs, jbs, bundles), Versions: []versionJSON{}, Deployments: []deploymentJSON{}, Cron: toCron(rel),
 		Metrics: d.workerMetrics(ctx, a.ID, script, c.QueryParam("window")),
-		Usage:   d.workerUsage(ctx, homeBundles(bundles, a.ID, script), c.QueryParam("window"))}
+		Usage:   d.workerUsage(ctx, false, homeBundles(bundles, a.ID, script), c.QueryParam("window"))}
 	share := map[string]int32{}
 	if dep := rel.ActiveDeployment(); dep != nil {
 		for _, v := range dep.Versions {

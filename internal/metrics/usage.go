@@ -73,6 +73,16 @@ func (u *Usage) Observe(k UsageKey, cpuSeconds float64, memoryBytes uint64) {
 	s.memory = memoryBytes
 }
 
+// Gone records that k has no pods any more: its working set is 0 (its
+// minutes stay).
+func (u *Usage) Gone(k UsageKey) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s := u.series[k]; s != nil {
+		s.memory = 0
+	}
+}
+
 // get returns k's series, making it and evicting the least recently seen
 // one when full (u.mu held).
 func (u *Usage) get(k UsageKey, minute int64) *usageSeries {

@@ -56,8 +56,10 @@ type PodStat struct {
 	// UID tells a pod from an earlier one of the same name.
 	UID string
 	// CPUNanos is the CPU time the pod has spent since it started, in
-	// nanoseconds; 0 when not reported.
+	// nanoseconds, when HasCPU.
 	CPUNanos uint64
+	// HasCPU says the kubelet reported CPUNanos.
+	HasCPU bool
 	// MemoryBytes is its working set: what the kubelet compares with the
 	// pod's limits; 0 when not reported.
 	MemoryBytes uint64
@@ -89,7 +91,7 @@ func PodStats(rc *rest.Config, k Kubelet) (func(ctx context.Context) (map[string
 		c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+k.Addr+"/stats/summary?only_cpu_and_memory=true", nil)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("kubelet stats: %w", err)
 		}
 		resp, err := c.Do(req)
 		if err != nil {
@@ -108,7 +110,7 @@ func PodStats(rc *rest.Config, k Kubelet) (func(ctx context.Context) (map[string
 		for _, p := range s.Pods {
 			st := PodStat{UID: p.PodRef.UID}
 			if p.CPU != nil && p.CPU.UsageCoreNanoSeconds != nil {
-				st.CPUNanos = *p.CPU.UsageCoreNanoSeconds
+				st.CPUNanos, st.HasCPU = *p.CPU.UsageCoreNanoSeconds, true
 			}
 			if p.Memory != nil && p.Memory.WorkingSetBytes != nil {
 				st.MemoryBytes = *p.Memory.WorkingSetBytes

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	apiv1 "github.com/octohq/octo/api/v1"
@@ -30,9 +31,13 @@ type usageSampler struct {
 	path  string
 	log   *slog.Logger
 
-	// cpu is each pod's CPU time at the previous sample, by UID; nil
-	// before the first sample.
+	// cpu is each pod's CPU time at the previous sample, by UID.
 	cpu map[string]uint64
+	// bundles are the bundles that had pods at the previous sample.
+	bundles map[metrics.UsageKey]bool
+	// started is when the sampler was made: pods created before it count
+	// only the CPU they spend after their first sample.
+	started time.Time
 
 	stop func()
 	done chan struct{}
@@ -41,7 +46,7 @@ type usageSampler struct {
 // newUsageSampler returns a sampler over usage that saves to path (empty:
 // never saved), with its earlier samples loaded.
 func newUsageSampler(stats func(ctx context.Context) (map[string]PodStat, error), pods client.Reader, usage *metrics.Usage, path string, log *slog.Logger) *usageSampler {
-	s := &usageSampler{stats: stats, pods: pods, usage: usage, path: path, log: log}
+	s := &usageSampler{stats: stats, pods: pods, usage: usage, path: path, log: log, started: time.Now()}
 	if path != "" {
 		if err := usage.Load(path); err != nil {
 			log.Warn("earlier pod usage not loaded", "err", err)
@@ -94,11 +99,14 @@ func (s *usageSampler) save() {
 	}
 }
 
-// sample records one sample of every Workers' pod. A pod seen for the
-// first time counts its CPU time since it started, unless this is the
-// sampler's first sample (that time may be older than the interval).
+// sample records one sample of every Workers' pod: the CPU time it spent
+// since the previous sample. A pod seen for the first time counts its CPU
+// time since it started if it was created after the sampler, else that
+// time is only its baseline (it may be older than the interval). A pod
+// whose stats are missing from one sample keeps its baseline.
 func (s *usageSampler) sample(ctx context.Context) error {
-	var pods corev1.PodList
+	var pods metav1.PartialObjectMetadataList
+	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
 	if err := s.pods.List(ctx, &pods, client.HasLabels{apiv1.LabelBundle}); err != nil {
 		return fmt.Errorf("list the Workers' pods: %w", err)
 	}
@@ -106,7 +114,6 @@ func (s *usageSampler) sample(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	first := s.cpu == nil
 	cpu := make(map[string]uint64, len(pods.Items))
 	type used struct {
 		cpu    float64
@@ -114,29 +121,50 @@ func (s *usageSampler) sample(ctx context.Context) error {
 	}
 	byBundle := map[metrics.UsageKey]*used{}
 	for _, p := range pods.Items {
-		st, ok := stats[p.Namespace+"/"+p.Name]
-		if !ok || st.UID != string(p.UID) {
-			continue
-		}
+		uid := string(p.UID)
 		k := metrics.UsageKey{Account: p.Labels[apiv1.LabelAccount], Bundle: p.Labels[apiv1.LabelBundle]}
 		u := byBundle[k]
 		if u == nil {
 			u = &used{}
 			byBundle[k] = u
 		}
-		cpu[st.UID] = st.CPUNanos
-		prev, seen := s.cpu[st.UID]
+		prev, seen := s.cpu[uid]
+		st, ok := stats[p.Namespace+"/"+p.Name]
+		if !ok || st.UID != uid {
+			if seen {
+				cpu[uid] = prev
+			}
+			continue
+		}
+		u.memory += st.MemoryBytes
+		if !st.HasCPU {
+			if seen {
+				cpu[uid] = prev
+			}
+			continue
+		}
+		cpu[uid] = st.CPUNanos
 		switch {
 		case seen && st.CPUNanos >= prev:
 			u.cpu += float64(st.CPUNanos-prev) / 1e9
-		case !seen && !first:
+		case seen: // its cgroup started again: the CPU since then
+			u.cpu += float64(st.CPUNanos) / 1e9
+		case p.CreationTimestamp.After(s.started):
 			u.cpu += float64(st.CPUNanos) / 1e9
 		}
-		u.memory += st.MemoryBytes
 	}
 	s.cpu = cpu
 	for k, u := range byBundle {
 		s.usage.Observe(k, u.cpu, u.memory)
+	}
+	for k := range s.bundles {
+		if byBundle[k] == nil {
+			s.usage.Gone(k)
+		}
+	}
+	s.bundles = make(map[metrics.UsageKey]bool, len(byBundle))
+	for k := range byBundle {
+		s.bundles[k] = true
 	}
 	return nil
 }

@@ -12,12 +12,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
 	"k8s.io/klog/v2"
 
 	// The plugins the Corefile uses; each registers itself.
@@ -36,6 +40,25 @@ const Port = 53
 // startMu serializes caddy.Start: CoreDNS's setup shares package state
 // (klog's logger among it).
 var startMu sync.Mutex
+
+// klogBack is the directive, placed right after "kubernetes", that gives
+// klog back to the daemon's router: the kubernetes plugin's setup takes it
+// over (klog.SetLogger), and caddy.Start then waits up to 5 s for the
+// plugin's first list, while the embedded Kubernetes parts start and log.
+const klogBack = "octo_klog"
+
+// registerKlogBack registers klogBack once (startMu held).
+func registerKlogBack() {
+	if slices.Contains(dnsserver.Directives, klogBack) {
+		return
+	}
+	plugin.Register(klogBack, func(*caddy.Controller) error {
+		klog.ClearLogger()
+		return nil
+	})
+	i := slices.Index(dnsserver.Directives, "kubernetes")
+	dnsserver.Directives = slices.Insert(dnsserver.Directives, i+1, klogBack)
+}
 
 // Server is the embedded CoreDNS.
 type Server struct {
@@ -80,10 +103,11 @@ func (s *Server) Corefile() string {
         fallthrough in-addr.arpa ip6.arpa
         ttl 30
     }
+    %s
     forward . %s
     cache 30
 }
-`, s.port, s.listen, config.ClusterDomain, s.cfg.KubeconfigPath(), s.upstream)
+`, s.port, s.listen, config.ClusterDomain, s.cfg.KubeconfigPath(), klogBack, s.upstream)
 }
 
 // Start starts the server in the background: caddy.Start waits until the
@@ -97,12 +121,12 @@ func (s *Server) Start(context.Context) error {
 		startMu.Lock()
 		defer startMu.Unlock()
 		caddy.Quiet, dnsserver.Quiet = true, true
+		registerKlogBack()
 		inst, err := caddy.Start(caddy.CaddyfileInput{ServerTypeName: "dns", Filepath: "Corefile", Contents: []byte(s.Corefile())})
-		// The kubernetes plugin takes klog over (klog.SetLogger) for its
-		// client-go; give klog back to the daemon's router (SetOutput).
+		// klogBack ran in the setup; again in case a setup failed before it.
 		klog.ClearLogger()
 		if err != nil {
-			s.err = fmt.Errorf("coredns: %w", err)
+			s.err = startError(err, s.listen, s.port)
 			return
 		}
 		s.inst = inst
@@ -116,7 +140,7 @@ func (s *Server) Ready(ctx context.Context) error {
 	select {
 	case <-s.started:
 	case <-ctx.Done():
-		return fmt.Errorf("coredns: %w", context.Cause(ctx))
+		return fmt.Errorf("wait for the start: %w", context.Cause(ctx))
 	}
 	if s.err != nil {
 		return s.err
@@ -129,7 +153,7 @@ func (s *Server) Ready(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("coredns on %s: %w", addr, context.Cause(ctx))
+			return fmt.Errorf("%s: %w", addr, context.Cause(ctx))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -143,7 +167,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	select {
 	case <-s.started:
 	case <-ctx.Done():
-		return fmt.Errorf("coredns: stop while starting: %w", context.Cause(ctx))
+		return fmt.Errorf("stop while starting: %w", context.Cause(ctx))
 	}
 	if s.inst == nil {
 		return nil
@@ -152,4 +176,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	errs = append(errs, s.inst.Stop())
 	s.inst = nil
 	return errors.Join(errs...)
+}
+
+// startError explains a failed start; a port taken on every address is
+// the usual cause (a DNS server of the host bound to 0.0.0.0:53).
+func startError(err error, listen string, port int) error {
+	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+		return fmt.Errorf("%w: another DNS server holds port %d on %s (likely on every address): make it listen on its own addresses only "+
+			"(dnsmasq: bind-interfaces or listen-address; systemd-resolved already does)", err, port, listen)
+	}
+	return err
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -89,8 +90,9 @@ func (v *Volumes) reconcileClaim(ctx context.Context, key client.ObjectKey) erro
 	if err := v.Client.Get(ctx, key, &pvc); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if pvc.Spec.VolumeName != "" || pvc.DeletionTimestamp != nil || pvc.Annotations[annStorageProvisioner] != Provisioner {
-		return nil
+	if pvc.Spec.VolumeName != "" || pvc.DeletionTimestamp != nil || pvc.Annotations[annStorageProvisioner] != Provisioner ||
+		pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != StorageClass {
+		return nil // bound, going, or not of this provisioner's one class
 	}
 	if pvc.Annotations[annSelectedNode] != v.Node {
 		return nil // no pod uses it yet, or it went to another node
@@ -189,8 +191,10 @@ type Component struct {
 	cfg    config.Config
 	log    *slog.Logger
 	cancel context.CancelFunc
-	done   chan error
-	mgr    ctrl.Manager
+	// done is closed when the manager has returned, with err.
+	done chan struct{}
+	err  error
+	mgr  ctrl.Manager
 }
 
 // New returns the provisioner of cfg's node, with its volumes in
@@ -206,34 +210,36 @@ func (c *Component) Name() string { return "local-path" }
 func (c *Component) Start(ctx context.Context) error {
 	rc, err := clientcmd.BuildConfigFromFlags("", c.cfg.KubeconfigPath())
 	if err != nil {
-		return fmt.Errorf("local-path: kubeconfig: %w", err)
+		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	return c.start(ctx, rc, c.cfg.Path("storage"), c.cfg.NodeName)
 }
 
 func (c *Component) start(ctx context.Context, rc *rest.Config, dir, node string) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return fmt.Errorf("local-path: %w", err)
+		return err
 	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return fmt.Errorf("local-path: %w", err)
+		return err
 	}
+	grace := 10 * time.Second
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme: scheme, Logger: logr.FromSlogHandler(c.log.Handler()),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		GracefulShutdownTimeout: &grace,
 	})
 	if err != nil {
-		return fmt.Errorf("local-path: manager: %w", err)
+		return fmt.Errorf("manager: %w", err)
 	}
 	class, err := json.Marshal(Class())
 	if err != nil {
-		return fmt.Errorf("local-path: %w", err)
+		return err
 	}
 	// A server-side apply through the manager's uncached writer.
 	if err := mgr.GetClient().Patch(ctx, Class(), client.RawPatch(types.ApplyPatchType, class),
 		client.FieldOwner("octo-local-path"), client.ForceOwnership); err != nil {
-		return fmt.Errorf("local-path: apply StorageClass %s: %w", StorageClass, err)
+		return fmt.Errorf("apply StorageClass %s: %w", StorageClass, err)
 	}
 	v := &Volumes{Client: mgr.GetClient(), Dir: dir, Node: node, Log: c.log}
 	err = builder.ControllerManagedBy(mgr).Named("local-path").
@@ -241,35 +247,45 @@ func (c *Component) start(ctx context.Context, rc *rest.Config, dir, node string
 		Watches(&corev1.PersistentVolume{}, &handler.EnqueueRequestForObject{}).
 		Complete(v)
 	if err != nil {
-		return fmt.Errorf("local-path: controller: %w", err)
+		return fmt.Errorf("controller: %w", err)
 	}
 	ctx, c.cancel = context.WithCancel(ctx)
-	c.mgr, c.done = mgr, make(chan error, 1)
-	go func() { c.done <- mgr.Start(ctx) }()
+	c.mgr, c.done = mgr, make(chan struct{})
+	go func() {
+		defer close(c.done)
+		c.err = mgr.Start(ctx)
+	}()
 	return nil
 }
 
-// Ready waits for the controller's caches.
+// Ready waits for the controller's caches, or for the manager to fail.
 func (c *Component) Ready(ctx context.Context) error {
-	if !c.mgr.GetCache().WaitForCacheSync(ctx) {
-		select {
-		case err := <-c.done:
-			return fmt.Errorf("local-path: manager exited: %v", err)
-		default:
-			return errors.New("local-path: caches did not sync")
+	synced := make(chan bool, 1)
+	go func() { synced <- c.mgr.GetCache().WaitForCacheSync(ctx) }()
+	select {
+	case ok := <-synced:
+		if !ok {
+			return fmt.Errorf("caches did not sync: %w", context.Cause(ctx))
 		}
+		return nil
+	case <-c.done:
+		return fmt.Errorf("manager exited: %w", c.err)
 	}
-	return nil
 }
 
-// Stop stops the controller.
-func (c *Component) Stop(context.Context) error {
+// Stop stops the controller and waits for it, at most until ctx ends.
+func (c *Component) Stop(ctx context.Context) error {
 	if c.cancel == nil {
 		return nil
 	}
 	c.cancel()
-	if err := <-c.done; err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("local-path: %w", err)
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("stop: %w", context.Cause(ctx))
+	}
+	if c.err != nil && !errors.Is(c.err, context.Canceled) {
+		return c.err
 	}
 	return nil
 }

@@ -32,13 +32,17 @@ func claim(name string, ann map[string]string) *corev1.PersistentVolumeClaim {
 func TestProvisionAndDelete(t *testing.T) {
 	ctx := context.Background()
 	ours := map[string]string{annStorageProvisioner: Provisioner, annSelectedNode: "node1"}
+	otherClass := claim("other-class", ours)
+	retain := "local-path-retain"
+	otherClass.Spec.StorageClassName = &retain
 	c := fake.NewClientBuilder().WithObjects(
 		claim("data", ours),
 		claim("unscheduled", map[string]string{annStorageProvisioner: Provisioner}),
 		claim("theirs", map[string]string{annStorageProvisioner: "other.io/x", annSelectedNode: "node1"}),
+		otherClass,
 	).Build()
 	v := &Volumes{Client: c, Dir: t.TempDir(), Node: "node1", Log: slog.New(slog.DiscardHandler)}
-	for _, name := range []string{"data", "unscheduled", "theirs"} {
+	for _, name := range []string{"data", "unscheduled", "theirs", "other-class"} {
 		if _, err := v.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "app", Name: name}}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -48,7 +52,7 @@ func TestProvisionAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(pvs.Items) != 1 {
-		t.Fatalf("%d volumes, want one for the scheduled claim of the class", len(pvs.Items))
+		t.Fatalf("%d volumes, want one for the scheduled claim of the class local-path", len(pvs.Items))
 	}
 	pv := pvs.Items[0]
 	dir := filepath.Join(v.Dir, "pvc-uid-data_app_data")
