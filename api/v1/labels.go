@@ -53,6 +53,11 @@ const (
 	// removes linger until Options.Linger after it.
 	AnnotationWorkersChanged = "api.cf-worker/workers-changed"
 
+	// AnnotationListedAt, on the default WorkerAccount, is when octo wrote
+	// it again at a start because the API server's watch cache did not list
+	// it (a missed create event): the write sends a new one.
+	AnnotationListedAt = "api.cf-worker/listed-at"
+
 	// FinalizerScriptFiles, on a WorkerRelease, removes the script's code and
 	// metadata from S3 when the release is deleted, however it is deleted
 	// (`wrangler delete`, kubectl, namespace deletion).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -126,7 +127,10 @@ func EnsureDefaultAccount(ctx context.Context, c client.Client, id Identity) err
 		Spec:       apiv1.WorkerAccountSpec{WorkerBundleName: a.Subdomain, DisplayName: a.Name, Subdomain: a.Subdomain},
 	}
 	err := c.Get(ctx, client.ObjectKeyFromObject(wa), &apiv1.WorkerAccount{})
-	if err == nil || !apierrors.IsNotFound(err) {
+	if err == nil {
+		return ensureListed(ctx, c, wa)
+	}
+	if !apierrors.IsNotFound(err) {
 		return err
 	}
 	// An apply creates it, not a create: the API server holds every create
@@ -141,5 +145,52 @@ func EnsureDefaultAccount(ctx context.Context, c client.Client, id Identity) err
 	if err := c.Patch(ctx, wa, client.RawPatch(types.ApplyPatchType, body), client.FieldOwner("octo")); err != nil {
 		return fmt.Errorf("create default WorkerAccount: %w", err)
 	}
-	return nil
+	return ensureListed(ctx, c, wa)
+}
+
+// Listing the default account: how often and how long to look before
+// touching it, and how long in all.
+const (
+	listedPoll    = 50 * time.Millisecond
+	listedTouchAt = time.Second
+	listedGiveUp  = 5 * time.Second
+)
+
+// ensureListed waits until a List of the namespace's WorkerAccounts shows
+// wa: every reader (the API, the gateway, the operators) lists through the
+// API server's watch cache, and a cache that missed the account's create
+// event (seen once at a loaded cold start, with kine v0.16.3: the first
+// object of a new CRD) would hide it for good. If the account is not listed
+// within listedTouchAt it is written again (an annotation), which sends a
+// new event; after listedGiveUp the start goes on.
+func ensureListed(ctx context.Context, c client.Client, wa *apiv1.WorkerAccount) error {
+	start := time.Now()
+	touched := false
+	for {
+		var list apiv1.WorkerAccountList
+		if err := c.List(ctx, &list, client.InNamespace(wa.Namespace)); err != nil {
+			return fmt.Errorf("list WorkerAccounts: %w", err)
+		}
+		for _, a := range list.Items {
+			if a.Name == wa.Name {
+				return nil
+			}
+		}
+		waited := time.Since(start)
+		if waited >= listedGiveUp {
+			return nil
+		}
+		if !touched && waited >= listedTouchAt {
+			touched = true
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, apiv1.AnnotationListedAt, time.Now().UTC().Format(time.RFC3339Nano))
+			if err := c.Patch(ctx, wa.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+				return fmt.Errorf("touch the default WorkerAccount: %w", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(listedPoll):
+		}
+	}
 }

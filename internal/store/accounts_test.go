@@ -3,7 +3,16 @@ package store
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	apiv1 "github.com/octohq/octo/api/v1"
 )
 
 func TestFindAccountRefusesDuplicates(t *testing.T) {
@@ -16,5 +25,50 @@ func TestFindAccountRefusesDuplicates(t *testing.T) {
 	_, err := FindAccount(context.Background(), src, id)
 	if e := AsError(err); e == nil || e.Kind != Conflict || !strings.Contains(e.Msg, "octo, tenant-b") {
 		t.Fatalf("FindAccount of an ID two WorkerAccounts claim = %v, want a Conflict naming both namespaces", err)
+	}
+}
+
+// TestEnsureDefaultAccountRepairsAMissedListing: when the API server's
+// watch cache does not list the existing account (a missed create event),
+// it is written again so that a new event reaches the cache; an account
+// that is listed is left alone.
+func TestEnsureDefaultAccountRepairsAMissedListing(t *testing.T) {
+	id := Identity{AccountID: "0123456789abcdef0123456789abcdef", AccountName: "dev", Subdomain: "octo"}
+	a := id.DefaultAccount()
+	for _, hidden := range []bool{false, true} {
+		scheme, err := Scheme()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var patched atomic.Int32
+		c := fake.NewClientBuilder().WithScheme(scheme).
+			WithObjects(&apiv1.WorkerAccount{ObjectMeta: metav1.ObjectMeta{Name: a.ID, Namespace: a.Namespace}}).
+			WithInterceptorFuncs(interceptor.Funcs{
+				List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+					if hidden && patched.Load() == 0 {
+						return nil // the watch cache missed the account
+					}
+					return c.List(ctx, list, opts...)
+				},
+				Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+					patched.Add(1)
+					return c.Patch(ctx, obj, patch, opts...)
+				},
+			}).Build()
+		t0 := time.Now()
+		if err := EnsureDefaultAccount(context.Background(), c, id); err != nil {
+			t.Fatal(err)
+		}
+		var got apiv1.WorkerAccount
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: a.Namespace, Name: a.ID}, &got); err != nil {
+			t.Fatal(err)
+		}
+		touched := got.Annotations[apiv1.AnnotationListedAt] != ""
+		if touched != hidden || int(patched.Load()) != map[bool]int{false: 0, true: 1}[hidden] {
+			t.Errorf("hidden=%v: patched %d times, annotation %q", hidden, patched.Load(), got.Annotations[apiv1.AnnotationListedAt])
+		}
+		if took := time.Since(t0); took > 3*time.Second {
+			t.Errorf("hidden=%v: took %s", hidden, took)
+		}
 	}
 }
