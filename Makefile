@@ -25,7 +25,7 @@ LDFLAGS := -s -w \
 	-X github.com/octohq/octo/internal/version.Kubernetes=$(K8S_VERSION) \
 	-X github.com/octohq/octo/internal/version.Containerd=$(CTRD_VERSION)
 
-.PHONY: all build assets launcher images test e2e check bench bench-workers bench-load bench-scale deps clean
+.PHONY: all build assets launcher images test e2e e2e-tools check bench bench-workers bench-load bench-scale deps clean
 
 all: build
 
@@ -70,10 +70,19 @@ $(WORKERD_OUT)/workerd.zst $(WORKERD_OUT)/workerd.sha256 &: tools/workerd/packag
 test: workerd launcher
 	$(GO) test ./...
 
+## e2e-tools: the upstream programs TestCluster runs as a user would, built from the
+## Go module proxy at pinned versions (their own go.mod, not ours) into bin/e2e:
+## helm, versitygw (the external S3) and distribution's registry
+E2E_TOOLS := $(abspath bin/e2e)
+e2e-tools:
+	GOBIN=$(E2E_TOOLS) GOFLAGS= $(GO) install helm.sh/helm/v3/cmd/helm@v3.19.5
+	GOBIN=$(E2E_TOOLS) GOFLAGS= $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+	GOBIN=$(E2E_TOOLS) GOFLAGS= $(GO) install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+
 ## e2e: real `octo up` as root on a temp data dir and non-default ports
 ## (-parallel 3: TestWrangler runs its three wrangler clients side by side)
-e2e: build
-	$(GO) test -tags e2e -count=1 -v -parallel 3 -timeout 45m ./e2e/ -octo=$(abspath $(BIN))
+e2e: build e2e-tools
+	$(GO) test -tags e2e -count=1 -v -parallel 3 -timeout 60m ./e2e/ -octo=$(abspath $(BIN)) -tools=$(E2E_TOOLS)
 
 ## check: what CI runs (unit tests, then e2e)
 check: test e2e
@@ -108,3 +117,5 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.1
 generate:
 	rm -f internal/crds/api.cf-worker_*.yaml
 	$(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=./internal/crds
+	rm -f deploy/octo/crds/api.cf-worker_*.yaml
+	cp internal/crds/api.cf-worker_*.yaml deploy/octo/crds/

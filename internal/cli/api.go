@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 
 	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/platform"
+	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/store"
 )
 
@@ -27,18 +32,33 @@ type apiOptions struct {
 	kubeconfig string
 	s3         platform.S3
 	id         store.Identity
+	skipCRDs   bool
+	// The pod API, when podListen is set.
+	podListen  string
+	podKeyFile string
+	podCIDRs   []string
+	// validate starts each upload once in workerd (extracted to workDir).
+	validate bool
+	workDir  string
 }
 
 func newAPICommand(g *globals) *cobra.Command {
 	o := &apiOptions{}
 	cmd := &cobra.Command{
 		Use:   "api",
-		Short: "Run only the Cloudflare API against an existing cluster and S3 store",
+		Short: "Run only the Cloudflare API (and the pod API) against an existing cluster and S3 store",
 		Long: `Run the fake Cloudflare API (what wrangler talks to) on its own, against any
 Kubernetes cluster (the kubeconfig's current context) and any S3 store: the
-cluster mode of octo. It installs the api.cf-worker/v1 CRDs, creates the
-default account and serves until interrupted. Credentials come from flags or
-the environment (OCTO_API_TOKEN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).`,
+cluster mode of octo. It installs the api.cf-worker/v1 CRDs (unless
+--skip-crds), creates the default account and serves until interrupted.
+
+With --pod-api-listen it also serves the pod API, which the Workers' pods
+call for KV, R2, static assets and the loader, with the credentials that
+'octo operators' derives from the same --pod-api-key-file. With --validate
+every upload is started once in workerd before it is stored.
+
+Credentials come from the environment (OCTO_API_TOKEN, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY).`,
 		Example: `  OCTO_API_TOKEN=secret AWS_ACCESS_KEY_ID=minio AWS_SECRET_ACCESS_KEY=minio123 \
     octo api --s3-endpoint minio.local:9000 --account-id 0123456789abcdef0123456789abcdef`,
 		Args: cobra.NoArgs,
@@ -47,26 +67,38 @@ the environment (OCTO_API_TOKEN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).`,
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8787", "address to serve the API on")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
-	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port (plain HTTP)")
-	f.StringVar(&o.s3.Region, "s3-region", "us-east-1", "S3 region")
-	f.StringVar(&o.s3.Bucket, "s3-bucket", store.Bucket, "S3 bucket for code and KV data (created if missing)")
+	addS3Flags(f, &o.s3, "S3 endpoint host:port (plain HTTP) of the code and the KV and R2 data")
 	f.StringVar(&o.id.AccountID, "account-id", "", "ID of the default account (32 hex)")
 	f.StringVar(&o.id.AccountName, "account-name", "octo", "name of the default account")
 	f.StringVar(&o.id.Subdomain, "subdomain", "octo", "workers subdomain of the default account")
 	f.StringVar(&o.id.Email, "email", "dev@octo.localhost", "e-mail address /user reports")
+	f.StringVar(&o.id.Namespace, "account-namespace", store.DefaultNamespace, "namespace of the default account's objects (created if missing)")
+	f.StringVar(&o.id.ImagePullSecret, "image-pull-secret", "", "pull secret (in --account-namespace) of the default account's bundle images, when octo creates the account")
+	f.BoolVar(&o.skipCRDs, "skip-crds", false, "do not install the CRDs (a chart did): they must exist")
+	f.StringVar(&o.podListen, "pod-api-listen", "", "address to serve the pod API on (empty: not served)")
+	f.StringVar(&o.podKeyFile, "pod-api-key-file", "", "file of the platform key (32 bytes) that the pods' credentials derive from (with --pod-api-listen)")
+	f.StringSliceVar(&o.podCIDRs, "pod-cidr", []string{"0.0.0.0/0", "::/0"}, "networks the pods call the pod API from (loopback is always refused)")
+	f.BoolVar(&o.validate, "validate", false, "start every upload once in workerd before it is stored")
+	f.StringVar(&o.workDir, "work-dir", os.TempDir(), "directory for workerd (with --validate)")
 	return cmd
 }
 
 func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 	o.id.Token = os.Getenv("OCTO_API_TOKEN")
-	o.s3.AccessKey, o.s3.SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	switch {
 	case o.id.Token == "":
 		return exitf(ExitPrecondition, "set OCTO_API_TOKEN: the API refuses to run without a token")
-	case o.s3.Endpoint == "" || o.s3.AccessKey == "" || o.s3.SecretKey == "":
-		return exitf(ExitPrecondition, "set --s3-endpoint, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	case len(o.id.AccountID) != 32:
 		return exitf(ExitPrecondition, "--account-id must be 32 hex characters")
+	case o.podListen != "" && o.podKeyFile == "":
+		return exitf(ExitPrecondition, "--pod-api-listen needs --pod-api-key-file")
+	}
+	if err := s3Keys(&o.s3); err != nil {
+		return err
+	}
+	pod, err := o.podServer()
+	if err != nil {
+		return err
 	}
 	rc, err := restConfig(o.kubeconfig)
 	if err != nil {
@@ -78,9 +110,28 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 	if len(o.id.Token) < minTokenLength {
 		log.Warn("OCTO_API_TOKEN is short: anyone who can reach the API may guess it", "length", len(o.id.Token), "recommended", minTokenLength)
 	}
-	core, err := platform.Connect(ctx, rc, o.s3, o.id, nil)
+	var validate store.ValidateFunc
+	if o.validate {
+		v, err := podValidator(o.workDir, log)
+		if err != nil {
+			return err
+		}
+		validate = store.WorkerdValidator(v)
+	}
+	core, err := platform.Connect(ctx, rc, platform.ConnectOptions{S3: o.s3, Identity: o.id, Validate: validate, SkipCRDs: o.skipCRDs})
 	if err != nil {
 		return err
+	}
+	if pod != nil {
+		pod.opts.KV, pod.opts.R2, pod.opts.Code = core.Store.KV(), core.Store.R2(), core.Store.LoaderCode
+		pod.opts.Assets = store.CachedManifests(store.AssetFiles{Blobs: core.Store.Blobs()}, platform.ManifestCacheFiles)
+		pod.opts.Log = log.With("component", "pod-api")
+		srv := podapi.New(pod.opts)
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		defer srv.Stop(context.Background())
+		log.Info("serving the pod API", "listen", o.podListen)
 	}
 	api := cfapi.New(cfapi.Options{Identity: o.id, Store: core.Store, Log: log})
 	e := echo.New()
@@ -102,6 +153,39 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 		return err
 	}
 	return nil
+}
+
+// podServer holds the pod API's options until the store is connected; nil
+// when it is not served.
+type podServer struct{ opts podapi.Options }
+
+// podServer checks the pod API's flags and loads its key.
+func (o *apiOptions) podServer() (*podServer, error) {
+	if o.podListen == "" {
+		return nil, nil
+	}
+	host, port, err := net.SplitHostPort(o.podListen)
+	if err != nil {
+		return nil, exitf(ExitPrecondition, "--pod-api-listen %q: %v", o.podListen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, exitf(ExitPrecondition, "--pod-api-listen %q: bad port", o.podListen)
+	}
+	key, err := loadPodKey(o.podKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	var nets []netip.Prefix
+	for _, c := range o.podCIDRs {
+		n, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, exitf(ExitPrecondition, "--pod-cidr %q: %v", c, err)
+		}
+		nets = append(nets, n)
+	}
+	// An empty host listens on every address of the pod.
+	return &podServer{opts: podapi.Options{Host: cmp.Or(host, "0.0.0.0"), Port: p, Key: key, Sources: nets}}, nil
 }
 
 // restConfig loads the kubeconfig at path, or the default one ($KUBECONFIG,

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/octohq/octo/internal/platform"
-	"github.com/octohq/octo/internal/store"
 )
 
 // gatewayOptions configure `octo gateway`.
@@ -48,9 +47,8 @@ CPU limit ends its pod).`,
 	f.StringVar(&o.cfg.TailFeed, "tail-feed", "", "unix socket of the tail hub's watched feed (which scripts are tailed)")
 	f.StringVar(&o.cfg.Kubelet.RootDir, "kubelet-root", "", "kubelet root directory when it runs on this host: its pods are reached on their unix sockets")
 	f.StringVar(&o.cfg.Kubelet.NodeName, "node-name", "", "name of this host's node (with --kubelet-root)")
-	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port (plain HTTP) of the Workers' static assets; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without: assets-only Workers answer 503)")
-	f.StringVar(&o.s3.Region, "s3-region", "us-east-1", "S3 region")
-	f.StringVar(&o.s3.Bucket, "s3-bucket", store.Bucket, "S3 bucket of the static assets")
+	addS3Flags(f, &o.s3, "S3 endpoint host:port (plain HTTP) of the Workers' static assets; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without: assets-only Workers answer 503)")
+	f.StringSliceVar(&o.cfg.HostSuffixes, "host-suffix", nil, "domains the Workers answer under, <script>.<subdomain>.<suffix> (default workers.localhost and workers.dev)")
 	f.StringVar(&o.cfg.Metrics.File, "metrics-file", "", "file that keeps the request metrics (a day of minutes per Worker version) across restarts")
 	f.StringVar(&o.cfg.Metrics.Socket, "metrics-socket", "", "unix socket serving the request metrics: /metrics (Prometheus) and /series (JSON)")
 	f.Var(timeValue{&o.cfg.Kubelet.Started}, "node-started", "when this host's node started, RFC 3339 (with --kubelet-root): its pods from before get no request until the kubelet reports them again")

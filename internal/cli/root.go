@@ -100,7 +100,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 	root.AddCommand(
 		newUpCommand(g), newDaemonCommand(g), newDownCommand(g), newStatusCommand(g),
 		newLogsCommand(g), newEnvCommand(g), newKubectlCommand(g), newVersionCommand(g),
-		newAPICommand(g), newGatewayCommand(g), newURLCommand(g), newDashboardCommand(g),
+		newAPICommand(g), newGatewayCommand(g), newOperatorsCommand(g), newURLCommand(g), newDashboardCommand(g),
 	)
 	return root
 }

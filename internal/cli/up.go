@@ -35,6 +35,8 @@ type upOptions struct {
 	logsRetentionDays int
 	// platform is --workers-platform (false: config.BareCluster).
 	platform bool
+	// insecure is --insecure-registry.
+	insecure []string
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -72,6 +74,8 @@ Ports given here are saved in the data dir and reused by later commands.`,
 	f.BoolVar(&o.platform, "workers-platform", true,
 		"run octo's Workers platform (API, dashboard, gateway, operators); false leaves a bare cluster with S3 and a registry, "+
 			"to install octo's chart into as on any cluster (kept for later 'octo up')")
+	f.StringSliceVar(&o.insecure, "insecure-registry", nil,
+		"registry host:port the node pulls from over plain HTTP, e.g. one on the pod bridge 10.42.0.1 (repeatable; kept for later 'octo up')")
 	f.IntVar(&o.logsRetentionDays, "logs-retention-days", 3,
 		"days the logs of Workers with [observability] enabled are kept (kept for later 'octo up')")
 	return cmd
@@ -104,6 +108,14 @@ func resolveUpConfig(cmd *cobra.Command, g *globals, o *upOptions) (config.Confi
 	}
 	if f.Changed("workers-platform") {
 		cfg.BareCluster = !o.platform
+	}
+	if f.Changed("insecure-registry") {
+		for _, r := range o.insecure {
+			if _, _, err := net.SplitHostPort(r); err != nil {
+				return cfg, fmt.Errorf("--insecure-registry %q: want host:port", r)
+			}
+		}
+		cfg.InsecureRegistries = o.insecure
 	}
 	if f.Changed("no-kubeconfig-merge") || cfg.NodeName == "" {
 		cfg.MergeKubeconfig = !o.noMerge

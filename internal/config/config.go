@@ -73,6 +73,11 @@ type Config struct {
 	// registry only, to install octo's chart (deploy/) into, as on any
 	// other cluster.
 	BareCluster bool `json:"bareCluster,omitempty"`
+	// InsecureRegistries are registries (host:port) the node pulls from
+	// over plain HTTP, as k3s's registries.yaml or kind's containerd
+	// patches allow: e.g. an external registry the chart's operators push
+	// to.
+	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
 }
 
 // Default returns the configuration for dataDir with default ports.

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/builder"
@@ -18,7 +19,7 @@ import (
 // fakeObjectStorage hands out an emptyDir and records the accounts asked.
 type fakeObjectStorage struct{ accounts []string }
 
-func (f *fakeObjectStorage) Volume(accountID string) (corev1.VolumeSource, error) {
+func (f *fakeObjectStorage) Volume(_ context.Context, _, accountID string) (corev1.VolumeSource, error) {
 	f.accounts = append(f.accounts, accountID)
 	return corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}, nil
 }
@@ -114,7 +115,7 @@ func TestHostObjectStorage(t *testing.T) {
 		t.Skip("chown needs root")
 	}
 	dir := filepath.Join(t.TempDir(), "durable-objects")
-	vs, err := HostObjectStorage{Dir: dir}.Volume("acct1")
+	vs, err := HostObjectStorage{Dir: dir}.Volume(t.Context(), "ns", "acct1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,38 @@ func TestHostObjectStorage(t *testing.T) {
 	if err != nil || vs.HostPath == nil || vs.HostPath.Path != filepath.Join(dir, "acct1") || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("volume %+v, dir %v %v", vs, fi, err)
 	}
-	if _, err := (HostObjectStorage{Dir: dir}).Volume("acct1"); err != nil {
+	if _, err := (HostObjectStorage{Dir: dir}).Volume(t.Context(), "ns", "acct1"); err != nil {
 		t.Errorf("a second call: %v", err)
+	}
+}
+
+// On a cluster, an account's Durable Objects get a claim of their own, made
+// once, in the bundle's namespace; workerd's group may write the volume.
+func TestClaimObjectStorage(t *testing.T) {
+	e := newEnv(t)
+	s := ClaimObjectStorage{Client: e.c, StorageClass: "fast"}
+	for range 2 {
+		vs, err := s.Volume(t.Context(), "ns1", "acct1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vs.PersistentVolumeClaim == nil || vs.PersistentVolumeClaim.ClaimName != ObjectClaimName("acct1") {
+			t.Fatalf("volume = %+v", vs)
+		}
+	}
+	var pvc corev1.PersistentVolumeClaim
+	if err := e.c.Get(t.Context(), client.ObjectKey{Namespace: "ns1", Name: ObjectClaimName("acct1")}, &pvc); err != nil {
+		t.Fatal(err)
+	}
+	if pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "fast" ||
+		pvc.Spec.Resources.Requests.Storage().Cmp(DefaultObjectClaimSize) != 0 || pvc.Labels[apiv1.LabelAccount] != "acct1" {
+		t.Errorf("claim = %+v", pvc)
+	}
+	var tpl corev1.PodTemplateSpec
+	tpl.Spec.Containers = []corev1.Container{{Name: "workerd"}}
+	vs, _ := s.Volume(t.Context(), "ns1", "acct1")
+	withObjects(&tpl, vs, "counter")
+	if sc := tpl.Spec.SecurityContext; sc == nil || sc.FSGroup == nil || *sc.FSGroup != NobodyID {
+		t.Errorf("pod security context = %+v, want fsGroup %d", sc, NobodyID)
 	}
 }

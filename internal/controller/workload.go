@@ -141,7 +141,7 @@ func (r *BundleReconciler) applyWorkload(ctx context.Context, b *apiv1.WorkerBun
 		if r.Options.ObjectStorage == nil {
 			return nil, fmt.Errorf("bundle %s hosts Durable Objects, but the operators have no Durable Object storage (Options.ObjectStorage)", b.Name)
 		}
-		vs, err := r.Options.ObjectStorage.Volume(b.Spec.AccountID)
+		vs, err := r.Options.ObjectStorage.Volume(ctx, b.Namespace, b.Spec.AccountID)
 		if err != nil {
 			return nil, err
 		}

@@ -1,8 +1,11 @@
 package crds
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -289,4 +292,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The chart (deploy/octo/crds) ships the same CRDs octo installs itself
+// (`make generate` copies them).
+func TestChartCRDsMatch(t *testing.T) {
+	entries, err := files.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart, err := filepath.Glob("../../deploy/octo/crds/*.yaml")
+	if err != nil || len(chart) != len(entries) {
+		t.Fatalf("chart CRDs %v (%v), want the %d of internal/crds: run make generate", chart, err, len(entries))
+	}
+	for _, e := range entries {
+		want, err := files.ReadFile(e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join("../../deploy/octo/crds", e.Name()))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("deploy/octo/crds/%s differs from internal/crds (%v): run make generate", e.Name(), err)
+		}
+	}
 }

@@ -42,6 +42,17 @@ import (
 // Host suffixes the gateway serves.
 var hostSuffixes = []string{".workers.localhost", ".workers.dev"}
 
+// withDot returns the domains as host suffixes: each with a leading dot.
+func withDot(domains []string) []string {
+	out := make([]string, 0, len(domains))
+	for _, d := range domains {
+		if d = strings.ToLower(strings.Trim(d, ".")); d != "" {
+			out = append(out, "."+d)
+		}
+	}
+	return out
+}
+
 // URL is where a script is served on the edge port.
 func URL(script, subdomain string, edgePort int) string {
 	host := script + "." + subdomain + ".workers.localhost"
@@ -74,6 +85,10 @@ func (p ReaderPods) AccountPods(ctx context.Context, namespace, account string) 
 
 // Options configure a Gateway.
 type Options struct {
+	// HostSuffixes are the domains under which Workers answer,
+	// <script>.<subdomain>.<suffix>; nil: workers.localhost and
+	// workers.dev.
+	HostSuffixes []string
 	// Accounts resolves workers subdomains to accounts.
 	Accounts store.AccountSource
 	// Reader reads WorkerReleases (and WorkerVersions, for preview hosts).
@@ -155,6 +170,8 @@ const startPoll = 50 * time.Millisecond
 // Gateway is the Workers gateway: an http.Handler for the hosts Handles
 // accepts.
 type Gateway struct {
+	// suffixes end the Workers' hosts, each with its leading dot.
+	suffixes   []string
 	watched    func(account, script string) bool
 	accounts   store.AccountSource
 	reader     client.Reader
@@ -237,6 +254,7 @@ func NewTransport() *http.Transport {
 // New returns a Gateway.
 func New(opts Options) *Gateway {
 	g := &Gateway{
+		suffixes: hostSuffixes,
 		accounts: opts.Accounts, reader: opts.Reader, pods: opts.Pods, edgePort: opts.EdgePort,
 		rand: opts.Rand, log: opts.Log, accountTTL: opts.AccountTTL, watched: opts.Watched,
 		sockets: map[string]map[string]int{}, localSockets: opts.LocalSockets, nodeStarted: opts.NodeStarted,
@@ -268,6 +286,9 @@ func New(opts Options) *Gateway {
 		BufferPool:   bufferPool{},
 		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	if opts.HostSuffixes != nil {
+		g.suffixes = withDot(opts.HostSuffixes)
+	}
 	return g
 }
 
@@ -278,19 +299,19 @@ func (g *Gateway) Register(*echo.Echo) {}
 // Handles reports whether host (with or without port) is a Workers host:
 // *.workers.localhost or *.workers.dev.
 func (g *Gateway) Handles(host string) bool {
-	_, ok := hostLabels(host)
+	_, ok := hostLabels(host, g.suffixes)
 	return ok
 }
 
 // hostLabels returns what precedes the workers suffix, lower-cased (without
 // allocating when the host already is).
-func hostLabels(host string) (string, bool) {
+func hostLabels(host string, suffixes []string) (string, bool) {
 	h := host
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 		h = h[:i]
 	}
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
-	for _, suf := range hostSuffixes {
+	for _, suf := range suffixes {
 		if rest, ok := strings.CutSuffix(h, suf); ok && rest != "" {
 			return rest, true
 		}
@@ -299,8 +320,8 @@ func hostLabels(host string) (string, bool) {
 }
 
 // scriptHost splits a Workers host into its two labels, <first>.<sub>.
-func scriptHost(host string) (first, sub string, ok bool) {
-	rest, ok := hostLabels(host)
+func scriptHost(host string, suffixes []string) (first, sub string, ok bool) {
+	rest, ok := hostLabels(host, suffixes)
 	if !ok {
 		return "", "", false
 	}
@@ -355,7 +376,7 @@ type targetKey struct{}
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	first, sub, ok := scriptHost(r.Host)
+	first, sub, ok := scriptHost(r.Host, g.suffixes)
 	if !ok {
 		g.notFound(w, r, nil, "Workers hosts look like <script>.<subdomain>.workers.localhost.")
 		return

@@ -573,3 +573,18 @@ func TestDuplicateClaimsAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// A cluster's gateway answers under its own domain only.
+func TestHandlesHostSuffixes(t *testing.T) {
+	g := New(Options{HostSuffixes: []string{"Workers.Example.com."}})
+	for host, want := range map[string]bool{
+		"hello.octo.workers.example.com":     true,
+		"hello.octo.workers.example.com:443": true,
+		"hello.octo.workers.localhost":       false,
+		"workers.example.com":                false,
+	} {
+		if got := g.Handles(host); got != want {
+			t.Errorf("Handles(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

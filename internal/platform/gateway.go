@@ -36,6 +36,9 @@ type GatewayConfig struct {
 	Kubelet Kubelet
 	// S3 is the store of the Workers' static assets; nil: none are served.
 	S3 *S3
+	// HostSuffixes are the domains the Workers answer under; nil:
+	// workers.localhost and workers.dev.
+	HostSuffixes []string
 	// Metrics keeps and serves the requests counted per Worker version
 	// (always counted; see GatewayMetrics).
 	Metrics GatewayMetrics
@@ -90,6 +93,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: cluster client: %w", err)
 	}
 	opts.EdgePort = port
+	opts.HostSuffixes = cfg.HostSuffixes
 	opts.StartWait = gateway.DefaultStartWait
 	opts.Metrics = metrics.New(0, nil)
 	stopMetrics, err := startMetrics(ctx, cfg.Metrics, opts.Metrics, log)

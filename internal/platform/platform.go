@@ -49,15 +49,30 @@ type Core struct {
 	Store  *store.Store
 }
 
-// Connect installs the CRDs, creates the default account, opens the S3
-// bucket and returns the store over them. validate, when not nil, starts
-// every new version once before it is stored.
-func Connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, validate store.ValidateFunc) (*Core, error) {
+// ConnectOptions are what Connect needs besides the cluster.
+type ConnectOptions struct {
+	S3       S3
+	Identity store.Identity
+	// Validate, when not nil, starts every new version once before it is
+	// stored.
+	Validate store.ValidateFunc
+	// D1Dir holds the D1 databases; empty leaves D1 unavailable.
+	D1Dir string
+	// SkipCRDs leaves the CRDs as they are (installed by a chart): they
+	// must exist.
+	SkipCRDs bool
+}
+
+// Connect installs the CRDs (unless opts.SkipCRDs), creates the default
+// account, opens the S3 bucket and returns the store over them.
+func Connect(ctx context.Context, rc *rest.Config, opts ConnectOptions) (*Core, error) {
 	rc = withQPS(rc)
-	if err := crds.Install(ctx, rc); err != nil {
-		return nil, err
+	if !opts.SkipCRDs {
+		if err := crds.Install(ctx, rc); err != nil {
+			return nil, err
+		}
 	}
-	return connect(ctx, rc, s3, id, validate, "")
+	return connect(ctx, rc, opts.S3, opts.Identity, opts.Validate, opts.D1Dir)
 }
 
 // withQPS copies rc with a QPS for bursts: client-go's default of 5

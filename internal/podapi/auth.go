@@ -106,3 +106,19 @@ func podSource(addr netip.Addr) bool {
 	return addr.IsValid() && !addr.IsLoopback() &&
 		addr != netip.MustParseAddr(config.BridgeIP) && netip.MustParsePrefix(config.ClusterCIDR).Contains(addr)
 }
+
+// sourceIn admits the non-loopback addresses of nets.
+func sourceIn(nets []netip.Prefix) func(netip.Addr) bool {
+	return func(addr netip.Addr) bool {
+		addr = addr.Unmap()
+		if !addr.IsValid() || addr.IsLoopback() {
+			return false
+		}
+		for _, n := range nets {
+			if n.Contains(addr) {
+				return true
+			}
+		}
+		return false
+	}
+}

@@ -100,6 +100,22 @@ func TestPodSource(t *testing.T) {
 	}
 }
 
+// A cluster's pod networks admit their addresses, never loopback.
+func TestSourceIn(t *testing.T) {
+	in := sourceIn([]netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00::/8")})
+	for addr, want := range map[string]bool{
+		"10.244.1.7": true, "::ffff:10.244.0.9": true, "fd00::5": true,
+		"10.42.0.7": false, "127.0.0.1": false, "::1": false,
+	} {
+		if got := in(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("sourceIn(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if sourceIn([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")})(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("0.0.0.0/0 admits loopback")
+	}
+}
+
 // authEnv is a pod API server over a real KV store and tail hub, with two
 // accounts: a (the victim, holding a secret value) and b (the attacker).
 type authEnv struct {

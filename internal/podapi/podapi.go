@@ -78,7 +78,11 @@ type Options struct {
 	// Assets reads the static assets behind assets bindings
 	// (store.AssetFiles); nil answers 503.
 	Assets store.AssetReader
-	Log    *slog.Logger
+	// Sources, when set, are the networks the pods call from (a cluster's
+	// pod CIDRs); nil: the embedded cluster's pod network, bridge excluded.
+	// Loopback is refused either way.
+	Sources []netip.Prefix
+	Log     *slog.Logger
 }
 
 // CodeFunc returns what the loader host needs to run version id of script
@@ -116,6 +120,9 @@ func New(opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), key: opts.Key, source: podSource, log: log, code: opts.Code}
+	if opts.Sources != nil {
+		s.source = sourceIn(opts.Sources)
+	}
 	if opts.KV != nil {
 		s.kv = KVProtocol(opts.KV, log)
 	}

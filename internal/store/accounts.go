@@ -110,7 +110,7 @@ func FindAccount(ctx context.Context, src AccountSource, id string) (Account, er
 
 // DefaultAccount is the account the identity describes.
 func (id Identity) DefaultAccount() Account {
-	return Account{ID: id.AccountID, Name: id.AccountName, Subdomain: id.Subdomain, Namespace: DefaultNamespace}
+	return Account{ID: id.AccountID, Name: id.AccountName, Subdomain: id.Subdomain, Namespace: cmp.Or(id.Namespace, DefaultNamespace)}
 }
 
 // EnsureDefaultAccount creates the default account's namespace and
@@ -124,7 +124,8 @@ func EnsureDefaultAccount(ctx context.Context, c client.Client, id Identity) err
 	wa := &apiv1.WorkerAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: apiv1.GroupVersion.String(), Kind: "WorkerAccount"},
 		ObjectMeta: metav1.ObjectMeta{Name: a.ID, Namespace: a.Namespace},
-		Spec:       apiv1.WorkerAccountSpec{WorkerBundleName: a.Subdomain, DisplayName: a.Name, Subdomain: a.Subdomain},
+		Spec: apiv1.WorkerAccountSpec{WorkerBundleName: a.Subdomain, DisplayName: a.Name, Subdomain: a.Subdomain,
+			PodTemplate: apiv1.WorkerPodTemplate{ImagePullSecret: id.ImagePullSecret}},
 	}
 	err := c.Get(ctx, client.ObjectKeyFromObject(wa), &apiv1.WorkerAccount{})
 	if err == nil {

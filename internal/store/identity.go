@@ -21,6 +21,12 @@ type Identity struct {
 	AccountName string `json:"accountName"`
 	Subdomain   string `json:"subdomain"`
 	Email       string `json:"email"`
+	// Namespace holds the default account's objects; empty:
+	// DefaultNamespace. Set on clusters (`octo api --account-namespace`).
+	Namespace string `json:"namespace,omitempty"`
+	// ImagePullSecret is the default account's podTemplate.imagePullSecret
+	// when octo creates it: the pull secret of an external registry.
+	ImagePullSecret string `json:"imagePullSecret,omitempty"`
 }
 
 // IdentityPath is where the identity is saved.

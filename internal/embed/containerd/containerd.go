@@ -138,8 +138,9 @@ func quoteList(s []string) string {
 	return out
 }
 
-// RegistryHosts renders the hosts.toml that lets containerd pull from the
-// embedded registry over plain HTTP.
+// RegistryHosts renders the hosts.toml that lets containerd pull from a
+// registry (the embedded one, or one of config.InsecureRegistries) over
+// plain HTTP.
 func RegistryHosts(registryAddr string) string {
 	return fmt.Sprintf("server = %[1]q\n\n[host.%[1]q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+registryAddr)
 }
@@ -160,6 +161,11 @@ func (c *Containerd) Start(ctx context.Context) error {
 	hosts := RegistryHosts(c.cfg.RegistryAddr())
 	for _, name := range c.registryNames() {
 		if err := config.WriteFileAtomic(c.cfg.Path("certs.d", name, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, name := range c.cfg.InsecureRegistries {
+		if err := config.WriteFileAtomic(c.cfg.Path("certs.d", name, "hosts.toml"), []byte(RegistryHosts(name)), 0o644); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,362 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/octohq/octo/internal/builder"
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/platform"
+)
+
+var toolsDir = flag.String("tools", "../bin/e2e", "directory of helm, versitygw and registry (make e2e-tools)")
+
+// The external services of TestCluster listen on the pod bridge's address:
+// the host (the kubelet's image pulls) and the pods (the operators' pushes,
+// S3 reads) both reach it, and the pod network's firewall keeps other hosts
+// off it.
+var (
+	externalS3       = net.JoinHostPort(config.BridgeIP, "19005")
+	externalRegistry = net.JoinHostPort(config.BridgeIP, "15055")
+)
+
+const (
+	chartRelease   = "octo"
+	chartNamespace = "octo-system"
+	workersNS      = "octo-workers"
+	clusterAccount = "c0ffee00c0ffee00c0ffee00c0ffee00"
+)
+
+// TestCluster installs octo's chart (deploy/octo) into a cluster octo did
+// not set up for itself: a bare `octo up --workers-platform=false`, with
+// versitygw (S3) and distribution's registry as separate processes, each the
+// upstream program at a pinned version. The real wrangler deploys through
+// the in-cluster API, the Worker answers through the in-cluster gateway and
+// calls KV through the in-cluster pod API; the operators' leader is killed
+// mid-deploy; uninstall leaves nothing of octo in the cluster.
+func TestCluster(t *testing.T) {
+	helm := tool(t, "helm")
+	e := bootOcto(t, "--workers-platform=false", "--insecure-registry="+externalRegistry)
+	cs := e.client()
+	s3Key, s3Secret := randomHex(t, 10), randomHex(t, 20)
+	startVersityGW(t, s3Key, s3Secret)
+	regUser, regPass := "octo", randomHex(t, 16)
+	startRegistry(t, regUser, regPass)
+
+	// The control-plane image, as `make images PUSH=…` pushes it.
+	img, cleanup, err := builder.ControlPlane{Octo: e.bin, TempDir: t.TempDir()}.Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	imageRef := externalRegistry + "/octo/octo:e2e"
+	if err := remote.Write(mustRef(t, imageRef), img, remote.WithAuth(&authn.Basic{Username: regUser, Password: regPass})); err != nil {
+		t.Fatalf("push %s: %v", imageRef, err)
+	}
+
+	kubectl := func(args ...string) string { return e.mustOcto(append([]string{"kubectl"}, args...)...) }
+	runHelm := func(args ...string) string {
+		t.Helper()
+		out, err := runTool(helm, append(args, "--kubeconfig", e.cfg.KubeconfigPath())...)
+		t.Logf("$ helm %s\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			t.Fatalf("helm %s: %v", args[0], err)
+		}
+		return out
+	}
+	t0 := time.Now()
+	runHelm("install", chartRelease, "../deploy/octo", "--namespace", chartNamespace, "--create-namespace", "--wait", "--timeout", "5m",
+		"--set", "image.repository="+externalRegistry+"/octo/octo", "--set", "image.tag=e2e",
+		"--set", "account.id="+clusterAccount, "--set", "account.namespace="+workersNS,
+		"--set", "s3.endpoint="+externalS3, "--set", "s3.accessKey="+s3Key, "--set", "s3.secretKey="+s3Secret,
+		"--set", "registry.host="+externalRegistry, "--set", "registry.username="+regUser, "--set", "registry.password="+regPass,
+		"--set", "ingress.enabled=true", "--set", "ingress.apiHost=api.workers.localhost")
+	t.Logf("chart installed and every replica ready after %s", time.Since(t0).Round(time.Millisecond))
+	uninstalled := false
+	defer func() {
+		if t.Failed() && !uninstalled { // e.octo logs what they printed
+			for _, c := range []string{"api", "operators", "gateway"} {
+				_, _ = e.octo("kubectl", "logs", "-n", chartNamespace, "-l", "app.kubernetes.io/component="+c, "--tail=60", "--prefix")
+			}
+		}
+	}()
+
+	ctx := context.Background()
+	for _, role := range []string{"api", "gateway", "operators"} {
+		d, err := cs.AppsV1().Deployments(chartNamespace).Get(ctx, chartRelease+"-"+role, metav1.GetOptions{})
+		if err != nil || d.Status.ReadyReplicas < 2 {
+			t.Fatalf("%s: %v, want 2 ready replicas (%+v)", role, err, d.Status)
+		}
+	}
+	token := strings.TrimSpace(kubectl("get", "secret", chartRelease+"-token", "-n", chartNamespace, "-o", "jsonpath={.data.token}"))
+	vars := map[string]string{
+		"CLOUDFLARE_API_BASE_URL": "http://" + serviceAddr(t, cs, chartRelease+"-api") + "/client/v4",
+		"CLOUDFLARE_API_TOKEN":    decodeToken(t, token),
+		"CLOUDFLARE_ACCOUNT_ID":   clusterAccount,
+	}
+	g := &gatewayClient{edge: serviceAddr(t, cs, chartRelease+"-gateway"), subdomain: "octo", http: &http.Client{Timeout: 10 * time.Second}}
+	w := newWrangler(t, vars)
+	work := t.TempDir()
+
+	t.Run("sample-account-applies", func(t *testing.T) {
+		sample, err := filepath.Abs("../api/v1/testdata/workeraccount-sample.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.with(t).mustOcto("kubectl", "apply", "-n", workersNS, "-f", sample)
+	})
+
+	t.Run("deploy-survives-a-killed-leader", func(t *testing.T) {
+		dir := copyProject(t, "esm", filepath.Join(work, "esm"))
+		w.must(t, dir, "", "deploy")
+		// The upload is stored; the build and the rollout are the operators'
+		// work from here. Their leader goes now, without a goodbye.
+		leader := operatorsLeader(t, cs)
+		if err := cs.CoreV1().Pods(chartNamespace).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("killed the operators' leader %s", leader)
+		took := g.waitBody(t, "e2e-esm", "/", "hello from esm")
+		t.Logf("e2e-esm answered through the in-cluster gateway %s after the leader was killed", took.Round(time.Millisecond))
+		if next := operatorsLeader(t, cs); next == leader {
+			t.Errorf("the Lease still names the killed pod %s", leader)
+		}
+	})
+
+	t.Run("kv-through-the-pod-api", func(t *testing.T) {
+		dir := copyProject(t, "kv", filepath.Join(work, "kv"))
+		id := w.createNamespace(t, work, "e2e-cluster-mykv")
+		cfg := filepath.Join(dir, "wrangler.toml")
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeConfig(t, cfg, strings.ReplaceAll(string(b), "__MYKV_ID__", id))
+		w.must(t, dir, "", "deploy")
+		g.waitBody(t, "e2e-kv", "/", "hello-kv hello-auto")
+	})
+
+	t.Run("uninstall-leaves-nothing", func(t *testing.T) {
+		e := e.with(t)
+		e.mustOcto("kubectl", "delete", "workeraccount", "398803b74bcdb1b454434669bc634190", "-n", workersNS, "--ignore-not-found")
+		t0 := time.Now()
+		out, err := runTool(helm, "uninstall", chartRelease, "--namespace", chartNamespace, "--wait", "--timeout", "5m", "--kubeconfig", e.cfg.KubeconfigPath())
+		t.Logf("$ helm uninstall %s\n%s", chartRelease, out)
+		if err != nil {
+			t.Fatalf("helm uninstall: %v", err)
+		}
+		uninstalled = true
+		crds, err := filepath.Abs("../deploy/octo/crds")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.mustOcto("kubectl", "delete", "-f", crds, "--wait")
+		waitNamespaceGone(t, cs, workersNS)
+		t.Logf("uninstalled in %s", time.Since(t0).Round(time.Millisecond))
+		left := e.mustOcto("kubectl", "get", "all,secrets,configmaps,serviceaccounts,roles,rolebindings,leases,persistentvolumeclaims,jobs,ingresses",
+			"-n", chartNamespace, "-o", "name")
+		for _, line := range strings.Fields(left) {
+			// Every namespace has its default service account and CA bundle.
+			if line != "serviceaccount/default" && line != "configmap/kube-root-ca.crt" {
+				t.Errorf("left in %s after uninstall: %s", chartNamespace, line)
+			}
+		}
+		sel := "app.kubernetes.io/instance=" + chartRelease
+		if out := e.mustOcto("kubectl", "get", "clusterroles,clusterrolebindings,namespaces,persistentvolumes", "-l", sel, "-o", "name"); strings.TrimSpace(out) != "" {
+			t.Errorf("cluster-wide objects left after uninstall:\n%s", out)
+		}
+		if out := e.mustOcto("kubectl", "get", "crds", "-o", "name"); strings.Contains(out, "api.cf-worker") {
+			t.Errorf("CRDs left after uninstall:\n%s", out)
+		}
+		if out := e.mustOcto("kubectl", "get", "pods", "-A", "-l", "app.kubernetes.io/name=octo", "-o", "name"); strings.TrimSpace(out) != "" {
+			t.Errorf("pods left after uninstall:\n%s", out)
+		}
+	})
+}
+
+// tool is the path of an e2e tool (make e2e-tools).
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(*toolsDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s: %v (run: make e2e-tools)", name, err)
+	}
+	return p
+}
+
+// runTool runs a tool to its end and returns everything it printed.
+func runTool(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+os.TempDir())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// startService starts a long-running tool in its own process group and
+// waits until addr accepts connections; the test's cleanup ends it.
+func startService(t *testing.T, name, addr string, args ...string) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tool(t, name), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("---- %s log ----\n%s", name, tail(string(b), 40))
+		}
+		logf.Close()
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("%s does not listen on %s: %v\n%s", name, addr, err, b)
+		}
+	}
+}
+
+// startVersityGW runs versitygw with its posix backend on externalS3.
+func startVersityGW(t *testing.T, access, secret string) {
+	t.Helper()
+	root, meta := t.TempDir(), t.TempDir()
+	startService(t, "versitygw", externalS3, "--access", access, "--secret", secret, "--port", externalS3,
+		"posix", "--sidecar", meta, root)
+}
+
+// startRegistry runs distribution's registry on externalRegistry with one
+// htpasswd user.
+func startRegistry(t *testing.T, user, pass string) {
+	t.Helper()
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	writeConfig(t, htpasswd, user+":"+string(hash)+"\n")
+	conf := filepath.Join(dir, "config.yml")
+	writeConfig(t, conf, fmt.Sprintf(`version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: %s}
+  delete: {enabled: true}
+http:
+  addr: %s
+auth:
+  htpasswd: {realm: e2e, path: %s}
+`, filepath.Join(dir, "data"), externalRegistry, htpasswd))
+	startService(t, "registry", externalRegistry, "serve", conf)
+}
+
+// serviceAddr is the ClusterIP:port of a chart Service (kube-proxy makes it
+// reachable from the node's host).
+func serviceAddr(t *testing.T, cs kubernetes.Interface, name string) string {
+	t.Helper()
+	svc, err := cs.CoreV1().Services(chartNamespace).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(svc.Spec.Ports[0].Port))
+}
+
+// operatorsLeader is the pod that holds the operators' Lease.
+func operatorsLeader(t *testing.T, cs kubernetes.Interface) string {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		l, err := cs.CoordinationV1().Leases(chartNamespace).Get(context.Background(), platform.LeaderElectionID, metav1.GetOptions{})
+		if err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
+			pod, _, _ := strings.Cut(*l.Spec.HolderIdentity, "_")
+			p, err := cs.CoreV1().Pods(chartNamespace).Get(context.Background(), pod, metav1.GetOptions{})
+			if err == nil && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+				return pod
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no running pod holds the Lease %s: %v", platform.LeaderElectionID, err)
+		}
+	}
+}
+
+// waitNamespaceGone waits until namespace ns is deleted.
+func waitNamespaceGone(t *testing.T, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		n, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace %s still there after uninstall: %v %+v", ns, err, n.Status)
+		}
+	}
+}
+
+// decodeToken decodes a Secret's base64 value.
+func decodeToken(t *testing.T, b64 string) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatalf("token secret: %v", err)
+	}
+	return string(b)
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
