@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/minio/minio-go/v7"
 	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,7 @@ import (
 	"github.com/octohq/octo/internal/builder"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/platform"
+	"github.com/octohq/octo/internal/store"
 )
 
 var toolsDir = flag.String("tools", "../bin/e2e", "directory of helm, versitygw and registry (make e2e-tools)")
@@ -130,20 +132,35 @@ func TestCluster(t *testing.T) {
 		e.with(t).mustOcto("kubectl", "apply", "-n", workersNS, "-f", sample)
 	})
 
+	c := newCluster(t, map[string]string{
+		"KUBECONFIG": e.cfg.KubeconfigPath(), "CLOUDFLARE_ACCOUNT_ID": clusterAccount,
+		"AWS_ENDPOINT_URL_S3": "http://" + externalS3, "AWS_ACCESS_KEY_ID": s3Key, "AWS_SECRET_ACCESS_KEY": s3Secret, "AWS_REGION": "us-east-1",
+	})
 	t.Run("deploy-survives-a-killed-leader", func(t *testing.T) {
 		dir := copyProject(t, "esm", filepath.Join(work, "esm"))
-		w.must(t, dir, "", "deploy")
-		// The upload is stored; the build and the rollout are the operators'
-		// work from here. Their leader goes now, without a goodbye.
 		leader := operatorsLeader(t, cs)
+		// wrangler deploys while the operators' leader is killed: as soon
+		// as the API has stored the upload, before wrangler is done.
+		done := make(chan int, 1)
+		go func() { _, _, code := w.wrangler(t, dir, "", "deploy"); done <- code }()
+		for deadline := time.Now().Add(wranglerTimeout); len(c.versions(t, "e2e-esm")) == 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the upload of e2e-esm never reached the cluster")
+			}
+		}
 		if err := cs.CoreV1().Pods(chartNamespace).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("killed the operators' leader %s", leader)
+		t.Logf("killed the operators' leader %s as the upload was stored", leader)
+		if code := <-done; code != 0 {
+			t.Fatalf("wrangler deploy: exit %d", code)
+		}
 		took := g.waitBody(t, "e2e-esm", "/", "hello from esm")
-		t.Logf("e2e-esm answered through the in-cluster gateway %s after the leader was killed", took.Round(time.Millisecond))
+		t.Logf("e2e-esm answered through the in-cluster gateway %s after wrangler returned", took.Round(time.Millisecond))
 		if next := operatorsLeader(t, cs); next == leader {
 			t.Errorf("the Lease still names the killed pod %s", leader)
+		} else {
+			t.Logf("the operators' new leader is %s", next)
 		}
 	})
 
@@ -158,6 +175,9 @@ func TestCluster(t *testing.T) {
 		writeConfig(t, cfg, strings.ReplaceAll(string(b), "__MYKV_ID__", id))
 		w.must(t, dir, "", "deploy")
 		g.waitBody(t, "e2e-kv", "/", "hello-kv hello-auto")
+		if len(scriptObjects(t, c, "e2e-kv")) == 0 {
+			t.Error("the external S3 holds no code of e2e-kv")
+		}
 	})
 
 	t.Run("uninstall-leaves-nothing", func(t *testing.T) {
@@ -194,6 +214,13 @@ func TestCluster(t *testing.T) {
 		}
 		if out := e.mustOcto("kubectl", "get", "pods", "-A", "-l", "app.kubernetes.io/name=octo", "-o", "name"); strings.TrimSpace(out) != "" {
 			t.Errorf("pods left after uninstall:\n%s", out)
+		}
+		// The releases' finalizers ran before the operators went: the
+		// scripts' code is gone from S3 (KV data is the account's, and stays).
+		for _, script := range []string{"e2e-esm", "e2e-kv"} {
+			if left := scriptObjects(t, c, script); len(left) > 0 {
+				t.Errorf("left in S3 after uninstall: %v", left)
+			}
 		}
 	})
 }
@@ -340,6 +367,19 @@ func waitNamespaceGone(t *testing.T, cs kubernetes.Interface, ns string) {
 			t.Fatalf("namespace %s still there after uninstall: %v %+v", ns, err, n.Status)
 		}
 	}
+}
+
+// scriptObjects lists the S3 keys of a script's code in the external store.
+func scriptObjects(t *testing.T, c *cluster, script string) []string {
+	t.Helper()
+	var keys []string
+	for obj := range c.s3.ListObjects(context.Background(), store.Bucket, minio.ListObjectsOptions{Prefix: store.ScriptPrefix(clusterAccount, script), Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatalf("list S3: %v", obj.Err)
+		}
+		keys = append(keys, obj.Key)
+	}
+	return keys
 }
 
 // decodeToken decodes a Secret's base64 value.
