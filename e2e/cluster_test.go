@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/octohq/octo/internal/builder"
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/controller"
 	"github.com/octohq/octo/internal/platform"
 	"github.com/octohq/octo/internal/store"
 )
@@ -180,6 +182,36 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("durable-objects-on-a-claim", func(t *testing.T) {
+		dir := copyProject(t, "counter", filepath.Join(work, "counter"))
+		w.must(t, dir, "", "deploy")
+		g.waitBody(t, "e2e-counter", "/release", "one")
+		for i := 1; i <= 3; i++ {
+			g.wantBody(t, "e2e-counter", "/inc/a", strconv.Itoa(i)+" one")
+		}
+		pvc, err := cs.CoreV1().PersistentVolumeClaims(workersNS).Get(ctx, controller.ObjectClaimName(clusterAccount), metav1.GetOptions{})
+		if err != nil || pvc.Status.Phase != corev1.ClaimBound {
+			t.Fatalf("the account's Durable Object claim: %v %+v", err, pvc.Status)
+		}
+		// The object's pod is replaced (Recreate); its count is on the claim.
+		pods, err := cs.CoreV1().Pods(workersNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			for _, v := range p.Spec.Volumes {
+				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == pvc.Name {
+					if err := cs.CoreV1().Pods(workersNS).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("deleted %s, the pod on the claim", p.Name)
+				}
+			}
+		}
+		g.waitBody(t, "e2e-counter", "/a", "count=3 alarms=0")
+		g.wantBody(t, "e2e-counter", "/inc/a", "4 one")
+	})
+
 	t.Run("uninstall-leaves-nothing", func(t *testing.T) {
 		e := e.with(t)
 		e.mustOcto("kubectl", "delete", "workeraccount", "398803b74bcdb1b454434669bc634190", "-n", workersNS, "--ignore-not-found")
@@ -208,6 +240,18 @@ func TestCluster(t *testing.T) {
 		sel := "app.kubernetes.io/instance=" + chartRelease
 		if out := e.mustOcto("kubectl", "get", "clusterroles,clusterrolebindings,namespaces,persistentvolumes", "-l", sel, "-o", "name"); strings.TrimSpace(out) != "" {
 			t.Errorf("cluster-wide objects left after uninstall:\n%s", out)
+		}
+		// The Durable Objects' claim went with its namespace, and local-path
+		// deletes its volume (reclaim policy Delete).
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+			pvs, err := cs.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+			if err == nil && len(pvs.Items) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("PersistentVolumes left after uninstall: %v %+v", err, pvs)
+				break
+			}
 		}
 		if out := e.mustOcto("kubectl", "get", "crds", "-o", "name"); strings.Contains(out, "api.cf-worker") {
 			t.Errorf("CRDs left after uninstall:\n%s", out)

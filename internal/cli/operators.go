@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octohq/octo/internal/controller"
 	"github.com/octohq/octo/internal/platform"
@@ -135,6 +136,16 @@ func runOperators(ctx context.Context, g *globals, o *operatorsOptions) error {
 	if err != nil {
 		return err
 	}
+	// Durable Objects live on a claim per account, made through a client of
+	// their own (the manager's is built by NewOperators).
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return err
+	}
+	claims, err := client.New(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("cluster client: %w", err)
+	}
 	var auth authn.Authenticator = authn.Anonymous
 	if u := os.Getenv("REGISTRY_USERNAME"); u != "" {
 		auth = &authn.Basic{Username: u, Password: os.Getenv("REGISTRY_PASSWORD")}
@@ -143,7 +154,8 @@ func runOperators(ctx context.Context, g *globals, o *operatorsOptions) error {
 		RestConfig: rc, Blobs: blobs, Registry: o.registry, RegistryAuth: auth,
 		WorkerdPath: validator.Bin, Validate: validator.Validate, PodCredential: key.Credential,
 		PodHost: o.podAPI, HostSuffix: o.hostSuffix, WorkersPerBundle: o.perBundle,
-		TempDir: filepath.Join(o.workDir, "builds"), LeaderElectionNamespace: o.leaderNS, Log: log,
+		ObjectStorage: controller.ClaimObjectStorage{Client: claims, StorageClass: o.storageClass},
+		TempDir:       filepath.Join(o.workDir, "builds"), LeaderElectionNamespace: o.leaderNS, Log: log,
 	})
 	if err != nil {
 		return err
