@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -12,6 +13,7 @@ func TestSaveLoadRoundTripIsPrivate(t *testing.T) {
 	dir := t.TempDir()
 	c := Default(dir)
 	c.S3Port, c.NodeName, c.NodeIP = 19000, "node", "192.0.2.2"
+	c.InsecureRegistries = []string{"10.42.0.1:5000"}
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +21,7 @@ func TestSaveLoadRoundTripIsPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != c {
+	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("Load = %+v, want %+v", got, c)
 	}
 	st, err := os.Stat(c.Path("config.json"))
@@ -34,7 +36,7 @@ func TestLoadMissingAndDefault(t *testing.T) {
 		t.Fatalf("Load of empty dir: %v, want ErrNotExist", err)
 	}
 	c, err := LoadOrDefault(dir)
-	if err != nil || c != Default(dir) {
+	if err != nil || !reflect.DeepEqual(c, Default(dir)) {
 		t.Fatalf("LoadOrDefault = %+v, %v", c, err)
 	}
 }
