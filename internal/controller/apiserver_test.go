@@ -30,24 +30,16 @@ import (
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/crds"
 	"github.com/octohq/octo/internal/embed/apiserver"
+	"github.com/octohq/octo/internal/embed/embedtest"
 	"github.com/octohq/octo/internal/embed/kine"
 	"github.com/octohq/octo/internal/pki"
 )
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 func TestAgainstAPIServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := config.Default(t.TempDir())
-	cfg.APIServerPort = freePort(t)
+	cfg.APIServerPort = embedtest.FreePort(t)
 	t.Cleanup(func() { os.RemoveAll(cfg.RunDir()) })
 	p := pki.New(cfg)
 	if _, err := p.Ensure(); err != nil {

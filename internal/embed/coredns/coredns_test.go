@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/embedtest"
 )
 
 // fakeAPIServer serves what the kubernetes plugin lists and watches: one
@@ -93,16 +94,6 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestResolves: cluster names come from the API server, other names from
 // the upstream resolvers.
 func TestResolves(t *testing.T) {
@@ -126,7 +117,7 @@ func TestResolves(t *testing.T) {
 	klog.SetOutput(klogOut)
 	t.Cleanup(func() { klog.SetOutput(os.Stderr) })
 	s := New(cfg, slog.New(slog.DiscardHandler))
-	s.listen, s.port, s.upstream = "127.0.0.1", freePort(t), fakeUpstream(t)
+	s.listen, s.port, s.upstream = "127.0.0.1", embedtest.FreePort(t), fakeUpstream(t)
 	if got := s.Corefile(); !strings.Contains(got, "kubernetes cluster.local in-addr.arpa ip6.arpa") || !strings.Contains(got, filepath.Join(dir, "kubeconfig.yaml")) {
 		t.Fatalf("Corefile:\n%s", got)
 	}

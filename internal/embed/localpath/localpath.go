@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -67,6 +68,11 @@ type Volumes struct {
 	// Node is the node's name: the volumes' node affinity.
 	Node string
 	Log  *slog.Logger
+
+	mu sync.Mutex
+	// refused holds the claims already told why they get no volume: one
+	// event each, not one per reconcile.
+	refused map[types.UID]bool
 }
 
 // DirOf is the directory of a claim's volume: pvc-<uid>_<namespace>_<name>,
@@ -98,9 +104,11 @@ func (v *Volumes) reconcileClaim(ctx context.Context, key client.ObjectKey) erro
 		return nil // no pod uses it yet, or it went to another node
 	}
 	if pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock {
-		return v.warn(ctx, &pvc, "ProvisioningFailed", "local-path volumes are directories: volumeMode Block is not supported")
+		return v.refuse(ctx, &pvc, "local-path volumes are directories: volumeMode Block is not supported")
 	}
 	dir := v.DirOf(&pvc)
+	_, statErr := os.Stat(dir)
+	made := os.IsNotExist(statErr)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("volume of %s: %w", key, err)
 	}
@@ -127,6 +135,13 @@ func (v *Volumes) reconcileClaim(ctx context.Context, key client.ObjectKey) erro
 	if err := v.Client.Create(ctx, pv); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil
+		}
+		// No volume names the directory: it goes, so that a claim deleted
+		// before the retry leaves nothing behind.
+		if made {
+			if rmErr := os.Remove(dir); rmErr != nil {
+				v.Log.Warn("remove the directory of a volume not created", "dir", dir, "err", rmErr)
+			}
 		}
 		return fmt.Errorf("volume of %s: %w", key, err)
 	}
@@ -158,6 +173,24 @@ func (v *Volumes) reconcileVolume(ctx context.Context, name string) error {
 		return client.IgnoreNotFound(err)
 	}
 	v.Log.Info("deleted", "volume", name)
+	return nil
+}
+
+// refuse records once, as a warning event on the claim, why it gets no
+// volume.
+func (v *Volumes) refuse(ctx context.Context, pvc *corev1.PersistentVolumeClaim, msg string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.refused[pvc.UID] {
+		return nil
+	}
+	if err := v.warn(ctx, pvc, "ProvisioningFailed", msg); err != nil {
+		return err
+	}
+	if v.refused == nil {
+		v.refused = map[types.UID]bool{}
+	}
+	v.refused[pvc.UID] = true
 	return nil
 }
 

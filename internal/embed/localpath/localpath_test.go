@@ -2,6 +2,7 @@ package localpath
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -107,5 +109,51 @@ func TestForeignPathIsKept(t *testing.T) {
 	}
 	if _, err := os.Stat(outside); err != nil {
 		t.Errorf("a directory outside was removed: %v", err)
+	}
+}
+
+// TestBlockClaimIsToldOnce: a claim for a block device gets one warning
+// event, however often it is reconciled, and no volume.
+func TestBlockClaimIsToldOnce(t *testing.T) {
+	ctx := context.Background()
+	block := claim("raw", map[string]string{annStorageProvisioner: Provisioner, annSelectedNode: "node1"})
+	mode := corev1.PersistentVolumeBlock
+	block.Spec.VolumeMode = &mode
+	c := fake.NewClientBuilder().WithObjects(block).Build()
+	v := &Volumes{Client: c, Dir: t.TempDir(), Node: "node1", Log: slog.New(slog.DiscardHandler)}
+	for range 3 {
+		if _, err := v.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "app", Name: "raw"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var events corev1.EventList
+	if err := c.List(ctx, &events); err != nil {
+		t.Fatal(err)
+	}
+	if len(events.Items) != 1 || !strings.Contains(events.Items[0].Message, "Block") {
+		t.Errorf("events = %+v, want one warning about Block", events.Items)
+	}
+	if entries, _ := os.ReadDir(v.Dir); len(entries) != 0 {
+		t.Errorf("a block claim got a directory: %v", entries)
+	}
+}
+
+// TestFailedVolumeLeavesNoDirectory: when the volume cannot be created, the
+// directory made for it goes too.
+func TestFailedVolumeLeavesNoDirectory(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientBuilder().WithObjects(claim("data", map[string]string{annStorageProvisioner: Provisioner, annSelectedNode: "node1"})).
+		WithInterceptorFuncs(interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*corev1.PersistentVolume); ok {
+				return errors.New("admission refused it")
+			}
+			return c.Create(ctx, obj, opts...)
+		}}).Build()
+	v := &Volumes{Client: c, Dir: t.TempDir(), Node: "node1", Log: slog.New(slog.DiscardHandler)}
+	if _, err := v.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "app", Name: "data"}}); err == nil {
+		t.Fatal("the failed create was not reported")
+	}
+	if entries, _ := os.ReadDir(v.Dir); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
 	}
 }

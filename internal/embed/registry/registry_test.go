@@ -26,6 +26,7 @@ import (
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed"
+	"github.com/octohq/octo/internal/embed/embedtest"
 )
 
 var (
@@ -34,15 +35,6 @@ var (
 )
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
 type syncBuffer struct {
@@ -115,7 +107,7 @@ func TestServer(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&own, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	cfg := config.Default(t.TempDir())
-	cfg.RegistryPort = freePort(t)
+	cfg.RegistryPort = embedtest.FreePort(t)
 	s := start(t, cfg, logger)
 	if got, want := s.Endpoint(), "http://"+config.Addr(cfg.RegistryPort); got != want {
 		t.Errorf("Endpoint() = %q, want %q", got, want)
@@ -210,7 +202,7 @@ func TestStartPortInUse(t *testing.T) {
 
 func TestStopOnContextDone(t *testing.T) {
 	cfg := config.Default(t.TempDir())
-	cfg.RegistryPort = freePort(t)
+	cfg.RegistryPort = embedtest.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := New(cfg, nil)
 	if err := s.Start(ctx); err != nil {
@@ -237,7 +229,7 @@ func TestStopOnContextDone(t *testing.T) {
 // serves the holder of the generated credentials.
 func TestAuth(t *testing.T) {
 	cfg := config.Default(t.TempDir())
-	cfg.RegistryPort = freePort(t)
+	cfg.RegistryPort = embedtest.FreePort(t)
 	s := start(t, cfg, nil)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(func() { tr.CloseIdleConnections(); stop(t, s) })

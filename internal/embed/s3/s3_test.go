@@ -17,6 +17,7 @@ import (
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/embed"
+	"github.com/octohq/octo/internal/embed/embedtest"
 )
 
 var (
@@ -25,15 +26,6 @@ var (
 )
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // start starts a Server for cfg and waits until it is ready.
 func start(t *testing.T, cfg config.Config) *Server {
@@ -79,7 +71,7 @@ func client(t *testing.T, s *Server, secret string) *minio.Client {
 
 func TestServer(t *testing.T) {
 	cfg := config.Default(t.TempDir())
-	cfg.S3Port = freePort(t)
+	cfg.S3Port = embedtest.FreePort(t)
 	ctx := context.Background()
 
 	s := start(t, cfg)
@@ -130,7 +122,7 @@ func TestServer(t *testing.T) {
 	}
 
 	other := config.Default(t.TempDir())
-	other.S3Port = freePort(t)
+	other.S3Port = embedtest.FreePort(t)
 	if err := New(other, nil).Start(ctx); err == nil || !strings.Contains(err.Error(), "another S3 store") {
 		t.Errorf("second Start while running = %v, want an error", err)
 	}
