@@ -138,8 +138,9 @@ func TestCluster(t *testing.T) {
 		"KUBECONFIG": e.cfg.KubeconfigPath(), "CLOUDFLARE_ACCOUNT_ID": clusterAccount,
 		"AWS_ENDPOINT_URL_S3": "http://" + externalS3, "AWS_ACCESS_KEY_ID": s3Key, "AWS_SECRET_ACCESS_KEY": s3Secret, "AWS_REGION": "us-east-1",
 	})
+	esmDir := filepath.Join(work, "esm")
 	t.Run("deploy-survives-a-killed-leader", func(t *testing.T) {
-		dir := copyProject(t, "esm", filepath.Join(work, "esm"))
+		dir := copyProject(t, "esm", esmDir)
 		leader := operatorsLeader(t, cs)
 		// wrangler deploys while the operators' leader is killed: as soon
 		// as the API has stored the upload, before wrangler is done.
@@ -166,6 +167,10 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	// wrangler tail reaches the owner's tail hub through an API replica; the
+	// gateways follow its feed and the pods send it their trace events.
+	t.Run("tail-through-the-owner", func(t *testing.T) { checkTail(t, w, g, esmDir, "e2e-esm") })
+
 	t.Run("kv-through-the-pod-api", func(t *testing.T) {
 		dir := copyProject(t, "kv", filepath.Join(work, "kv"))
 		id := w.createNamespace(t, work, "e2e-cluster-mykv")
@@ -181,6 +186,10 @@ func TestCluster(t *testing.T) {
 			t.Error("the external S3 holds no code of e2e-kv")
 		}
 	})
+
+	// R2, D1 (passed through to the D1 owner, a StatefulSet on a volume),
+	// KV and service bindings, as TestWorkers checks them on octo up.
+	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
 
 	t.Run("durable-objects-on-a-claim", func(t *testing.T) {
 		dir := copyProject(t, "counter", filepath.Join(work, "counter"))
@@ -229,12 +238,24 @@ func TestCluster(t *testing.T) {
 		e.mustOcto("kubectl", "delete", "-f", crds, "--wait")
 		waitNamespaceGone(t, cs, workersNS)
 		t.Logf("uninstalled in %s", time.Since(t0).Round(time.Millisecond))
-		left := e.mustOcto("kubectl", "get", "all,secrets,configmaps,serviceaccounts,roles,rolebindings,leases,persistentvolumeclaims,jobs,ingresses",
-			"-n", chartNamespace, "-o", "name")
-		for _, line := range strings.Fields(left) {
-			// Every namespace has its default service account and CA bundle.
-			if line != "serviceaccount/default" && line != "configmap/kube-root-ca.crt" {
-				t.Errorf("left in %s after uninstall: %s", chartNamespace, line)
+		// The D1 owner's claim goes with its StatefulSet (retention policy
+		// Delete), a moment after it.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+			left := e.mustOcto("kubectl", "get", "all,secrets,configmaps,serviceaccounts,roles,rolebindings,leases,persistentvolumeclaims,jobs,ingresses",
+				"-n", chartNamespace, "-o", "name")
+			var octo []string
+			for _, line := range strings.Fields(left) {
+				// Every namespace has its default service account and CA bundle.
+				if line != "serviceaccount/default" && line != "configmap/kube-root-ca.crt" {
+					octo = append(octo, line)
+				}
+			}
+			if len(octo) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("left in %s after uninstall: %v", chartNamespace, octo)
+				break
 			}
 		}
 		sel := "app.kubernetes.io/instance=" + chartRelease

@@ -186,6 +186,9 @@ type BuildRequest struct {
 	// <account>/<namespace> and x-octo-auth: <the account's credential>.
 	// Empty makes KV bindings point nowhere.
 	KVAddress string
+	// D1Address is the host:port of the pod API that serves D1 (the
+	// databases' owner on a cluster); empty means KVAddress.
+	D1Address string
 	// TailAddress is the host:port of octo's trace collector; empty turns
 	// tails off. With it, every worker gets a traced twin
 	// (workerd.Worker.Traced) whose trace events go there, with headers
@@ -484,7 +487,11 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (BuildResult, err
 			default:
 				continue
 			}
-			external[svc] = workerd.ExternalService{Name: svc, Address: cmp.Or(req.KVAddress, "127.0.0.1:9"),
+			addr := req.KVAddress
+			if bd.Type == apiv1.BindingD1 {
+				addr = cmp.Or(req.D1Address, addr)
+			}
+			external[svc] = workerd.ExternalService{Name: svc, Address: cmp.Or(addr, "127.0.0.1:9"),
 				Headers: b.podHeaders(req.AccountID, header, req.AccountID+"/"+id)}
 		}
 		if a := s.Assets; a != nil && a.Binding != "" {

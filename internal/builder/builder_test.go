@@ -379,7 +379,8 @@ func TestBuild(t *testing.T) {
 	a1 := version(blobs, "hello", idA1, 1, `export default { fetch() { return new Response("v1") } }`,
 		apiv1.WorkerBinding{Name: "GREETING", Type: apiv1.BindingPlainText, Text: "hi"},
 		apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: "hello-secrets", Key: "API_KEY"}},
-		apiv1.WorkerBinding{Name: "CACHE", Type: apiv1.BindingKV, NamespaceID: "0123456789abcdef0123456789abcdef"})
+		apiv1.WorkerBinding{Name: "CACHE", Type: apiv1.BindingKV, NamespaceID: "0123456789abcdef0123456789abcdef"},
+		apiv1.WorkerBinding{Name: "DB", Type: apiv1.BindingD1, DatabaseID: "0b7e1f1c-2f57-4f0e-9d56-4b1b0f6a2d11"})
 	// Version 2 pins its own value of API_KEY: a variable of its own.
 	a2 := version(blobs, "hello", idA2, 2, `export default { fetch() { return new Response("v2") } }`,
 		apiv1.WorkerBinding{Name: "API_KEY", Type: apiv1.BindingSecretText, SecretRef: &apiv1.SecretKeyRef{Name: "hello-secrets", Key: "API_KEY.v2"}})
@@ -388,6 +389,8 @@ func TestBuild(t *testing.T) {
 		AccountID: account, BundleName: "octo",
 		Workers:   []BuildWorker{{Version: bad, Port: 8083}, {Version: a2, Port: 8082}, {Version: a1, Port: 8081}},
 		KVAddress: "10.42.0.1:8787", TailAddress: "10.42.0.1:8787",
+		// D1 has an owner of its own (cluster mode's StatefulSet).
+		D1Address: "10.42.9.9:8788",
 	}
 	res, err := b.Build(ctx, req)
 	if err != nil {
@@ -431,6 +434,7 @@ func TestBuild(t *testing.T) {
 		`fromEnvironment = "` + SecretEnv("hello", "API_KEY.v2") + `"`,
 		// The pod API services carry the account's credential.
 		`external = (address = "10.42.0.1:8787", http = (injectRequestHeaders = [(name = "x-octo-auth", value = "cred-of-` + account + `"), (name = "x-octo-kv", value = "` + account + `/0123456789abcdef0123456789abcdef")]`,
+		`external = (address = "10.42.9.9:8788", http = (injectRequestHeaders = [(name = "x-octo-auth", value = "cred-of-` + account + `"), (name = "x-octo-d1", value = "` + account + `/0b7e1f1c-2f57-4f0e-9d56-4b1b0f6a2d11")]`,
 		`(name = "octo-tail-collector", external = (address = "10.42.0.1:8787", http = (injectRequestHeaders = [(name = "x-octo-account", value = "` + account + `"), (name = "x-octo-auth", value = "cred-of-` + account + `")]))),`,
 		// Only the traced twin has the tail consumer, on port + 20000, with
 		// the plain worker's name in its events.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -21,9 +22,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/octohq/octo/internal/cfapi"
+	"github.com/octohq/octo/internal/gateway"
 	"github.com/octohq/octo/internal/platform"
 	"github.com/octohq/octo/internal/podapi"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/tail"
 )
 
 // apiOptions configure `octo api`.
@@ -40,6 +43,12 @@ type apiOptions struct {
 	// validate starts each upload once in workerd (extracted to workDir).
 	validate bool
 	workDir  string
+	// d1Dir and tails make this process the owner of the D1 databases and
+	// the tail sessions; owner is the owner's URL for the replicas that
+	// pass both through to it (platform.Owner).
+	d1Dir string
+	tails bool
+	owner string
 }
 
 func newAPICommand(g *globals) *cobra.Command {
@@ -78,6 +87,9 @@ AWS_SECRET_ACCESS_KEY).`,
 	f.StringVar(&o.podListen, "pod-api-listen", "", "address to serve the pod API on (empty: not served)")
 	f.StringVar(&o.podKeyFile, "pod-api-key-file", "", "file of the platform key (32 bytes) that the pods' credentials derive from (with --pod-api-listen)")
 	f.StringSliceVar(&o.podCIDRs, "pod-cidr", []string{"0.0.0.0/0", "::/0"}, "networks the pods call the pod API from (loopback is always refused)")
+	f.StringVar(&o.d1Dir, "d1-dir", "", "directory of the D1 databases: this process owns them (one replica, on a volume)")
+	f.BoolVar(&o.tails, "tails", false, "hold the tail sessions ('wrangler tail'): the pods' trace events come here, the gateways follow "+platform.FeedPath+" (one replica)")
+	f.StringVar(&o.owner, "owner", "", "URL of the 'octo api --d1-dir --tails' that owns the D1 databases and the tail sessions: their API is passed through to it")
 	f.BoolVar(&o.validate, "validate", false, "start every upload once in workerd before it is stored")
 	f.StringVar(&o.workDir, "work-dir", os.TempDir(), "directory for workerd (with --validate)")
 	return cmd
@@ -92,6 +104,16 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 		return exitf(ExitPrecondition, "--account-id must be 32 hex characters")
 	case o.podListen != "" && o.podKeyFile == "":
 		return exitf(ExitPrecondition, "--pod-api-listen needs --pod-api-key-file")
+	case (o.d1Dir != "" || o.tails) && o.owner != "":
+		return exitf(ExitPrecondition, "--owner excludes --d1-dir and --tails: a process owns the D1 databases and tails, or passes them through")
+	}
+	var owner *platform.Owner
+	if o.owner != "" {
+		u, err := url.Parse(o.owner)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return exitf(ExitPrecondition, "--owner %q: want a URL such as http://octo-state.octo-system.svc", o.owner)
+		}
+		owner = &platform.Owner{URL: u, Token: o.id.Token}
 	}
 	if err := s3Keys(&o.s3); err != nil {
 		return err
@@ -118,12 +140,24 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 		}
 		validate = store.WorkerdValidator(v)
 	}
-	core, err := platform.Connect(ctx, rc, platform.ConnectOptions{S3: o.s3, Identity: o.id, Validate: validate, SkipCRDs: o.skipCRDs})
+	copts := platform.ConnectOptions{S3: o.s3, Identity: o.id, Validate: validate, SkipCRDs: o.skipCRDs, D1Dir: o.d1Dir}
+	if owner != nil {
+		copts.D1Catalog = owner
+	}
+	core, err := platform.Connect(ctx, rc, copts)
 	if err != nil {
 		return err
 	}
+	var hub *tail.Hub
+	if o.tails {
+		hub = tail.New(ctx, tail.Options{Resolve: gateway.TailResolver(core.Client), Log: log.With("component", "tail")})
+	}
 	if pod != nil {
 		pod.opts.KV, pod.opts.R2, pod.opts.Code = core.Store.KV(), core.Store.R2(), core.Store.LoaderCode
+		if o.d1Dir != "" {
+			pod.opts.D1 = core.Store.D1()
+		}
+		pod.opts.Tail = hub
 		pod.opts.Assets = store.CachedManifests(store.AssetFiles{Blobs: core.Store.Blobs()}, platform.ManifestCacheFiles)
 		pod.opts.Log = log.With("component", "pod-api")
 		srv := podapi.New(pod.opts)
@@ -133,12 +167,24 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 		defer srv.Stop(context.Background())
 		log.Info("serving the pod API", "listen", o.podListen)
 	}
-	api := cfapi.New(cfapi.Options{Identity: o.id, Store: core.Store, Log: log})
+	api := cfapi.New(cfapi.Options{Identity: o.id, Store: core.Store, Tails: hub, Log: log})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = cfapi.ErrorHandler
 	api.Register(e)
-	srv := apiServer(o.listen, e)
+	if hub != nil {
+		hub.Register(e)
+		e.GET(platform.FeedPath, echo.WrapHandler(platform.FeedHandler(hub.FeedHandler(), o.id.Token)))
+	}
+	var h http.Handler = e
+	if owner != nil {
+		h = owner.Proxy(e)
+	}
+	srv := apiServer(o.listen, h)
+	if hub != nil || owner != nil {
+		// Tail WebSockets stream for as long as wrangler tails.
+		srv.WriteTimeout = 0
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("serving the Cloudflare API", "url", "http://"+o.listen+cfapi.BasePath)

@@ -31,6 +31,9 @@ func TestClusterRolesSayWhatIsMissing(t *testing.T) {
 		{[]string{"api", "--account-id", "0123456789abcdef0123456789abcdef", "--s3-endpoint", "s3:9000", "--pod-api-listen", ":8788"}, "--pod-api-key-file"},
 		{[]string{"api", "--account-id", "0123456789abcdef0123456789abcdef", "--s3-endpoint", "s3:9000",
 			"--pod-api-listen", ":8788", "--pod-api-key-file", filepath.Join(t.TempDir(), "missing")}, "pod API key"},
+		{[]string{"api", "--account-id", "0123456789abcdef0123456789abcdef", "--s3-endpoint", "s3:9000",
+			"--tails", "--owner", "http://owner"}, "--owner excludes"},
+		{[]string{"api", "--account-id", "0123456789abcdef0123456789abcdef", "--s3-endpoint", "s3:9000", "--owner", "owner:80"}, "want a URL"},
 	} {
 		var out bytes.Buffer
 		root := newRoot(&out, &out)

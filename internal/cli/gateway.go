@@ -45,6 +45,7 @@ CPU limit ends its pod).`,
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 	f.StringVar(&o.cfg.Upstream, "upstream", "", "unix socket of the daemon's edge: requests for other hosts go there")
 	f.StringVar(&o.cfg.TailFeed, "tail-feed", "", "unix socket of the tail hub's watched feed (which scripts are tailed)")
+	f.StringVar(&o.cfg.TailFeedURL, "tail-feed-url", "", "URL of the watched feed of the 'octo api --tails' that holds the tail sessions, asked with OCTO_API_TOKEN (cluster mode)")
 	f.StringVar(&o.cfg.Kubelet.RootDir, "kubelet-root", "", "kubelet root directory when it runs on this host: its pods are reached on their unix sockets")
 	f.StringVar(&o.cfg.Kubelet.NodeName, "node-name", "", "name of this host's node (with --kubelet-root)")
 	addS3Flags(f, &o.s3, "S3 endpoint host:port (plain HTTP) of the Workers' static assets; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without: assets-only Workers answer 503)")
@@ -66,6 +67,11 @@ func runGateway(ctx context.Context, g *globals, o *gatewayOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o.cfg.RestConfig = rc
+	if o.cfg.TailFeedURL != "" {
+		if o.cfg.TailFeedToken = os.Getenv("OCTO_API_TOKEN"); o.cfg.TailFeedToken == "" {
+			return exitf(ExitPrecondition, "--tail-feed-url needs OCTO_API_TOKEN")
+		}
+	}
 	if o.s3.Endpoint != "" {
 		o.s3.AccessKey, o.s3.SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 		if o.s3.AccessKey == "" || o.s3.SecretKey == "" {

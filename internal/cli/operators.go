@@ -28,6 +28,7 @@ type operatorsOptions struct {
 	s3           platform.S3
 	registry     string
 	podAPI       string
+	ownerPodAPI  string
 	podKeyFile   string
 	hostSuffix   string
 	workDir      string
@@ -69,6 +70,7 @@ the registry (none: anonymous pushes).`,
 	addS3Flags(f, &o.s3, "S3 endpoint host:port (plain HTTP) of the Workers' code")
 	f.StringVar(&o.registry, "registry", "", "registry host:port that the builder pushes the bundle images to and the nodes pull them from")
 	f.StringVar(&o.podAPI, "pod-api", "", "host:port of the pod API ('octo api --pod-api-listen') as the Workers' pods reach it")
+	f.StringVar(&o.ownerPodAPI, "owner-pod-api", "", "host:port of the pod API of the owner of the D1 databases and the tail sessions ('octo api --d1-dir --tails'), when it is not --pod-api")
 	f.StringVar(&o.podKeyFile, "pod-api-key-file", "", "file of the platform key (32 bytes) from which the pods' credentials derive")
 	f.StringVar(&o.hostSuffix, "host-suffix", controller.DefaultHostSuffix, "domain under which Workers answer: <script>.<subdomain>.<host-suffix>")
 	f.StringVar(&o.workDir, "work-dir", os.TempDir(), "directory for workerd and the builds' files")
@@ -153,7 +155,7 @@ func runOperators(ctx context.Context, g *globals, o *operatorsOptions) error {
 	ops, err := platform.NewOperators(platform.OperatorsConfig{
 		RestConfig: rc, Blobs: blobs, Registry: o.registry, RegistryAuth: auth,
 		WorkerdPath: validator.Bin, Validate: validator.Validate, PodCredential: key.Credential,
-		PodHost: o.podAPI, HostSuffix: o.hostSuffix, WorkersPerBundle: o.perBundle,
+		PodHost: o.podAPI, OwnerHost: o.ownerPodAPI, HostSuffix: o.hostSuffix, WorkersPerBundle: o.perBundle,
 		ObjectStorage: controller.ClaimObjectStorage{Client: claims, StorageClass: o.storageClass},
 		TempDir:       filepath.Join(o.workDir, "builds"), LeaderElectionNamespace: o.leaderNS, Log: log,
 	})

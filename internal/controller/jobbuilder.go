@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -261,7 +262,8 @@ func (r *JobBuilderReconciler) request(ctx context.Context, jb *apiv1.JobBuilder
 		BaseImage:   jb.Spec.BaseImage,
 		Repository:  jb.Spec.TargetImage,
 		KVAddress:   r.Options.PodHost,
-		TailAddress: r.Options.PodHost,
+		D1Address:   r.Options.OwnerHost,
+		TailAddress: cmp.Or(r.Options.OwnerHost, r.Options.PodHost),
 		Loader:      true,
 		SecretEnv:   builder.SecretEnv,
 	}

@@ -100,6 +100,10 @@ type Options struct {
 	// KV protocol and trace collector, e.g. "10.42.0.1:8787" (required for
 	// KV and tails).
 	PodHost string
+	// OwnerHost is the host:port of the pod API of the process that owns
+	// the D1 databases and the tail sessions, when it is not PodHost's
+	// (cluster mode: platform.Owner); empty: PodHost.
+	OwnerHost string
 	// HostSuffix ends the hosts of the Workers' URLs:
 	// <script>.<subdomain>.<HostSuffix>. Default "workers.localhost".
 	HostSuffix string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -31,6 +32,10 @@ type GatewayConfig struct {
 	// TailFeed is the unix socket of the tail hub's watched feed
 	// (tail.Hub.FeedHandler). Empty: no script is ever traced.
 	TailFeed string
+	// TailFeedURL is the watched feed of a tail hub in another process
+	// (an Owner's FeedPath), asked with TailFeedToken; used without
+	// TailFeed.
+	TailFeedURL, TailFeedToken string
 	// Kubelet names this host's node and kubelet root (embedded mode):
 	// its pods are reached on their unix sockets.
 	Kubelet Kubelet
@@ -107,8 +112,12 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		}
 		opts.Assets = store.CachedManifests(store.AssetFiles{Blobs: blobs}, ManifestCacheFiles)
 	}
-	if cfg.TailFeed != "" {
+	switch {
+	case cfg.TailFeed != "":
 		opts.Watched = tail.Follow(ctx, edge.UnixClient(cfg.TailFeed, tail.FeedPoll+5*time.Second), "http://octo/watched", log.With("part", "tail-feed")).Watched
+	case cfg.TailFeedURL != "":
+		c := &http.Client{Timeout: tail.FeedPoll + 5*time.Second, Transport: bearer{token: cfg.TailFeedToken, next: http.DefaultTransport}}
+		opts.Watched = tail.Follow(ctx, c, cfg.TailFeedURL, log.With("part", "tail-feed")).Watched
 	}
 	if cfg.Kubelet.RootDir != "" && cfg.Kubelet.NodeName != "" {
 		opts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)

@@ -38,6 +38,9 @@ type OperatorsConfig struct {
 	PodCredential func(accountID string) string
 	// PodHost is host:port of the pod API as the Workers' pods reach it.
 	PodHost string
+	// OwnerHost is host:port of the pod API of the owner of the D1
+	// databases and the tail sessions (Owner); empty: PodHost.
+	OwnerHost string
 	// HostSuffix ends the Workers' hosts; empty: workers.localhost.
 	HostSuffix string
 	// GatewayPort completes the URLs written to the releases' status; 0:
@@ -103,7 +106,7 @@ func NewOperators(cfg OperatorsConfig) (*Operators, error) {
 	}
 	err = controller.Setup(mgr, controller.Options{
 		Puller: cfg.Puller, Builder: b, Registry: cfg.Registry,
-		PodHost: cfg.PodHost, HostSuffix: cfg.HostSuffix, GatewayPort: cfg.GatewayPort,
+		PodHost: cfg.PodHost, OwnerHost: cfg.OwnerHost, HostSuffix: cfg.HostSuffix, GatewayPort: cfg.GatewayPort,
 		Log: log, Blobs: cfg.Blobs, WorkersPerBundle: cfg.WorkersPerBundle, ObjectStorage: cfg.ObjectStorage,
 	})
 	if err != nil {

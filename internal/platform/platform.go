@@ -58,6 +58,9 @@ type ConnectOptions struct {
 	Validate store.ValidateFunc
 	// D1Dir holds the D1 databases; empty leaves D1 unavailable.
 	D1Dir string
+	// D1Catalog finds the databases that uploads bind to when another
+	// process owns them (Owner); nil: D1Dir's.
+	D1Catalog store.D1Catalog
 	// SkipCRDs leaves the CRDs as they are (installed by a chart): they
 	// must exist.
 	SkipCRDs bool
@@ -72,7 +75,7 @@ func Connect(ctx context.Context, rc *rest.Config, opts ConnectOptions) (*Core, 
 			return nil, err
 		}
 	}
-	return connect(ctx, rc, opts.S3, opts.Identity, opts.Validate, opts.D1Dir)
+	return connect(ctx, rc, opts)
 }
 
 // withQPS copies rc with a QPS for bursts: client-go's default of 5
@@ -85,8 +88,8 @@ func withQPS(rc *rest.Config) *rest.Config {
 }
 
 // connect is Connect once the CRDs are installed.
-// d1Dir holds the D1 databases; empty leaves D1 unavailable.
-func connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, validate store.ValidateFunc, d1Dir string) (*Core, error) {
+func connect(ctx context.Context, rc *rest.Config, opts ConnectOptions) (*Core, error) {
+	s3, id := opts.S3, opts.Identity
 	scheme, err := store.Scheme()
 	if err != nil {
 		return nil, err
@@ -106,7 +109,8 @@ func connect(ctx context.Context, rc *rest.Config, s3 S3, id store.Identity, val
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(store.Options{Client: c, Blobs: blobs, AuthorEmail: id.Email, Validate: validate, D1Dir: d1Dir})
+	st := store.New(store.Options{Client: c, Blobs: blobs, AuthorEmail: id.Email, Validate: opts.Validate,
+		D1Dir: opts.D1Dir, D1Catalog: opts.D1Catalog})
 	return &Core{RestConfig: rc, Client: c, Store: st}, nil
 }
 
@@ -178,7 +182,7 @@ func Build(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	log.Info("CRDs established", "after", time.Since(t0).Round(time.Millisecond))
-	core, err := connect(ctx, rc, cfg.S3, cfg.Identity, cfg.Validate, cfg.D1Dir)
+	core, err := connect(ctx, rc, ConnectOptions{S3: cfg.S3, Identity: cfg.Identity, Validate: cfg.Validate, D1Dir: cfg.D1Dir})
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,10 @@ type Options struct {
 	// D1Dir is where the D1 databases live (<D1Dir>/<account>/<uuid>.sqlite);
 	// empty means D1 refuses every request.
 	D1Dir string
+	// D1Catalog, when set, finds the databases that uploads bind to
+	// instead of D1Dir's catalog: the databases live in another process
+	// (cluster mode's D1 owner).
+	D1Catalog D1Catalog
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -63,6 +67,8 @@ type Store struct {
 	kv       *KV
 	r2       *R2
 	d1       *D1
+	// d1s finds the databases bindings name: d1, or Options.D1Catalog.
+	d1s D1Catalog
 	// assetTokens signs the static assets upload tokens.
 	assetTokens assetTokens
 }
@@ -77,12 +83,23 @@ func New(opts Options) *Store {
 	if accounts == nil {
 		accounts = ClusterAccounts{Reader: opts.Client}
 	}
-	return &Store{
+	s := &Store{
 		k8s: opts.Client, blobs: opts.Blobs, accounts: accounts, author: opts.AuthorEmail,
 		validate: opts.Validate, now: now, kv: NewKVWithLimits(opts.Blobs, now, opts.KVLimits),
 		r2: NewR2(opts.Blobs, now),
 		d1: NewD1(opts.D1Dir, now),
 	}
+	s.d1s = s.d1
+	if opts.D1Catalog != nil {
+		s.d1s = opts.D1Catalog
+	}
+	return s
+}
+
+// D1Catalog finds an account's D1 database by UUID or name: D1, or a
+// client of the process that owns the databases.
+type D1Catalog interface {
+	Lookup(ctx context.Context, account, idOrName string) (D1Database, error)
 }
 
 // KV is the account-scoped Workers KV store in the same bucket.

@@ -45,10 +45,10 @@ func (s *Store) checkBindingTargets(ctx context.Context, a Account, script strin
 				return err
 			}
 		case apiv1.BindingD1:
-			if s.d1 == nil {
+			if s.d1s == nil {
 				return invalid("d1 binding %q: this octo has no D1 store", b.Name)
 			}
-			db, err := s.d1.Lookup(ctx, a.ID, b.DatabaseID)
+			db, err := s.d1s.Lookup(ctx, a.ID, b.DatabaseID)
 			if IsNotFound(err, CodeD1NotFound) {
 				return Errorf(Invalid, CodeD1NotFound,
 					"D1 database '%s' (binding %s) does not exist in this account: create it with `wrangler d1 create <name>`", b.DatabaseID, b.Name)

@@ -97,3 +97,40 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The arguments every `octo api` of the chart shares (the API replicas and the D1 owner). */}}
+{{- define "octo.apiArgs" -}}
+- api
+- --listen=:8787
+- --skip-crds
+- --account-id={{ required "account.id is required (32 hex digits)" .Values.account.id }}
+- --account-name={{ .Values.account.name }}
+- --subdomain={{ .Values.account.subdomain }}
+- --email={{ .Values.account.email }}
+- --account-namespace={{ .Values.account.namespace }}
+{{- with include "octo.pullSecret" . }}
+- --image-pull-secret={{ . }}
+{{- end }}
+- --pod-api-listen=:8788
+- --pod-api-key-file=/etc/octo/pod-api/key
+{{- range .Values.api.podCIDRs }}
+- --pod-cidr={{ . }}
+{{- end }}
+- --work-dir=/tmp
+{{ include "octo.s3Args" . }}
+{{- end -}}
+
+{{- define "octo.apiEnv" -}}
+- name: OCTO_API_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ include "octo.tokenSecret" . }}, key: token}}
+{{ include "octo.s3Env" . }}
+{{- end -}}
+
+{{/* The owner (state StatefulSet): its Service host, and its API's URL. */}}
+{{- define "octo.ownerHost" -}}
+{{ include "octo.fullname" . }}-state.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+{{- end -}}
+
+{{- define "octo.ownerURL" -}}
+http://{{ include "octo.ownerHost" . }}
+{{- end -}}
