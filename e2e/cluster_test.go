@@ -33,7 +33,6 @@ import (
 	"github.com/octohq/octo/internal/builder"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/controller"
-	"github.com/octohq/octo/internal/platform"
 	"github.com/octohq/octo/internal/store"
 )
 
@@ -116,6 +115,19 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("%s: %v, want 2 ready replicas (%+v)", role, err, d.Status)
 		}
 	}
+	// The route for the API and every Worker (an Ingress controller of the
+	// user's serves it; this cluster has none, so the Services are used below).
+	ing, err := cs.NetworkingV1().Ingresses(chartNamespace).Get(ctx, chartRelease, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]string{}
+	for _, r := range ing.Spec.Rules {
+		routes[r.Host] = r.HTTP.Paths[0].Backend.Service.Name
+	}
+	if routes["api.workers.localhost"] != chartRelease+"-api" || routes["*.octo.workers.localhost"] != chartRelease+"-gateway" {
+		t.Errorf("Ingress routes %v, want the API host to %s-api and *.octo.workers.localhost to %s-gateway", routes, chartRelease, chartRelease)
+	}
 	token := strings.TrimSpace(kubectl("get", "secret", chartRelease+"-token", "-n", chartNamespace, "-o", "jsonpath={.data.token}"))
 	vars := map[string]string{
 		"CLOUDFLARE_API_BASE_URL": "http://" + serviceAddr(t, cs, chartRelease+"-api") + "/client/v4",
@@ -191,6 +203,18 @@ func TestCluster(t *testing.T) {
 	// KV and service bindings, as TestWorkers checks them on octo up.
 	t.Run("storage-bindings", func(t *testing.T) { storageBindings(t, w, g, work) })
 
+	// An import from a file goes through the owner's transfer URL.
+	t.Run("d1-import-through-the-owner", func(t *testing.T) {
+		dir := filepath.Join(work, "bindings")
+		sqlFile := filepath.Join(t.TempDir(), "import.sql")
+		writeConfig(t, sqlFile, "INSERT INTO t (id, v) VALUES (4242, 'from-a-file');\n")
+		w.must(t, dir, "", "d1", "execute", "e2e-db", "--remote", "--yes", "--file", sqlFile)
+		rows := w.d1Rows(t, dir, "e2e-db", "SELECT v FROM t WHERE id = 4242")
+		if len(rows) != 1 || rows[0]["v"] != "from-a-file" {
+			t.Errorf("the imported row: %v, want from-a-file", rows)
+		}
+	})
+
 	t.Run("durable-objects-on-a-claim", func(t *testing.T) {
 		dir := copyProject(t, "counter", filepath.Join(work, "counter"))
 		w.must(t, dir, "", "deploy")
@@ -203,18 +227,36 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("the account's Durable Object claim: %v %+v", err, pvc.Status)
 		}
 		// The object's pod is replaced (Recreate); its count is on the claim.
-		pods, err := cs.CoreV1().Pods(workersNS).List(ctx, metav1.ListOptions{})
-		if err != nil {
+		onClaim := func() []corev1.Pod {
+			pods, err := cs.CoreV1().Pods(workersNS).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []corev1.Pod
+			for _, p := range pods.Items {
+				for _, v := range p.Spec.Volumes {
+					if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == pvc.Name {
+						out = append(out, p)
+					}
+				}
+			}
+			return out
+		}
+		old := onClaim()
+		if len(old) != 1 {
+			t.Fatalf("%d pods on the claim, want 1", len(old))
+		}
+		if err := cs.CoreV1().Pods(workersNS).Delete(ctx, old[0].Name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range pods.Items {
-			for _, v := range p.Spec.Volumes {
-				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == pvc.Name {
-					if err := cs.CoreV1().Pods(workersNS).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
-						t.Fatal(err)
-					}
-					t.Logf("deleted %s, the pod on the claim", p.Name)
-				}
+		t.Logf("deleted %s, the pod on the claim", old[0].Name)
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+			now := onClaim()
+			if len(now) == 1 && now[0].UID != old[0].UID && podReady(now[0]) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no new Ready pod on the claim: %d pods", len(now))
 			}
 		}
 		g.waitBody(t, "e2e-counter", "/a", "count=3 alarms=0")
@@ -406,7 +448,7 @@ func serviceAddr(t *testing.T, cs kubernetes.Interface, name string) string {
 func operatorsLeader(t *testing.T, cs kubernetes.Interface) string {
 	t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		l, err := cs.CoordinationV1().Leases(chartNamespace).Get(context.Background(), platform.LeaderElectionID, metav1.GetOptions{})
+		l, err := cs.CoordinationV1().Leases(chartNamespace).Get(context.Background(), chartRelease+"-operators", metav1.GetOptions{})
 		if err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
 			pod, _, _ := strings.Cut(*l.Spec.HolderIdentity, "_")
 			p, err := cs.CoreV1().Pods(chartNamespace).Get(context.Background(), pod, metav1.GetOptions{})
@@ -415,9 +457,22 @@ func operatorsLeader(t *testing.T, cs kubernetes.Interface) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no running pod holds the Lease %s: %v", platform.LeaderElectionID, err)
+			t.Fatalf("no running pod holds the Lease %s-operators: %v", chartRelease, err)
 		}
 	}
+}
+
+// podReady reports whether p runs and is Ready.
+func podReady(p corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // waitNamespaceGone waits until namespace ns is deleted.

@@ -41,7 +41,8 @@ type tailJSON struct {
 func (s *Server) tailJSON(c echo.Context, t tail.Session) tailJSON {
 	base := s.edgeURL
 	if base == "" {
-		base = "http://" + c.Request().Host
+		// Behind a TLS Ingress the scheme is the proxy's (X-Forwarded-Proto).
+		base = c.Scheme() + "://" + c.Request().Host
 	}
 	base = strings.TrimSuffix(base, "/")
 	if rest, ok := strings.CutPrefix(base, "https://"); ok {

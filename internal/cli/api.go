@@ -88,7 +88,8 @@ AWS_SECRET_ACCESS_KEY).`,
 	f.StringVar(&o.podKeyFile, "pod-api-key-file", "", "file of the platform key (32 bytes) that the pods' credentials derive from (with --pod-api-listen)")
 	f.StringSliceVar(&o.podCIDRs, "pod-cidr", []string{"0.0.0.0/0", "::/0"}, "networks the pods call the pod API from (loopback is always refused)")
 	f.StringVar(&o.d1Dir, "d1-dir", "", "directory of the D1 databases: this process owns them (one replica, on a volume)")
-	f.BoolVar(&o.tails, "tails", false, "hold the tail sessions ('wrangler tail'): the pods' trace events come here, the gateways follow "+platform.FeedPath+" (one replica)")
+	f.BoolVar(&o.tails, "tails", false, "hold the tail sessions ('wrangler tail'): the pods' trace events come here, the gateways follow "+
+		platform.FeedPath+" with OCTO_TAIL_FEED_TOKEN (one replica)")
 	f.StringVar(&o.owner, "owner", "", "URL of the 'octo api --d1-dir --tails' that owns the D1 databases and the tail sessions: their API is passed through to it")
 	f.BoolVar(&o.validate, "validate", false, "start every upload once in workerd before it is stored")
 	f.StringVar(&o.workDir, "work-dir", os.TempDir(), "directory for workerd (with --validate)")
@@ -174,17 +175,17 @@ func runAPI(ctx context.Context, g *globals, o *apiOptions) error {
 	api.Register(e)
 	if hub != nil {
 		hub.Register(e)
-		e.GET(platform.FeedPath, echo.WrapHandler(platform.FeedHandler(hub.FeedHandler(), o.id.Token)))
+		if feedToken := os.Getenv("OCTO_TAIL_FEED_TOKEN"); feedToken != "" {
+			e.GET(platform.FeedPath, echo.WrapHandler(platform.FeedHandler(hub.FeedHandler(), feedToken)))
+		} else {
+			log.Warn("no OCTO_TAIL_FEED_TOKEN: the gateways cannot follow which scripts are tailed, and tails get no requests")
+		}
 	}
 	var h http.Handler = e
 	if owner != nil {
 		h = owner.Proxy(e)
 	}
 	srv := apiServer(o.listen, h)
-	if hub != nil || owner != nil {
-		// Tail WebSockets stream for as long as wrangler tails.
-		srv.WriteTimeout = 0
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("serving the Cloudflare API", "url", "http://"+o.listen+cfapi.BasePath)

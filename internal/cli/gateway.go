@@ -45,11 +45,12 @@ CPU limit ends its pod).`,
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 	f.StringVar(&o.cfg.Upstream, "upstream", "", "unix socket of the daemon's edge: requests for other hosts go there")
 	f.StringVar(&o.cfg.TailFeed, "tail-feed", "", "unix socket of the tail hub's watched feed (which scripts are tailed)")
-	f.StringVar(&o.cfg.TailFeedURL, "tail-feed-url", "", "URL of the watched feed of the 'octo api --tails' that holds the tail sessions, asked with OCTO_API_TOKEN (cluster mode)")
+	f.StringVar(&o.cfg.TailFeedURL, "tail-feed-url", "", "URL of the watched feed of the 'octo api --tails' that holds the tail sessions, asked with OCTO_TAIL_FEED_TOKEN (cluster mode)")
 	f.StringVar(&o.cfg.Kubelet.RootDir, "kubelet-root", "", "kubelet root directory when it runs on this host: its pods are reached on their unix sockets")
 	f.StringVar(&o.cfg.Kubelet.NodeName, "node-name", "", "name of this host's node (with --kubelet-root)")
 	addS3Flags(f, &o.s3, "S3 endpoint host:port (plain HTTP) of the Workers' static assets; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without: assets-only Workers answer 503)")
 	f.StringSliceVar(&o.cfg.HostSuffixes, "host-suffix", nil, "domains the Workers answer under, <script>.<subdomain>.<suffix> (default workers.localhost and workers.dev)")
+	f.BoolVar(&o.cfg.Replicated, "replicated", false, "other gateways serve the same Workers (replicas on a cluster): keep the stall marks they may have set")
 	f.StringVar(&o.cfg.Metrics.File, "metrics-file", "", "file that keeps the request metrics (a day of minutes per Worker version) across restarts")
 	f.StringVar(&o.cfg.Metrics.Socket, "metrics-socket", "", "unix socket serving the request metrics: /metrics (Prometheus) and /series (JSON)")
 	f.Var(timeValue{&o.cfg.Kubelet.Started}, "node-started", "when this host's node started, RFC 3339 (with --kubelet-root): its pods from before get no request until the kubelet reports them again")
@@ -68,8 +69,8 @@ func runGateway(ctx context.Context, g *globals, o *gatewayOptions) error {
 	defer stop()
 	o.cfg.RestConfig = rc
 	if o.cfg.TailFeedURL != "" {
-		if o.cfg.TailFeedToken = os.Getenv("OCTO_API_TOKEN"); o.cfg.TailFeedToken == "" {
-			return exitf(ExitPrecondition, "--tail-feed-url needs OCTO_API_TOKEN")
+		if o.cfg.TailFeedToken = os.Getenv("OCTO_TAIL_FEED_TOKEN"); o.cfg.TailFeedToken == "" {
+			return exitf(ExitPrecondition, "--tail-feed-url needs OCTO_TAIL_FEED_TOKEN")
 		}
 	}
 	if o.s3.Endpoint != "" {

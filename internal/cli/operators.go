@@ -33,6 +33,7 @@ type operatorsOptions struct {
 	hostSuffix   string
 	workDir      string
 	leaderNS     string
+	leaderID     string
 	storageClass string
 	perBundle    int
 }
@@ -75,6 +76,7 @@ the registry (none: anonymous pushes).`,
 	f.StringVar(&o.hostSuffix, "host-suffix", controller.DefaultHostSuffix, "domain under which Workers answer: <script>.<subdomain>.<host-suffix>")
 	f.StringVar(&o.workDir, "work-dir", os.TempDir(), "directory for workerd and the builds' files")
 	f.StringVar(&o.leaderNS, "leader-elect-namespace", inClusterNamespace(), "namespace of the replicas' leader Lease (empty: no election, run one replica only)")
+	f.StringVar(&o.leaderID, "leader-elect-id", platform.LeaderElectionID, "name of the leader Lease (one per installation in a namespace)")
 	f.StringVar(&o.storageClass, "object-storage-class", "", "StorageClass of the Durable Objects' claims (default: the cluster's default)")
 	f.IntVar(&o.perBundle, "workers-per-bundle", controller.DefaultWorkersPerBundle, "most scripts one WorkerBundle (one workerd pod) runs")
 	return cmd
@@ -157,7 +159,7 @@ func runOperators(ctx context.Context, g *globals, o *operatorsOptions) error {
 		WorkerdPath: validator.Bin, Validate: validator.Validate, PodCredential: key.Credential,
 		PodHost: o.podAPI, OwnerHost: o.ownerPodAPI, HostSuffix: o.hostSuffix, WorkersPerBundle: o.perBundle,
 		ObjectStorage: controller.ClaimObjectStorage{Client: claims, StorageClass: o.storageClass},
-		TempDir:       filepath.Join(o.workDir, "builds"), LeaderElectionNamespace: o.leaderNS, Log: log,
+		TempDir:       filepath.Join(o.workDir, "builds"), LeaderElectionNamespace: o.leaderNS, LeaderElectionID: o.leaderID, Log: log,
 	})
 	if err != nil {
 		return err

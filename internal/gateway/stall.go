@@ -76,8 +76,10 @@ func BundleStalls(c client.Client) StallReporter {
 
 // ClearStalls removes the stall marks of every WorkerBundle: a gateway that
 // starts knows of no stalled pod, and a mark left by a previous run would
-// keep a surge pod for ever.
-func ClearStalls(ctx context.Context, c client.Client) error {
+// keep a surge pod for ever. With replicated (other gateways serve beside
+// this one, and may have marked a pod that is stalled now), only the marks
+// of pods that are gone are removed.
+func ClearStalls(ctx context.Context, c client.Client, replicated bool) error {
 	var list apiv1.WorkerBundleList
 	if err := c.List(ctx, &list); err != nil {
 		return fmt.Errorf("list bundles: %w", err)
@@ -86,9 +88,21 @@ func ClearStalls(ctx context.Context, c client.Client) error {
 	var errs []error
 	for i := range list.Items {
 		b := &list.Items[i]
-		if pod := b.GetAnnotations()[apiv1.AnnotationStalledPod]; pod != "" {
-			errs = append(errs, report(ctx, b.Namespace, b.Name, pod, false))
+		pod := b.GetAnnotations()[apiv1.AnnotationStalledPod]
+		if pod == "" {
+			continue
 		}
+		if replicated {
+			err := c.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: pod}, &corev1.Pod{})
+			if err == nil {
+				continue // another gateway's mark, maybe
+			}
+			if !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		errs = append(errs, report(ctx, b.Namespace, b.Name, pod, false))
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -228,6 +229,9 @@ func TestBundleStallsClearsOnlyItsOwnMark(t *testing.T) {
 	if err := apiv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	b := &apiv1.WorkerBundle{}
 	b.Namespace, b.Name = "octo", "octo"
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(b).Build()
@@ -258,7 +262,30 @@ func TestBundleStallsClearsOnlyItsOwnMark(t *testing.T) {
 			t.Fatalf("after %s stalled=%v the mark is %q, want %q", step.pod, step.stalled, got, step.want)
 		}
 	}
-	if err := ClearStalls(ctx, c); err != nil {
+	// A replicated gateway keeps the mark of a pod that exists (another
+	// gateway's), and clears that of a pod that is gone.
+	if err := c.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "octo", Name: "pod-c"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ClearStalls(ctx, c, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := mark(); got != "pod-c" {
+		t.Errorf("a replicated gateway cleared the mark of a pod that exists: %q", got)
+	}
+	if err := c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "octo", Name: "pod-c"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ClearStalls(ctx, c, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := mark(); got != "" {
+		t.Errorf("a replicated gateway kept the mark of a pod that is gone: %q", got)
+	}
+	if err := report(ctx, "octo", "octo", "pod-c", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ClearStalls(ctx, c, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := mark(); got != "" {

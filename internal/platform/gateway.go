@@ -44,6 +44,9 @@ type GatewayConfig struct {
 	// HostSuffixes are the domains the Workers answer under; nil:
 	// workers.localhost and workers.dev.
 	HostSuffixes []string
+	// Replicated says other gateways serve beside this one (a cluster's
+	// replicas): at start it clears only the stall marks of gone pods.
+	Replicated bool
 	// Metrics keeps and serves the requests counted per Worker version
 	// (always counted; see GatewayMetrics).
 	Metrics GatewayMetrics
@@ -132,7 +135,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	// warm start with many Workers: the port serves meanwhile, and stall
 	// detection starts once they are cleared.
 	go func() {
-		if err := gateway.ClearStalls(ctx, c); err != nil {
+		if err := gateway.ClearStalls(ctx, c, cfg.Replicated); err != nil {
 			log.Warn("clear stall marks of a previous run", "err", err)
 		}
 		g.WatchStalls(ctx)

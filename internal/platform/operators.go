@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,10 +63,12 @@ type OperatorsConfig struct {
 	// leader with a Lease there (several replicas on a cluster); empty: this
 	// is the only one.
 	LeaderElectionNamespace string
-	Log                     *slog.Logger
+	// LeaderElectionID names the Lease; empty: LeaderElectionID.
+	LeaderElectionID string
+	Log              *slog.Logger
 }
 
-// LeaderElectionID names the operators' Lease.
+// LeaderElectionID is the default name of the operators' Lease.
 const LeaderElectionID = "octo-operators"
 
 // Operators is the operators' manager and the builder it drives.
@@ -94,7 +97,7 @@ func NewOperators(cfg OperatorsConfig) (*Operators, error) {
 	}
 	if cfg.LeaderElectionNamespace != "" {
 		opts.LeaderElection = true
-		opts.LeaderElectionID = LeaderElectionID
+		opts.LeaderElectionID = cmp.Or(cfg.LeaderElectionID, LeaderElectionID)
 		opts.LeaderElectionNamespace = cfg.LeaderElectionNamespace
 		// A replica that stops hands the Lease over at once, not after
 		// its 15 s lease duration.

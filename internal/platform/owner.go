@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/octohq/octo/internal/cfapi"
@@ -41,10 +42,10 @@ var _ store.D1Catalog = (*Owner)(nil)
 // gateways, behind the API token.
 const FeedPath = "/octo/tails/watched"
 
-// ownedPath matches the paths the owner answers: the D1 API, the tails API
-// and the tail WebSockets.
+// ownedPath matches the paths the owner answers: the D1 API and its file
+// transfers (imports, exports), the tails API and the tail WebSockets.
 var ownedPath = regexp.MustCompile(`^(` + regexp.QuoteMeta(cfapi.BasePath) + `/accounts/[^/]+/(d1(/|$)|workers/scripts/[^/]+/tails(/|$))|` +
-	regexp.QuoteMeta(tail.Path) + `)`)
+	regexp.QuoteMeta(cfapi.BasePath+cfapi.D1TransferPath) + `|` + regexp.QuoteMeta(tail.Path) + `)`)
 
 // Proxy returns next with the owner's requests passed through to it (the
 // client's Host kept, so tail URLs name the address the client used).
@@ -60,7 +61,8 @@ func (o *Owner) Proxy(next http.Handler) http.Handler {
 }
 
 // FeedHandler serves a tail hub's watched feed (tail.Hub.FeedHandler) to
-// the bearers of token only.
+// the bearers of token only: a token of its own (the chart's feed Secret),
+// so that the gateways need not hold the API's.
 func FeedHandler(feed http.Handler, token string) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -88,6 +90,13 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // Lookup implements store.D1Catalog with the owner's
 // GET /accounts/:id/d1/database/:uuid|:name.
 func (o *Owner) Lookup(ctx context.Context, account, idOrName string) (store.D1Database, error) {
+	// One path segment each: a binding's database_id must not walk the
+	// owner's API (the request carries the token).
+	for _, seg := range []string{account, idOrName} {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "/\\?#%") {
+			return store.D1Database{}, store.Errorf(store.NotFound, store.CodeD1NotFound, "The database %s could not be found", idOrName)
+		}
+	}
 	u := o.URL.JoinPath(cfapi.BasePath, "accounts", account, "d1", "database", idOrName)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -42,6 +42,11 @@ func TestOwnerD1(t *testing.T) {
 	if _, err := o.Lookup(t.Context(), "acct", "missing"); !store.IsNotFound(err, store.CodeD1NotFound) {
 		t.Errorf("Lookup of a missing database: %v, want the store's 7404", err)
 	}
+	for _, sneaky := range []string{"../../../other/d1/database/x", "..", "a/b", "x?y"} {
+		if _, err := o.Lookup(t.Context(), "acct", sneaky); !store.IsNotFound(err, store.CodeD1NotFound) {
+			t.Errorf("Lookup(%q): %v, want not found without asking", sneaky, err)
+		}
+	}
 	if _, err := (&Owner{URL: u, Token: "wrong"}).Lookup(t.Context(), "acct", "e2e-db"); err == nil || store.IsNotFound(err, store.CodeD1NotFound) {
 		t.Errorf("Lookup with a wrong token: %v, want an error that is not not-found", err)
 	}
@@ -53,6 +58,7 @@ func TestOwnerD1(t *testing.T) {
 	for path, want := range map[string]string{
 		"/client/v4/accounts/acct/d1/database/e2e-db": "e2e-db",
 		"/client/v4/accounts/acct/d1/database":        "7404",
+		"/client/v4/d1-transfers/s3cr3t":              "7404",
 		"/client/v4/accounts/acct/workers/scripts":    "local",
 		"/client/v4/accounts/acct/d1x":                "local",
 	} {
@@ -68,8 +74,8 @@ func TestOwnerD1(t *testing.T) {
 			t.Errorf("GET %s = %s, want %q", path, b, want)
 		}
 	}
-	if len(asked) != 2 {
-		t.Errorf("the owner was asked %v, want only the two D1 paths", asked)
+	if len(asked) != 3 {
+		t.Errorf("the owner was asked %v, want only the three D1 paths", asked)
 	}
 }
 

@@ -134,3 +134,12 @@ imagePullSecrets:
 {{- define "octo.ownerURL" -}}
 http://{{ include "octo.ownerHost" . }}
 {{- end -}}
+
+{{- define "octo.feedTokenEnv" -}}
+- name: OCTO_TAIL_FEED_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ include "octo.fullname" . }}-tail-feed, key: token}}
+{{- end -}}
+
+{{- define "octo.credentialsChecksum" -}}
+{{- list .Values.s3.accessKey .Values.s3.secretKey .Values.registry.username .Values.registry.password | toJson | sha256sum | trunc 16 -}}
+{{- end -}}
