@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -514,6 +515,7 @@ func TestWorkers(t *testing.T) {
 			counted.usage = usageMinutes(t, dashboardClient(t, e, vars), vars, "e2e-status")
 		}
 		e.with(t).mustOcto("down")
+		held := warmSnapshotScripts(t, e)
 		e.with(t).mustOcto("up")
 		for _, p := range []string{"service-worker", "vars", "kv", "hono"} {
 			g.waitBody(t, "e2e-"+p, "/", expected(t, p))
@@ -534,7 +536,64 @@ func TestWorkers(t *testing.T) {
 		if marker != "" {
 			logsSurvived(t, e, vars, marker)
 		}
+		warmStartServed(t, e, held)
 	})
+}
+
+// warmSnapshotScripts checks the warm-start snapshot `octo down` left
+// (docs/adr/0015-warm-start.md): the versions that the loader can run are
+// in it, those with a KV binding are not; it returns the scripts it holds.
+func warmSnapshotScripts(t *testing.T, e *env) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(e.cfg.Path("warm-start", "index.json"))
+	if err != nil {
+		t.Fatalf("no warm-start snapshot after octo down: %v", err)
+	}
+	var entries []struct{ Script string }
+	if err := json.Unmarshal(b, &entries); err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]bool{}
+	for _, en := range entries {
+		held[en.Script] = true
+	}
+	if !held["e2e-esm"] || !held["e2e-vars"] || held["e2e-kv"] {
+		t.Errorf("the warm-start snapshot holds %v: want e2e-esm and e2e-vars (the loader runs them), not e2e-kv (a KV binding)", held)
+	}
+	if st, err := os.Stat(e.cfg.Path("warm-start")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("warm-start snapshot dir: %v %v, want 0700 (it holds secrets' values)", st.Mode(), err)
+	}
+	return held
+}
+
+// warmStartServed checks that the `octo up` after it preloaded every
+// script of the snapshot in the warm-start hosts, and that the hosts stop
+// once the pods serve, leaving nothing behind.
+func warmStartServed(t *testing.T, e *env, held map[string]bool) {
+	t.Helper()
+	deadline := time.Now().Add(serveTimeout)
+	for {
+		log, _ := os.ReadFile(e.cfg.LogPath())
+		run := string(log)
+		if i := strings.LastIndex(run, "msg=\"warm start: hosts serve\""); i >= 0 {
+			run = run[i:]
+		} else {
+			t.Fatalf("octo up ran no warm-start host for the %d scripts of the snapshot", len(held))
+		}
+		if !strings.Contains(run, fmt.Sprintf("msg=\"warm start: Workers preloaded\" workers=%d failed=0", len(held))) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the warm-start hosts did not preload the %d scripts of the snapshot", len(held))
+			}
+		} else if strings.Contains(run, "warm start: the pods serve; hosts stopped") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("the warm-start hosts did not stop once the pods served")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "octo-warm-*")); len(left) > 0 {
+		t.Errorf("retired warm-start hosts left %v", left)
+	}
 }
 
 // deployedVersion is the version at 100% in `deployments status --json`.

@@ -53,6 +53,8 @@ CPU limit ends its pod).`,
 	f.BoolVar(&o.cfg.Replicated, "replicated", false, "other gateways serve the same Workers (replicas on a cluster): keep the stall marks they may have set")
 	f.StringVar(&o.cfg.Metrics.File, "metrics-file", "", "file that keeps the request metrics (a day of minutes per Worker version) across restarts")
 	f.StringVar(&o.cfg.Metrics.Socket, "metrics-socket", "", "unix socket serving the request metrics: /metrics (Prometheus) and /series (JSON)")
+	f.StringSliceVar(&o.cfg.Warm.Sockets, "warm-socket", nil, "unix sockets of the warm-start hosts, in order (embedded mode): they serve the Workers of --warm-snapshot that no pod serves yet")
+	f.StringVar(&o.cfg.Warm.Snapshot, "warm-snapshot", "", "directory of the warm-start snapshot the --warm-socket hosts serve")
 	f.Var(timeValue{&o.cfg.Kubelet.Started}, "node-started", "when this host's node started, RFC 3339 (with --kubelet-root): its pods from before get no request until the kubelet reports them again")
 	return cmd
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/teardown"
 	"github.com/octohq/octo/internal/version"
+	"github.com/octohq/octo/internal/warmstart"
 	"github.com/octohq/octo/web"
 )
 
@@ -54,9 +55,11 @@ const StartTimeout = 3 * time.Minute
 
 // Daemon is one running octo instance.
 type Daemon struct {
-	cfg    config.Config
-	log    *slog.Logger
-	svc    *services
+	cfg config.Config
+	log *slog.Logger
+	svc *services
+	// warm is the warm-start hosts (nil in a bare cluster).
+	warm   *warmstart.Hosts
 	phases [][]embed.Component
 	// apiserver's start also starts the services' build (services.Start):
 	// it installs the CRDs as soon as the API server serves.
@@ -99,7 +102,17 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	// controller-manager starts once the node is Ready, which the kubelet
 	// reports only after that registration.
 	klet := startEarly(gate(kubelet.New(cfg, p), all(ctrd.Wait, api.HooksIfWarm)))
-	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, phases: [][]embed.Component{
+	// The warm start (internal/warmstart): with a snapshot of an earlier
+	// run, hosts outside Kubernetes load its Workers from the first phase
+	// on, while the cluster starts; the gateway sends them what no pod
+	// serves yet.
+	var warm *early
+	var warmHosts *warmstart.Hosts
+	if !cfg.BareCluster {
+		warmHosts = newWarmHosts(cfg, svc, log)
+		warm = startEarly(warmHosts)
+	}
+	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, warm: warmHosts, phases: [][]embed.Component{
 		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		{api, ctrd},
 		// The services need only the API server and S3 (they began to build
@@ -127,20 +140,21 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	// The Workers platform, unless the cluster is to stay bare (octo's
 	// chart is installed into it instead).
 	if !cfg.BareCluster {
+		d.phases[0] = append(d.phases[0], warm)
 		d.phases[2] = append(d.phases[2], svc,
 			svc.deferred("edge", "http://"+config.Addr(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
 				return edge.NewUnix("edge", EdgeSocket(cfg), log, pf.EdgeParts()...)
 			}),
 			gate(svc.deferred("gateway", "http://*.workers.localhost:"+strconv.Itoa(cfg.EdgePort), func(pf *platform.Platform) embed.Component {
-				return newGatewayProcess(cfg, log, pf.Tails.FeedHandler(), started)
-			}), api.HooksIfWarm),
+				return newGatewayProcess(cfg, log, pf.Tails.FeedHandler(), started, warmHosts)
+			}), all(api.HooksIfWarm, warm.Wait)),
 			svc.deferred(podAPI.Name(), podAPI.Endpoint(), func(pf *platform.Platform) embed.Component {
 				return podapi.New(podapi.Options{Port: cfg.EdgePort, Key: podKey, KV: pf.Store.KV(), R2: pf.Store.R2(), D1: pf.Store.D1(), Tail: pf.Tails,
 					Code: pf.Store.LoaderCode, Assets: store.CachedManifests(store.AssetFiles{Blobs: pf.Store.Blobs()}, platform.ManifestCacheFiles), Log: log.With("component", "pod-api")})
 			}),
 			gate(svc.deferred("operators", "", func(pf *platform.Platform) embed.Component {
 				return &operators{cfg: cfg, log: log, rc: pf.RestConfig, blobs: pf.Store.Blobs(), workerdPath: svc.workerdPath, podKey: podKey,
-					validate: svc.validator.Validate, watched: pf.Tails.Watched}
+					validate: svc.validator.Validate, watched: pf.Tails.Watched, code: pf.Store.VersionCode}
 			}), api.HooksIfWarm),
 		)
 	}
@@ -261,6 +275,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := p.WriteAdminKubeconfig(cfg.KubeconfigPath()); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	if d.warm != nil {
+		if entries, _ := warmSnapshot(cfg).Entries(); len(entries) > 0 {
+			podsYieldCPU(ctx, d.warm.Preloaded(), d.log)
+		}
+	}
 	readyCtx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	var late sync.WaitGroup // components started early (see early)
@@ -298,7 +317,13 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 	}
 	late.Wait()
-	return errors.Join(lateErrs...)
+	if err := errors.Join(lateErrs...); err != nil {
+		return err
+	}
+	if d.warm != nil && len(d.warm.Sockets()) > 0 && d.svc.platform != nil {
+		go retireWarmHosts(ctx, d.svc.platform.Client, d.warm, d.status.StartedAt, d.log)
+	}
+	return nil
 }
 
 func (d *Daemon) startOne(runCtx, readyCtx context.Context, c embed.Component) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/octohq/octo/internal/embed/httpserve"
 	"github.com/octohq/octo/internal/embed/s3"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/warmstart"
 )
 
 // gatewayProcess runs the gateway role (`octo gateway`) as a child of the
@@ -32,6 +34,9 @@ type gatewayProcess struct {
 	feed http.Handler
 	// nodeStarted goes to the child as --node-started.
 	nodeStarted time.Time
+	// warm are the warm-start hosts the child may send requests to (nil:
+	// none).
+	warm *warmstart.Hosts
 
 	feedSrv httpserve.Server
 
@@ -60,8 +65,8 @@ const GatewayGOGC = 400
 const restartDelay = time.Second
 
 // nodeStarted is when the daemon, and so its kubelet, started.
-func newGatewayProcess(cfg config.Config, log *slog.Logger, feed http.Handler, nodeStarted time.Time) *gatewayProcess {
-	return &gatewayProcess{cfg: cfg, log: log.With("component", "gateway"), feed: feed, nodeStarted: nodeStarted}
+func newGatewayProcess(cfg config.Config, log *slog.Logger, feed http.Handler, nodeStarted time.Time, warm *warmstart.Hosts) *gatewayProcess {
+	return &gatewayProcess{cfg: cfg, log: log.With("component", "gateway"), feed: feed, nodeStarted: nodeStarted, warm: warm}
 }
 
 // Name implements embed.Component.
@@ -112,6 +117,11 @@ func (g *gatewayProcess) spawnLocked() error {
 		"--metrics-file", g.cfg.Path("metrics", "requests.json"),
 		"--metrics-socket", GatewayMetricsSocket(g.cfg),
 	)
+	if g.warm != nil {
+		if sockets := g.warm.Sockets(); len(sockets) > 0 {
+			cmd.Args = append(cmd.Args, "--warm-snapshot", warmSnapshot(g.cfg).Dir, "--warm-socket", strings.Join(sockets, ","))
+		}
+	}
 	// The static assets come from the S3 store: its endpoint as flags, its
 	// keys in the environment (as `octo api` takes them).
 	creds, err := s3.LoadCredentials(g.cfg)

@@ -37,6 +37,9 @@ type operators struct {
 	// watched reports whether someone tails a script (the tail hub): its
 	// cron runs then go to its traced twin.
 	watched func(account, script string) bool
+	// code reads a version's code for the warm-start snapshot
+	// (keepWarmSnapshot).
+	code VersionCodeFunc
 
 	mgr    manager.Manager
 	cancel context.CancelFunc
@@ -70,6 +73,11 @@ func (o *operators) Start(ctx context.Context) error {
 		return err
 	}
 	o.mgr = ops.Manager
+	if err := o.mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return keepWarmSnapshot(ctx, o.mgr.GetCache(), warmSnapshot(o.cfg), o.code, log)
+	})); err != nil {
+		return fmt.Errorf("warm-start snapshot: %w", err)
+	}
 	ctx, o.cancel = context.WithCancel(ctx)
 	o.done = make(chan error, 1)
 	go func() { o.done <- o.mgr.Start(ctx) }()

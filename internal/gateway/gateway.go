@@ -153,7 +153,9 @@ type Options struct {
 	// version and minute (status class, latency); requests for hosts that
 	// name no script are not counted, so the series stay bounded.
 	Metrics *metrics.Recorder
-	Log     *slog.Logger
+	// Warm is the warm-start hosts (warm.go); nil: none.
+	Warm *Warm
+	Log  *slog.Logger
 }
 
 // DefaultStartWait is the StartWait octo's gateway runs with: longer than
@@ -219,6 +221,10 @@ type Gateway struct {
 
 	assets store.AssetReader
 	files  fileCache
+
+	// warmSockets and warmHeld are Options.Warm (warm.go).
+	warmSockets []string
+	warmHeld    map[warmKey]bool
 }
 
 type accountSnapshot struct {
@@ -264,6 +270,13 @@ func New(opts Options) *Gateway {
 		assets: opts.Assets, files: fileCache{m: map[string]cachedFile{}},
 		startWait: opts.StartWait, waiters: make(chan struct{}, MaxStartWaiters), metrics: opts.Metrics,
 	}
+	if opts.Warm != nil {
+		g.warmSockets = opts.Warm.Sockets
+		g.warmHeld = map[warmKey]bool{}
+		for _, e := range opts.Warm.Entries {
+			g.warmHeld[warmKey{e.Account, e.Script, e.Version}] = true
+		}
+	}
 	if g.rand == nil {
 		g.rand = randv2.IntN
 	}
@@ -276,7 +289,7 @@ func New(opts Options) *Gateway {
 	base := opts.Transport
 	if base == nil {
 		tr := NewTransport()
-		tr.DialContext = g.dialer(tr.DialContext)
+		tr.DialContext = g.warmDialer(g.dialer(tr.DialContext))
 		base = tr
 	}
 	g.proxy = &httputil.ReverseProxy{
@@ -370,6 +383,9 @@ type backend struct {
 	// untraced is, for a traced twin in the loader host, the address of the
 	// same pod's untraced Worker: the retry should the host fail to load it.
 	untraced string
+	// loaderAccount is set when addr is a warm-start host (warm.go): the
+	// account of the version, which such a host serves several of.
+	loaderAccount string
 }
 
 type targetKey struct{}
@@ -444,6 +460,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	traced := (g.watched != nil && g.watched(acct.ID, script)) ||
 		(rt.logged > 0 && float64(g.rand(1<<20)) < rt.logged*(1<<20) && g.logBudget.take(acct.ID+"/"+script, time.Now()))
 	t, err := g.pick(ctx, acct, script, deployments, preview, traced)
+	if err == nil && t == nil {
+		// No pod serves the script yet: a warm start's host may (warm.go).
+		t = g.pickWarm(acct, script, deployments)
+	}
 	if err == nil && t == nil {
 		t, err = g.waitForPod(ctx, func() (*target, error) { return g.pick(ctx, acct, script, deployments, preview, traced) })
 	}

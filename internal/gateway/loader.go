@@ -149,6 +149,11 @@ func loaderHeaders(h http.Header, b backend) {
 	h.Del(workerd.ScheduledCronHeader)
 	h.Del(workerd.ScheduledTimeHeader)
 	h.Del(workerd.AuthHeader)
+	h.Del(workerd.LoaderPreloadHeader)
+	h.Del(workerd.LoaderAccountHeader)
+	if b.loaderAccount != "" {
+		h.Set(workerd.LoaderAccountHeader, b.loaderAccount)
+	}
 	if b.loaderScript != "" {
 		h.Set(workerd.LoaderVersionHeader, b.version)
 		h.Set(workerd.LoaderScriptHeader, b.loaderScript)

@@ -7,7 +7,7 @@
 //	0 foundation  api/v1, internal/config, version, logs, pki, kubeconfig,
 //	              crds, embed/..., teardown, precheck
 //	1 runtime     internal/workerd, internal/tail, internal/assets,
-//	              internal/metrics, internal/workerlogs
+//	              internal/metrics, internal/workerlogs, internal/warmstart
 //	2 domain      internal/store (accounts, records, S3 layout, KV)
 //	3 engines     internal/builder, internal/gateway, internal/controller,
 //	              internal/cron

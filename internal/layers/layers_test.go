@@ -30,6 +30,7 @@ var layerOf = map[string]int{
 	"internal/assets":     1,
 	"internal/metrics":    1,
 	"internal/workerlogs": 1,
+	"internal/warmstart":  1,
 	"internal/store":      2,
 	"internal/builder":    3,
 	"internal/gateway":    3,

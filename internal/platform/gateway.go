@@ -17,6 +17,7 @@ import (
 	"github.com/octohq/octo/internal/metrics"
 	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/tail"
+	"github.com/octohq/octo/internal/warmstart"
 )
 
 // GatewayConfig configures the gateway role: the Workers gateway in a
@@ -50,7 +51,19 @@ type GatewayConfig struct {
 	// Metrics keeps and serves the requests counted per Worker version
 	// (always counted; see GatewayMetrics).
 	Metrics GatewayMetrics
-	Log     *slog.Logger
+	// Warm is the warm-start hosts of the embedded daemon: their sockets
+	// and the snapshot they serve (internal/warmstart). Empty: none.
+	Warm WarmHosts
+	Log  *slog.Logger
+}
+
+// WarmHosts are the warm-start hosts the gateway may send requests to
+// while no pod serves a Worker (gateway.Warm).
+type WarmHosts struct {
+	// Sockets are the hosts' unix sockets, in warmstart.HostIndex order.
+	Sockets []string
+	// Snapshot is the directory of the snapshot they serve.
+	Snapshot string
 }
 
 // ManifestCacheFiles bounds the asset manifests the gateway and the pod
@@ -125,6 +138,14 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Kubelet.RootDir != "" && cfg.Kubelet.NodeName != "" {
 		opts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)
 		opts.NodeStarted = cfg.Kubelet.Started
+	}
+	if len(cfg.Warm.Sockets) > 0 {
+		entries, err := warmstart.Snapshot{Dir: cfg.Warm.Snapshot}.Entries()
+		if err != nil {
+			log.Warn("gateway: no warm start", "err", err)
+		} else {
+			opts.Warm = &gateway.Warm{Sockets: cfg.Warm.Sockets, Entries: entries}
+		}
 	}
 	// A stalled pod's bundle gets a surge pod, and a request past its CPU
 	// limit ends its pod (gateway.WatchStalls).

@@ -30,6 +30,13 @@ func (s *Store) LoaderCode(ctx context.Context, accountID, script, id string) (w
 	if err != nil {
 		return workerd.LoaderCode{}, err
 	}
+	return s.VersionCode(ctx, v)
+}
+
+// VersionCode is LoaderCode of a version already read: its modules from S3
+// and the values of its secrets from its namespace.
+func (s *Store) VersionCode(ctx context.Context, v *apiv1.WorkerVersion) (workerd.LoaderCode, error) {
+	script := v.Spec.ScriptName
 	if err := workerd.Loadable(v); err != nil {
 		return workerd.LoaderCode{}, fmt.Errorf("%w: %w", ErrNotLoadable, err)
 	}
@@ -58,7 +65,7 @@ func (s *Store) LoaderCode(ctx context.Context, accountID, script, id string) (w
 		data, ok := read[name]
 		if !ok {
 			var sec corev1.Secret
-			err := s.k8s.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: name}, &sec)
+			err := s.k8s.Get(ctx, client.ObjectKey{Namespace: v.Namespace, Name: name}, &sec)
 			if err != nil && !apierrors.IsNotFound(err) {
 				return workerd.LoaderCode{}, fmt.Errorf("get secrets of %s: %w", script, err)
 			}

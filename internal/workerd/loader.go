@@ -26,6 +26,16 @@ const (
 	LoaderVersionHeader = "x-octo-version"
 	// LoaderScriptHeader names the script of that version.
 	LoaderScriptHeader = "x-octo-version-script"
+	// LoaderAccountHeader names the account of that version, for a host
+	// that serves several accounts (a warm-start host, see
+	// internal/warmstart): the host passes it to its code service as
+	// AccountHeader. A bundle pod's code service sets its own account.
+	LoaderAccountHeader = "x-octo-version-account"
+	// LoaderPreloadHeader, on a request to the host, only loads the
+	// version (its modules evaluated, as a static Worker's are when its
+	// process starts) and answers 204, or the host's 503 when it cannot:
+	// no handler of the Worker runs.
+	LoaderPreloadHeader = "x-octo-preload"
 	// LoaderTraceHeader, on a request to the host, asks for the version's
 	// traced twin: a second load of it whose trace events go to octo's
 	// collector under the Worker name the header gives (ServiceName).
@@ -204,6 +214,7 @@ export class ChildTail extends WorkerEntrypoint {
 const attempts = new Map(); // script/version → { n: the load attempt to use, retryAt }
 const failedLoads = new Set(); // load IDs whose code fetch failed
 const loaderRetryMs = ` + "2000" + `;
+const preloadProbe = "octoPreloadProbe_8c1f"; // a method no Worker has: its call only loads the Worker
 
 function decode(code) {
   const modules = {};
@@ -237,6 +248,7 @@ export default {
     const script = request.headers.get("` + LoaderScriptHeader + `");
     if (!version || !script) return failed("the loader needs ` + LoaderVersionHeader + ` and ` + LoaderScriptHeader + `");
     const trace = env.COLLECTOR ? request.headers.get("` + LoaderTraceHeader + `") : null;
+    const account = request.headers.get("` + LoaderAccountHeader + `");
     const key = script + "/" + version + (trace ? "#traced" : "");
     const attempt = attempts.get(key) || { n: 0, retryAt: 0 };
     if (Date.now() < attempt.retryAt) return failed("cannot load " + script + " version " + version + " (retrying shortly)");
@@ -244,7 +256,7 @@ export default {
     const worker = env.LOADER.get(id, async () => {
       try {
         const url = "http://code` + LoaderCodePath + `" + encodeURIComponent(script) + "/" + encodeURIComponent(version);
-        const res = await env.CODE.fetch(url);
+        const res = await env.CODE.fetch(url, account ? { headers: { "` + AccountHeader + `": account } } : undefined);
         if (!res.ok) throw new Error(res.status + " " + (await res.text()).trim());
         const code = decode(await res.json());
         if (trace) code.tails = [ctx.exports.ChildTail({ props: { script: trace } })];
@@ -258,8 +270,19 @@ export default {
     headers.delete("` + LoaderVersionHeader + `");
     headers.delete("` + LoaderScriptHeader + `");
     headers.delete("` + LoaderTraceHeader + `");
+    headers.delete("` + LoaderAccountHeader + `");
     let res;
     try {
+      if (request.headers.has("` + LoaderPreloadHeader + `")) {
+        // Calling a method no Worker has makes workerd load the Worker
+        // (and evaluate its modules) without running any of its handlers.
+        try {
+          await worker.getEntrypoint()[preloadProbe]();
+        } catch (err) {
+          if (failedLoads.has(id)) throw err;
+        }
+        return new Response(null, { status: 204 });
+      }
       if (request.headers.has("` + ScheduledCronHeader + `")) {
         if (!scheduledAllowed(request, env)) {
           return new Response("octo-loader: scheduled runs need octo's credential\n", { status: 403 });

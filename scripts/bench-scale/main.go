@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +36,14 @@ func main() {
 	accounts := flag.Int("accounts", 50, "accounts that share the last step's Workers in the multi-account run (0 skips it)")
 	perBundle := flag.Int("workers-per-bundle", 0, "octo up --workers-per-bundle (0: octo's default)")
 	settle := flag.Duration("settle", 20*time.Second, "wait after each burst before the redeploys, and before each memory reading")
+	warmDir := flag.String("warm-only", "", "data dir of an earlier run (OCTO_BENCH_KEEP) with -warm-workers Workers w0000… in the default account: only time warm starts on it")
+	warmWorkers := flag.Int("warm-workers", 1000, "Workers of the -warm-only data dir")
+	warmRuns := flag.Int("warm-runs", 3, "warm starts timed with -warm-only")
 	flag.Parse()
+	if *warmDir != "" {
+		warmOnly(*bin, *warmDir, *warmWorkers, *warmRuns)
+		return
+	}
 	var steps []int
 	for _, s := range strings.Split(*stepsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -129,6 +138,38 @@ func main() {
 		fmt.Printf("| %d more Workers over %d accounts (%d each) | uploads %s / all answering %s after | redeploy p50 **%s** / p95 %s / max %s | %d workerd pods, PSS %.0f MB |\n",
 			per**accounts, *accounts, per, took.Round(10*time.Millisecond), after.Round(10*time.Millisecond),
 			benchkit.Pct(lat, 50), benchkit.Pct(lat, 95), benchkit.Pct(lat, 100), m.Workerds, m.PSS)
+	}
+}
+
+// warmOnly times runs warm starts of the data dir of an earlier run: `octo
+// down`, then `octo up` until every one of its n Workers answers its name.
+func warmOnly(bin, dataDir string, n, runs int) {
+	b := benchkit.Existing(bin, dataDir)
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("w%04d", i))
+	}
+	fmt.Println("| warm `octo up` | command returned | all answering, from the start of `octo up` |")
+	fmt.Println("|---|---|---|")
+	for r := 0; r <= runs; r++ {
+		if r == 0 {
+			// A data dir without a snapshot (kept by an earlier octo, or
+			// its `octo down` failed): the pods serve; its `octo down`
+			// saves one for the timed runs.
+			if err := os.RemoveAll(filepath.Join(dataDir, "warm-start")); err != nil {
+				b.Fatalf("%v", err)
+			}
+		}
+		t0 := time.Now()
+		upTook := b.Octo("up")
+		waitAll(b, b.Def, names, 10*time.Minute)
+		what := fmt.Sprintf("run %d, %d Workers", r, n)
+		if r == 0 {
+			what = fmt.Sprintf("%d Workers, no snapshot", n)
+		}
+		fmt.Printf("| %s | %s | **%s** |\n", what, upTook.Round(10*time.Millisecond), time.Since(t0).Round(10*time.Millisecond))
+		time.Sleep(5 * time.Second)
+		b.Octo("down")
 	}
 }
 

@@ -377,6 +377,27 @@ func Up(bin string, flags ...string) (*Bench, func()) {
 	return b, down
 }
 
+// Existing returns a Bench on the data dir of an earlier run (kept with
+// OCTO_BENCH_KEEP), not started: Octo("up") starts it.
+func Existing(bin, dataDir string) *Bench {
+	binPath, err := filepath.Abs(bin)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg, err := config.Load(dataDir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := New(cfg, log.Fatalf)
+	b.octo = func(args ...string) error {
+		if out, err := exec.Command(binPath, append(args, "--data-dir", dataDir)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("octo %v: %w\n%s", args, err, out)
+		}
+		return nil
+	}
+	return b
+}
+
 // Octo runs an octo command on the Bench's data dir and returns how long
 // it took.
 func (b *Bench) Octo(args ...string) time.Duration {

@@ -1,0 +1,237 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/warmstart"
+	"github.com/octohq/octo/internal/workerd"
+)
+
+// The warm start (docs/adr/0015-warm-start.md): while octo runs, the code
+// of the versions the pods serve is kept in a snapshot (keepWarmSnapshot);
+// the next `octo up` runs
+// warm-start hosts from its first phase on (newWarmHosts), keeps the
+// kubelet's pods off the CPU while the hosts load that code
+// (podsYieldCPU), and stops the hosts once every pod of this run serves
+// (retireWarmHosts).
+
+// warmSnapshot is where the daemon keeps the warm-start snapshot.
+func warmSnapshot(cfg config.Config) warmstart.Snapshot {
+	return warmstart.Snapshot{Dir: cfg.Path("warm-start")}
+}
+
+// warmHostMemory bounds each warm-start host's memory: ~2 MB per small
+// Worker, with room for larger ones.
+const warmHostMemory = 2 << 30
+
+// newWarmHosts returns the warm-start hosts of cfg's snapshot: one per
+// core, up to two.
+func newWarmHosts(cfg config.Config, svc *services, log *slog.Logger) *warmstart.Hosts {
+	return warmstart.NewHosts(warmstart.Options{
+		Snapshot: warmSnapshot(cfg),
+		Bin: func(ctx context.Context) (string, error) {
+			select {
+			case <-svc.extracted:
+				return svc.workerdPath, svc.extractErr
+			case <-ctx.Done():
+				return "", context.Cause(ctx)
+			}
+		},
+		Count:   min(runtime.NumCPU(), 2),
+		Sandbox: workerd.Sandbox{Memory: warmHostMemory, CPU: 1, Pids: 256, AllowNoCgroup: true},
+		Log:     log.With("component", "warm-start"),
+	})
+}
+
+// warmSnapshotEvery is how often the snapshot is brought in step with
+// what the active deployments serve.
+const warmSnapshotEvery = 5 * time.Second
+
+// keepWarmSnapshot keeps the snapshot in step with the versions the
+// active deployments serve that the loader can run, read from r (the
+// operators' cache) every warmSnapshotEvery: a new version's code is read
+// once with code, a version no longer served is dropped. It runs until ctx
+// ends, so the snapshot is at most that old at `octo down`, or at a crash.
+func keepWarmSnapshot(ctx context.Context, r client.Reader, snap warmstart.Snapshot, code VersionCodeFunc, log *slog.Logger) error {
+	var last []warmstart.Entry
+	tick := time.NewTicker(warmSnapshotEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		entries, versions, err := servedVersions(ctx, r)
+		if err != nil {
+			log.Debug("warm start: deployments not read", "err", err)
+			continue
+		}
+		if slices.Equal(entries, last) {
+			continue
+		}
+		t0 := time.Now()
+		saved, skipped, err := snap.Update(ctx, entries, func(ctx context.Context, e warmstart.Entry) (workerd.LoaderCode, error) {
+			return code(ctx, versions[e.Version])
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("warm start: snapshot not updated", "err", err)
+			}
+			continue
+		}
+		for v, err := range skipped {
+			log.Debug("warm start: a version is left out of the snapshot", "version", v, "err", err)
+		}
+		log.Info("warm start: snapshot updated", "workers", len(saved), "skipped", len(skipped), "after", time.Since(t0).Round(time.Millisecond))
+		if len(skipped) == 0 {
+			last = entries
+		}
+	}
+}
+
+// VersionCodeFunc returns the code of a version (store.Store.VersionCode).
+type VersionCodeFunc func(ctx context.Context, v *apiv1.WorkerVersion) (workerd.LoaderCode, error)
+
+// servedVersions lists, sorted, the versions the active deployments serve
+// that the loader can run (workerd.Loadable), and those versions by ID.
+func servedVersions(ctx context.Context, r client.Reader) ([]warmstart.Entry, map[string]*apiv1.WorkerVersion, error) {
+	var rels apiv1.WorkerReleaseList
+	if err := r.List(ctx, &rels); err != nil {
+		return nil, nil, fmt.Errorf("list releases: %w", err)
+	}
+	var versions apiv1.WorkerVersionList
+	if err := r.List(ctx, &versions); err != nil {
+		return nil, nil, fmt.Errorf("list versions: %w", err)
+	}
+	byID := make(map[string]*apiv1.WorkerVersion, len(versions.Items))
+	for i := range versions.Items {
+		byID[versions.Items[i].Spec.VersionID] = &versions.Items[i]
+	}
+	var out []warmstart.Entry
+	served := map[string]*apiv1.WorkerVersion{}
+	for _, rel := range rels.Items {
+		d := rel.ActiveDeployment()
+		if d == nil || rel.DeletionTimestamp != nil {
+			continue
+		}
+		for _, t := range d.Versions {
+			v := byID[t.VersionID]
+			if v == nil || v.Spec.AccountID != rel.Spec.AccountID || v.Spec.ScriptName != rel.Spec.ScriptName || workerd.Loadable(v) != nil {
+				continue
+			}
+			out = append(out, warmstart.Entry{Account: rel.Spec.AccountID, Script: rel.Spec.ScriptName, Version: t.VersionID})
+			served[t.VersionID] = v
+		}
+	}
+	slices.SortFunc(out, func(a, b warmstart.Entry) int { return strings.Compare(a.Version, b.Version) })
+	return out, served, nil
+}
+
+// kubepodsCPU is the kubelet's cgroup of every pod in the v1 cpu hierarchy
+// (cgroupfs driver).
+const kubepodsCPU = "/sys/fs/cgroup/cpu/kubepods"
+
+// podsYieldCPU makes every pod's processes run only on CPU nobody else
+// wants (cpu.idle) until the warm-start hosts have loaded their Workers:
+// the kubelet starts every pod of the earlier run at once, and their
+// workerd processes compiling every Worker again would take both cores
+// from the hosts and the control plane. A host without cgroup v1's
+// cpu.idle (cgroup v2, kernels before 5.15) skips it.
+func podsYieldCPU(ctx context.Context, preloaded <-chan struct{}, log *slog.Logger) {
+	if err := os.MkdirAll(kubepodsCPU, 0o755); err != nil {
+		log.Debug("warm start: pods keep their CPU share", "err", err)
+		return
+	}
+	idle := filepath.Join(kubepodsCPU, "cpu.idle")
+	if err := os.WriteFile(idle, []byte("1"), 0o644); err != nil {
+		log.Debug("warm start: pods keep their CPU share", "err", err)
+		return
+	}
+	go func() {
+		select {
+		case <-preloaded:
+		case <-ctx.Done():
+		}
+		if err := os.WriteFile(idle, []byte("0"), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("warm start: pods' CPU share not restored", "err", err)
+		}
+	}()
+}
+
+// retireTimeout is how long the warm-start hosts may serve at most: their
+// Workers are never unloaded.
+const retireTimeout = 10 * time.Minute
+
+// retireWarmHosts stops the hosts once every Workers pod of the node runs
+// containers of this run and is Ready (c reads the pods), or after
+// retireTimeout.
+func retireWarmHosts(ctx context.Context, c client.Reader, hosts *warmstart.Hosts, nodeStarted time.Time, log *slog.Logger) {
+	deadline := time.After(retireTimeout)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			hosts.Retire()
+			return
+		case <-tick.C:
+		}
+		serving, err := podsServe(ctx, c, nodeStarted)
+		if err != nil {
+			log.Debug("warm start: pods not read", "err", err)
+			continue
+		}
+		if serving {
+			hosts.Retire()
+			return
+		}
+	}
+}
+
+// podsServe reports whether every Workers pod is Ready with containers
+// started since nodeStarted.
+func podsServe(ctx context.Context, c client.Reader, nodeStarted time.Time) (bool, error) {
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.HasLabels{apiv1.LabelAccount}); err != nil {
+		return false, fmt.Errorf("list pods: %w", err)
+	}
+	since := nodeStarted.Truncate(time.Second)
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		ready := false
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady {
+				ready = cond.Status == corev1.ConditionTrue
+			}
+		}
+		if !ready || len(p.Status.ContainerStatuses) == 0 {
+			return false, nil
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Running == nil || cs.State.Running.StartedAt.Time.Before(since) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
