@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -44,6 +45,9 @@ const warmHostMemory = 2 << 30
 func newWarmHosts(cfg config.Config, svc *services, log *slog.Logger) *warmstart.Hosts {
 	return warmstart.NewHosts(warmstart.Options{
 		Snapshot: warmSnapshot(cfg),
+		// One per data dir: a run killed with -9 leaves it, the next
+		// start replaces it.
+		Dir: filepath.Join(os.TempDir(), fmt.Sprintf("octo-warm-%08x", crc32.ChecksumIEEE([]byte(cfg.DataDir)))),
 		Bin: func(ctx context.Context) (string, error) {
 			select {
 			case <-svc.extracted:

@@ -297,6 +297,16 @@ func (e *executor) removeCgroup(ctx context.Context, dir string) error {
 		case errors.Is(err, unix.ENOENT):
 			return nil
 		case errors.Is(err, unix.EBUSY) && time.Now().Before(deadline):
+			// A runtime killed while it had the cgroup frozen (runc
+			// freezes a container's cgroup to update it) leaves its
+			// processes frozen, deaf to the SIGKILL sent them: thaw them.
+			if fs := filepath.Join(dir, "freezer.state"); within(dir, filepath.Join(e.sys.CgroupRoot, "freezer"), false) {
+				if b, err := os.ReadFile(fs); err == nil && strings.TrimSpace(string(b)) != "THAWED" {
+					if err := os.WriteFile(fs, []byte("THAWED"), 0o644); err == nil {
+						e.log.Info("thawed a frozen cgroup", "path", dir)
+					}
+				}
+			}
 			if err := sleep(ctx, pollInterval); err != nil {
 				return fmt.Errorf("remove cgroup %s: %w", dir, err)
 			}

@@ -23,6 +23,11 @@ import (
 type Options struct {
 	// Snapshot is what the hosts serve.
 	Snapshot Snapshot
+	// Dir holds the hosts' configs and sockets; the sandbox's user must
+	// reach it, so it is not in the root-only data dir. Start replaces
+	// what an earlier run left there, Stop removes it. Empty: a new
+	// directory in os.TempDir().
+	Dir string
 	// Bin returns the path of workerd, once it is extracted.
 	Bin func(ctx context.Context) (string, error)
 	// Count is how many hosts run (each serves on one thread): 0 means 2.
@@ -110,9 +115,17 @@ func (h *Hosts) Start(ctx context.Context) error {
 	}
 	// The hosts run as the sandbox's user: their directory is theirs, out
 	// of the root-only data dir.
-	h.dir, err = os.MkdirTemp("", "octo-warm-")
-	if err != nil {
-		return fmt.Errorf("warm start: %w", err)
+	if h.dir = h.opts.Dir; h.dir == "" {
+		if h.dir, err = os.MkdirTemp("", "octo-warm-"); err != nil {
+			return fmt.Errorf("warm start: %w", err)
+		}
+	} else {
+		if err := os.RemoveAll(h.dir); err != nil {
+			return fmt.Errorf("warm start: %w", err)
+		}
+		if err := os.Mkdir(h.dir, 0o711); err != nil {
+			return fmt.Errorf("warm start: %w", err)
+		}
 	}
 	// Searchable, not listable: each host's own directory is its user's.
 	if err := os.Chmod(h.dir, 0o711); err != nil {
