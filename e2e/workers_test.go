@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -580,7 +581,7 @@ func warmStartServed(t *testing.T, e *env, held map[string]bool) {
 		} else {
 			t.Fatalf("octo up ran no warm-start host for the %d scripts of the snapshot", len(held))
 		}
-		if !strings.Contains(run, fmt.Sprintf("msg=\"warm start: Workers preloaded\" workers=%d failed=0", len(held))) {
+		if !regexp.MustCompile(fmt.Sprintf(`msg="warm start: Workers preloaded" .*workers=%d failed=0`, len(held))).MatchString(run) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the warm-start hosts did not preload the %d scripts of the snapshot", len(held))
 			}

@@ -59,7 +59,9 @@ type Daemon struct {
 	log *slog.Logger
 	svc *services
 	// warm is the warm-start hosts (nil in a bare cluster).
-	warm   *warmstart.Hosts
+	warm *warmstart.Hosts
+	// ready is closed once every component is ready.
+	ready  chan struct{}
 	phases [][]embed.Component
 	// apiserver's start also starts the services' build (services.Start):
 	// it installs the CRDs as soon as the API server serves.
@@ -112,7 +114,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		warmHosts = newWarmHosts(cfg, svc, log)
 		warm = startEarly(warmHosts)
 	}
-	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, warm: warmHosts, phases: [][]embed.Component{
+	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, warm: warmHosts, ready: make(chan struct{}), phases: [][]embed.Component{
 		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
 		{api, ctrd},
 		// The services need only the API server and S3 (they began to build
@@ -205,6 +207,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.setState(Ready, "")
 		d.log.Info("octo is ready", "startup", time.Since(d.status.StartedAt).Round(time.Millisecond))
 		setGCPercent(runGCPercent)
+		close(d.ready)
 		<-ctx.Done()
 	} else {
 		d.setState(Failed, startErr.Error())
@@ -288,9 +291,8 @@ func (d *Daemon) start(ctx context.Context) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	if d.warm != nil {
-		if entries, _ := warmSnapshot(cfg).Entries(); len(entries) > 0 {
-			podsYieldCPU(ctx, d.warm.Preloaded(), d.log)
-		}
+		entries, _ := warmSnapshot(cfg).Entries()
+		podsYieldCPU(ctx, len(entries) > 0, d.warm.Preloaded(), d.ready, d.log)
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()

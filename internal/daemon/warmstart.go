@@ -152,25 +152,36 @@ func servedVersions(ctx context.Context, r client.Reader) ([]warmstart.Entry, ma
 const kubepodsCPU = "/sys/fs/cgroup/cpu/kubepods"
 
 // podsYieldCPU makes every pod's processes run only on CPU nobody else
-// wants (cpu.idle) until the warm-start hosts have loaded their Workers:
-// the kubelet starts every pod of the earlier run at once, and their
-// workerd processes compiling every Worker again would take both cores
-// from the hosts and the control plane. A host without cgroup v1's
-// cpu.idle (cgroup v2, kernels before 5.15) skips it.
-func podsYieldCPU(ctx context.Context, preloaded <-chan struct{}, log *slog.Logger) {
+// wants (cpu.idle) until the warm-start hosts have loaded their Workers
+// (preloaded) and octo is ready (ready), when there are any (yield): the
+// kubelet starts every pod of the earlier run at once, and their workerd
+// processes compiling every Worker again would take both cores from the
+// hosts and the control plane (the gateway's cache, last to sync, among
+// them). Without a warm start it clears what a killed run may have left.
+// A host without cgroup v1's cpu.idle (cgroup v2, kernels before 5.15)
+// skips it.
+func podsYieldCPU(ctx context.Context, yield bool, preloaded, ready <-chan struct{}, log *slog.Logger) {
+	idle := filepath.Join(kubepodsCPU, "cpu.idle")
+	if !yield {
+		if err := os.WriteFile(idle, []byte("0"), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Debug("warm start: pods' CPU share not reset", "err", err)
+		}
+		return
+	}
 	if err := os.MkdirAll(kubepodsCPU, 0o755); err != nil {
 		log.Debug("warm start: pods keep their CPU share", "err", err)
 		return
 	}
-	idle := filepath.Join(kubepodsCPU, "cpu.idle")
 	if err := os.WriteFile(idle, []byte("1"), 0o644); err != nil {
 		log.Debug("warm start: pods keep their CPU share", "err", err)
 		return
 	}
 	go func() {
-		select {
-		case <-preloaded:
-		case <-ctx.Done():
+		for _, c := range []<-chan struct{}{preloaded, ready} {
+			select {
+			case <-c:
+			case <-ctx.Done():
+			}
 		}
 		if err := os.WriteFile(idle, []byte("0"), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			log.Warn("warm start: pods' CPU share not restored", "err", err)

@@ -155,10 +155,24 @@ func (h *Hosts) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("warm start: code socket: %w", err)
 	}
-	// The hosts run as the sandbox's user and must reach it.
-	if err := os.Chmod(codeSocket(h.dir), 0o666); err != nil {
+	// The hosts run as the sandbox's user and must reach it; no other
+	// user may (it serves secrets' values).
+	if err := os.Chmod(codeSocket(h.dir), 0o600); err != nil {
 		ln.Close()
 		return fmt.Errorf("warm start: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		uid, gid := h.opts.Sandbox.UID, h.opts.Sandbox.GID
+		if uid == 0 {
+			uid = workerd.NobodyID
+		}
+		if gid == 0 {
+			gid = workerd.NobodyID
+		}
+		if err := os.Chown(codeSocket(h.dir), uid, gid); err != nil {
+			ln.Close()
+			return fmt.Errorf("warm start: %w", err)
+		}
 	}
 	h.code = &http.Server{Handler: CodeHandler(h.opts.Snapshot, h.entries), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = h.code.Serve(ln) }()

@@ -138,6 +138,10 @@ func TestHostsServeTheSnapshot(t *testing.T) {
 	if err := h.Ready(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The code socket serves secrets' values: the hosts' user only.
+	if st, err := os.Stat(codeSocket(h.dir)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("code socket: %v %v, want mode 0600", st.Mode(), err)
+	}
 	select {
 	case <-h.Preloaded():
 	case <-time.After(30 * time.Second):

@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/warmstart"
+)
+
+const testAccount = "0123456789abcdef0123456789abcdef"
+
+func testScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := apiv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func testRelease(script string, versions ...string) *apiv1.WorkerRelease {
+	rel := &apiv1.WorkerRelease{ObjectMeta: metav1.ObjectMeta{Name: script, Namespace: "octo"},
+		Spec: apiv1.WorkerReleaseSpec{AccountID: testAccount, ScriptName: script}}
+	d := apiv1.ReleaseDeployment{ID: "d-" + script}
+	for _, v := range versions {
+		d.Versions = append(d.Versions, apiv1.VersionTraffic{VersionID: v, Percentage: 100 / int32(len(versions))})
+	}
+	rel.Spec.Deployments = []apiv1.ReleaseDeployment{d, {ID: "old", Versions: []apiv1.VersionTraffic{{VersionID: "v-old", Percentage: 100}}}}
+	return rel
+}
+
+func testVersion(script, id string, bindings ...apiv1.WorkerBinding) *apiv1.WorkerVersion {
+	return &apiv1.WorkerVersion{ObjectMeta: metav1.ObjectMeta{Name: script + "-" + id, Namespace: "octo"},
+		Spec: apiv1.WorkerVersionSpec{AccountID: testAccount, ScriptName: script, VersionID: id, Number: 1, MainModule: "index.js",
+			Modules: []apiv1.WorkerModule{{Name: "index.js", Type: apiv1.ModuleESModule}}, Bindings: bindings}}
+}
+
+// TestServedVersions: the snapshot holds the versions of the active
+// deployments the loader can run, not the older deployments' nor those
+// with a KV binding, nor another script's version under a borrowed ID.
+func TestServedVersions(t *testing.T) {
+	kv := apiv1.WorkerBinding{Name: "KV", Type: apiv1.BindingKV, NamespaceID: "ns"}
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(
+		testRelease("hello", "v-hello-a", "v-hello-b"), testVersion("hello", "v-hello-a"), testVersion("hello", "v-hello-b"), testVersion("hello", "v-old"),
+		testRelease("kv", "v-kv"), testVersion("kv", "v-kv", kv),
+		testRelease("thief", "v-other"), testVersion("other", "v-other"),
+	).Build()
+	got, versions, err := servedVersions(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []warmstart.Entry{{Account: testAccount, Script: "hello", Version: "v-hello-a"}, {Account: testAccount, Script: "hello", Version: "v-hello-b"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("served %+v, want %+v", got, want)
+	}
+	if versions["v-hello-b"] == nil || len(versions) != 2 {
+		t.Fatalf("versions by ID %v, want the two served", versions)
+	}
+}
+
+// TestPodsServe: the warm-start hosts retire only once every Workers pod
+// is Ready with containers started in this run.
+func TestPodsServe(t *testing.T) {
+	started := time.Now().Add(-time.Minute).Truncate(time.Second)
+	pod := func(name string, ready bool, since time.Time) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "octo", Labels: map[string]string{apiv1.LabelAccount: testAccount}}}
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(since)}}}}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		pods []client.Object
+		want bool
+	}{
+		{"every pod of this run ready", []client.Object{pod("a", true, started.Add(time.Second)), pod("b", true, started)}, true},
+		{"a pod not ready", []client.Object{pod("a", true, started.Add(time.Second)), pod("b", false, started.Add(time.Second))}, false},
+		{"a pod still shows the earlier run", []client.Object{pod("a", true, started.Add(-time.Hour))}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tc.pods...).Build()
+			got, err := podsServe(context.Background(), c, started)
+			if err != nil || got != tc.want {
+				t.Fatalf("podsServe = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
