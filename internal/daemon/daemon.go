@@ -292,7 +292,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	if d.warm != nil {
 		entries, _ := warmSnapshot(cfg).Entries()
-		podsYieldCPU(ctx, len(entries) > 0, d.warm.Preloaded(), d.ready, d.log)
+		podsYieldCPU(ctx, len(entries) > 0, d.warm.Preloaded(), d.ready, d.warm.Retired(), d.log)
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()

@@ -151,16 +151,21 @@ func servedVersions(ctx context.Context, r client.Reader) ([]warmstart.Entry, ma
 // (cgroupfs driver).
 const kubepodsCPU = "/sys/fs/cgroup/cpu/kubepods"
 
+// yieldAfterReady bounds how long the pods yield the CPU once octo is
+// ready and the hosts have loaded their Workers.
+const yieldAfterReady = 30 * time.Second
+
 // podsYieldCPU makes every pod's processes run only on CPU nobody else
-// wants (cpu.idle) until the warm-start hosts have loaded their Workers
-// (preloaded) and octo is ready (ready), when there are any (yield): the
-// kubelet starts every pod of the earlier run at once, and their workerd
-// processes compiling every Worker again would take both cores from the
-// hosts and the control plane (the gateway's cache, last to sync, among
-// them). Without a warm start it clears what a killed run may have left.
-// A host without cgroup v1's cpu.idle (cgroup v2, kernels before 5.15)
-// skips it.
-func podsYieldCPU(ctx context.Context, yield bool, preloaded, ready <-chan struct{}, log *slog.Logger) {
+// wants (cpu.idle) during a warm start (yield): the kubelet starts every
+// pod of the earlier run at once, and their workerd processes compiling
+// every Worker again would take both cores from the hosts, from the
+// control plane (the gateway's cache, last to sync, among them) and then
+// from the requests the hosts serve. They yield until the hosts have
+// loaded their Workers (preloaded) and octo is ready, then until the hosts
+// retire (retired: every pod serves), yieldAfterReady at most. Without a
+// warm start it clears what a killed run may have left. A host without
+// cgroup v1's cpu.idle (cgroup v2, kernels before 5.15) skips it.
+func podsYieldCPU(ctx context.Context, yield bool, preloaded, ready, retired <-chan struct{}, log *slog.Logger) {
 	idle := filepath.Join(kubepodsCPU, "cpu.idle")
 	if !yield {
 		if err := os.WriteFile(idle, []byte("0"), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -182,6 +187,11 @@ func podsYieldCPU(ctx context.Context, yield bool, preloaded, ready <-chan struc
 			case <-c:
 			case <-ctx.Done():
 			}
+		}
+		select {
+		case <-retired:
+		case <-time.After(yieldAfterReady):
+		case <-ctx.Done():
 		}
 		if err := os.WriteFile(idle, []byte("0"), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			log.Warn("warm start: pods' CPU share not restored", "err", err)

@@ -55,7 +55,7 @@ type Hosts struct {
 
 	mu        sync.Mutex
 	hosts     []*workerd.Host
-	retired   bool
+	retired   chan struct{} // closed by Retire
 	preloaded chan struct{}
 	cancel    context.CancelFunc
 }
@@ -75,7 +75,7 @@ func NewHosts(opts Options) *Hosts {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hosts{opts: opts, log: log, started: make(chan struct{}), preloaded: make(chan struct{})}
+	return &Hosts{opts: opts, log: log, started: make(chan struct{}), preloaded: make(chan struct{}), retired: make(chan struct{})}
 }
 
 // Name implements embed.Component.
@@ -346,15 +346,20 @@ func (h *Hosts) Ready(ctx context.Context) error {
 // finds their sockets gone and asks them no more.
 func (h *Hosts) Retire() {
 	h.mu.Lock()
-	if h.retired {
+	select {
+	case <-h.retired:
 		h.mu.Unlock()
 		return
+	default:
+		close(h.retired)
 	}
-	h.retired = true
 	h.mu.Unlock()
 	h.stop()
 	h.log.Info("warm start: the pods serve; hosts stopped")
 }
+
+// Retired is closed once Retire stopped the hosts.
+func (h *Hosts) Retired() <-chan struct{} { return h.retired }
 
 // Stop implements embed.Component.
 func (h *Hosts) Stop(context.Context) error { return h.stop() }
