@@ -75,7 +75,7 @@ AWS_SECRET_ACCESS_KEY).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8787", "address to serve the API on")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	addS3Flags(f, &o.s3, "S3 endpoint host:port (plain HTTP) of the code and the KV and R2 data")
 	f.StringVar(&o.id.AccountID, "account-id", "", "ID of the default account (32 hex)")
 	f.StringVar(&o.id.AccountName, "account-name", "octo", "name of the default account")

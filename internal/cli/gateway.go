@@ -42,7 +42,7 @@ CPU limit ends its pod).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:8787", "address to serve the Workers on")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	f.StringVar(&o.cfg.Upstream, "upstream", "", "unix socket of the daemon's edge: requests for other hosts go there")
 	f.StringVar(&o.cfg.TailFeed, "tail-feed", "", "unix socket of the tail hub's watched feed (which scripts are tailed)")
 	f.StringVar(&o.cfg.TailFeedURL, "tail-feed-url", "", "URL of the watched feed of the 'octo api --tails' that holds the tail sessions, asked with OCTO_TAIL_FEED_TOKEN (cluster mode)")

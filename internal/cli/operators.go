@@ -67,7 +67,7 @@ the registry (none: anonymous pushes).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runOperators(cmd.Context(), g, o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	addS3Flags(f, &o.s3, "S3 endpoint host:port (plain HTTP) of the Workers' code")
 	f.StringVar(&o.registry, "registry", "", "registry host:port that the builder pushes the bundle images to and the nodes pull them from")
 	f.StringVar(&o.podAPI, "pod-api", "", "host:port of the pod API ('octo api --pod-api-listen') as the Workers' pods reach it")
@@ -80,6 +80,12 @@ the registry (none: anonymous pushes).`,
 	f.StringVar(&o.storageClass, "object-storage-class", "", "StorageClass of the Durable Objects' claims (default: the cluster's default)")
 	f.IntVar(&o.perBundle, "workers-per-bundle", controller.DefaultWorkersPerBundle, "most scripts one WorkerBundle (one workerd pod) runs")
 	return cmd
+}
+
+// addKubeconfigFlag adds --kubeconfig, the cluster a role runs against
+// (restConfig).
+func addKubeconfigFlag(f *pflag.FlagSet, path *string) {
+	f.StringVar(path, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 }
 
 // addS3Flags adds the flags that reach an S3 store; the keys come from the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	apiv1 "github.com/octohq/octo/api/v1"
+	"github.com/octohq/octo/internal/embed/embedtest"
 	"github.com/octohq/octo/internal/workerd/workerdtest"
 )
 
@@ -66,7 +66,7 @@ func TestServeDurableObjects(t *testing.T) {
 	}
 	ports := map[string]int{}
 	for _, w := range []*Worker{&host, &twin, &client} {
-		ports[w.Name] = freePort(t)
+		ports[w.Name] = embedtest.FreePort(t)
 		w.Address, w.UnixSocket = "127.0.0.1:"+strconv.Itoa(ports[w.Name]), ""
 	}
 	text, err := Config{Workers: []Worker{host, twin, client}, Disks: []DiskService{{Name: "store", Path: storeDir, Writable: true}}}.Render()
@@ -147,13 +147,3 @@ func TestRenderRefusesAnUnhostedClass(t *testing.T) {
 	}
 }
 
-// freePort is a TCP port free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
