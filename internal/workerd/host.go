@@ -82,16 +82,8 @@ func (s Sandbox) Serve(ctx context.Context, bin, dir, socket string, stderr io.W
 	}()
 	listening := make(chan struct{})
 	go func() {
-		sc := bufio.NewScanner(ctlR)
-		for sc.Scan() {
-			var ev struct {
-				Event  string `json:"event"`
-				Socket string `json:"socket"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == socket {
-				close(listening)
-				return
-			}
+		if awaitListen(ctlR, socket) {
+			close(listening)
 		}
 	}()
 	select {
@@ -104,6 +96,22 @@ func (s Sandbox) Serve(ctx context.Context, bin, dir, socket string, stderr io.W
 		h.Stop()
 		return nil, fmt.Errorf("workerd host: %w", context.Cause(ctx))
 	}
+}
+
+// awaitListen reads workerd's control fd until it reports that socket
+// listens (true) or the fd closes (false).
+func awaitListen(ctl io.Reader, socket string) bool {
+	sc := bufio.NewScanner(ctl)
+	for sc.Scan() {
+		var ev struct {
+			Event  string `json:"event"`
+			Socket string `json:"socket"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == socket {
+			return true
+		}
+	}
+	return false
 }
 
 // Exited is closed when the host's workerd has exited.

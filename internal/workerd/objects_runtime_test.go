@@ -146,4 +146,3 @@ func TestRenderRefusesAnUnhostedClass(t *testing.T) {
 		t.Errorf("Render = %v, want the unhosted class refused", err)
 	}
 }
-

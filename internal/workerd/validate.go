@@ -1,7 +1,6 @@
 package workerd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -279,16 +278,8 @@ func (v *Validator) run(ctx context.Context, sb Sandbox, cred *syscall.Credentia
 
 	listening := make(chan time.Duration, 1)
 	go func() {
-		sc := bufio.NewScanner(ctlR)
-		for sc.Scan() {
-			var ev struct {
-				Event  string `json:"event"`
-				Socket string `json:"socket"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "listen" && ev.Socket == socket {
-				listening <- time.Since(t0)
-				return
-			}
+		if awaitListen(ctlR, socket) {
+			listening <- time.Since(t0)
 		}
 	}()
 	exited := make(chan error, 1)
