@@ -96,13 +96,6 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	// the kubelet: at a warm start with many pods it takes seconds longer
 	// than the API server.
 	ctrd := startEarly(containerd.New(cfg, log))
-	// The kubelet and the controller-manager share a process-wide variable
-	// of the CSI volume plugin: each one's plugin set-up overwrites it, and
-	// the kubelet's node registration (CSINode) reads it until it succeeds.
-	// Read after the controller-manager's set-up, it holds no node name,
-	// and the kubelet exits the process after 140 s of retries. So the
-	// controller-manager starts once the node is Ready, which the kubelet
-	// reports only after that registration.
 	klet := startEarly(gate(kubelet.New(cfg, p), all(ctrd.Wait, api.HooksIfWarm)))
 	// The warm start (internal/warmstart): with a snapshot of an earlier
 	// run, hosts outside Kubernetes load its Workers from the first phase
@@ -134,7 +127,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		// operators, which bring that load, start after them (HooksIfWarm).
 		// The edge, the API and the pod API start at once.
 		{
-			gate(cm, all(api.Bootstrapped, klet.Wait)), gate(scheduler.New(p), api.RolesExist), klet,
+			gate(cm, api.Bootstrapped), gate(scheduler.New(p), api.RolesExist), klet,
 			gate(kubeproxy.New(cfg, p), api.RolesExist), coredns.New(cfg, log.With("component", "coredns")),
 			localpath.New(cfg, log.With("component", "local-path")),
 		},

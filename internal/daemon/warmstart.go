@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/store"
 	"github.com/octohq/octo/internal/warmstart"
 	"github.com/octohq/octo/internal/workerd"
 )
@@ -40,8 +40,21 @@ func warmSnapshot(cfg config.Config) warmstart.Snapshot {
 // Worker, with room for larger ones.
 const warmHostMemory = 2 << 30
 
-// newWarmHosts returns the warm-start hosts of cfg's snapshot: one per
-// core, up to two.
+// warmCgroup is the cgroup of the warm-start hosts' cgroups, apart from
+// the validations' (workerd.ValidateCgroup) so as to weigh them alone.
+const warmCgroup = "octo-warm"
+
+// warmShares is the CPU weight of the warm-start host: sixteen busy
+// processes'. While it serves, the Workers of the snapshot answer from it
+// alone, and its quota (one core) leaves the other core to the control
+// plane's start.
+const warmShares = 16 * workerd.DefaultCPUShares
+
+// newWarmHosts returns the warm-start host of cfg's snapshot. One host on
+// one core, first in line for it, loads 1,000 Workers in 7–9 s while the
+// control plane starts on the other core: octo was ready in 6.3–8.2 s.
+// Two hosts loaded them in 4.5–5 s but held the API server back until
+// then: octo was ready in 8.3–9.1 s (docs/benchmarks.md).
 func newWarmHosts(cfg config.Config, svc *services, log *slog.Logger) *warmstart.Hosts {
 	return warmstart.NewHosts(warmstart.Options{
 		Snapshot: warmSnapshot(cfg),
@@ -56,8 +69,9 @@ func newWarmHosts(cfg config.Config, svc *services, log *slog.Logger) *warmstart
 				return "", context.Cause(ctx)
 			}
 		},
-		Count:   min(runtime.NumCPU(), 2),
-		Sandbox: workerd.Sandbox{Memory: warmHostMemory, CPU: 1, Pids: 256, AllowNoCgroup: true},
+		Count:   1,
+		Sandbox: workerd.Sandbox{Memory: warmHostMemory, CPU: 1, Pids: 256, AllowNoCgroup: true, Group: warmCgroup},
+		Shares:  warmShares,
 		Log:     log.With("component", "warm-start"),
 	})
 }
@@ -123,6 +137,11 @@ func servedVersions(ctx context.Context, r client.Reader) ([]warmstart.Entry, ma
 	if err := r.List(ctx, &versions); err != nil {
 		return nil, nil, fmt.Errorf("list versions: %w", err)
 	}
+	accounts, err := store.ClusterAccounts{Reader: r}.Accounts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	subdomains := uniqueSubdomains(accounts)
 	byID := make(map[string]*apiv1.WorkerVersion, len(versions.Items))
 	for i := range versions.Items {
 		byID[versions.Items[i].Spec.VersionID] = &versions.Items[i]
@@ -139,12 +158,32 @@ func servedVersions(ctx context.Context, r client.Reader) ([]warmstart.Entry, ma
 			if v == nil || v.Spec.AccountID != rel.Spec.AccountID || v.Spec.ScriptName != rel.Spec.ScriptName || workerd.Loadable(v) != nil {
 				continue
 			}
-			out = append(out, warmstart.Entry{Account: rel.Spec.AccountID, Script: rel.Spec.ScriptName, Version: t.VersionID})
+			out = append(out, warmstart.Entry{Account: rel.Spec.AccountID, Subdomain: subdomains[rel.Spec.AccountID],
+				Script: rel.Spec.ScriptName, Version: t.VersionID})
 			served[t.VersionID] = v
 		}
 	}
 	slices.SortFunc(out, func(a, b warmstart.Entry) int { return strings.Compare(a.Version, b.Version) })
 	return out, served, nil
+}
+
+// uniqueSubdomains maps the ID of each account to its workers subdomain,
+// lower-case, unless another account claims the same subdomain or ID: the
+// gateway serves neither of those (it answers 409).
+func uniqueSubdomains(accounts []store.Account) map[string]string {
+	subs, ids := map[string]int{}, map[string]int{}
+	for _, a := range accounts {
+		subs[strings.ToLower(a.Subdomain)]++
+		ids[a.ID]++
+	}
+	out := map[string]string{}
+	for _, a := range accounts {
+		sub := strings.ToLower(a.Subdomain)
+		if sub != "" && subs[sub] == 1 && ids[a.ID] == 1 {
+			out[a.ID] = sub
+		}
+	}
+	return out
 }
 
 // kubepodsCPU is the kubelet's cgroup of every pod in the v1 cpu hierarchy

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,26 +48,43 @@ func testVersion(script, id string, bindings ...apiv1.WorkerBinding) *apiv1.Work
 			Modules: []apiv1.WorkerModule{{Name: "index.js", Type: apiv1.ModuleESModule}}, Bindings: bindings}}
 }
 
+func testAccountObject(id, namespace, subdomain string) *apiv1.WorkerAccount {
+	return &apiv1.WorkerAccount{ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: namespace}, Spec: apiv1.WorkerAccountSpec{Subdomain: subdomain}}
+}
+
 // TestServedVersions: the snapshot holds the versions of the active
 // deployments the loader can run, not the older deployments' nor those
-// with a KV binding, nor another script's version under a borrowed ID.
+// with a KV binding, nor another script's version under a borrowed ID;
+// each under its account's subdomain, lower-case, unless two accounts
+// claim that subdomain.
 func TestServedVersions(t *testing.T) {
 	kv := apiv1.WorkerBinding{Name: "KV", Type: apiv1.BindingKV, NamespaceID: "ns"}
+	shared := testRelease("shared", "v-shared")
+	shared.Spec.AccountID = "claims-twice"
+	sharedVersion := testVersion("shared", "v-shared")
+	sharedVersion.Spec.AccountID = "claims-twice"
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(
+		testAccountObject(testAccount, "octo", "Demo"),
+		testAccountObject("claims-twice", "a", "same"), testAccountObject("also-claims", "b", "same"),
 		testRelease("hello", "v-hello-a", "v-hello-b"), testVersion("hello", "v-hello-a"), testVersion("hello", "v-hello-b"), testVersion("hello", "v-old"),
 		testRelease("kv", "v-kv"), testVersion("kv", "v-kv", kv),
 		testRelease("thief", "v-other"), testVersion("other", "v-other"),
+		shared, sharedVersion,
 	).Build()
 	got, versions, err := servedVersions(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []warmstart.Entry{{Account: testAccount, Script: "hello", Version: "v-hello-a"}, {Account: testAccount, Script: "hello", Version: "v-hello-b"}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+	want := []warmstart.Entry{
+		{Account: testAccount, Subdomain: "demo", Script: "hello", Version: "v-hello-a"},
+		{Account: testAccount, Subdomain: "demo", Script: "hello", Version: "v-hello-b"},
+		{Account: "claims-twice", Script: "shared", Version: "v-shared"},
+	}
+	if !slices.Equal(got, want) {
 		t.Fatalf("served %+v, want %+v", got, want)
 	}
-	if versions["v-hello-b"] == nil || len(versions) != 2 {
-		t.Fatalf("versions by ID %v, want the two served", versions)
+	if versions["v-hello-b"] == nil || len(versions) != 3 {
+		t.Fatalf("versions by ID %v, want the three served", versions)
 	}
 }
 

@@ -222,9 +222,11 @@ type Gateway struct {
 	assets store.AssetReader
 	files  fileCache
 
-	// warmSockets and warmHeld are Options.Warm (warm.go).
+	// warmSockets and warmHeld are Options.Warm (warm.go); warmGone is
+	// set once the hosts have retired.
 	warmSockets []string
 	warmHeld    map[warmKey]bool
+	warmGone    atomic.Bool
 }
 
 type accountSnapshot struct {
@@ -423,19 +425,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := "" // the version that answers, for the metrics
-	if g.metrics != nil {
-		sw := &statusWriter{ResponseWriter: w}
-		w = sw
-		start := time.Now()
-		upgrade := r.Header.Get("Upgrade") != ""
-		defer func() {
-			status, took := sw.Status(), time.Since(start)
-			if upgrade && sw.status == 0 { // hijacked: the proxy wrote 101 on the connection
-				status, took = http.StatusSwitchingProtocols, -1
-			}
-			g.metrics.Observe(metrics.Key{Account: acct.ID, Script: script, Version: version}, status, took)
-		}()
-	}
+	w, observed := g.observe(w, r, acct.ID, script, &version)
+	defer observed()
 	if len(deployments) > 0 && len(deployments[0]) > 0 {
 		// Static assets answer first, from the version the request gets;
 		// in a deployment with assets, the Worker of that same version
@@ -459,9 +450,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// collector.
 	traced := (g.watched != nil && g.watched(acct.ID, script)) ||
 		(rt.logged > 0 && float64(g.rand(1<<20)) < rt.logged*(1<<20) && g.logBudget.take(acct.ID+"/"+script, time.Now()))
-	t, err := g.pick(ctx, acct, script, deployments, preview, traced)
-	if err == nil && t == nil {
-		// No pod serves the script yet: a warm start's host may (warm.go).
+	// A warm start's hosts serve what they hold until they retire, while
+	// the pods yield the CPU (warm.go); a traced request goes to a pod
+	// when one serves, for the hosts trace nothing.
+	var t *target
+	if !traced {
+		t = g.pickWarm(acct, script, deployments)
+	}
+	if t == nil {
+		t, err = g.pick(ctx, acct, script, deployments, preview, traced)
+	}
+	if err == nil && t == nil && traced {
 		t = g.pickWarm(acct, script, deployments)
 	}
 	if err == nil && t == nil {
@@ -481,11 +480,35 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version = t.primary.version
+	g.forward(w, r, t)
+}
+
+// observe counts, once the request is answered (when the returned func is
+// called), its status and latency under account, script and *version, the
+// version that answered (Options.Metrics); without metrics it returns w.
+func (g *Gateway) observe(w http.ResponseWriter, r *http.Request, account, script string, version *string) (http.ResponseWriter, func()) {
+	if g.metrics == nil {
+		return w, func() {}
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	start := time.Now()
+	upgrade := r.Header.Get("Upgrade") != ""
+	return sw, func() {
+		status, took := sw.Status(), time.Since(start)
+		if upgrade && sw.status == 0 { // hijacked: the proxy wrote 101 on the connection
+			status, took = http.StatusSwitchingProtocols, -1
+		}
+		g.metrics.Observe(metrics.Key{Account: account, Script: script, Version: *version}, status, took)
+	}
+}
+
+// forward proxies r to t, with a new ray ID, counted in its pod's load.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, t *target) {
 	t.ray, t.start = ray(), time.Now()
 	w.Header().Set("Cf-Ray", t.ray)
 	req := g.begin(t.primary.load, t.start, t.primary.limit)
 	defer g.end(t.primary.load, req)
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, t)))
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, t)))
 }
 
 // MaxLoggedPerSecond bounds the invocations of one script logged per

@@ -80,7 +80,9 @@ type Gateway struct {
 // StartGateway syncs the gateway's watch cache, clears the stall marks of
 // a previous run and starts serving cfg.Listen; it returns once the port
 // serves. ctx bounds the cache, the tail feed and the stall watchdog; Stop
-// closes the port.
+// closes the port. At a warm start (cfg.Warm) the port serves before the
+// cache syncs: the snapshot's Workers at once, from their hosts, and the
+// rest once the cache has synced (gateway.Starting).
 //
 // The gateway runs apart from the daemon's control plane so that its
 // requests neither share a Go scheduler with the API server and the
@@ -103,28 +105,48 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	recorder := metrics.New(0, nil)
+	stopMetrics, err := startMetrics(ctx, cfg.Metrics, recorder, log)
+	if err != nil {
+		return nil, err
+	}
+	gw := &Gateway{stopMetrics: stopMetrics}
+	fail := func(err error) (*Gateway, error) {
+		if gw.edge != nil {
+			_ = gw.edge.Stop(context.Background())
+		}
+		stopMetrics()
+		return nil, err
+	}
+	warm := warmHosts(cfg.Warm, log)
+	var starting *gateway.Starting
+	if warm != nil {
+		starting = gateway.NewStarting(gateway.Options{EdgePort: port, HostSuffixes: cfg.HostSuffixes, StartWait: gateway.DefaultStartWait,
+			Metrics: recorder, Warm: warm, Log: log})
+		if gw.edge, err = serveEdge(ctx, cfg, log, starting); err != nil {
+			return fail(err)
+		}
+		log.Info("serving the warm start's Workers while the cache syncs", "listen", cfg.Listen, "versions", len(warm.Entries))
+	}
 	t0 := time.Now()
 	opts, err := gateway.ClusterOptions(ctx, rc, scheme, log)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
 	c, err := client.New(rc, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, fmt.Errorf("gateway: cluster client: %w", err)
+		return fail(fmt.Errorf("gateway: cluster client: %w", err))
 	}
 	opts.EdgePort = port
 	opts.HostSuffixes = cfg.HostSuffixes
 	opts.StartWait = gateway.DefaultStartWait
-	opts.Metrics = metrics.New(0, nil)
-	stopMetrics, err := startMetrics(ctx, cfg.Metrics, opts.Metrics, log)
-	if err != nil {
-		return nil, err
-	}
+	opts.Metrics = recorder
+	opts.Warm = warm
 	if cfg.S3 != nil {
 		blobs, err := store.NewBlobStore(ctx, cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey, cfg.S3.Region, cfg.S3.Bucket)
 		if err != nil {
-			return nil, fmt.Errorf("gateway: assets store: %w", err)
+			return fail(fmt.Errorf("gateway: assets store: %w", err))
 		}
 		opts.Assets = store.CachedManifests(store.AssetFiles{Blobs: blobs}, ManifestCacheFiles)
 	}
@@ -139,18 +161,11 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		opts.LocalSockets = gateway.NodeSockets(cfg.Kubelet.RootDir, cfg.Kubelet.NodeName)
 		opts.NodeStarted = cfg.Kubelet.Started
 	}
-	if len(cfg.Warm.Sockets) > 0 {
-		entries, err := warmstart.Snapshot{Dir: cfg.Warm.Snapshot}.Entries()
-		if err != nil {
-			log.Warn("gateway: no warm start", "err", err)
-		} else {
-			opts.Warm = &gateway.Warm{Sockets: cfg.Warm.Sockets, Entries: entries}
-		}
-	}
 	// A stalled pod's bundle gets a surge pod, and a request past its CPU
 	// limit ends its pod (gateway.WatchStalls).
 	opts.Stalls, opts.Kill = gateway.BundleStalls(c), gateway.DeletePods(c)
 	g := gateway.New(opts)
+	gw.Gateway = g
 	// No pod is stalled yet: marks a previous run left would keep surge
 	// pods. Clearing them waits on a list of every bundle, seconds at a
 	// warm start with many Workers: the port serves meanwhile, and stall
@@ -161,21 +176,46 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		}
 		g.WatchStalls(ctx)
 	}()
-	parts := []edge.Registrar{g}
+	if starting != nil {
+		starting.Serve(g)
+		return gw, nil
+	}
+	if gw.edge, err = serveEdge(ctx, cfg, log, g); err != nil {
+		return fail(err)
+	}
+	return gw, nil
+}
+
+// warmHosts returns what the warm-start hosts serve, or nil without them
+// (or when their snapshot cannot be read: the pods serve).
+func warmHosts(w WarmHosts, log *slog.Logger) *gateway.Warm {
+	if len(w.Sockets) == 0 {
+		return nil
+	}
+	entries, err := warmstart.Snapshot{Dir: w.Snapshot}.Entries()
+	if err != nil {
+		log.Warn("gateway: no warm start", "err", err)
+		return nil
+	}
+	return &gateway.Warm{Sockets: w.Sockets, Entries: entries}
+}
+
+// serveEdge serves cfg.Listen: the Workers' hosts with workers, the rest
+// through cfg.Upstream; it returns once the port serves.
+func serveEdge(ctx context.Context, cfg GatewayConfig, log *slog.Logger, workers edge.Registrar) (*edge.Server, error) {
+	parts := []edge.Registrar{workers}
 	if cfg.Upstream != "" {
 		parts = append(parts, edge.NewUpstream(cfg.Upstream, log))
 	}
 	srv := edge.NewTCP("gateway", cfg.Listen, log, parts...)
 	if err := srv.Start(ctx); err != nil {
-		stopMetrics()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if err := srv.Ready(ctx); err != nil {
 		_ = srv.Stop(context.Background())
-		stopMetrics()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	return &Gateway{Gateway: g, edge: srv, stopMetrics: stopMetrics}, nil
+	return srv, nil
 }
 
 // Stop closes the gateway's port, letting requests in flight finish for up

@@ -32,8 +32,12 @@ import (
 // Entry is one version of the snapshot; its code is kept apart (Code).
 type Entry struct {
 	Account string `json:"account"`
-	Script  string `json:"script"`
-	Version string `json:"version"`
+	// Subdomain is the account's workers subdomain, lower-case, when one
+	// account alone claims it: the gateway serves the entry under it before
+	// its cache syncs (gateway.Starting). Empty: only once it has.
+	Subdomain string `json:"subdomain,omitempty"`
+	Script    string `json:"script"`
+	Version   string `json:"version"`
 }
 
 // indexFile lists the snapshot's entries without their code.

@@ -249,7 +249,8 @@ export default {
     if (!version || !script) return failed("the loader needs ` + LoaderVersionHeader + ` and ` + LoaderScriptHeader + `");
     const trace = env.COLLECTOR ? request.headers.get("` + LoaderTraceHeader + `") : null;
     const account = request.headers.get("` + LoaderAccountHeader + `");
-    const key = script + "/" + version + (trace ? "#traced" : "");
+    // A host of several accounts loads a version for its own account only.
+    const key = (account ? account + "/" : "") + script + "/" + version + (trace ? "#traced" : "");
     const attempt = attempts.get(key) || { n: 0, retryAt: 0 };
     if (Date.now() < attempt.retryAt) return failed("cannot load " + script + " version " + version + " (retrying shortly)");
     const id = attempt.n ? key + "." + attempt.n : key;

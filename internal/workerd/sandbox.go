@@ -74,6 +74,9 @@ type Sandbox struct {
 	// upload is refused. The user, the time limit and the concurrency bound
 	// apply either way.
 	AllowNoCgroup bool
+	// Group is the cgroup the sandbox's cgroup is made in, apart from the
+	// others' (SetGroupWeight); empty means ValidateCgroup.
+	Group string
 	// TempDir holds each validation's config and modules (in a directory
 	// owned by UID, mode 0700); empty means os.TempDir(). Every directory
 	// above it must be searchable by UID.
@@ -100,10 +103,37 @@ func (s Sandbox) withDefaults() Sandbox {
 	if s.CgroupRoot == "" {
 		s.CgroupRoot = defaultCgroupRoot
 	}
+	if s.Group == "" {
+		s.Group = ValidateCgroup
+	}
 	if s.TempDir == "" {
 		s.TempDir = os.TempDir()
 	}
 	return s
+}
+
+// DefaultCPUShares is the CPU weight of a cgroup v1 group, and of every
+// process outside one: a group has the weight of one busy process.
+const DefaultCPUShares = 1024
+
+// SetGroupWeight sets the CPU weight of s's Group, in cgroup v1 shares
+// (DefaultCPUShares: as much as one process beside it; cgroup v2's
+// cpu.weight is scaled from it), making the group if need be. The quota
+// of each sandbox still bounds it.
+func (s Sandbox) SetGroupWeight(shares int) error {
+	s = s.withDefaults()
+	if _, err := os.Stat(filepath.Join(s.CgroupRoot, "cgroup.controllers")); err == nil {
+		dir := filepath.Join(s.CgroupRoot, s.Group)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("cgroup %s: %w", dir, err)
+		}
+		return writeFile(filepath.Join(dir, "cpu.weight"), strconv.Itoa(min(max(shares*100/DefaultCPUShares, 1), 10000)))
+	}
+	dir := filepath.Join(s.CgroupRoot, "cpu", s.Group)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	return writeFile(filepath.Join(dir, "cpu.shares"), strconv.Itoa(shares))
 }
 
 // credential is what workerd runs as: UID/GID without supplementary groups
@@ -172,7 +202,7 @@ type cgroup struct {
 	fd *os.File
 }
 
-// newCgroup makes <root>/[<controller>/]octo-validate/<name> with s's limits.
+// newCgroup makes <root>/[<controller>/]<group>/<name> with s's limits.
 func newCgroup(s Sandbox, name string) (cg *cgroup, err error) {
 	cg = &cgroup{root: s.CgroupRoot, dirs: map[string]string{}}
 	defer func() {
@@ -194,7 +224,7 @@ func (cg *cgroup) makeV1(s Sandbox, name string) error {
 		if _, err := os.Stat(filepath.Join(h, "cgroup.procs")); err != nil {
 			return fmt.Errorf("cgroup v1 controller %s is not mounted at %s", c, h)
 		}
-		dir := filepath.Join(h, ValidateCgroup, name)
+		dir := filepath.Join(h, s.Group, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -241,7 +271,7 @@ func (cg *cgroup) makeV2(s Sandbox, name string) error {
 			return err
 		}
 	}
-	parent := filepath.Join(cg.root, ValidateCgroup)
+	parent := filepath.Join(cg.root, s.Group)
 	if err := os.Mkdir(parent, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}

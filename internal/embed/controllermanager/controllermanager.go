@@ -52,7 +52,13 @@ func New(cfg config.Config, p *pki.PKI) (*ControllerManager, error) {
 		"--cluster-cidr=" + config.ClusterCIDR,
 		"--node-cidr-mask-size=24",
 		"--service-cluster-ip-range=" + config.ServiceCIDR,
-		"--controllers=*,-service,-route,-cloud-node-lifecycle",
+		// Without the controllers of attachable and expandable volumes:
+		// octo's volumes (local-path) are neither, and those controllers
+		// set up the CSI volume plugin, whose process-wide node info the
+		// kubelet in this process needs (CSINode): set up by them after
+		// the kubelet's, it has no node name and the kubelet exits. So
+		// both start at once.
+		"--controllers=*,-service,-route,-cloud-node-lifecycle,-attachdetach,-persistentvolume-expander",
 		"--profiling=false",
 	}
 	if _, err := kubeflags.Parse("kube-controller-manager", sets, args); err != nil {

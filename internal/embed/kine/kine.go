@@ -48,11 +48,16 @@ func (k *Kine) Start(ctx context.Context) error {
 		return fmt.Errorf("create run dir: %w", err)
 	}
 	_ = os.Remove(k.socket) // a stale socket from a killed daemon blocks the listener
+	dsn := "sqlite://" + k.dbPath + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared"
+	// A database this cannot read, kine reports as it opens it.
+	if vacuum, err := worthVacuum(ctx, k.dbPath, vacuumMinFree); err != nil || !vacuum {
+		dsn += "&" + noVacuumParam
+	}
 	ctx, k.cancel = context.WithCancel(ctx)
 	// kine's library defaults are zero; these are the defaults of kine's CLI.
 	etcd, err := endpoint.Listen(ctx, endpoint.Config{
 		Listener:            "unix://" + k.socket,
-		Endpoint:            "sqlite://" + k.dbPath + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared",
+		Endpoint:            dsn,
 		NotifyInterval:      5 * time.Second,
 		EmulatedETCDVersion: "3.6.11",
 		CompactInterval:     5 * time.Minute,
