@@ -54,7 +54,10 @@ func (k *Kubelet) ConfigPath() string { return k.cfg.Path("kubelet.yaml") }
 // Configuration renders the KubeletConfiguration: loopback listeners,
 // cgroupfs (cgroup v1 hosts), containerd in the run dir, the daemon's
 // CoreDNS for the pods' DNS, eviction thresholds low enough for a laptop
-// disk, and image GC off.
+// disk, and image GC off. The node's status is computed every second
+// (posted when it changes): at a warm start the kubelet's first post may
+// come before its first look at the containers and say NotReady, and the
+// default of 10 s then held `octo up` back as long.
 func (k *Kubelet) Configuration() string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -83,6 +86,7 @@ podCIDR: %[7]s
 maxPods: %[8]d
 protectKernelDefaults: false
 nodeStatusReportFrequency: 1m0s
+nodeStatusUpdateFrequency: 1s
 `, config.Host, k.cfg.KubeletPort, HealthzPort, k.pki.Path("ca.crt"), k.cfg.ContainerdSocket(),
 		k.cfg.Path("pod-logs"), config.NodePodCIDR, MaxPods, config.ClusterDNS, config.ClusterDomain)
 }
