@@ -188,6 +188,10 @@ func (h *Hosts) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("warm start: %w", err)
 	}
+	// The cgroups of hosts a daemon ended abruptly could not remove.
+	if err := h.opts.Sandbox.RemoveGroupLeftovers(); err != nil {
+		h.log.Warn("warm start: earlier hosts' cgroups are left", "err", err)
+	}
 	if h.opts.Shares > 0 {
 		// Best effort: without it the hosts share the CPU as any process.
 		if err := h.opts.Sandbox.SetGroupWeight(h.opts.Shares); err != nil {

@@ -136,6 +136,38 @@ func (s Sandbox) SetGroupWeight(shares int) error {
 	return writeFile(filepath.Join(dir, "cpu.shares"), strconv.Itoa(shares))
 }
 
+// RemoveGroupLeftovers removes the cgroups in s's Group that no process
+// uses any more: a daemon that ended abruptly leaves its sandboxes'. A
+// cgroup still in use (removing it fails) is left; so is a Group that does
+// not exist.
+func (s Sandbox) RemoveGroupLeftovers() error {
+	s = s.withDefaults()
+	groups := []string{filepath.Join(s.CgroupRoot, s.Group)} // cgroup v2
+	if _, err := os.Stat(filepath.Join(s.CgroupRoot, "cgroup.controllers")); err != nil {
+		groups = nil
+		for _, c := range []string{"memory", "cpu", "pids"} {
+			groups = append(groups, filepath.Join(s.CgroupRoot, c, s.Group))
+		}
+	}
+	var errs []error
+	for _, g := range groups {
+		entries, err := os.ReadDir(g)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cgroup %s: %w", g, err))
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				_ = os.Remove(filepath.Join(g, e.Name())) // fails while in use: left
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // credential is what workerd runs as: UID/GID without supplementary groups
 // when octo is root, nil (octo's own, unprivileged, user) otherwise.
 func (s Sandbox) credential() *syscall.Credential {

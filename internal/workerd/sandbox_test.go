@@ -3,6 +3,7 @@ package workerd
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -339,5 +340,40 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGroupWeightAndLeftovers: a Group of its own is weighted apart from
+// the validations, and its cgroups that no process uses any more (on the
+// fake hierarchies: empty directories) are removed, the others left.
+func TestGroupWeightAndLeftovers(t *testing.T) {
+	root := t.TempDir()
+	for _, c := range []string{"memory", "cpu", "pids"} {
+		must(t, os.MkdirAll(filepath.Join(root, c), 0o755))
+		must(t, os.WriteFile(filepath.Join(root, c, "cgroup.procs"), nil, 0o644))
+	}
+	s := Sandbox{CgroupRoot: root, Group: "octo-warm"}
+	must(t, s.RemoveGroupLeftovers()) // no group yet
+	must(t, s.SetGroupWeight(16*DefaultCPUShares))
+	if b, err := os.ReadFile(filepath.Join(root, "cpu/octo-warm/cpu.shares")); err != nil || string(b) != "16384" {
+		t.Fatalf("cpu/octo-warm/cpu.shares = %q (%v), want 16384", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "cpu/octo-validate")); err == nil {
+		t.Fatal("the validations' group was made or weighted")
+	}
+	if _, err := newCgroup(s.withDefaults(), "live"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"memory", "cpu", "pids"} {
+		must(t, os.MkdirAll(filepath.Join(root, c, "octo-warm", "stale"), 0o755))
+	}
+	must(t, s.RemoveGroupLeftovers())
+	for _, c := range []string{"memory", "cpu", "pids"} {
+		if _, err := os.Stat(filepath.Join(root, c, "octo-warm", "stale")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s/octo-warm/stale: %v, want it removed", c, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, c, "octo-warm", "live")); err != nil {
+			t.Errorf("%s/octo-warm/live: %v, want it left", c, err)
+		}
 	}
 }
