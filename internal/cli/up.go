@@ -265,10 +265,15 @@ func waitReady(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 		select {
 		case <-ctx.Done():
 			return last, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(statusPoll):
 		}
 	}
 }
+
+// statusPoll is how often waitReady reads the daemon's status file: a read
+// of a small file, often enough that octo up returns within a few
+// milliseconds of the daemon being ready.
+const statusPoll = 20 * time.Millisecond
 
 // runForeground runs the daemon in this process until Ctrl-C or SIGTERM.
 func runForeground(ctx context.Context, g *globals, cfg config.Config, o *upOptions) error {

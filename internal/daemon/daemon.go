@@ -92,10 +92,13 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	podAPI := podapi.New(podapi.Options{Port: cfg.EdgePort})
 	api := apiserver.New(cfg, p, k.Endpoint())
-	// containerd starts beside the API server and holds nothing back but
-	// the kubelet: at a warm start with many pods it takes seconds longer
-	// than the API server.
-	ctrd := startEarly(containerd.New(cfg, log))
+	// The pod network (the bridge, its firewall, ~0.4 s of iptables) is for
+	// containerd's pods and the cluster DNS: the API server starts without
+	// waiting for it. containerd starts beside the API server and holds
+	// nothing back but the kubelet: at a warm start with many pods it takes
+	// seconds longer than the API server.
+	pnet := startEarly(podnet.New(cfg, log))
+	ctrd := startEarly(gate(containerd.New(cfg, log), pnet.Wait))
 	klet := startEarly(gate(kubelet.New(cfg, p), all(ctrd.Wait, api.HooksIfWarm)))
 	// The warm start (internal/warmstart): with a snapshot of an earlier
 	// run, hosts outside Kubernetes load its Workers from the first phase
@@ -108,7 +111,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		warm = startEarly(warmHosts)
 	}
 	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, warm: warmHosts, ready: make(chan struct{}), phases: [][]embed.Component{
-		{podnet.New(cfg, log), k, s3.New(cfg, log), registry.New(cfg, log)},
+		{pnet, k, s3.New(cfg, log), registry.New(cfg, log)},
 		{api, ctrd},
 		// The services need only the API server and S3 (they began to build
 		// with the API server, see start); what is made from them starts as
@@ -128,7 +131,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		// The edge, the API and the pod API start at once.
 		{
 			gate(cm, api.Bootstrapped), gate(scheduler.New(p), api.RolesExist), klet,
-			gate(kubeproxy.New(cfg, p), api.RolesExist), coredns.New(cfg, log.With("component", "coredns")),
+			gate(kubeproxy.New(cfg, p), api.RolesExist), gate(coredns.New(cfg, log.With("component", "coredns")), pnet.Wait),
 			localpath.New(cfg, log.With("component", "local-path")),
 		},
 	}}

@@ -291,7 +291,22 @@ func (h *Hosts) preload(ctx context.Context) {
 		n++
 		return true
 	})
-	h.log.Info("warm start: Workers preloaded", "workers", len(h.entries)-n, "failed", n, "after", time.Since(t0).Round(time.Millisecond))
+	h.log.Info("warm start: Workers preloaded", "workers", len(h.entries)-n, "failed", n, "after", time.Since(t0).Round(time.Millisecond),
+		"cpu", h.cpuTime().Round(time.Millisecond))
+}
+
+// cpuTime is the CPU time the hosts have used so far (0 for a host whose
+// time cannot be read).
+func (h *Hosts) cpuTime() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var sum time.Duration
+	for _, host := range h.hosts {
+		if t, err := host.CPUTime(); err == nil {
+			sum += t
+		}
+	}
+	return sum
 }
 
 // load preloads e in host i.

@@ -147,6 +147,10 @@ func TestHostsServeTheSnapshot(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("not preloaded after 30 s")
 	}
+	// Loading the Workers took the hosts' CPU, and the log says how much.
+	if cpu := h.cpuTime(); cpu <= 0 || cpu > time.Minute {
+		t.Errorf("hosts' CPU time after the preload: %s, want some", cpu)
+	}
 	var d net.Dialer
 	c := &http.Client{Transport: &http.Transport{DialContext: Dialer(h.Sockets(), d.DialContext)}}
 	get := func(host int, account, script, version string) (int, string) {

@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -200,12 +202,41 @@ func (k *Kubelet) Ready(ctx context.Context) error {
 		if err == nil && NodeReadySince(node, k.started) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s not Ready: %w", k.cfg.NodeName, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		rv := ""
+		if err == nil {
+			rv = node.ResourceVersion
+		}
+		if err := k.nodeChange(ctx, cs, rv); err != nil {
+			return fmt.Errorf("node %s not Ready: %w", k.cfg.NodeName, err)
 		}
 	}
+}
+
+// nodeChange waits until the node changes after resource version rv (at
+// once when it says Ready, not a poll later), the kubelet exits, or a
+// short while passes (rv empty: the node could not be read, or the watch
+// could not start).
+func (k *Kubelet) nodeChange(ctx context.Context, cs kubernetes.Interface, rv string) error {
+	retry := time.After(200 * time.Millisecond)
+	var events <-chan watch.Event
+	if rv != "" {
+		timeout := int64(10)
+		w, err := cs.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{ResourceVersion: rv, TimeoutSeconds: &timeout,
+			FieldSelector: fields.OneTermEqualSelector("metadata.name", k.cfg.NodeName).String()})
+		if err == nil {
+			defer w.Stop()
+			events, retry = w.ResultChan(), nil
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-k.done:
+		k.done <- err
+	case <-events:
+	case <-retry:
+	}
+	return nil
 }
 
 // NodeReadySince reports whether node is Ready with a heartbeat at or after t.

@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/kubernetes/fake"
 	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
 	"k8s.io/kubernetes/pkg/kubelet/kubeletconfig/configfiles"
 	utilfs "k8s.io/kubernetes/pkg/util/filesystem"
@@ -59,5 +61,42 @@ func TestNodeReadySinceIgnoresStaleHeartbeat(t *testing.T) {
 	}
 	if NodeReadySince(node(corev1.ConditionFalse, start.Add(time.Second)), start) {
 		t.Error("NotReady counted as ready")
+	}
+}
+
+func TestNodeChangeReturnsWhenTheNodeChanges(t *testing.T) {
+	ctx := t.Context()
+	node := InitialNode("vm", "10.42.0.1")
+	node.ResourceVersion = "1"
+	cs := fake.NewClientset(node)
+	k := &Kubelet{cfg: config.Config{NodeName: "vm"}, done: make(chan error, 1)}
+	changed := make(chan error, 1)
+	go func() { changed <- k.nodeChange(ctx, cs, "1") }()
+	select {
+	case err := <-changed:
+		t.Fatalf("returned before the node changed: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-changed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no return 5 s after the node changed")
+	}
+	// Without a version to watch from (the node could not be read), a
+	// short wait before the next read.
+	if err := k.nodeChange(ctx, cs, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet exited: no more waiting.
+	k.done <- errors.New("exited")
+	if err := k.nodeChange(ctx, cs, "1"); err != nil {
+		t.Fatal(err)
 	}
 }
