@@ -45,7 +45,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	if _, err := p.Ensure(); err != nil {
 		t.Fatal(err)
 	}
-	k := kine.New(cfg)
+	k := kine.New(cfg, nil)
 	if err := k.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := kine.New(cfg)
+	k := kine.New(cfg, log.With("component", "kine"))
 	svc := newServices(cfg, log)
 	// The pods' credentials for the pod API derive from this key: the
 	// builder writes them into the images, the pod API checks them.

@@ -5,8 +5,11 @@ package kine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/k3s-io/kine/pkg/endpoint"
@@ -23,15 +26,27 @@ import (
 type Kine struct {
 	dbPath string
 	socket string
+	log    *slog.Logger
 	cancel context.CancelFunc
 	etcd   endpoint.ETCDConfig
+
+	runCtx    context.Context // Start's, until Stop
+	clockOnce sync.Once
+	clock     *leaseClock // nil until Ready, or when it cannot open
 }
 
 // New returns the kine component for cfg: database in <data-dir>/db/state.db,
-// socket at cfg.KineSocket().
-func New(cfg config.Config) *Kine {
-	return &Kine{dbPath: cfg.Path("db", "state.db"), socket: cfg.KineSocket()}
+// socket at cfg.KineSocket(), its lease clock (see expireLeases) beside the
+// database.
+func New(cfg config.Config, log *slog.Logger) *Kine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Kine{dbPath: cfg.Path("db", "state.db"), socket: cfg.KineSocket(), log: log}
 }
+
+// clockPath is the file of the database's lease clock.
+func (k *Kine) clockPath() string { return filepath.Join(filepath.Dir(k.dbPath), "revisions.json") }
 
 // Name implements embed.Component.
 func (k *Kine) Name() string { return "kine" }
@@ -53,7 +68,14 @@ func (k *Kine) Start(ctx context.Context) error {
 	if vacuum, err := worthVacuum(ctx, k.dbPath, vacuumMinFree); err != nil || !vacuum {
 		dsn += "&" + noVacuumParam
 	}
+	// Best effort: kine's own timers expire what is left, an hour later.
+	if n, err := expireLeases(ctx, k.dbPath, k.clockPath(), time.Now()); err != nil {
+		k.log.Warn("kine: keys whose lease ran out are kept", "err", err)
+	} else if n > 0 {
+		k.log.Info("kine: removed keys whose lease ran out (Events older than their TTL)", "keys", n)
+	}
 	ctx, k.cancel = context.WithCancel(ctx)
+	k.runCtx = ctx
 	// kine's library defaults are zero; these are the defaults of kine's
 	// CLI, but for the compaction: the first one comes an interval after
 	// the start and drops the history from before it, and most `octo up`
@@ -90,6 +112,7 @@ func (k *Kine) Ready(ctx context.Context) error {
 	for {
 		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 		if err == nil {
+			k.startClock()
 			return nil
 		}
 		select {
@@ -100,10 +123,36 @@ func (k *Kine) Ready(ctx context.Context) error {
 	}
 }
 
-// Stop closes the gRPC server and the database.
-func (k *Kine) Stop(context.Context) error {
+// startClock starts the lease clock once kine serves (its table exists).
+func (k *Kine) startClock() {
+	k.clockOnce.Do(func() {
+		c, err := openClock(k.dbPath, k.clockPath())
+		if err != nil {
+			k.log.Warn("kine: no lease clock; Events outlive their TTL across restarts", "err", err)
+			return
+		}
+		k.clock = c
+		var warned atomic.Bool
+		go c.run(k.runCtx, func(err error) {
+			if !warned.Swap(true) {
+				k.log.Warn("kine: lease clock not recorded", "err", err)
+			}
+		})
+	})
+}
+
+// Stop closes the gRPC server and the database, and records the lease
+// clock's last checkpoint.
+func (k *Kine) Stop(ctx context.Context) error {
 	if k.cancel != nil {
 		k.cancel()
+	}
+	neverStarted := false
+	k.clockOnce.Do(func() { neverStarted = true }) // and no clock starts after this
+	if !neverStarted && k.clock != nil {
+		if err := k.clock.close(ctx); err != nil {
+			k.log.Warn("kine: lease clock not recorded", "err", err)
+		}
 	}
 	return nil
 }

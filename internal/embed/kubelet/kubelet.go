@@ -56,10 +56,11 @@ func (k *Kubelet) ConfigPath() string { return k.cfg.Path("kubelet.yaml") }
 // Configuration renders the KubeletConfiguration: loopback listeners,
 // cgroupfs (cgroup v1 hosts), containerd in the run dir, the daemon's
 // CoreDNS for the pods' DNS, eviction thresholds low enough for a laptop
-// disk, and image GC off. The node's status is computed every second
-// (posted when it changes): at a warm start the kubelet's first post may
-// come before its first look at the containers and say NotReady, and the
-// default of 10 s then held `octo up` back as long.
+// disk, and image GC off. The node's status is computed four times a
+// second (a read of the node; posted only when it changes): at a warm
+// start the kubelet's first post comes before its first look at the
+// containers and says NotReady, and the default of 10 s then held `octo
+// up` back as long (1 s: up to a second).
 func (k *Kubelet) Configuration() string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -88,7 +89,7 @@ podCIDR: %[7]s
 maxPods: %[8]d
 protectKernelDefaults: false
 nodeStatusReportFrequency: 1m0s
-nodeStatusUpdateFrequency: 1s
+nodeStatusUpdateFrequency: 250ms
 `, config.Host, k.cfg.KubeletPort, HealthzPort, k.pki.Path("ca.crt"), k.cfg.ContainerdSocket(),
 		k.cfg.Path("pod-logs"), config.NodePodCIDR, MaxPods, config.ClusterDNS, config.ClusterDomain)
 }
