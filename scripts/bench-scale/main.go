@@ -151,8 +151,8 @@ func warmOnly(bin, dataDir string, n, runs int, baseline bool) {
 	for i := range n {
 		names = append(names, fmt.Sprintf("w%04d", i))
 	}
-	fmt.Println("| warm `octo up` | command returned | all answering, from the start of `octo up` |")
-	fmt.Println("|---|---|---|")
+	fmt.Println("| warm `octo up` | command returned | all answering, from the start of `octo up` | rounds of requests after it returned |")
+	fmt.Println("|---|---|---|---|")
 	first := 1
 	if baseline {
 		first = 0
@@ -168,12 +168,12 @@ func warmOnly(bin, dataDir string, n, runs int, baseline bool) {
 		}
 		t0 := time.Now()
 		upTook := b.Octo("up")
-		waitAll(b, b.Def, names, 10*time.Minute)
+		rounds := waitAll(b, b.Def, names, 10*time.Minute)
 		what := fmt.Sprintf("run %d, %d Workers", r, n)
 		if r == 0 {
 			what = fmt.Sprintf("%d Workers, no snapshot", n)
 		}
-		fmt.Printf("| %s | %s | **%s** |\n", what, upTook.Round(10*time.Millisecond), time.Since(t0).Round(10*time.Millisecond))
+		fmt.Printf("| %s | %s | **%s** | %d |\n", what, upTook.Round(10*time.Millisecond), time.Since(t0).Round(10*time.Millisecond), rounds)
 		time.Sleep(5 * time.Second)
 		b.Octo("down")
 	}
@@ -221,12 +221,15 @@ func redeploy(b *benchkit.Bench, a store.Account, script string, n int) []time.D
 	return lat
 }
 
-// waitAll polls every name until it answers its own name.
-func waitAll(b *benchkit.Bench, a store.Account, names []string, timeout time.Duration) {
+// waitAll polls every name until it answers its own name, and returns how
+// many rounds over the names that took.
+func waitAll(b *benchkit.Bench, a store.Account, names []string, timeout time.Duration) int {
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	deadline := time.Now().Add(timeout)
 	pending := slices.Clone(names)
+	rounds := 0
 	for len(pending) > 0 {
+		rounds++
 		if time.Now().After(deadline) {
 			b.Fatalf("%d Workers do not answer after %s, e.g. %s", len(pending), timeout, pending[0])
 		}
@@ -255,6 +258,7 @@ func waitAll(b *benchkit.Bench, a store.Account, names []string, timeout time.Du
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	return rounds
 }
 
 func answers(c *http.Client, cfg config.Config, host, body string) bool {

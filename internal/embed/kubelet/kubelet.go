@@ -60,7 +60,11 @@ func (k *Kubelet) ConfigPath() string { return k.cfg.Path("kubelet.yaml") }
 // second (a read of the node; posted only when it changes): at a warm
 // start the kubelet's first post comes before its first look at the
 // containers and says NotReady, and the default of 10 s then held `octo
-// up` back as long (1 s: up to a second).
+// up` back as long (1 s: up to a second). The kubelet makes no iptables
+// chains: its martian-packet rule for route_localnet is also kube-proxy's
+// (iptables mode, which sets route_localnet), and its hint chain is for
+// components octo does not run; the ~10 iptables runs took 0.5–0.7 s of
+// the kubelet's start, before its first pod.
 func (k *Kubelet) Configuration() string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -90,6 +94,7 @@ maxPods: %[8]d
 protectKernelDefaults: false
 nodeStatusReportFrequency: 1m0s
 nodeStatusUpdateFrequency: 250ms
+makeIPTablesUtilChains: false
 `, config.Host, k.cfg.KubeletPort, HealthzPort, k.pki.Path("ca.crt"), k.cfg.ContainerdSocket(),
 		k.cfg.Path("pod-logs"), config.NodePodCIDR, MaxPods, config.ClusterDNS, config.ClusterDomain)
 }
