@@ -25,7 +25,8 @@ import (
 // its current revision and the time, at the start, every clockInterval and
 // at the stop. A row at or below a checkpoint's revision was written no
 // later than the checkpoint's time, so a key whose lease ran out since is
-// expired. expireLeases removes those keys before kine serves.
+// expired. expireLeases removes those keys when kine stops (no later than
+// the stop after the one they expired by).
 
 // clockInterval is how often the clock records a checkpoint while kine runs.
 const clockInterval = time.Minute
@@ -129,8 +130,8 @@ func (c *leaseClock) close(ctx context.Context) error {
 	return errors.Join(err, c.db.Close())
 }
 
-// expireLeases removes, from the database at dbPath (which kine does not
-// hold open), every key whose newest row has a lease that ran out by now
+// expireLeases removes, from the database at dbPath (which kine no longer
+// writes), every key whose newest row has a lease that ran out by now
 // according to the checkpoints at clockPath, with all its revisions, as
 // kine's compaction would after the delete kine's timer would have made.
 // The newest row of the database stays (it is the current revision). It
