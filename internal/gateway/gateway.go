@@ -162,8 +162,9 @@ type Options struct {
 // a bundle pod takes to be replaced on a busy 2-core machine.
 const DefaultStartWait = 15 * time.Second
 
-// MaxStartWaiters bounds the requests waiting for a pod (StartWait); the
-// others are answered 503 at once.
+// MaxStartWaiters bounds the requests waiting for a pod (StartWait), and
+// those waiting for the cache of a warm start (Starting); the others are
+// answered 503 at once.
 const MaxStartWaiters = 1024
 
 // startPoll is how often a waiting request looks for a pod again.

@@ -76,16 +76,17 @@ func (g *Gateway) warmDialer(next func(ctx context.Context, network, addr string
 // takes seconds with many Workers (StartGateway): it serves from the first
 // moment the snapshot's Workers its hosts hold, and every other request
 // once the synced gateway takes over (Serve), waiting for it up to
-// Options.StartWait. Only hosts whose script the snapshot holds one
+// Options.StartWait, MaxStartWaiters of them at most. Only hosts whose script the snapshot holds one
 // version of, under an account subdomain it names, are served early: the
 // rest (a gradual deployment, a version preview, anything newer than the
 // snapshot) waits for the cache.
 type Starting struct {
-	early  *Gateway
-	routes map[subScript]warmstart.Entry
-	wait   time.Duration
-	ready  chan struct{}
-	g      atomic.Pointer[Gateway]
+	early   *Gateway
+	routes  map[subScript]warmstart.Entry
+	wait    time.Duration
+	waiters chan struct{} // MaxStartWaiters slots, as the synced gateway's
+	ready   chan struct{}
+	g       atomic.Pointer[Gateway]
 }
 
 // subScript is a Workers host: the first label under the subdomain.
@@ -94,7 +95,8 @@ type subScript struct{ sub, script string }
 // NewStarting returns the gateway that serves opts.Warm while the cache
 // syncs; opts needs neither readers nor pods.
 func NewStarting(opts Options) *Starting {
-	s := &Starting{early: New(opts), routes: map[subScript]warmstart.Entry{}, wait: opts.StartWait, ready: make(chan struct{})}
+	s := &Starting{early: New(opts), routes: map[subScript]warmstart.Entry{}, wait: opts.StartWait,
+		waiters: make(chan struct{}, MaxStartWaiters), ready: make(chan struct{})}
 	if opts.Warm == nil || len(opts.Warm.Sockets) == 0 {
 		return s
 	}
@@ -145,14 +147,27 @@ func (s *Starting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// At most MaxStartWaiters requests wait; the others are told at once.
+	select {
+	case s.waiters <- struct{}{}:
+		defer func() { <-s.waiters }()
+	default:
+		startingUnavailable(w)
+		return
+	}
 	timer := time.NewTimer(s.wait)
 	defer timer.Stop()
 	select {
 	case <-s.ready:
 		s.g.Load().ServeHTTP(w, r)
 	case <-timer.C:
-		w.Header().Set("Retry-After", "1")
-		text(w, http.StatusServiceUnavailable, "octo is starting; retry in a moment")
+		startingUnavailable(w)
 	case <-r.Context().Done():
 	}
+}
+
+// startingUnavailable answers a request Starting cannot serve yet.
+func startingUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	text(w, http.StatusServiceUnavailable, "octo is starting; retry in a moment")
 }

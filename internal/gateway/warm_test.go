@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -209,5 +210,41 @@ func TestStartingServesTheSnapshotFirst(t *testing.T) {
 	waiting.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("no synced gateway: %d %v, want 503 with Retry-After", rec.Code, rec.Header())
+	}
+}
+
+// TestStartingBoundsItsWaiters: while the cache syncs, at most
+// MaxStartWaiters requests wait for it; the next is told to retry at once.
+func TestStartingBoundsItsWaiters(t *testing.T) {
+	starting := NewStarting(Options{EdgePort: 8787, StartWait: time.Minute})
+	starting.waiters = make(chan struct{}, 1) // MaxStartWaiters, scaled down
+	ctx, cancel := context.WithCancel(t.Context())
+	waiting := make(chan struct{})
+	go func() {
+		defer close(waiting)
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+		req.Host = "fresh.octo.workers.localhost:8787"
+		starting.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	for len(starting.waiters) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Host = "other.octo.workers.localhost:8787"
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { defer close(done); starting.ServeHTTP(rec, req) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request beyond the waiters' bound waited")
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("beyond the bound: %d, Retry-After %q; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	cancel() // the waiting client goes away and frees its slot
+	<-waiting
+	if n := len(starting.waiters); n != 0 {
+		t.Errorf("%d slots still taken after the waiter left", n)
 	}
 }
