@@ -168,18 +168,13 @@ func servedVersions(ctx context.Context, r client.Reader) ([]warmstart.Entry, ma
 }
 
 // uniqueSubdomains maps the ID of each account to its workers subdomain,
-// lower-case, unless another account claims the same subdomain or ID: the
-// gateway serves neither of those (it answers 409).
+// lower-case, when the gateway serves it (store.SubdomainClaims): no other
+// account claims the same subdomain or ID.
 func uniqueSubdomains(accounts []store.Account) map[string]string {
-	subs, ids := map[string]int{}, map[string]int{}
-	for _, a := range accounts {
-		subs[strings.ToLower(a.Subdomain)]++
-		ids[a.ID]++
-	}
+	c := store.ClaimSubdomains(accounts)
 	out := map[string]string{}
-	for _, a := range accounts {
-		sub := strings.ToLower(a.Subdomain)
-		if sub != "" && subs[sub] == 1 && ids[a.ID] == 1 {
+	for sub := range c.BySubdomain {
+		if a, ok := c.Served(sub); ok {
 			out[a.ID] = sub
 		}
 	}

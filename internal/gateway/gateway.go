@@ -231,13 +231,9 @@ type Gateway struct {
 }
 
 type accountSnapshot struct {
-	at    time.Time
-	bySub map[string]store.Account
-	all   []store.Account
-	// claimed lists, for each subdomain or account ID that more than one
-	// WorkerAccount claims, the namespaces claiming it: such a subdomain is
-	// not served, rather than served by whichever object sorts first.
-	claimed map[string][]string
+	at     time.Time
+	all    []store.Account
+	claims store.SubdomainClaims
 }
 
 // ResponseHeaderTimeout is how long the gateway waits for a Worker's
@@ -678,8 +674,8 @@ func (g *Gateway) findVersion(ctx context.Context, a store.Account, rel *apiv1.W
 
 // knows reports whether the snapshot has an answer for sub.
 func (s *accountSnapshot) knows(sub string) bool {
-	_, ok := s.bySub[sub]
-	return ok || s.claimed["sub:"+sub] != nil
+	_, ok := s.claims.BySubdomain[sub]
+	return ok || s.claims.Subdomains[sub] != nil
 }
 
 // duplicateError refuses a subdomain (or the account ID behind it) that
@@ -702,12 +698,12 @@ func (g *Gateway) account(ctx context.Context, sub string) (store.Account, bool,
 			return store.Account{}, false, err
 		}
 	}
-	if ns := s.claimed["sub:"+sub]; ns != nil {
+	if ns := s.claims.Subdomains[sub]; ns != nil {
 		return store.Account{}, false, duplicateError{what: "workers subdomain " + strconv.Quote(sub), namespaces: ns}
 	}
-	a, ok := s.bySub[sub]
+	a, ok := s.claims.BySubdomain[sub]
 	if ok {
-		if ns := s.claimed["id:"+a.ID]; ns != nil {
+		if ns := s.claims.IDs[a.ID]; ns != nil {
 			return store.Account{}, false, duplicateError{what: "account " + a.ID, namespaces: ns}
 		}
 	}
@@ -726,30 +722,11 @@ func (g *Gateway) refreshAccounts(ctx context.Context) (*accountSnapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
-	s := &accountSnapshot{at: time.Now(), bySub: map[string]store.Account{}, all: all, claimed: map[string][]string{}}
-	subs, ids := map[string][]string{}, map[string][]string{}
-	for _, a := range all {
-		k := strings.ToLower(a.Subdomain)
-		if k == "" {
-			continue
-		}
-		subs[k] = append(subs[k], a.Namespace)
-		ids[a.ID] = append(ids[a.ID], a.Namespace)
-		s.bySub[k] = a
-	}
-	for k, ns := range subs {
-		if len(ns) > 1 {
-			s.claimed["sub:"+k] = ns
-			delete(s.bySub, k)
-		}
-	}
-	for id, ns := range ids {
-		if len(ns) > 1 {
-			s.claimed["id:"+id] = ns
-		}
-	}
-	if prev := g.snap.Load(); len(s.claimed) > 0 && (prev == nil || fmt.Sprint(prev.claimed) != fmt.Sprint(s.claimed)) {
-		g.log.Warn("gateway: WorkerAccounts claim the same subdomain or account ID; those are not served", "claims", s.claimed)
+	s := &accountSnapshot{at: time.Now(), all: all, claims: store.ClaimSubdomains(all)}
+	claimed := len(s.claims.Subdomains)+len(s.claims.IDs) > 0
+	if prev := g.snap.Load(); claimed && (prev == nil || fmt.Sprint(prev.claims.Subdomains, prev.claims.IDs) != fmt.Sprint(s.claims.Subdomains, s.claims.IDs)) {
+		g.log.Warn("gateway: WorkerAccounts claim the same subdomain or account ID; those are not served",
+			"subdomains", s.claims.Subdomains, "accountIDs", s.claims.IDs)
 	}
 	g.snap.Store(s)
 	return s, nil

@@ -195,3 +195,56 @@ func ensureListed(ctx context.Context, c client.Client, wa *apiv1.WorkerAccount)
 		}
 	}
 }
+
+// SubdomainClaims sorts accounts by their workers subdomain (lower-case)
+// and names what more than one of them claims: such a subdomain, or the
+// account ID behind it, is not served (the gateway answers 409), rather
+// than served by whichever object sorts first.
+type SubdomainClaims struct {
+	// BySubdomain is the account of each subdomain only one account claims.
+	BySubdomain map[string]Account
+	// Subdomains maps each subdomain more than one account claims to their
+	// namespaces.
+	Subdomains map[string][]string
+	// IDs maps each account ID more than one account with a subdomain
+	// claims to their namespaces.
+	IDs map[string][]string
+}
+
+// ClaimSubdomains returns the SubdomainClaims of accounts; those without a
+// subdomain claim nothing.
+func ClaimSubdomains(accounts []Account) SubdomainClaims {
+	c := SubdomainClaims{BySubdomain: map[string]Account{}, Subdomains: map[string][]string{}, IDs: map[string][]string{}}
+	subs, ids := map[string][]string{}, map[string][]string{}
+	for _, a := range accounts {
+		k := strings.ToLower(a.Subdomain)
+		if k == "" {
+			continue
+		}
+		subs[k] = append(subs[k], a.Namespace)
+		ids[a.ID] = append(ids[a.ID], a.Namespace)
+		c.BySubdomain[k] = a
+	}
+	for k, ns := range subs {
+		if len(ns) > 1 {
+			c.Subdomains[k] = ns
+			delete(c.BySubdomain, k)
+		}
+	}
+	for id, ns := range ids {
+		if len(ns) > 1 {
+			c.IDs[id] = ns
+		}
+	}
+	return c
+}
+
+// Served returns the account that serves sub: none when no account claims
+// it, or when more than one claims it or its account's ID.
+func (c SubdomainClaims) Served(sub string) (Account, bool) {
+	a, ok := c.BySubdomain[sub]
+	if !ok || c.IDs[a.ID] != nil {
+		return Account{}, false
+	}
+	return a, true
+}

@@ -72,3 +72,30 @@ func TestEnsureDefaultAccountRepairsAMissedListing(t *testing.T) {
 		}
 	}
 }
+
+func TestClaimSubdomains(t *testing.T) {
+	c := ClaimSubdomains([]Account{
+		{ID: "a", Subdomain: "Alpha", Namespace: "ns-a"},
+		{ID: "b", Subdomain: "beta", Namespace: "ns-b1"},
+		{ID: "b2", Subdomain: "BETA", Namespace: "ns-b2"}, // the same subdomain, another case
+		{ID: "c", Subdomain: "gamma", Namespace: "ns-c1"},
+		{ID: "c", Subdomain: "delta", Namespace: "ns-c2"}, // the same account ID
+		{ID: "d", Namespace: "ns-d"},                      // no subdomain: claims nothing
+		{ID: "a", Namespace: "ns-a2"},                     // nor its ID
+	})
+	for sub, want := range map[string]string{"alpha": "a", "beta": "", "gamma": "", "delta": "", "": ""} {
+		a, ok := c.Served(sub)
+		if ok != (want != "") || a.ID != want {
+			t.Errorf("Served(%q) = %q, %v; want %q", sub, a.ID, ok, want)
+		}
+	}
+	if ns := c.Subdomains["beta"]; len(ns) != 2 {
+		t.Errorf("claims of beta: %v, want both namespaces", ns)
+	}
+	if ns := c.IDs["c"]; len(ns) != 2 {
+		t.Errorf("claims of account c: %v, want both namespaces", ns)
+	}
+	if _, ok := c.IDs["a"]; ok {
+		t.Errorf("account a claimed twice, but one of the two has no subdomain")
+	}
+}
