@@ -116,13 +116,20 @@ func (s Sandbox) withDefaults() Sandbox {
 // process outside one: a group has the weight of one busy process.
 const DefaultCPUShares = 1024
 
+// unified reports whether s.CgroupRoot is a cgroup v2 (unified) hierarchy;
+// else it holds one cgroup v1 hierarchy per controller.
+func (s Sandbox) unified() bool {
+	_, err := os.Stat(filepath.Join(s.CgroupRoot, "cgroup.controllers"))
+	return err == nil
+}
+
 // SetGroupWeight sets the CPU weight of s's Group, in cgroup v1 shares
 // (DefaultCPUShares: as much as one process beside it; cgroup v2's
 // cpu.weight is scaled from it), making the group if need be. The quota
 // of each sandbox still bounds it.
 func (s Sandbox) SetGroupWeight(shares int) error {
 	s = s.withDefaults()
-	if _, err := os.Stat(filepath.Join(s.CgroupRoot, "cgroup.controllers")); err == nil {
+	if s.unified() {
 		dir := filepath.Join(s.CgroupRoot, s.Group)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("cgroup %s: %w", dir, err)
@@ -143,7 +150,7 @@ func (s Sandbox) SetGroupWeight(shares int) error {
 func (s Sandbox) RemoveGroupLeftovers() error {
 	s = s.withDefaults()
 	groups := []string{filepath.Join(s.CgroupRoot, s.Group)} // cgroup v2
-	if _, err := os.Stat(filepath.Join(s.CgroupRoot, "cgroup.controllers")); err != nil {
+	if !s.unified() {
 		groups = nil
 		for _, c := range []string{"memory", "cpu", "pids"} {
 			groups = append(groups, filepath.Join(s.CgroupRoot, c, s.Group))
@@ -243,7 +250,7 @@ func newCgroup(s Sandbox, name string) (cg *cgroup, err error) {
 			cg = nil
 		}
 	}()
-	if _, err := os.Stat(filepath.Join(s.CgroupRoot, "cgroup.controllers")); err == nil {
+	if s.unified() {
 		cg.v2 = true
 		return cg, cg.makeV2(s, name)
 	}
