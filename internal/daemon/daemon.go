@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -188,6 +189,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if addr := os.Getenv(PprofEnv); addr != "" {
 		servePprof(addr, d.log)
 	}
+	// klog's exit hook is process-wide: embedded components end the
+	// process through it (klog.FlushAndExit).
+	klog.OsExit = exitUnlessStopping(ctx, os.Exit)
 
 	router, err := logs.NewRouter(cfg.Path("logs"))
 	if err != nil {
@@ -239,6 +243,23 @@ func TuneMemory() { setGCPercent(startGCPercent) }
 func setGCPercent(p int) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(p)
+	}
+}
+
+// exitUnlessStopping is klog's exit for the daemon. Embedded components
+// end the process with klog.FlushAndExit when they fail to start: the
+// controller-manager does when `octo down` cancels a controller it is
+// starting, and the daemon then ended without its teardown (one stop in
+// ~10 within 15 s of a warm start). Once ctx is done the daemon is
+// stopping anyway: the calling goroutine ends instead (its deferred calls
+// run; the caller, which expects no return, never resumes) and the stop
+// goes on. Before that, exit ends the process as klog would.
+func exitUnlessStopping(ctx context.Context, exit func(int)) func(int) {
+	return func(code int) {
+		if ctx.Err() != nil {
+			runtime.Goexit()
+		}
+		exit(code)
 	}
 }
 
