@@ -174,7 +174,6 @@ func (c Config) Ports() []Port {
 		{"kube-apiserver", c.APIServerPort, "--apiserver-port"},
 		{"kubelet", c.KubeletPort, "--kubelet-port"},
 		{"kube-controller-manager", 10257, ""},
-		{"kube-scheduler", 10259, ""},
 		{"kube-proxy healthz", 10256, ""},
 		{"kube-proxy metrics", 10249, ""},
 		{"containerd stream server", 10010, ""},

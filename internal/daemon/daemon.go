@@ -100,18 +100,21 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	// seconds longer than the API server.
 	pnet := startEarly(podnet.New(cfg, log))
 	ctrd := startEarly(gate(containerd.New(cfg, log), pnet.Wait))
-	klet := startEarly(gate(kubelet.New(cfg, p), all(ctrd.Wait, api.HooksIfWarm)))
+	kl := kubelet.New(cfg, p)
+	klet := startEarly(gate(kl, all(ctrd.Wait, api.HooksIfWarm)))
 	// The warm start (internal/warmstart): with a snapshot of an earlier
 	// run, hosts outside Kubernetes load its Workers from the first phase
 	// on, while the cluster starts; the gateway sends them what no pod
 	// serves yet.
 	var warm *early
 	var warmHosts *warmstart.Hosts
+	ready := make(chan struct{})
 	if !cfg.BareCluster {
 		warmHosts = newWarmHosts(cfg, svc, log)
 		warm = startEarly(warmHosts)
+		kl.HoldPods = podsAfterWarmStart(warm, warmHosts, ready)
 	}
-	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, warm: warmHosts, ready: make(chan struct{}), phases: [][]embed.Component{
+	d := &Daemon{cfg: cfg, log: log, svc: svc, apiserver: api, warm: warmHosts, ready: ready, phases: [][]embed.Component{
 		{pnet, k, s3.New(cfg, log), registry.New(cfg, log)},
 		{api, ctrd},
 		// The services need only the API server and S3 (they began to build

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/warmstart"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 const testAccount = "0123456789abcdef0123456789abcdef"
@@ -118,5 +120,69 @@ func TestPodsServe(t *testing.T) {
 				t.Fatalf("podsServe = %v, %v; want %v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPodsAfterWarmStart: while warm-start hosts serve, the kubelet's pods
+// are held until octo is ready; without hosts they are not held.
+func TestPodsAfterWarmStart(t *testing.T) {
+	if !workerd.Embedded() {
+		t.Skip("built without workerd: run `make workerd` first")
+	}
+	bin, err := workerd.Extract(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostsOf := func(t *testing.T, entries []warmstart.Entry) (*early, *warmstart.Hosts) {
+		t.Helper()
+		s := warmstart.Snapshot{Dir: filepath.Join(t.TempDir(), "warm")}
+		code := func(context.Context, warmstart.Entry) (workerd.LoaderCode, error) {
+			return workerd.LoaderCode{CompatibilityDate: "2026-01-01", MainModule: "index.js", Modules: []workerd.LoaderModule{
+				{Name: "index.js", Type: "js", Text: `export default { fetch() { return new Response("hi"); } };`}}}, nil
+		}
+		if _, _, err := s.Update(t.Context(), entries, code); err != nil {
+			t.Fatal(err)
+		}
+		h := warmstart.NewHosts(warmstart.Options{Snapshot: s, Bin: func(context.Context) (string, error) { return bin, nil },
+			Sandbox: workerd.Sandbox{AllowNoCgroup: true, Memory: 256 << 20}})
+		e := startEarly(h)
+		if err := h.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Stop(context.Background()) })
+		e.finish(h.Ready(t.Context()))
+		return e, h
+	}
+	held := func(hold func(context.Context) error, ctx context.Context) <-chan error {
+		out := make(chan error, 1)
+		go func() { out <- hold(ctx) }()
+		return out
+	}
+
+	e, h := hostsOf(t, nil)
+	if err := podsAfterWarmStart(e, h, make(chan struct{}))(t.Context()); err != nil {
+		t.Fatalf("without hosts: %v, want the pods at once", err)
+	}
+
+	e, h = hostsOf(t, []warmstart.Entry{{Account: testAccount, Script: "hi", Version: "00000000-0000-4000-8000-000000000001"}})
+	if len(h.Sockets()) == 0 {
+		t.Fatal("the hosts do not serve")
+	}
+	ready := make(chan struct{})
+	done := held(podsAfterWarmStart(e, h, ready), t.Context())
+	select {
+	case err := <-done:
+		t.Fatalf("the pods were released before octo was ready (%v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(ready)
+	if err := <-done; err != nil {
+		t.Fatalf("once ready: %v, want the pods released", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done = held(podsAfterWarmStart(e, h, make(chan struct{})), ctx)
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a stopping kubelet got its pods")
 	}
 }

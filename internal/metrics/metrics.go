@@ -303,7 +303,9 @@ func (r *Recorder) Save(path string) error {
 }
 
 // Load adds the minutes path holds (Save) that are within Retention; a
-// missing file is no error. Call it before the first Observe.
+// missing file is no error. It may run while requests are observed (a
+// gateway serves before its last run's minutes are read): a minute both
+// hold counts the requests of both.
 func (r *Recorder) Load(path string) error {
 	var snap snapshot
 	if err := readSnapshot(path, "metrics", &snap); err != nil {
@@ -314,14 +316,33 @@ func (r *Recorder) Load(path string) error {
 		slices.SortFunc(sk.Minutes, func(a, b Minute) int { return cmp.Compare(a.Start, b.Start) })
 		s := r.get(sk.Key, now)
 		s.mu.Lock()
-		s.minutes = append(s.minutes, sk.Minutes...)
+		s.minutes = mergeMinutes(sk.Minutes, s.minutes)
 		s.trim(now)
 		if n := len(s.minutes); n > 0 {
-			s.seen = s.minutes[n-1].Start
+			s.seen = max(s.seen, s.minutes[n-1].Start)
 		}
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// mergeMinutes merges two lists of minutes, each oldest first, into one:
+// the counts of a minute both have are added.
+func mergeMinutes(a, b []Minute) []Minute {
+	out := make([]Minute, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch {
+		case a[0].Start < b[0].Start:
+			out, a = append(out, a[0]), a[1:]
+		case b[0].Start < a[0].Start:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			m := a[0]
+			m.Add(b[0].Counts)
+			out, a, b = append(out, m), a[1:], b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // each calls f with every series' key and totals.

@@ -107,6 +107,36 @@ func TestSaveLoad(t *testing.T) {
 	}
 }
 
+// Load may come after the first requests: the loaded minutes go before
+// them, and a minute both hold counts the requests of both.
+func TestLoadAfterObserve(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	r := New(0, c.now)
+	k := Key{Account: "a", Script: "s", Version: "v"}
+	r.Observe(k, 200, time.Millisecond)
+	c.t = c.t.Add(2 * time.Minute)
+	r.Observe(k, 200, time.Millisecond)
+	path := filepath.Join(t.TempDir(), "metrics.json")
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	r2 := New(0, c.now)
+	r2.Observe(k, 500, time.Millisecond) // the saved second minute's
+	c.t = c.t.Add(time.Minute)
+	r2.Observe(k, 200, time.Millisecond)
+	if err := r2.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	got := r2.Range("a", "s", time.Time{}, c.t.Add(time.Minute))
+	if len(got) != 3 || got[0].Requests != 1 || got[1].Requests != 2 || got[1].Errors() != 1 || got[2].Requests != 1 {
+		t.Fatalf("after a late load: %+v, want minutes of 1, 2 (one error) and 1 requests", got)
+	}
+	r2.Observe(k, 200, time.Millisecond)
+	if got := r2.Range("a", "s", c.t, c.t.Add(time.Minute)); len(got) != 1 || got[0].Requests != 2 {
+		t.Fatalf("a request after the load: %+v, want it in the latest minute", got)
+	}
+}
+
 func TestCollector(t *testing.T) {
 	r := New(0, nil)
 	k := Key{Account: "a", Script: "s", Version: "v"}

@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octohq/octo/internal/edge"
@@ -92,6 +94,9 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// The gateway's caches are controller-runtime's: without a logger it
+	// writes a stack trace to stderr for each of its informers.
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	_, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: listen address %q: %w", cfg.Listen, err)
@@ -106,7 +111,9 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		return nil, err
 	}
 	recorder := metrics.New(0, nil)
-	stopMetrics, err := startMetrics(ctx, cfg.Metrics, recorder, log)
+	// The last run's request minutes are read once the cache has synced.
+	synced := make(chan struct{})
+	stopMetrics, err := startMetrics(ctx, cfg.Metrics, recorder, log, synced)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +141,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		return fail(err)
 	}
 	log.Info("gateway cache synced", "after", time.Since(t0).Round(time.Millisecond))
+	close(synced)
 	c, err := client.New(rc, client.Options{Scheme: scheme})
 	if err != nil {
 		return fail(fmt.Errorf("gateway: cluster client: %w", err))

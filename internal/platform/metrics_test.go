@@ -25,7 +25,9 @@ func TestGatewayMetrics(t *testing.T) {
 	dir := t.TempDir()
 	cfg := GatewayMetrics{File: filepath.Join(dir, "metrics", "requests.json"), Socket: filepath.Join(dir, "m.sock")}
 	rec := metrics.New(0, nil)
-	stop, err := startMetrics(context.Background(), cfg, rec, slog.New(slog.DiscardHandler))
+	ready := make(chan struct{})
+	close(ready)
+	stop, err := startMetrics(context.Background(), cfg, rec, slog.New(slog.DiscardHandler), ready)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +61,54 @@ func TestGatewayMetrics(t *testing.T) {
 	}
 	if got := metrics.Total(again.Range("a", "s", now.Add(-time.Hour), now.Add(time.Minute))); got.Requests != 2 {
 		t.Errorf("after a restart: %+v", got)
+	}
+}
+
+// TestGatewayMetricsKeepTheLastRunUntilRead: the last run's minutes are
+// read only once ready is closed; a gateway that stops before that leaves
+// the file as it was, and requests counted before the read are kept with
+// them.
+func TestGatewayMetricsKeepTheLastRunUntilRead(t *testing.T) {
+	dir := t.TempDir()
+	cfg := GatewayMetrics{File: filepath.Join(dir, "requests.json")}
+	k := metrics.Key{Account: "a", Script: "s", Version: "v"}
+	last := metrics.New(0, nil)
+	last.Observe(k, 200, time.Millisecond)
+	if err := last.Save(cfg.File); err != nil {
+		t.Fatal(err)
+	}
+	total := func() uint64 {
+		r := metrics.New(0, nil)
+		if err := r.Load(cfg.File); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		return metrics.Total(r.Range("a", "s", now.Add(-time.Hour), now.Add(time.Minute))).Requests
+	}
+	log := slog.New(slog.DiscardHandler)
+
+	rec := metrics.New(0, nil)
+	stop, err := startMetrics(context.Background(), cfg, rec, log, make(chan struct{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Observe(k, 200, time.Millisecond)
+	stop()
+	if got := total(); got != 1 {
+		t.Fatalf("after a gateway that stopped before reading the file: %d requests saved, want the last run's 1", got)
+	}
+
+	rec = metrics.New(0, nil)
+	ready := make(chan struct{})
+	stop, err = startMetrics(context.Background(), cfg, rec, log, ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Observe(k, 200, time.Millisecond)
+	close(ready)
+	stop()
+	if got := total(); got != 2 {
+		t.Fatalf("after a gateway that read the file: %d requests saved, want 2 (the last run's and its own)", got)
 	}
 }
 

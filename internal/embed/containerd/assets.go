@@ -1,17 +1,13 @@
 package containerd
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/embed/packed"
 )
 
 // bin holds the binaries `make build` places in bin/ before compiling octo.
@@ -29,21 +25,8 @@ const (
 // the pause binary is missing.
 var ErrNotEmbedded = errors.New("this octo binary was built without its embedded containerd shim and pause binaries; build it with `make build`")
 
-// Asset returns an embedded binary. A binary stored compressed (name.zst,
-// as `make assets` stores the shim) is decompressed.
+// Asset returns an embedded binary stored as is (the pause binary).
 func Asset(name string) ([]byte, error) {
-	if z, err := bin.ReadFile("bin/" + name + ".zst"); err == nil {
-		dec, err := zstd.NewReader(nil)
-		if err != nil {
-			return nil, err
-		}
-		defer dec.Close()
-		b, err := dec.DecodeAll(z, nil)
-		if err != nil {
-			return nil, fmt.Errorf("decompress %s: %w", name, err)
-		}
-		return b, nil
-	}
 	b, err := bin.ReadFile("bin/" + name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotEmbedded)
@@ -51,19 +34,23 @@ func Asset(name string) ([]byte, error) {
 	return b, err
 }
 
-// ExtractShim writes the shim to cfg.BinDir() unless an identical copy is
-// there. Shims already running keep their (renamed-over) executable.
-func ExtractShim(cfg config.Config) (string, error) {
-	data, err := Asset(ShimName)
+// shim is the packed shim (`make assets` stores it compressed, with its
+// SHA-256).
+func shim() packed.Binary {
+	sub, err := fs.Sub(bin, "bin")
 	if err != nil {
-		return "", err
+		panic(err) // "bin" is a valid path: fs.Sub cannot fail
 	}
-	path := filepath.Join(cfg.BinDir(), ShimName)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return path, nil
+	return packed.Binary{FS: sub, Name: ShimName}
+}
+
+// ExtractShim writes the shim to cfg.BinDir() unless an identical copy is
+// there (its SHA-256 is checked; nothing is decompressed then). Shims
+// already running keep their (renamed-over) executable.
+func ExtractShim(cfg config.Config) (string, error) {
+	path, err := shim().Extract(cfg.BinDir())
+	if errors.Is(err, packed.ErrNotEmbedded) {
+		return "", fmt.Errorf("%s: %w", ShimName, ErrNotEmbedded)
 	}
-	if err := config.WriteFileAtomic(path, data, 0o755); err != nil {
-		return "", fmt.Errorf("extract shim: %w", err)
-	}
-	return path, nil
+	return path, err
 }

@@ -13,14 +13,22 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 	kubeletoptions "k8s.io/kubernetes/cmd/kubelet/app/options"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	kubeletpkg "k8s.io/kubernetes/pkg/kubelet"
 	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
+	podconfig "k8s.io/kubernetes/pkg/kubelet/config"
 	"k8s.io/kubernetes/pkg/kubelet/kubeletconfig/configfiles"
+	kubetypes "k8s.io/kubernetes/pkg/kubelet/types"
+	kubeletutil "k8s.io/kubernetes/pkg/kubelet/util"
 	utilfs "k8s.io/kubernetes/pkg/util/filesystem"
 
 	"github.com/octohq/octo/internal/config"
@@ -32,6 +40,11 @@ const HealthzPort = 10248
 
 // Kubelet is the kubelet component.
 type Kubelet struct {
+	// HoldPods, when set, holds the node's pods back: the kubelet starts,
+	// registers its node and reports it Ready, and takes the pods the API
+	// server binds to it once HoldPods returns nil. Set it before Start.
+	HoldPods func(context.Context) error
+
 	cfg     config.Config
 	pki     *pki.PKI
 	started time.Time
@@ -141,10 +154,17 @@ func (k *Kubelet) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dependencies: %w", err)
 	}
-	if err := k.preRegister(ctx); err != nil {
+	cs, err := k.client()
+	if err != nil {
+		return err
+	}
+	if err := k.preRegister(ctx, cs); err != nil {
 		return err
 	}
 	ctx, k.cancel = context.WithCancel(ctx)
+	if k.HoldPods != nil {
+		k.heldPodSource(ctx, deps, cs)
+	}
 	k.done = make(chan error, 1)
 	go func() { k.done <- kubeletapp.Run(ctx, server, deps, utilfeature.DefaultFeatureGate) }()
 	return nil
@@ -156,21 +176,53 @@ func (k *Kubelet) Start(ctx context.Context) error {
 // to a second after the kubelet's registration. The kubelet takes the object
 // over when it registers (status, labels). A pod scheduled before the
 // kubelet runs waits for it, as on any node that is not Ready yet.
-func (k *Kubelet) preRegister(ctx context.Context) error {
-	rc, err := clientcmd.BuildConfigFromFlags("", k.pki.KubeconfigPath("kubelet"))
-	if err != nil {
-		return fmt.Errorf("kubelet kubeconfig: %w", err)
-	}
-	rc.Timeout = 10 * time.Second
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	_, err = cs.CoreV1().Nodes().Create(ctx, InitialNode(k.cfg.NodeName, k.cfg.NodeIP), metav1.CreateOptions{})
+func (k *Kubelet) preRegister(ctx context.Context, cs kubernetes.Interface) error {
+	_, err := cs.CoreV1().Nodes().Create(ctx, InitialNode(k.cfg.NodeName, k.cfg.NodeIP), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("register node %s: %w", k.cfg.NodeName, err)
 	}
 	return nil
+}
+
+// client is a client with the kubelet's credentials, and the rate of its
+// event recorder (the kubelet's default eventRecordQPS and eventBurst).
+func (k *Kubelet) client() (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", k.pki.KubeconfigPath("kubelet"))
+	if err != nil {
+		return nil, fmt.Errorf("kubelet kubeconfig: %w", err)
+	}
+	rc.Timeout = 10 * time.Second
+	rc.QPS, rc.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return cs, nil
+}
+
+// heldPodSource gives the kubelet the API server's pods of its node, as the
+// kubelet's own pod source does, once HoldPods returns nil. The kubelet
+// makes its pod source with its event recorder, which it would make later:
+// the recorder is made here, as the kubelet makes it.
+func (k *Kubelet) heldPodSource(ctx context.Context, deps *kubeletpkg.Dependencies, cs kubernetes.Interface) {
+	b := record.NewBroadcaster(record.WithContext(ctx))
+	deps.Recorder = b.NewRecorder(legacyscheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
+	b.StartStructuredLogging(3)
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	if deps.PodStartupLatencyTracker == nil {
+		deps.PodStartupLatencyTracker = kubeletutil.NewPodStartupLatencyTracker()
+	}
+	deps.PodConfig = podconfig.NewPodConfig(podconfig.PodConfigNotificationIncremental, deps.Recorder, deps.PodStartupLatencyTracker)
+	updates := deps.PodConfig.Channel(ctx, kubetypes.ApiserverSource)
+	go func() {
+		if err := k.HoldPods(ctx); err != nil {
+			return // stopping
+		}
+		// The node has long been registered and Ready by then: no
+		// need to wait for the kubelet's view of it, as its own source
+		// does at its start.
+		podconfig.NewSourceApiserver(cs, types.NodeName(k.cfg.NodeName), func() bool { return true }, updates)
+	}()
 }
 
 // InitialNode is the Node preRegister creates: the labels and the

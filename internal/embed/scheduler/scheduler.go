@@ -7,38 +7,37 @@ import (
 
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	schedoptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+	"k8s.io/kubernetes/pkg/scheduler"
 
-	"github.com/octohq/octo/internal/config"
-	"github.com/octohq/octo/internal/embed/healthz"
 	"github.com/octohq/octo/internal/embed/kubeflags"
 	"github.com/octohq/octo/internal/pki"
 )
 
-// Port is the scheduler's loopback health and metrics port.
-const Port = 10259
-
-// Scheduler is the kube-scheduler component.
+// Scheduler is the kube-scheduler component. It serves no port: its health
+// and metrics endpoints would cost it a self-signed loopback certificate,
+// two RSA keys made at every start (~0.2 s of CPU, while a warm start keeps
+// both cores busy), and nothing reads them; Ready watches its informers
+// instead.
 type Scheduler struct {
 	pki    *pki.PKI
+	sched  *scheduler.Scheduler
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// New returns the scheduler of a cluster whose PKI is p.
+// New returns the scheduler, authenticating with p's scheduler kubeconfig.
 func New(p *pki.PKI) *Scheduler { return &Scheduler{pki: p} }
 
 // Name implements embed.Component.
 func (s *Scheduler) Name() string { return "kube-scheduler" }
 
-// Start sets the scheduler up and runs it in a goroutine.
+// Start runs the scheduler in a goroutine; the API server must be ready.
 func (s *Scheduler) Start(ctx context.Context) error {
 	opts := schedoptions.NewOptions()
 	kc := s.pki.KubeconfigPath("scheduler")
 	args := []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-		"--bind-address=" + config.Host, fmt.Sprintf("--secure-port=%d", Port),
-		"--tls-cert-file=" + s.pki.Path(pki.ServingName+".crt"), "--tls-private-key-file=" + s.pki.Path(pki.ServingName+".key"),
-		"--leader-elect=false", "--profiling=false",
+		"--secure-port=0", "--leader-elect=false", "--profiling=false",
 	}
 	if _, err := kubeflags.Parse("kube-scheduler", *opts.Flags, args); err != nil {
 		return err
@@ -52,17 +51,33 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.cancel()
 		return fmt.Errorf("setup: %w", err)
 	}
+	s.sched = sched
 	s.done = make(chan error, 1)
 	go func() { s.done <- schedapp.Run(ctx, cc, sched) }()
 	return nil
 }
 
-// Ready waits for the component's /healthz.
+// Ready waits until the scheduler's event handlers have had the initial
+// list of every informer: it schedules from then on, as its own readiness
+// check says.
 func (s *Scheduler) Ready(ctx context.Context) error {
-	return healthz.Wait(ctx, Port, s.pki, s.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	synced := make(chan error, 1)
+	go func() { synced <- s.sched.WaitForHandlersSync(ctx) }()
+	select {
+	case err := <-synced:
+		if err != nil {
+			return fmt.Errorf("informers not synced: %w", err)
+		}
+		return nil
+	case err := <-s.done:
+		s.done <- err
+		return fmt.Errorf("exited: %v", err)
+	}
 }
 
-// Stop cancels the scheduler.
+// Stop cancels the scheduler's context.
 func (s *Scheduler) Stop(context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
