@@ -15,6 +15,7 @@ import (
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
 	"github.com/octohq/octo/internal/kubeconfig"
+	"github.com/octohq/octo/internal/procstat"
 	"github.com/octohq/octo/internal/teardown"
 )
 
@@ -116,12 +117,11 @@ func processAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return errors.Is(err, syscall.EPERM)
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return false
 	}
-	s := string(stat)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] != 'Z' {
+	if st.State != 'Z' {
 		return true
 	}
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))

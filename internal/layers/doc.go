@@ -5,7 +5,7 @@
 // The layers, lowest first (a package may import its own layer and lower):
 //
 //	0 foundation  api/v1, internal/config, version, logs, pki, kubeconfig,
-//	              crds, embed/..., teardown, precheck
+//	              crds, embed/..., teardown, precheck, procstat
 //	1 runtime     internal/workerd, internal/tail, internal/assets,
 //	              internal/metrics, internal/workerlogs, internal/warmstart
 //	2 domain      internal/store (accounts, records, S3 layout, KV)

@@ -24,6 +24,7 @@ var layerOf = map[string]int{
 	"internal/embed":      0,
 	"internal/teardown":   0,
 	"internal/precheck":   0,
+	"internal/procstat":   0,
 	"internal/layers":     0,
 	"internal/workerd":    1,
 	"internal/tail":       1,

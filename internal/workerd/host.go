@@ -2,7 +2,6 @@ package workerd
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,10 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/octohq/octo/internal/procstat"
 )
 
 // Host is a long-running workerd that Sandbox.Serve started: uploaded code
@@ -139,32 +138,12 @@ func (h *Host) Stop() error {
 // CPUTime is the CPU time the host's workerd has used so far, user and
 // system, all its threads.
 func (h *Host) CPUTime() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.pid))
+	st, err := procstat.Read(h.pid)
 	if err != nil {
 		return 0, fmt.Errorf("workerd host: %w", err)
 	}
-	// Fields after the command (which may hold spaces), from the third on.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("workerd host: /proc/%d/stat: no command", h.pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("workerd host: /proc/%d/stat: %d fields", h.pid, len(f))
-	}
-	var ticks int64
-	for _, s := range f[11:13] { // utime, stime (fields 14 and 15)
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("workerd host: /proc/%d/stat: %w", h.pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	return st.CPU, nil
 }
-
-// userHZ is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
-const userHZ = 100
 
 // OOMKilled reports whether the host's cgroup killed it for memory.
 func (h *Host) OOMKilled() bool { return h.cg.oomKilled() }

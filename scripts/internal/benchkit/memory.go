@@ -2,12 +2,11 @@ package benchkit
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/daemon"
+	"github.com/octohq/octo/internal/procstat"
 )
 
 // Memory is what an octo instance holds, in MB: resident set (RSS) and
@@ -61,12 +60,6 @@ func pss(pid int) float64 {
 }
 
 func ppid(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
+	st, _ := procstat.Read(pid)
+	return st.PPID
 }
