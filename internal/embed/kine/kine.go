@@ -30,9 +30,11 @@ type Kine struct {
 	cancel context.CancelFunc
 	etcd   endpoint.ETCDConfig
 
-	runCtx    context.Context // Start's, until Stop
-	clockOnce sync.Once
-	clock     *leaseClock // nil until Ready, or when it cannot open
+	runCtx context.Context // Start's, until Stop
+
+	mu      sync.Mutex
+	clock   *leaseClock // nil until Ready, or when it cannot open
+	stopped bool        // Stop ran: no clock starts after it
 }
 
 // New returns the kine component for cfg: database in <data-dir>/db/state.db,
@@ -119,19 +121,22 @@ func (k *Kine) Ready(ctx context.Context) error {
 
 // startClock starts the lease clock once kine serves (its table exists).
 func (k *Kine) startClock() {
-	k.clockOnce.Do(func() {
-		c, err := openClock(k.dbPath, k.clockPath())
-		if err != nil {
-			k.log.Warn("kine: no lease clock; Events outlive their TTL across restarts", "err", err)
-			return
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped || k.clock != nil {
+		return
+	}
+	c, err := openClock(k.dbPath, k.clockPath())
+	if err != nil {
+		k.log.Warn("kine: no lease clock; Events outlive their TTL across restarts", "err", err)
+		return
+	}
+	k.clock = c
+	var warned atomic.Bool
+	go c.run(k.runCtx, func(err error) {
+		if !warned.Swap(true) {
+			k.log.Warn("kine: lease clock not recorded", "err", err)
 		}
-		k.clock = c
-		var warned atomic.Bool
-		go c.run(k.runCtx, func(err error) {
-			if !warned.Swap(true) {
-				k.log.Warn("kine: lease clock not recorded", "err", err)
-			}
-		})
 	})
 }
 
@@ -141,10 +146,12 @@ func (k *Kine) Stop(ctx context.Context) error {
 	if k.cancel != nil {
 		k.cancel()
 	}
-	neverStarted := false
-	k.clockOnce.Do(func() { neverStarted = true }) // and no clock starts after this
-	if !neverStarted && k.clock != nil {
-		if err := k.clock.close(ctx); err != nil {
+	k.mu.Lock()
+	k.stopped = true
+	clock := k.clock
+	k.mu.Unlock()
+	if clock != nil {
+		if err := clock.close(ctx); err != nil {
 			k.log.Warn("kine: lease clock not recorded", "err", err)
 		}
 	}
