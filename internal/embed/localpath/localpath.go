@@ -70,9 +70,10 @@ type Volumes struct {
 	Log  *slog.Logger
 
 	mu sync.Mutex
-	// refused holds the claims already told why they get no volume: one
-	// event each, not one per reconcile.
-	refused map[types.UID]bool
+	// refused holds the claims already told why they get no volume (the
+	// UID of each, by name): one event each, not one per reconcile. A
+	// claim leaves it when it is gone.
+	refused map[client.ObjectKey]types.UID
 }
 
 // DirOf is the directory of a claim's volume: pvc-<uid>_<namespace>_<name>,
@@ -94,7 +95,13 @@ func (v *Volumes) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 func (v *Volumes) reconcileClaim(ctx context.Context, key client.ObjectKey) error {
 	var pvc corev1.PersistentVolumeClaim
 	if err := v.Client.Get(ctx, key, &pvc); err != nil {
-		return client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			v.mu.Lock()
+			delete(v.refused, key)
+			v.mu.Unlock()
+			return nil
+		}
+		return err
 	}
 	if pvc.Spec.VolumeName != "" || pvc.DeletionTimestamp != nil || pvc.Annotations[annStorageProvisioner] != Provisioner ||
 		pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != StorageClass {
@@ -181,16 +188,17 @@ func (v *Volumes) reconcileVolume(ctx context.Context, name string) error {
 func (v *Volumes) refuse(ctx context.Context, pvc *corev1.PersistentVolumeClaim, msg string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.refused[pvc.UID] {
+	key := client.ObjectKeyFromObject(pvc)
+	if v.refused[key] == pvc.UID {
 		return nil
 	}
 	if err := v.warn(ctx, pvc, "ProvisioningFailed", msg); err != nil {
 		return err
 	}
 	if v.refused == nil {
-		v.refused = map[types.UID]bool{}
+		v.refused = map[client.ObjectKey]types.UID{}
 	}
-	v.refused[pvc.UID] = true
+	v.refused[key] = pvc.UID
 	return nil
 }
 

@@ -136,6 +136,16 @@ func TestBlockClaimIsToldOnce(t *testing.T) {
 	if entries, _ := os.ReadDir(v.Dir); len(entries) != 0 {
 		t.Errorf("a block claim got a directory: %v", entries)
 	}
+	// Once the claim is gone, it is forgotten.
+	if err := c.Delete(ctx, block); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "app", Name: "raw"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.refused) != 0 {
+		t.Errorf("refused = %v after the claim went, want it empty", v.refused)
+	}
 }
 
 // TestFailedVolumeLeavesNoDirectory: when the volume cannot be created, the
