@@ -177,6 +177,8 @@ func (k *Kubelet) Start(ctx context.Context) error {
 // over when it registers (status, labels). A pod scheduled before the
 // kubelet runs waits for it, as on any node that is not Ready yet.
 func (k *Kubelet) preRegister(ctx context.Context, cs kubernetes.Interface) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	_, err := cs.CoreV1().Nodes().Create(ctx, InitialNode(k.cfg.NodeName, k.cfg.NodeIP), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("register node %s: %w", k.cfg.NodeName, err)
@@ -185,13 +187,13 @@ func (k *Kubelet) preRegister(ctx context.Context, cs kubernetes.Interface) erro
 }
 
 // client is a client with the kubelet's credentials, and the rate of its
-// event recorder (the kubelet's default eventRecordQPS and eventBurst).
+// event recorder (the kubelet's default eventRecordQPS and eventBurst). It
+// has no timeout of its own: the held pod source watches through it.
 func (k *Kubelet) client() (kubernetes.Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", k.pki.KubeconfigPath("kubelet"))
 	if err != nil {
 		return nil, fmt.Errorf("kubelet kubeconfig: %w", err)
 	}
-	rc.Timeout = 10 * time.Second
 	rc.QPS, rc.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
