@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,24 +43,29 @@ const MetricsSaveInterval = 30 * time.Second
 
 // startMetrics serves rec on m.Socket and keeps saving it to m.File until
 // ctx ends; stop saves it a last time and closes the socket. The minutes
-// m.File holds from the last run are added once ready is closed: with
-// 1,000 Workers the file is ~13 MB, 0.25–1 s of decoding, which the
-// gateway does once its cache has synced, after a warm start's busiest
-// seconds. No save comes before them (it would drop them), and none at
-// all when the gateway stops before they were read.
+// m.File holds from the last run are added once ready is closed, or at the
+// first request for a series, which waits for them: with 1,000 Workers the
+// file is ~13 MB, 0.25–1 s of decoding, which the gateway does once its
+// cache has synced, after a warm start's busiest seconds, unless the
+// dashboard asks before. No save comes before them (it would drop them),
+// and none at all when the gateway stops before they were read.
 func startMetrics(ctx context.Context, m GatewayMetrics, rec *metrics.Recorder, log *slog.Logger, ready <-chan struct{}) (stop func(), err error) {
 	done := make(chan struct{})
 	loaded := make(chan struct{})
+	asked := make(chan struct{})
+	ask := sync.OnceFunc(func() { close(asked) })
 	read := false // the last run's minutes were read (set before loaded closes)
 	go func() {
 		defer close(loaded)
 		select {
 		case <-ready:
+		case <-asked:
 		case <-done:
 		case <-ctx.Done():
 		}
 		select {
 		case <-ready: // also when stopped since
+		case <-asked:
 		default:
 			return
 		}
@@ -105,6 +111,12 @@ func startMetrics(ctx context.Context, m GatewayMetrics, rec *metrics.Recorder, 
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /series", func(w http.ResponseWriter, r *http.Request) {
+			ask()
+			select {
+			case <-loaded:
+			case <-r.Context().Done():
+				return
+			}
 			q := r.URL.Query()
 			from, _ := strconv.ParseInt(q.Get("from"), 10, 64)
 			to, _ := strconv.ParseInt(q.Get("to"), 10, 64)

@@ -110,6 +110,21 @@ func TestGatewayMetricsKeepTheLastRunUntilRead(t *testing.T) {
 	if got := total(); got != 2 {
 		t.Fatalf("after a gateway that read the file: %d requests saved, want 2 (the last run's and its own)", got)
 	}
+
+	// Asked for a series before its cache synced, the gateway reads the
+	// file first: the dashboard sees the last run's requests at once.
+	cfg.Socket = filepath.Join(dir, "m.sock")
+	rec = metrics.New(0, nil)
+	stop, err = startMetrics(context.Background(), cfg, rec, log, make(chan struct{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	now := time.Now()
+	pts, err := NewMetricsClient(cfg.Socket).Series(context.Background(), "a", "s", now.Add(-time.Hour), now.Add(time.Minute))
+	if err != nil || metrics.Total(pts).Requests != 2 {
+		t.Fatalf("series before the cache synced: %+v, %v; want the 2 requests saved before", pts, err)
+	}
 }
 
 // TestPodRestarts sums the container restarts of each bundle's pods.
