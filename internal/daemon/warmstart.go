@@ -295,15 +295,13 @@ func podsServe(ctx context.Context, c client.Reader, nodeStarted time.Time) (boo
 	return true, nil
 }
 
-// podsAfterWarmStart is the kubelet's HoldPods: while warm-start hosts
-// serve the Workers, the kubelet starts the pods once octo is ready
-// (ready closed). Each pod costs the runtime, its shim, runc and the
-// network plugins ~50 ms of CPU that no cgroup of the pods accounts (32
-// pods: ~1.5 s of a warm start with 1,000 Workers, while both cores were
-// busy), and none serves before the hosts do. Without hosts the pods start
-// at once.
-// started is the hosts' component, whose readiness says whether they
-// serve.
+// podsAfterWarmStart is the kubelet's HoldPods: while the warm-start hosts
+// (started, the component whose readiness says whether they serve) serve
+// the Workers, the kubelet starts the pods once octo is ready (ready
+// closed). Each pod costs the runtime, its shim, runc and the network
+// plugins ~50 ms of CPU that no cgroup of the pods accounts (32 pods: ~1.5
+// s of a warm start with 1,000 Workers, while both cores were busy), and
+// none serves before the hosts do. Without hosts the pods start at once.
 func podsAfterWarmStart(started *early, hosts *warmstart.Hosts, ready <-chan struct{}) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := started.Wait(ctx); err != nil {

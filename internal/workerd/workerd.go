@@ -12,7 +12,6 @@ package workerd
 import (
 	"embed"
 	"errors"
-	"io/fs"
 	"strings"
 
 	"github.com/octohq/octo/internal/embed/packed"
@@ -49,11 +48,7 @@ var ErrNotEmbedded = errors.New("this octo binary was built without workerd; run
 
 // binary is the packed workerd in bin.
 func binary() packed.Binary {
-	sub, err := fs.Sub(bin, "bin")
-	if err != nil {
-		panic(err) // "bin" is a valid path: fs.Sub cannot fail
-	}
-	return packed.Binary{FS: sub, Name: BinaryName}
+	return packed.Binary{FS: bin, Dir: "bin", Name: BinaryName}
 }
 
 // SHA256 returns the hex SHA-256 of the embedded (uncompressed) binary.

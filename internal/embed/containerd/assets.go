@@ -37,11 +37,7 @@ func Asset(name string) ([]byte, error) {
 // shim is the packed shim (`make assets` stores it compressed, with its
 // SHA-256).
 func shim() packed.Binary {
-	sub, err := fs.Sub(bin, "bin")
-	if err != nil {
-		panic(err) // "bin" is a valid path: fs.Sub cannot fail
-	}
-	return packed.Binary{FS: sub, Name: ShimName}
+	return packed.Binary{FS: bin, Dir: "bin", Name: ShimName}
 }
 
 // ExtractShim writes the shim to cfg.BinDir() unless an identical copy is

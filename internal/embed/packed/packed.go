@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,15 +29,20 @@ import (
 // compiled without `make build`.
 var ErrNotEmbedded = errors.New("not embedded")
 
-// Binary is one packed binary: FS holds Name+".zst" and Name+".sha256".
+// Binary is one packed binary: Dir of FS holds Name+".zst" and
+// Name+".sha256" (Dir empty: its root).
 type Binary struct {
 	FS   fs.FS
+	Dir  string
 	Name string
 }
 
+// file is the path in FS of the binary's file with suffix.
+func (b Binary) file(suffix string) string { return path.Join(b.Dir, b.Name+suffix) }
+
 // SHA256 returns the hex SHA-256 of the uncompressed binary.
 func (b Binary) SHA256() (string, error) {
-	data, err := fs.ReadFile(b.FS, b.Name+".sha256")
+	data, err := fs.ReadFile(b.FS, b.file(".sha256"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%s: %w", b.Name, ErrNotEmbedded)
 	}
@@ -55,7 +61,7 @@ func (b Binary) Embedded() bool {
 	if _, err := b.SHA256(); err != nil {
 		return false
 	}
-	_, err := fs.Stat(b.FS, b.Name+".zst")
+	_, err := fs.Stat(b.FS, b.file(".zst"))
 	return err == nil
 }
 
@@ -82,8 +88,8 @@ func (b Binary) Extract(dir string) (string, error) {
 }
 
 // write decompresses the binary into path, checking its SHA-256.
-func (b Binary) write(path, want string) error {
-	zf, err := b.FS.Open(b.Name + ".zst")
+func (b Binary) write(dst, want string) error {
+	zf, err := b.FS.Open(b.file(".zst"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return ErrNotEmbedded
 	}
@@ -91,10 +97,10 @@ func (b Binary) write(path, want string) error {
 		return err
 	}
 	defer zf.Close()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+b.Name+"-*")
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+b.Name+"-*")
 	if err != nil {
 		return err
 	}
@@ -121,7 +127,7 @@ func (b Binary) write(path, want string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), dst)
 }
 
 // verified remembers the files this process has hashed or written, so that
