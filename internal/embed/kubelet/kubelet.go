@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -24,6 +25,7 @@ import (
 	kubeletoptions "k8s.io/kubernetes/cmd/kubelet/app/options"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	kubeletpkg "k8s.io/kubernetes/pkg/kubelet"
+	kubeletconfig "k8s.io/kubernetes/pkg/kubelet/apis/config"
 	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
 	podconfig "k8s.io/kubernetes/pkg/kubelet/config"
 	"k8s.io/kubernetes/pkg/kubelet/kubeletconfig/configfiles"
@@ -154,16 +156,15 @@ func (k *Kubelet) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dependencies: %w", err)
 	}
-	cs, err := k.client()
-	if err != nil {
+	if err := k.clients(kc, deps); err != nil {
 		return err
 	}
-	if err := k.preRegister(ctx, cs); err != nil {
+	if err := k.preRegister(ctx, deps.KubeClient); err != nil {
 		return err
 	}
 	ctx, k.cancel = context.WithCancel(ctx)
 	if k.HoldPods != nil {
-		k.heldPodSource(ctx, deps, cs)
+		k.heldPodSource(ctx, deps)
 	}
 	k.done = make(chan error, 1)
 	go func() { k.done <- kubeletapp.Run(ctx, server, deps, utilfeature.DefaultFeatureGate) }()
@@ -186,31 +187,51 @@ func (k *Kubelet) preRegister(ctx context.Context, cs kubernetes.Interface) erro
 	return nil
 }
 
-// client is a client with the kubelet's credentials, and the rate of its
-// event recorder (the kubelet's default eventRecordQPS and eventBurst). It
-// has no timeout of its own: the held pod source watches through it.
-func (k *Kubelet) client() (kubernetes.Interface, error) {
+// heartbeatTimeout bounds the kubelet's lease renewals and node status
+// posts: the kubelet's own 10 s default (its nodeStatusUpdateFrequency).
+const heartbeatTimeout = 10 * time.Second
+
+// clients gives deps the kubelet's API clients, made as the kubelet makes
+// them (its content type, its API and event rates) but for the heartbeat's
+// timeout. The kubelet times a heartbeat out after nodeStatusUpdateFrequency,
+// 250 ms here so that the node turns Ready soon after it starts; an API
+// server busy on two cores often takes longer, the node's lease then went
+// unrenewed, and the node controller marks a node whose lease runs out
+// NotReady with all of its pods.
+func (k *Kubelet) clients(kc *kubeletconfig.KubeletConfiguration, deps *kubeletpkg.Dependencies) error {
 	rc, err := clientcmd.BuildConfigFromFlags("", k.pki.KubeconfigPath("kubelet"))
 	if err != nil {
-		return nil, fmt.Errorf("kubelet kubeconfig: %w", err)
+		return fmt.Errorf("kubelet kubeconfig: %w", err)
 	}
-	rc.QPS, rc.Burst = 50, 100
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	rc.ContentType = kc.ContentType
+	if kc.ContentType == runtime.ContentTypeProtobuf {
+		rc.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	}
-	return cs, nil
+	api, events, heartbeat := *rc, *rc, *rc
+	api.QPS, api.Burst = float32(kc.KubeAPIQPS), int(kc.KubeAPIBurst)
+	events.QPS, events.Burst = float32(kc.EventRecordQPS), int(kc.EventBurst)
+	heartbeat.QPS, heartbeat.Timeout = -1, heartbeatTimeout
+	if deps.KubeClient, err = kubernetes.NewForConfig(&api); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if deps.EventClient, err = typedcorev1.NewForConfig(&events); err != nil {
+		return fmt.Errorf("event client: %w", err)
+	}
+	if deps.HeartbeatClient, err = kubernetes.NewForConfig(&heartbeat); err != nil {
+		return fmt.Errorf("heartbeat client: %w", err)
+	}
+	return nil
 }
 
 // heldPodSource gives the kubelet the API server's pods of its node, as the
 // kubelet's own pod source does, once HoldPods returns nil. The kubelet
 // makes its pod source with its event recorder, which it would make later:
 // the recorder is made here, as the kubelet makes it.
-func (k *Kubelet) heldPodSource(ctx context.Context, deps *kubeletpkg.Dependencies, cs kubernetes.Interface) {
+func (k *Kubelet) heldPodSource(ctx context.Context, deps *kubeletpkg.Dependencies) {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	deps.Recorder = b.NewRecorder(legacyscheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
 	b.StartStructuredLogging(3)
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: deps.EventClient.Events("")})
 	if deps.PodStartupLatencyTracker == nil {
 		deps.PodStartupLatencyTracker = kubeletutil.NewPodStartupLatencyTracker()
 	}
@@ -223,7 +244,7 @@ func (k *Kubelet) heldPodSource(ctx context.Context, deps *kubeletpkg.Dependenci
 		// The node has long been registered and Ready by then: no
 		// need to wait for the kubelet's view of it, as its own source
 		// does at its start.
-		podconfig.NewSourceApiserver(cs, types.NodeName(k.cfg.NodeName), func() bool { return true }, updates)
+		podconfig.NewSourceApiserver(deps.KubeClient, types.NodeName(k.cfg.NodeName), func() bool { return true }, updates)
 	}()
 }
 

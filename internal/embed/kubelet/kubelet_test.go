@@ -12,6 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/kubernetes/fake"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	kubeletpkg "k8s.io/kubernetes/pkg/kubelet"
+	kubeletconfig "k8s.io/kubernetes/pkg/kubelet/apis/config"
 	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
 	"k8s.io/kubernetes/pkg/kubelet/kubeletconfig/configfiles"
 	utilfs "k8s.io/kubernetes/pkg/util/filesystem"
@@ -25,8 +29,20 @@ func TestConfigurationLoadsAndValidates(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default(dir)
 	cfg.NodeName = "node"
-	k := New(cfg, pki.New(cfg))
-	path := filepath.Join(dir, "kubelet.yaml")
+	kc := loadConfiguration(t, New(cfg, pki.New(cfg)))
+	if err := kubeletvalidation.ValidateKubeletConfiguration(kc, utilfeature.DefaultFeatureGate); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if kc.Address != config.Host || kc.ReadOnlyPort != 0 || kc.CgroupDriver != "cgroupfs" || kc.Authentication.Anonymous.Enabled {
+		t.Fatalf("unexpected configuration: address=%s ro=%d cgroup=%s", kc.Address, kc.ReadOnlyPort, kc.CgroupDriver)
+	}
+}
+
+// loadConfiguration loads k's rendered configuration with the kubelet's
+// own code, defaults included.
+func loadConfiguration(t *testing.T, k *Kubelet) *kubeletconfig.KubeletConfiguration {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubelet.yaml")
 	if err := os.WriteFile(path, []byte(k.Configuration()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -38,11 +54,41 @@ func TestConfigurationLoadsAndValidates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if err := kubeletvalidation.ValidateKubeletConfiguration(kc, utilfeature.DefaultFeatureGate); err != nil {
-		t.Fatalf("validate: %v", err)
+	return kc
+}
+
+// The heartbeat (lease renewals, node status posts) waits as long as the
+// kubelet's default, not the 250 ms of the node status period that the
+// kubelet would take as its timeout; the other clients keep the kubelet's
+// rates.
+func TestClientsHeartbeatOutlivesTheStatusPeriod(t *testing.T) {
+	cfg := config.Default(t.TempDir())
+	cfg.NodeName = "node"
+	p := pki.New(cfg)
+	if _, err := p.Ensure(); err != nil {
+		t.Fatal(err)
 	}
-	if kc.Address != config.Host || kc.ReadOnlyPort != 0 || kc.CgroupDriver != "cgroupfs" || kc.Authentication.Anonymous.Enabled {
-		t.Fatalf("unexpected configuration: address=%s ro=%d cgroup=%s", kc.Address, kc.ReadOnlyPort, kc.CgroupDriver)
+	k := New(cfg, p)
+	kc := loadConfiguration(t, k)
+	if kc.NodeStatusUpdateFrequency.Duration >= heartbeatTimeout {
+		t.Fatalf("nodeStatusUpdateFrequency %s: the test expects one shorter than the heartbeat's timeout", kc.NodeStatusUpdateFrequency.Duration)
+	}
+	deps := &kubeletpkg.Dependencies{}
+	if err := k.clients(kc, deps); err != nil {
+		t.Fatal(err)
+	}
+	if got := deps.HeartbeatClient.CoreV1().RESTClient().(*rest.RESTClient).Client.Timeout; got != heartbeatTimeout {
+		t.Errorf("heartbeat timeout %s, want %s", got, heartbeatTimeout)
+	}
+	api := deps.KubeClient.CoreV1().RESTClient().(*rest.RESTClient)
+	if api.Client.Timeout != 0 {
+		t.Errorf("API client timeout %s, want none (the pod source watches through it)", api.Client.Timeout)
+	}
+	if got := api.GetRateLimiter().QPS(); got != float32(kc.KubeAPIQPS) {
+		t.Errorf("API client QPS %v, want the kubelet's %d", got, kc.KubeAPIQPS)
+	}
+	if got := deps.EventClient.(*typedcorev1.CoreV1Client).RESTClient().(*rest.RESTClient).GetRateLimiter().QPS(); got != float32(kc.EventRecordQPS) {
+		t.Errorf("event client QPS %v, want the kubelet's %d", got, kc.EventRecordQPS)
 	}
 }
 
