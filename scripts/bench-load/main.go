@@ -189,14 +189,7 @@ func startBareWorkerd(dir string, traced bool) (addr string, pid int, stop func(
 		}()
 		cfg.Workers[0].Tail, cfg.TailCollector = true, col.Addr().String()
 	}
-	text, err := cfg.Render()
-	if err != nil {
-		log.Fatal(err)
-	}
-	conf := filepath.Join(dir, "config.capnp")
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		log.Fatal(err)
-	}
+	conf := benchkit.WriteConfig(dir, cfg)
 	cmd := exec.Command(bin, "serve", conf)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

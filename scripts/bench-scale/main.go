@@ -10,11 +10,16 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"maps"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,8 +28,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	apiv1 "github.com/octohq/octo/api/v1"
 	"github.com/octohq/octo/internal/config"
+	"github.com/octohq/octo/internal/procstat"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
 	"github.com/octohq/octo/scripts/internal/benchkit"
 )
 
@@ -40,8 +48,10 @@ func main() {
 	warmWorkers := flag.Int("warm-workers", 1000, "Workers of the -warm-only data dir")
 	warmRuns := flag.Int("warm-runs", 3, "warm starts timed with -warm-only")
 	warmBaseline := flag.Bool("warm-baseline", true, "with -warm-only, time a start without the snapshot first (its `octo down` saves one)")
+	bareRuns := flag.Int("bare-runs", 3, "with -warm-only, time bare workerd starting the same Workers this many times first: the real limit")
 	flag.Parse()
 	if *warmDir != "" {
+		bareStarts(*warmWorkers, *bareRuns)
 		warmOnly(*bin, *warmDir, *warmWorkers, *warmRuns, *warmBaseline)
 		return
 	}
@@ -177,6 +187,88 @@ func warmOnly(bin, dataDir string, n, runs int, baseline bool) {
 		time.Sleep(5 * time.Second)
 		b.Octo("down")
 	}
+}
+
+// bareStarts times the real limit of a warm start runs times: bare workerd
+// (the binary octo carries, one process, no octo, octo's V8 flags) starting
+// n Workers like the benchmark's (each answers its name) from one config,
+// each on a unix socket, from its start until every one answered, and the
+// CPU it used by then.
+func bareStarts(n, runs int) {
+	if runs == 0 {
+		return
+	}
+	dir, err := os.MkdirTemp("", "octo-bare-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin, err := workerd.Extract(filepath.Join(dir, "bin"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := workerd.Config{V8Flags: workerd.DefaultV8Flags}
+	sockets := map[string]string{}
+	for i := range n {
+		name := fmt.Sprintf("w%04d", i)
+		src := fmt.Sprintf("export default { fetch() { return new Response(%q); } };\n", name)
+		if err := os.WriteFile(filepath.Join(dir, name+".js"), []byte(src), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		sockets[name] = filepath.Join(dir, name+".sock")
+		cfg.Workers = append(cfg.Workers, workerd.Worker{Name: name, CompatibilityDate: "2025-01-01", Address: "unix:" + sockets[name],
+			Modules: []workerd.Module{{Name: "index.js", Type: apiv1.ModuleESModule, Path: name + ".js"}}})
+	}
+	conf := benchkit.WriteConfig(dir, cfg)
+	fmt.Println("| bare workerd, same Workers (the real limit) | all answering, from its start | CPU by then |")
+	fmt.Println("|---|---|---|")
+	for r := 1; r <= runs; r++ {
+		for _, s := range sockets {
+			_ = os.Remove(s)
+		}
+		t0 := time.Now()
+		cmd := exec.Command(bin, "serve", conf)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		pending := slices.Sorted(maps.Keys(sockets))
+		for len(pending) > 0 && time.Since(t0) < 2*time.Minute {
+			var still []string
+			for _, name := range pending {
+				if !answersOn(sockets[name], name) {
+					still = append(still, name)
+				}
+			}
+			if pending = still; len(pending) > 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		took := time.Since(t0)
+		st, err := procstat.Read(cmd.Process.Pid)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if len(pending) > 0 || err != nil {
+			log.Fatalf("bare workerd: %d Workers do not answer after %s (%v)", len(pending), took.Round(time.Second), err)
+		}
+		fmt.Printf("| run %d, %d Workers | **%s** | %s |\n", r, n, took.Round(10*time.Millisecond), st.CPU.Round(10*time.Millisecond))
+	}
+}
+
+// answersOn reports whether the Worker on the unix socket answers body.
+func answersOn(socket, body string) bool {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://worker/")
+	if err != nil {
+		return false
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && string(got) == body
 }
 
 // burst uploads names, conc at a time, each answering its own name, and

@@ -229,7 +229,8 @@ func (k *Kubelet) clients(kc *kubeletconfig.KubeletConfiguration, deps *kubeletp
 // the recorder is made here, as the kubelet makes it.
 func (k *Kubelet) heldPodSource(ctx context.Context, deps *kubeletpkg.Dependencies) {
 	b := record.NewBroadcaster(record.WithContext(ctx))
-	deps.Recorder = b.NewRecorder(legacyscheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
+	deps.Recorder = untilDone{ctx: ctx,
+		EventRecorder: b.NewRecorder(legacyscheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})}
 	b.StartStructuredLogging(3)
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: deps.EventClient.Events("")})
 	if deps.PodStartupLatencyTracker == nil {
@@ -258,6 +259,36 @@ func InitialNode(name, ip string) *corev1.Node {
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
 			{Type: corev1.NodeInternalIP, Address: ip}, {Type: corev1.NodeHostName, Address: name},
 		}},
+	}
+}
+
+// untilDone is an event recorder that drops events once ctx is done: the
+// kubelet goes on recording while it stops (its pods' containers ending),
+// and the broadcaster, stopped with ctx, logged each of those events as an
+// error (thousands at each `octo down`).
+type untilDone struct {
+	ctx context.Context
+	record.EventRecorder
+}
+
+// Event implements record.EventRecorder.
+func (r untilDone) Event(object runtime.Object, eventtype, reason, message string) {
+	if r.ctx.Err() == nil {
+		r.EventRecorder.Event(object, eventtype, reason, message)
+	}
+}
+
+// Eventf implements record.EventRecorder.
+func (r untilDone) Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any) {
+	if r.ctx.Err() == nil {
+		r.EventRecorder.Eventf(object, eventtype, reason, messageFmt, args...)
+	}
+}
+
+// AnnotatedEventf implements record.EventRecorder.
+func (r untilDone) AnnotatedEventf(object runtime.Object, annotations map[string]string, eventtype, reason, messageFmt string, args ...any) {
+	if r.ctx.Err() == nil {
+		r.EventRecorder.AnnotatedEventf(object, annotations, eventtype, reason, messageFmt, args...)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 	kubeletpkg "k8s.io/kubernetes/pkg/kubelet"
 	kubeletconfig "k8s.io/kubernetes/pkg/kubelet/apis/config"
 	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
@@ -144,5 +146,29 @@ func TestNodeChangeReturnsWhenTheNodeChanges(t *testing.T) {
 	k.done <- errors.New("exited")
 	if err := k.nodeChange(ctx, cs, "1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The kubelet's events pass until its context ends, and are dropped after.
+func TestUntilDoneDropsEventsOnceStopping(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	fake := record.NewFakeRecorder(10)
+	r := untilDone{ctx: ctx, EventRecorder: fake}
+	pod := &corev1.Pod{}
+	r.Event(pod, corev1.EventTypeNormal, "Started", "started")
+	r.Eventf(pod, corev1.EventTypeNormal, "Pulled", "pulled %s", "image")
+	r.AnnotatedEventf(pod, nil, corev1.EventTypeNormal, "Created", "created %d", 1)
+	cancel()
+	r.Event(pod, corev1.EventTypeNormal, "Killing", "stopping")
+	r.Eventf(pod, corev1.EventTypeNormal, "Killing", "stopping %s", "container")
+	r.AnnotatedEventf(pod, nil, corev1.EventTypeNormal, "Killing", "stopping %d", 2)
+	close(fake.Events)
+	var got []string
+	for e := range fake.Events {
+		got = append(got, e)
+	}
+	want := []string{"Normal Started started", "Normal Pulled pulled image", "Normal Created created 1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/octohq/octo/internal/cfapi"
 	"github.com/octohq/octo/internal/config"
 	"github.com/octohq/octo/internal/store"
+	"github.com/octohq/octo/internal/workerd"
 )
 
 // Bench drives a running octo: uploads through its API, requests through
@@ -446,4 +447,18 @@ func processes() []process {
 // isWorkerd reports whether a command line is a pod's workerd.
 func isWorkerd(args []string) bool {
 	return len(args) > 2 && args[0] == "/bin/workerd" && args[1] == "serve"
+}
+
+// WriteConfig renders cfg into dir/config.capnp for bare workerd (its
+// modules' paths are relative to dir) and returns the file's path.
+func WriteConfig(dir string, cfg workerd.Config) string {
+	text, err := cfg.Render()
+	if err != nil {
+		log.Fatal(err)
+	}
+	conf := filepath.Join(dir, "config.capnp")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	return conf
 }
