@@ -163,6 +163,7 @@ func (k *Kubelet) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, k.cancel = context.WithCancel(ctx)
+	k.recorder(ctx, deps)
 	if k.HoldPods != nil {
 		k.heldPodSource(ctx, deps)
 	}
@@ -223,16 +224,20 @@ func (k *Kubelet) clients(kc *kubeletconfig.KubeletConfiguration, deps *kubeletp
 	return nil
 }
 
-// heldPodSource gives the kubelet the API server's pods of its node, as the
-// kubelet's own pod source does, once HoldPods returns nil. The kubelet
-// makes its pod source with its event recorder, which it would make later:
-// the recorder is made here, as the kubelet makes it.
-func (k *Kubelet) heldPodSource(ctx context.Context, deps *kubeletpkg.Dependencies) {
+// recorder gives deps the kubelet's event recorder, made as the kubelet
+// makes it, but dropping the events recorded once ctx is done (untilDone).
+// The held pod source needs it before the kubelet would make it.
+func (k *Kubelet) recorder(ctx context.Context, deps *kubeletpkg.Dependencies) {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	deps.Recorder = untilDone{ctx: ctx,
 		EventRecorder: b.NewRecorder(legacyscheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})}
 	b.StartStructuredLogging(3)
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: deps.EventClient.Events("")})
+}
+
+// heldPodSource gives the kubelet the API server's pods of its node, as the
+// kubelet's own pod source does, once HoldPods returns nil.
+func (k *Kubelet) heldPodSource(ctx context.Context, deps *kubeletpkg.Dependencies) {
 	if deps.PodStartupLatencyTracker == nil {
 		deps.PodStartupLatencyTracker = kubeletutil.NewPodStartupLatencyTracker()
 	}
